@@ -1,0 +1,49 @@
+// `switchyard` command dispatcher. Each command lives in src/cli/commands/<name>.ts and exports
+// `run(argv): Promise<number>` (the exit code) and a one-line `summary`.
+import { SwitchyardError, UsageError, isSwitchyardError } from '../errors.ts';
+
+interface CommandModule {
+  summary: string;
+  run(argv: string[]): Promise<number>;
+}
+
+// One line per command; loaded lazily so `switchyard explain` does not load the daemon.
+const COMMANDS: Record<string, () => Promise<CommandModule>> = {
+  version: () => import('./commands/version.ts'),
+};
+
+function usage(): string {
+  const lines = ['usage: switchyard <command> [options]', '', 'commands:'];
+  return lines.join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+      const out = [usage()];
+      for (const [name, load] of Object.entries(COMMANDS)) out.push(`  ${name.padEnd(14)} ${(await load()).summary}`);
+      out.push('', 'Run `switchyard <command> --help` for its options.');
+      process.stdout.write(out.join('\n') + '\n');
+      return cmd === undefined ? 2 : 0;
+    }
+    const load = COMMANDS[cmd];
+    if (!load) throw new UsageError(`unknown command '${cmd}' (try: switchyard --help)`);
+    return await (await load()).run(rest);
+  } catch (err) {
+    return reportError(err, rest.includes('json'));
+  }
+}
+
+/** Prints an error the way scripts can rely on: `code: message` on stderr, or JSON with --format json. */
+export function reportError(err: unknown, json: boolean): number {
+  const e: SwitchyardError = isSwitchyardError(err)
+    ? err
+    : new SwitchyardError('SY_ERR_INTERNAL', err instanceof Error ? (err.stack ?? err.message) : String(err));
+  if (json) {
+    process.stdout.write(JSON.stringify({ error: { code: e.code, message: e.message } }) + '\n');
+  } else {
+    process.stderr.write(`switchyard: ${e.code}: ${e.message}\n`);
+  }
+  return e.exitCode;
+}
