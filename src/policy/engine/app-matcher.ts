@@ -39,6 +39,12 @@ export class AppIndex<V> {
     else this.globs.push({ re: globToRegExp(p.value), onPath: p.value.includes('/'), pattern: p, value });
   }
 
+  /** Orders values sharing a pattern, and globs, by `cmp` (stable); call after adding. */
+  finish(cmp: (a: V, b: V) => number): void {
+    for (const m of [this.names, this.paths, this.groups]) for (const l of m.values()) l.sort(cmp);
+    this.globs.sort((a, b) => cmp(a.value, b.value));
+  }
+
   /**
    * Calls `visit` for each match, most specific kind first (path, name, glob, group), until it
    * returns true. Returns whether a visit returned true.

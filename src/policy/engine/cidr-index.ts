@@ -29,6 +29,12 @@ export class CidrIndex<V> {
     }
   }
 
+  /** Orders values sharing a prefix by `cmp` (stable); call after adding. */
+  finish(cmp: (a: V, b: V) => number): void {
+    for (const m of this.v4.values()) for (const l of m.values()) l.sort(cmp);
+    for (const m of this.v6.values()) for (const l of m.values()) l.sort(cmp);
+  }
+
   /** Visits matching entries, longest prefix first, until `visit` returns true. */
   find(ctx: QueryCtx, visit: (value: V, prefix: number) => boolean): boolean {
     const ip = ctx.ip;

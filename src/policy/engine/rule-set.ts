@@ -53,6 +53,8 @@ export class RuleSet {
       if (r.stage !== 'domain' && !this.nonDomainEgresses.includes(r.egress)) this.nonDomainEgresses.push(r.egress);
     }
     this.domain.finish(byConditionsThenIndex);
+    this.cidr.finish(byConditionsThenIndex);
+    this.app.finish(byConditionsThenIndex);
     this.other.sort(byConditionsThenIndex);
   }
 
