@@ -1,11 +1,12 @@
 // One upstream resolver and how to talk to it: udp:// (retried over TCP when the answer is
-// truncated), tcp://, tls:// (DoT, RFC 7858) and https:// (DoH, RFC 8484). Every exchange checks
+// truncated), tcp://, tls:// (DoT, RFC 7858) and https:// (DoH, RFC 8484, over HTTP/2). Every exchange checks
 // that the answer belongs to our query (matchesQuery: ID, question bytes with their 0x20 case);
 // anything else is ignored while we keep waiting, so a spoofed packet can at worst cost time.
 import { createSocket } from 'node:dgram';
 import type { Socket as UdpSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
-import { Agent, request } from 'node:https';
+import { connect as http2Connect } from 'node:http2';
+import type { ClientHttp2Session, ClientHttp2Stream } from 'node:http2';
 import { isIP } from 'node:net';
 import type { Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
@@ -311,90 +312,117 @@ function startTls(raw: Socket, spec: UpstreamSpec, timeoutMs: number, alpn: stri
 
 const MAX_DOH_BODY = 65535;
 
-/** DoH (RFC 8484) over HTTP/1.1 with keep-alive; ID 0 on the wire, question checked. */
+/**
+ * DoH (RFC 8484) over HTTP/2, one session per upstream reused for every query (reopened when it
+ * closes). The wire ID is 0 as the RFC recommends; the answer's question is still checked.
+ */
 class DohExchange implements Exchange {
   readonly #spec: UpstreamSpec;
-  readonly #agent: Agent;
+  readonly #deps: TransportDeps;
+  #session: Promise<ClientHttp2Session> | null = null;
   constructor(spec: UpstreamSpec, deps: TransportDeps) {
     this.#spec = spec;
-    const agent = new Agent({ keepAlive: true, maxSockets: 16, timeout: STREAM_IDLE_MS });
-    // Every connection is dialled by us (direct or through the egress), then wrapped in TLS.
-    (agent as unknown as { createConnection: unknown }).createConnection = (
-      _opts: unknown,
-      cb: (err: Error | null, s?: Socket) => void,
-    ): undefined => {
-      deps
-        .dial(spec.host, spec.port, 10_000)
-        .then((raw) => startTls(raw, spec, 10_000, ['http/1.1']))
-        .then((s) => cb(null, s), (err: Error) => cb(err));
-      return undefined;
-    };
-    this.#agent = agent;
+    this.#deps = deps;
   }
-  exchange(q: OutQuery, timeoutMs: number): Promise<Buffer> {
+
+  #open(timeoutMs: number): Promise<ClientHttp2Session> {
     const spec = this.#spec;
+    const p = (async () => {
+      const raw = await this.#deps.dial(spec.host, spec.port, timeoutMs);
+      const tls = await startTls(raw, spec, timeoutMs, ['h2']);
+      if (tls.alpnProtocol !== 'h2') {
+        tls.destroy();
+        throw new DnsError('SY_ERR_DNS_UPSTREAM', `${spec.label} does not offer HTTP/2 (ALPN h2)`);
+      }
+      const authority = `https://${spec.servername ?? (isIP(spec.host) === 6 ? `[${spec.host}]` : spec.host)}:${spec.port}`;
+      const session = http2Connect(authority, { createConnection: () => tls });
+      const drop = (): void => {
+        if (this.#session === p) this.#session = null;
+      };
+      session.on('close', drop);
+      session.on('goaway', drop);
+      session.on('error', drop);
+      session.setTimeout(STREAM_IDLE_MS, () => session.close());
+      return session;
+    })();
+    p.catch(() => {
+      if (this.#session === p) this.#session = null;
+    });
+    return p;
+  }
+
+  async exchange(q: OutQuery, timeoutMs: number): Promise<Buffer> {
+    const spec = this.#spec;
+    const deadline = Date.now() + timeoutMs;
+    this.#session ??= this.#open(timeoutMs);
+    const session = await this.#session;
     const wire = Buffer.from(q.buf);
     wire.writeUInt16BE(0, 0);
-    const hostHeader = spec.servername ?? (isIP(spec.host) === 6 ? `[${spec.host}]` : spec.host);
     const get = spec.method === 'GET';
-    const path = get
-      ? `${spec.path}${spec.path.includes('?') ? '&' : '?'}dns=${wire.toString('base64url')}`
-      : spec.path;
+    const path = get ? `${spec.path}${spec.path.includes('?') ? '&' : '?'}dns=${wire.toString('base64url')}` : spec.path;
     return new Promise<Buffer>((resolve, reject) => {
-      const req = request({
-        agent: this.#agent,
-        host: spec.host,
-        port: spec.port,
-        path,
-        method: spec.method,
-        headers: {
-          host: spec.port === 443 ? hostHeader : `${hostHeader}:${spec.port}`,
+      let stream: ClientHttp2Stream;
+      try {
+        stream = session.request({
+          ':method': spec.method,
+          ':path': path,
           accept: 'application/dns-message',
           ...(get ? {} : { 'content-type': 'application/dns-message', 'content-length': wire.length }),
-        },
-      });
-      const timer = setTimeout(() => {
-        req.destroy(new DnsError('SY_ERR_DNS_TIMEOUT', `${spec.label} did not answer in ${timeoutMs} ms`));
-      }, timeoutMs);
-      req.on('error', (err) => {
+        });
+      } catch (err) {
+        this.#session = null;
+        reject(new DnsError('SY_ERR_DNS_UPSTREAM', `${spec.label}: ${(err as Error).message}`, err));
+        return;
+      }
+      let settled = false;
+      const fail = (err: Error): void => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
+        stream.close();
         reject(err instanceof DnsError ? err : new DnsError('SY_ERR_DNS_UPSTREAM', `${spec.label}: ${err.message}`, err));
+      };
+      const timer = setTimeout(
+        () => fail(new DnsError('SY_ERR_DNS_TIMEOUT', `${spec.label} did not answer in ${timeoutMs} ms`)),
+        Math.max(1, deadline - Date.now()),
+      );
+      stream.on('error', fail);
+      stream.on('response', (headers) => {
+        const status = headers[':status'];
+        const type = String(headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+        if (status !== 200 || type !== 'application/dns-message') fail(new DnsError('SY_ERR_DNS_UPSTREAM', `${spec.label} answered HTTP ${status} ${type}`));
       });
-      req.on('response', (res) => {
-        const type = String(res.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-        if (res.statusCode !== 200 || type !== 'application/dns-message') {
-          res.resume();
-          clearTimeout(timer);
-          reject(new DnsError('SY_ERR_DNS_UPSTREAM', `${spec.label} answered HTTP ${res.statusCode} ${type}`));
+      const parts: Buffer[] = [];
+      let size = 0;
+      stream.on('data', (d: Buffer) => {
+        size += d.length;
+        if (size > MAX_DOH_BODY) fail(new DnsError('SY_ERR_DNS_UPSTREAM', `${spec.label}: answer too large`));
+        else parts.push(d);
+      });
+      stream.on('end', () => {
+        if (settled) return;
+        const body = Buffer.concat(parts);
+        try {
+          matchesQuery(body, wire, q.qEnd, false);
+        } catch (err) {
+          fail(new DnsError('SY_ERR_DNS_UPSTREAM', `${spec.label}: ${(err as Error).message}`));
           return;
         }
-        const parts: Buffer[] = [];
-        let size = 0;
-        res.on('data', (d: Buffer) => {
-          size += d.length;
-          if (size > MAX_DOH_BODY) req.destroy(new DnsError('SY_ERR_DNS_UPSTREAM', `${spec.label}: answer too large`));
-          else parts.push(d);
-        });
-        res.on('end', () => {
-          clearTimeout(timer);
-          const body = Buffer.concat(parts);
-          try {
-            matchesQuery(body, wire, q.qEnd, false);
-          } catch (err) {
-            reject(new DnsError('SY_ERR_DNS_UPSTREAM', `${spec.label}: ${(err as Error).message}`));
-            return;
-          }
-          // Put our ID back so the rest of the pipeline sees the query's own ID.
-          body[0] = q.buf[0]!;
-          body[1] = q.buf[1]!;
-          resolve(body);
-        });
+        settled = true;
+        clearTimeout(timer);
+        // Our ID back, so the rest of the pipeline sees the query's own ID.
+        body[0] = q.buf[0]!;
+        body[1] = q.buf[1]!;
+        resolve(body);
       });
-      req.end(get ? undefined : wire);
+      stream.end(get ? undefined : wire);
     });
   }
+
   close(): void {
-    this.#agent.destroy();
+    const s = this.#session;
+    this.#session = null;
+    s?.then((x) => x.destroy()).catch(() => {});
   }
 }
 
