@@ -207,6 +207,10 @@ export function socksEgress(name: string, host: string, port: number, dns: strin
   return { ...common(name), dns, obfuscatesOnly, type: 'socks5', endpoint: { host, port }, auth: null, sendDomain: true, udp: false };
 }
 
+export function ifaceEgress(name: string, iface: string): EgressConfig {
+  return { ...common(name), type: 'interface', interface: iface };
+}
+
 /** A projection from suffix rules: the longest matching suffix wins; else `direct`. */
 export function projector(rules: Record<string, string>, fallback = 'direct'): (name: string) => DomainProjection {
   return (name) => {
