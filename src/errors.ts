@@ -34,6 +34,14 @@ export const ERROR_CODES = {
   SY_ERR_CONFIG_PATTERN_TOO_LONG: 'a pattern is longer than allowed',
   // --- policy ---
   // --- dns ---
+  SY_ERR_DNS_UPSTREAM_URL: 'a DNS upstream URL is invalid',
+  SY_ERR_DNS_UPSTREAM: 'a DNS upstream failed or gave an unusable answer',
+  SY_ERR_DNS_TIMEOUT: 'a DNS upstream did not answer in time',
+  SY_ERR_DNS_NO_UPSTREAM: 'no usable DNS upstream for this name',
+  SY_ERR_DNS_LISTEN: 'the DNS listener could not bind its address',
+  SY_ERR_DNS_HOOK: 'the DNS binding hook failed',
+  SY_ERR_DNS_BLOCKED: 'the name is blocked by policy',
+  SY_ERR_DNS_NOT_FOUND: 'the name does not exist or has no address',
   // --- front / egress ---
   // --- redirect / sys ---
   // --- control ---
@@ -88,4 +96,11 @@ export class OsCallError extends SwitchyardError {
 
 export function isSwitchyardError(err: unknown): err is SwitchyardError {
   return err instanceof SwitchyardError;
+}
+
+/** DNS forwarder errors (src/dns): upstream failures, timeouts, hook failures, listen errors. */
+export class DnsError extends SwitchyardError {
+  constructor(code: Extract<ErrorCode, `SY_ERR_DNS${string}`>, message: string, cause?: unknown) {
+    super(code, message, { cause });
+  }
 }

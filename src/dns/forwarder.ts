@@ -1,0 +1,542 @@
+// The forwarder's decisions for one query, independent of the transport that carried it:
+//
+//   parse (FORMERR / drop) → rate limit → canary, static hosts → cache hit (copy + patch; re-run
+//   the hook when the OS set entry is due) → miss: project the name → blocked: local answer, never
+//   upstream → resolve on the name's path (default upstreams, or through its proxy egress),
+//   coalescing identical queries → store the bindings → await the hook → cache → answer.
+//
+// Every failure past parsing becomes SERVFAIL for that client; nothing here throws to the caller.
+import type { Socket as UdpSocket } from 'node:dgram';
+import type { Binding, BindingHook } from '../flow/types.ts';
+import type { DnsConfig, DomainProjection, EgressConfig } from '../policy/types.ts';
+import { analyse } from './answer.ts';
+import { addressRdata, buildHeaderOnlyError, buildLocalAnswer, buildNameQuery, buildUpstreamQuery } from './build.ts';
+import type { LocalRecord, OutQuery } from './build.ts';
+import { AnswerCache, prepare, remainingTtl, serve } from './cache.ts';
+import type { Prepared } from './cache.ts';
+import { defaultConnectTcp, directDialer, egressDialer } from './dial.ts';
+import type { ConnectTcp, ResolveHost } from './dial.ts';
+import { stripEch } from './ech.ts';
+import { DnsError } from './errors.ts';
+import { HookBatcher } from './hook.ts';
+import { UpstreamPool } from './pool.ts';
+import { RateLimiter } from './ratelimit.ts';
+import type { CorrelationStore } from './store.ts';
+import { canonicalIp } from './store.ts';
+import { systemUpstreams } from './system.ts';
+import { defaultUdpSocket, parseUpstream } from './upstream.ts';
+import type { TransportDeps } from './upstream.ts';
+import { FLAG, RCODE, TYPE, WireError, parseQuery, readHeader } from './wire.ts';
+import type { Query } from './wire.ts';
+
+export const CANARY = 'use-application-dns.net';
+/** TTL of locally generated positive answers (hosts, null block answers). */
+export const LOCAL_TTL = 60;
+
+export interface DnsLog {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export const silentLog: DnsLog = { debug() {}, info() {}, warn() {}, error() {} };
+
+export interface ForwarderOptions {
+  config: DnsConfig;
+  /** Declared egresses plus the built-ins (Config.egress). */
+  egresses: Record<string, EgressConfig>;
+  projectDomain: (name: string) => DomainProjection;
+  onBindings?: BindingHook;
+  store: CorrelationStore;
+  log?: DnsLog;
+  /** First hop of every outgoing TCP connection (the daemon passes exempt sockets). */
+  connectTcp?: ConnectTcp;
+  /** Outgoing UDP sockets (random source port per query). */
+  udpSocket?: (family: 4 | 6) => UdpSocket;
+  /** resolv.conf paths, for tests; the listeners to skip are set by the caller. */
+  resolvConf?: string;
+  resolvedConf?: string;
+  /** Addresses we listen on: never used as upstreams. */
+  ownListeners?: { host: string; port: number }[];
+  hookTimeoutMs?: number;
+  now?: () => number;
+}
+
+export interface ForwarderStats {
+  queries: number;
+  cacheHits: number;
+  misses: number;
+  coalesced: number;
+  malformed: number;
+  dropped: number;
+  rateLimited: number;
+  servfail: number;
+  blocked: number;
+  local: number;
+  hookFailures: number;
+  rehooks: number;
+}
+
+const PATH_DEFAULT = '';
+
+export class Forwarder {
+  readonly #cfg: DnsConfig;
+  #egresses: Record<string, EgressConfig>;
+  #project: (name: string) => DomainProjection;
+  readonly #store: CorrelationStore;
+  readonly #log: DnsLog;
+  readonly #now: () => number;
+  readonly #cache: AnswerCache;
+  readonly #inflight = new Map<string, Promise<Prepared>>();
+  readonly #hosts = new Map<string, string[]>();
+  readonly #limiter: RateLimiter;
+  readonly #batcher: HookBatcher | null;
+  readonly #connectTcp: ConnectTcp;
+  readonly #udpSocket: (family: 4 | 6) => UdpSocket;
+  readonly #opts: ForwarderOptions;
+  #defaultPool: UpstreamPool | null = null;
+  #bootstrapPool: UpstreamPool | null = null;
+  readonly #egressPools = new Map<string, UpstreamPool | DnsError>();
+  readonly #bootCache = new Map<string, { ips: string[]; until: number }>();
+  #hookGen = 0;
+  readonly stats: ForwarderStats = {
+    queries: 0,
+    cacheHits: 0,
+    misses: 0,
+    coalesced: 0,
+    malformed: 0,
+    dropped: 0,
+    rateLimited: 0,
+    servfail: 0,
+    blocked: 0,
+    local: 0,
+    hookFailures: 0,
+    rehooks: 0,
+  };
+
+  constructor(opts: ForwarderOptions) {
+    this.#opts = opts;
+    this.#cfg = opts.config;
+    this.#egresses = opts.egresses;
+    this.#project = opts.projectDomain;
+    this.#store = opts.store;
+    this.#log = opts.log ?? silentLog;
+    this.#now = opts.now ?? Date.now;
+    this.#cache = new AnswerCache(opts.config.cache.maxEntries);
+    this.#limiter = new RateLimiter(opts.config.rateLimit);
+    this.#batcher = opts.onBindings ? new HookBatcher(opts.onBindings, { timeoutMs: opts.hookTimeoutMs ?? 2000 }) : null;
+    this.#connectTcp = opts.connectTcp ?? defaultConnectTcp;
+    this.#udpSocket = opts.udpSocket ?? defaultUdpSocket;
+    for (const [name, ips] of Object.entries(opts.config.hosts)) {
+      const key = name.toLowerCase().replace(/\.$/, '');
+      this.#hosts.set(key, ips.map((ip) => canonicalIp(ip)).filter((x): x is string => x !== null));
+    }
+    // Parse every upstream URL now, so a bad config fails at start rather than on the first query.
+    this.#defaultPool = this.#makeDefaultPool();
+  }
+
+  get cacheSize(): number {
+    return this.#cache.size;
+  }
+
+  upstreamHealth(): { upstream: string; up: boolean; fails: number }[] {
+    return this.#defaultPool?.health() ?? [];
+  }
+
+  /** A new policy: new projections and egresses, so cached answers and egress paths are dropped. */
+  setPolicy(projectDomain: (name: string) => DomainProjection, egresses: Record<string, EgressConfig>): void {
+    this.#project = projectDomain;
+    this.#egresses = egresses;
+    this.#store.setProjector(projectDomain);
+    this.#cache.clear();
+    for (const p of this.#egressPools.values()) if (p instanceof UpstreamPool) p.close();
+    this.#egressPools.clear();
+  }
+
+  /** The OS backend lost its sets (restart, flush): every cached answer re-runs the hook on its next hit. */
+  invalidateHooks(): void {
+    this.#hookGen++;
+  }
+
+  close(): void {
+    this.#defaultPool?.close();
+    this.#bootstrapPool?.close();
+    for (const p of this.#egressPools.values()) if (p instanceof UpstreamPool) p.close();
+    this.#egressPools.clear();
+  }
+
+  // ------------------------------------------------------------------ entry point
+
+  /**
+   * Answers one query from `client` (its address, for the rate limit). Returns the answer bytes,
+   * null to send nothing, or a promise of either. Never throws.
+   */
+  handle(msg: Buffer, client: string, udp: boolean): Buffer | null | Promise<Buffer | null> {
+    this.stats.queries++;
+    const now = this.#now();
+    if (msg.length < 12) {
+      this.stats.dropped++;
+      return null;
+    }
+    if (!this.#limiter.allow(client, now)) {
+      this.stats.rateLimited++;
+      return null;
+    }
+    let q: Query;
+    try {
+      q = parseQuery(msg);
+    } catch (err) {
+      return this.#malformed(msg, err);
+    }
+    if ((q.flags >> 11) & 0xf) return buildLocalAnswer(msg, q, RCODE.NOTIMP);
+    try {
+      const local = this.#localAnswer(msg, q);
+      if (local) return local;
+      const hit = this.#cache.get(q.key, now);
+      if (hit) {
+        this.stats.cacheHits++;
+        if (this.#needsRehook(hit, now)) return this.#rehookThenServe(hit, msg, q, udp);
+        return serve(hit, msg, q, now, udp);
+      }
+      return this.#miss(msg, q, udp);
+    } catch (err) {
+      this.#log.error({ err, name: q.name }, 'dns: unexpected failure');
+      return this.#servfail(msg, q);
+    }
+  }
+
+  #malformed(msg: Buffer, err: unknown): Buffer | null {
+    this.stats.malformed++;
+    let h;
+    try {
+      h = readHeader(msg);
+    } catch {
+      this.stats.dropped++;
+      return null;
+    }
+    // Never answer something that claims to be a response: that is how reflection loops start.
+    if (h.flags & FLAG.QR) {
+      this.stats.dropped++;
+      return null;
+    }
+    this.#log.debug({ reason: err instanceof WireError ? err.reason : String(err) }, 'dns: malformed query');
+    return buildHeaderOnlyError(msg, RCODE.FORMERR);
+  }
+
+  #servfail(msg: Buffer, q: Query): Buffer {
+    this.stats.servfail++;
+    return buildLocalAnswer(msg, q, RCODE.SERVFAIL);
+  }
+
+  // ------------------------------------------------------------------ local answers
+
+  #localAnswer(msg: Buffer, q: Query): Buffer | Promise<Buffer> | null {
+    if (this.#cfg.firefoxCanary && q.name === CANARY) {
+      this.stats.local++;
+      return buildLocalAnswer(msg, q, RCODE.NXDOMAIN);
+    }
+    const hosts = this.#hosts.get(q.name);
+    if (hosts === undefined) return null;
+    this.stats.local++;
+    const records: LocalRecord[] = [];
+    for (const ip of hosts) {
+      const r = addressRdata(ip);
+      if (r && (r.type === q.qtype || q.qtype === TYPE.ANY)) records.push({ type: r.type, ttl: LOCAL_TTL, rdata: r.rdata });
+    }
+    const answer = buildLocalAnswer(msg, q, RCODE.NOERROR, records, true);
+    if (records.length === 0) return answer;
+    const addresses = hosts.filter((ip) => records.some((r) => r.type === (ip.includes(':') ? TYPE.AAAA : TYPE.A)));
+    return this.#bindLocal(q.name, addresses).then(
+      () => answer,
+      () => this.#servfail(msg, q),
+    );
+  }
+
+  /** Static hosts answers bind their addresses like upstream answers do (store + hook). */
+  async #bindLocal(name: string, ips: string[]): Promise<void> {
+    const proj = this.#project(name);
+    for (const ip of ips) this.#store.record(ip, { name, chain: [name], ttlSeconds: LOCAL_TTL, upstream: 'hosts' });
+    if (!this.#batcher) return;
+    const bindings = ips.map((ip) => this.#binding(ip, ip.includes(':') ? 6 : 4, name, proj.egresses, LOCAL_TTL));
+    try {
+      await this.#batcher.submit(bindings);
+    } catch (err) {
+      this.stats.hookFailures++;
+      this.#log.warn({ err, name }, 'dns: binding hook failed');
+      if (!this.#isDirect(proj.egresses)) throw err;
+    }
+  }
+
+  #blockedAnswer(msg: Buffer, q: Query): Buffer {
+    this.stats.blocked++;
+    if (this.#cfg.blockAnswer === 'nxdomain') return buildLocalAnswer(msg, q, RCODE.NXDOMAIN);
+    const records: LocalRecord[] = [];
+    if (q.qtype === TYPE.A) records.push({ type: TYPE.A, ttl: LOCAL_TTL, rdata: Buffer.alloc(4) });
+    if (q.qtype === TYPE.AAAA) records.push({ type: TYPE.AAAA, ttl: LOCAL_TTL, rdata: Buffer.alloc(16) });
+    return buildLocalAnswer(msg, q, RCODE.NOERROR, records);
+  }
+
+  // ------------------------------------------------------------------ the hook
+
+  #isDirect(egresses: string[]): boolean {
+    return egresses.length > 0 && egresses.every((e) => this.#egresses[e]?.type === 'direct' || e === 'direct');
+  }
+
+  #binding(ip: string, family: 4 | 6, name: string, egresses: string[], ttl: number): Binding {
+    return { ip, family, name, egresses, ttlSeconds: ttl, holdSeconds: ttl + this.#cfg.store.graceSeconds };
+  }
+
+  #needsRehook(p: Prepared, now: number): boolean {
+    if (!this.#batcher || p.addresses.length === 0) return false;
+    if (p.hookGen !== this.#hookGen) return true;
+    // The set entry must outlive what the client is told, plus half the grace period.
+    return p.hookedUntil - now < remainingTtl(p, now) * 1000 + (this.#cfg.store.graceSeconds * 1000) / 2;
+  }
+
+  /** Runs the hook for `p`'s addresses with what is left of its TTL; true when it succeeded. */
+  #hookFor(p: Prepared, now: number): Promise<boolean> {
+    if (!this.#batcher || p.addresses.length === 0) return Promise.resolve(true);
+    const ttl = remainingTtl(p, now);
+    const bindings = p.addresses.map((a) => this.#binding(a.ip, a.family, p.name, p.egresses, ttl));
+    const gen = this.#hookGen;
+    return this.#batcher.submit(bindings).then(
+      () => {
+        p.hookedUntil = now + (ttl + this.#cfg.store.graceSeconds) * 1000;
+        p.hookGen = gen;
+        return true;
+      },
+      (err: unknown) => {
+        this.stats.hookFailures++;
+        this.#log.warn({ err, name: p.name }, 'dns: binding hook failed');
+        return false;
+      },
+    );
+  }
+
+  async #rehookThenServe(p: Prepared, msg: Buffer, q: Query, udp: boolean): Promise<Buffer> {
+    this.stats.rehooks++;
+    if (!p.rehook) {
+      const r = this.#hookFor(p, this.#now());
+      p.rehook = r;
+      void r.finally(() => {
+        if (p.rehook === r) p.rehook = null;
+      });
+    }
+    const ok = await p.rehook;
+    if (!ok && !this.#isDirect(p.egresses)) return this.#servfail(msg, q);
+    return serve(p, msg, q, this.#now(), udp);
+  }
+
+  // ------------------------------------------------------------------ misses
+
+  async #miss(msg: Buffer, q: Query, udp: boolean): Promise<Buffer> {
+    let proj: DomainProjection;
+    try {
+      proj = this.#project(q.name);
+    } catch (err) {
+      this.#log.error({ err, name: q.name }, 'dns: projectDomain failed');
+      return this.#servfail(msg, q);
+    }
+    if (proj.uniform && (proj.egress === 'block' || (proj.egress !== null && this.#egresses[proj.egress]?.type === 'block'))) {
+      return this.#blockedAnswer(msg, q);
+    }
+    const path = this.#pathFor(proj);
+    let pending = this.#inflight.get(q.key);
+    if (pending) this.stats.coalesced++;
+    else {
+      this.stats.misses++;
+      pending = this.#resolve(buildUpstreamQuery(msg, q), q, path, proj, true, q.key);
+      this.#inflight.set(q.key, pending);
+      const mine = pending;
+      void mine.then(
+        () => this.#inflight.delete(q.key),
+        () => this.#inflight.delete(q.key),
+      );
+    }
+    try {
+      const p = await pending;
+      return serve(p, msg, q, this.#now(), udp);
+    } catch (err) {
+      this.#log.debug({ err, name: q.name }, 'dns: resolution failed');
+      return this.#servfail(msg, q);
+    }
+  }
+
+  /** '' for the default upstreams; the egress name when the name's one egress is a proxy. */
+  #pathFor(proj: DomainProjection): string {
+    if (!proj.uniform || proj.egress === null) return PATH_DEFAULT;
+    const e = this.#egresses[proj.egress];
+    return e && (e.type === 'socks5' || e.type === 'http') ? proj.egress : PATH_DEFAULT;
+  }
+
+  /** Asks the path's upstreams, checks and prepares the answer, records bindings, runs the hook, caches. */
+  async #resolve(out: OutQuery, q: Query, path: string, proj: DomainProjection, withHook: boolean, cacheKey: string): Promise<Prepared> {
+    const pool = this.#poolFor(path);
+    const answer = await pool.exchange(out);
+    let bytes = answer.bytes;
+    let a = analyse(bytes, q.name, q.qtype);
+    if (this.#cfg.stripEch && !this.#isDirect(proj.egresses) && a.records.some((r) => r.type === TYPE.HTTPS || r.type === TYPE.SVCB)) {
+      const stripped = stripEch(bytes, a.records);
+      if (stripped !== bytes) {
+        bytes = stripped;
+        a = analyse(bytes, q.name, q.qtype);
+      }
+    }
+    const now = this.#now();
+    const p = prepare(bytes, a, this.#cfg.cache, now, { name: q.name, upstream: answer.upstream, path, egresses: proj.egresses });
+    for (const addr of p.addresses) {
+      this.#store.record(addr.ip, { name: q.name, chain: p.chain, ttlSeconds: p.ttl, upstream: answer.upstream });
+    }
+    if (withHook && p.addresses.length > 0 && this.#batcher) {
+      const ok = await this.#hookFor(p, now);
+      if (!ok && !this.#isDirect(proj.egresses)) {
+        throw new DnsError('SY_ERR_DNS_HOOK', `binding hook failed for ${q.name}`);
+      }
+    }
+    if (!withHook || !this.#batcher || p.addresses.length === 0 || p.hookGen === this.#hookGen) this.#cache.set(cacheKey, p);
+    return p;
+  }
+
+  // ------------------------------------------------------------------ upstream pools
+
+  #deps(): TransportDeps {
+    return { dial: directDialer(this.#connectTcp, this.#resolveHost), udpSocket: this.#udpSocket, resolveHost: this.#resolveHost };
+  }
+
+  #makeDefaultPool(): UpstreamPool {
+    let urls = this.#cfg.upstreams;
+    if (urls.length === 0) {
+      urls = systemUpstreams({
+        ...(this.#opts.resolvConf ? { resolvConf: this.#opts.resolvConf } : {}),
+        ...(this.#opts.resolvedConf ? { resolvedConf: this.#opts.resolvedConf } : {}),
+        ownListeners: this.#opts.ownListeners ?? this.#cfg.listen,
+      });
+      if (urls.length === 0) this.#log.warn({}, 'dns: no upstreams configured and none usable in resolv.conf');
+    }
+    return new UpstreamPool(urls.map((u) => parseUpstream(u)), this.#deps(), this.#cfg.timeoutMs);
+  }
+
+  #poolFor(path: string): UpstreamPool {
+    if (path === PATH_DEFAULT) return this.#defaultPool!;
+    let pool = this.#egressPools.get(path);
+    if (!pool) {
+      pool = this.#makeEgressPool(path);
+      this.#egressPools.set(path, pool);
+    }
+    if (pool instanceof DnsError) throw pool;
+    return pool;
+  }
+
+  /**
+   * Upstreams reached through a proxy egress: its own `dns` list, else the default upstreams.
+   * UDP cannot cross a CONNECT, so udp:// is asked over TCP; an egress that only obfuscates
+   * accepts only DoT/DoH (the ISP could read plaintext DNS through it).
+   */
+  #makeEgressPool(name: string): UpstreamPool | DnsError {
+    const e = this.#egresses[name];
+    if (!e) return new DnsError('SY_ERR_DNS_NO_UPSTREAM', `egress ${name} is not declared`);
+    const dial = egressDialer(e, this.#connectTcp, this.#resolveHost);
+    if (!dial) return new DnsError('SY_ERR_DNS_NO_UPSTREAM', `egress ${name} (${e.type}) cannot carry DNS`);
+    try {
+      let specs = (e.dns.length ? e.dns : this.#cfg.upstreams).map((u) => parseUpstream(u));
+      if (e.obfuscatesOnly) specs = specs.filter((s) => s.proto === 'tls' || s.proto === 'https');
+      if (specs.length === 0) {
+        return new DnsError('SY_ERR_DNS_NO_UPSTREAM', `egress ${name} has no resolver it may use${e.obfuscatesOnly ? ' (it only obfuscates: DoT or DoH needed)' : ''}`);
+      }
+      return new UpstreamPool(specs, { dial, udpSocket: null, resolveHost: this.#resolveHost }, this.#cfg.timeoutMs);
+    } catch (err) {
+      return err instanceof DnsError ? err : new DnsError('SY_ERR_DNS_UPSTREAM_URL', String(err));
+    }
+  }
+
+  // ------------------------------------------------------------------ bootstrap
+
+  /**
+   * Resolves an upstream's or egress's host name without switchyard and without the OS resolver:
+   * static hosts first, then the bootstrap addresses (plain DNS over UDP, direct).
+   */
+  readonly #resolveHost: ResolveHost = async (name) => {
+    const key = name.toLowerCase().replace(/\.$/, '');
+    const hosts = this.#hosts.get(key);
+    if (hosts?.length) return hosts;
+    const now = this.#now();
+    const cached = this.#bootCache.get(key);
+    if (cached && cached.until > now) return cached.ips;
+    if (this.#cfg.bootstrap.length === 0) throw new DnsError('SY_ERR_DNS_NO_UPSTREAM', `no bootstrap address to resolve ${name} (set [dns] bootstrap or a static host)`);
+    this.#bootstrapPool ??= new UpstreamPool(
+      this.#cfg.bootstrap.map((b) => parseUpstream(b)),
+      { dial: directDialer(this.#connectTcp, async (n) => { throw new DnsError('SY_ERR_DNS_NO_UPSTREAM', `bootstrap cannot resolve ${n}`); }), udpSocket: this.#udpSocket, resolveHost: async () => [] },
+      this.#cfg.timeoutMs,
+    );
+    const ips: string[] = [];
+    let ttl = 3600;
+    for (const qtype of [TYPE.A, TYPE.AAAA]) {
+      const out = buildNameQuery(key, qtype);
+      try {
+        const ans = await this.#bootstrapPool.exchange(out);
+        const a = analyse(ans.bytes, key, qtype);
+        for (const x of a.addresses) if (x.family === (qtype === TYPE.A ? 4 : 6)) ips.push(x.ip);
+        if (a.cacheTtl !== null) ttl = Math.min(ttl, Math.max(60, a.cacheTtl));
+      } catch (err) {
+        this.#log.debug({ err, name }, 'dns: bootstrap lookup failed');
+      }
+    }
+    if (ips.length === 0) throw new DnsError('SY_ERR_DNS_NOT_FOUND', `bootstrap found no address for ${name}`);
+    this.#bootCache.set(key, { ips, until: now + ttl * 1000 });
+    return ips;
+  };
+
+  resolveBootstrap(name: string): Promise<string[]> {
+    return this.#resolveHost(name);
+  }
+
+  // ------------------------------------------------------------------ EgressResolver
+
+  /**
+   * Addresses of `name` for connections leaving by `egress`: through that egress when it is a
+   * proxy, else the default upstreams. Shares the cache and coalescing; runs no hook (the front
+   * door dials these itself).
+   */
+  async resolveFor(name: string, egress: string, family?: 4 | 6): Promise<string[]> {
+    const lit = canonicalIp(name);
+    if (lit !== null) return [lit];
+    const key = name.toLowerCase().replace(/\.$/, '');
+    const e = this.#egresses[egress];
+    if (egress === 'block' || e?.type === 'block') throw new DnsError('SY_ERR_DNS_BLOCKED', `${name}: egress ${egress} blocks`);
+    const hosts = this.#hosts.get(key);
+    if (hosts?.length) return hosts.filter((ip) => family === undefined || (family === 6) === ip.includes(':'));
+    const path = e && (e.type === 'socks5' || e.type === 'http') ? egress : PATH_DEFAULT;
+    const proj: DomainProjection = { egresses: [egress], uniform: true, egress, rule: null };
+    const types = family === 4 ? [TYPE.A] : family === 6 ? [TYPE.AAAA] : [TYPE.A, TYPE.AAAA];
+    const out: string[] = [];
+    for (const qtype of types) {
+      const nq = buildNameQuery(key, qtype);
+      const q = parseQuery(nq.buf);
+      const cacheKey = `${path}|${q.key}`;
+      const now = this.#now();
+      let p = this.#cache.get(cacheKey, now);
+      if (!p) {
+        let pending = this.#inflight.get(cacheKey);
+        if (!pending) {
+          pending = this.#resolve(buildUpstreamQuery(nq.buf, q), q, path, proj, false, cacheKey);
+          this.#inflight.set(cacheKey, pending);
+          const mine = pending;
+          void mine.then(
+            () => this.#inflight.delete(cacheKey),
+            () => this.#inflight.delete(cacheKey),
+          );
+        }
+        try {
+          p = await pending;
+        } catch (err) {
+          if (qtype === types[types.length - 1] && out.length === 0) throw err;
+          continue;
+        }
+      }
+      for (const a of p.addresses) if (a.family === (qtype === TYPE.A ? 4 : 6)) out.push(a.ip);
+    }
+    if (out.length === 0) throw new DnsError('SY_ERR_DNS_NOT_FOUND', `no address for ${name} via ${egress}`);
+    return out;
+  }
+}

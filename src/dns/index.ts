@@ -1,0 +1,109 @@
+// The DNS forwarder's public face: start it from the config, get back its store (the front door's
+// CorrelationLookup), an EgressResolver, and close(). See docs/dns.md.
+import { join } from 'node:path';
+import type { BindingHook, EgressResolver } from '../flow/types.ts';
+import type { Config, DomainProjection } from '../policy/types.ts';
+import type { ConnectTcp } from './dial.ts';
+import { Forwarder, silentLog } from './forwarder.ts';
+import type { DnsLog, ForwarderStats } from './forwarder.ts';
+import { listen } from './listen.ts';
+import type { Listener } from './listen.ts';
+import { CorrelationStore, STORE_FILE_NAME } from './store.ts';
+import type { HostPort } from '../policy/types.ts';
+import type { Socket as UdpSocket } from 'node:dgram';
+
+export { CorrelationStore, canonicalIp, STORE_FILE_NAME } from './store.ts';
+export { Forwarder, CANARY } from './forwarder.ts';
+export type { DnsLog, ForwarderStats } from './forwarder.ts';
+export { parseUpstream } from './upstream.ts';
+export { systemUpstreams, parseResolvConf } from './system.ts';
+
+export interface StartDnsOptions {
+  config: Pick<Config, 'dns' | 'egress'>;
+  projectDomain: (name: string) => DomainProjection;
+  onBindings?: BindingHook;
+  /** An existing store (e.g. shared with the front door); else one is made from config.dns.store. */
+  store?: CorrelationStore;
+  /** Where the store persists (`dns-store.json` inside); null = memory only. */
+  stateDir?: string | null;
+  log?: DnsLog;
+  connectTcp?: ConnectTcp;
+  udpSocket?: (family: 4 | 6) => UdpSocket;
+  resolvConf?: string;
+  resolvedConf?: string;
+  hookTimeoutMs?: number;
+  /** Seconds between saves of the store when it changed (default 30). */
+  autosaveSeconds?: number;
+}
+
+export interface DnsForwarder {
+  /** The addresses actually bound (port 0 resolved). */
+  addresses: HostPort[];
+  store: CorrelationStore;
+  resolver: EgressResolver;
+  forwarder: Forwarder;
+  stats(): ForwarderStats & { cacheEntries: number; storeEntries: number; storeMax: number };
+  /** Applies a new policy (drops cached answers and egress paths). */
+  setPolicy(projectDomain: (name: string) => DomainProjection, egress: Config['egress']): void;
+  close(): Promise<void>;
+}
+
+export async function startDnsForwarder(opts: StartDnsOptions): Promise<DnsForwarder> {
+  const cfg = opts.config.dns;
+  const log = opts.log ?? silentLog;
+  const stateDir = opts.stateDir ?? null;
+  const store =
+    opts.store ??
+    new CorrelationStore({
+      maxEntries: cfg.store.maxEntries,
+      graceSeconds: cfg.store.graceSeconds,
+      file: cfg.store.persist && stateDir ? join(stateDir, STORE_FILE_NAME) : null,
+      projectDomain: opts.projectDomain,
+    });
+  if (!opts.store) {
+    const r = await store.load();
+    if (r.problem) log.warn({ problem: r.problem }, 'dns: store not reloaded');
+    else if (r.loaded) log.info({ loaded: r.loaded }, 'dns: store reloaded');
+  }
+  store.setProjector(opts.projectDomain);
+  const forwarder = new Forwarder({
+    config: cfg,
+    egresses: opts.config.egress,
+    projectDomain: opts.projectDomain,
+    ...(opts.onBindings ? { onBindings: opts.onBindings } : {}),
+    store,
+    log,
+    ...(opts.connectTcp ? { connectTcp: opts.connectTcp } : {}),
+    ...(opts.udpSocket ? { udpSocket: opts.udpSocket } : {}),
+    ...(opts.resolvConf ? { resolvConf: opts.resolvConf } : {}),
+    ...(opts.resolvedConf ? { resolvedConf: opts.resolvedConf } : {}),
+    ownListeners: cfg.listen,
+    ...(opts.hookTimeoutMs ? { hookTimeoutMs: opts.hookTimeoutMs } : {}),
+  });
+  const listeners: Listener[] = [];
+  try {
+    for (const addr of cfg.listen) listeners.push(await listen(addr, (m, c, u) => forwarder.handle(m, c, u), log));
+  } catch (err) {
+    await Promise.all(listeners.map((l) => l.close()));
+    forwarder.close();
+    throw err;
+  }
+  store.startAutosave((opts.autosaveSeconds ?? 30) * 1000, (err) => log.warn({ err }, 'dns: saving the store failed'));
+  const resolver: EgressResolver = { resolve: (name, egress, family) => forwarder.resolveFor(name, egress, family) };
+  let closed = false;
+  return {
+    addresses: listeners.map((l) => l.address),
+    store,
+    resolver,
+    forwarder,
+    stats: () => ({ ...forwarder.stats, cacheEntries: forwarder.cacheSize, storeEntries: store.size, storeMax: store.maxEntries }),
+    setPolicy: (p, e) => forwarder.setPolicy(p, e),
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await Promise.all(listeners.map((l) => l.close()));
+      forwarder.close();
+      if (!opts.store) await store.close();
+    },
+  };
+}

@@ -1,0 +1,137 @@
+// UDP and TCP listeners on each `[dns] listen` address. TCP (RFC 7766): two-byte length framing,
+// several queries per connection answered as they complete, bounded per connection and in total,
+// idle connections closed. Port 0 binds UDP first and TCP on the same port.
+import { createSocket } from 'node:dgram';
+import type { Socket as UdpSocket } from 'node:dgram';
+import { createServer, isIP } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import type { HostPort } from '../policy/types.ts';
+import { DnsError } from './errors.ts';
+import type { DnsLog } from './forwarder.ts';
+
+export type Handler = (msg: Buffer, client: string, udp: boolean) => Buffer | null | Promise<Buffer | null>;
+
+export interface ListenLimits {
+  maxTcpConnections: number;
+  maxQueriesPerConnection: number;
+  tcpIdleMs: number;
+}
+
+export const DEFAULT_LIMITS: ListenLimits = { maxTcpConnections: 512, maxQueriesPerConnection: 32, tcpIdleMs: 10_000 };
+
+export interface Listener {
+  address: HostPort;
+  close(): Promise<void>;
+}
+
+function bindUdp(host: string, port: number, handler: Handler, log: DnsLog): Promise<UdpSocket> {
+  return new Promise((resolve, reject) => {
+    const six = isIP(host) === 6;
+    const sock = createSocket({ type: six ? 'udp6' : 'udp4', ...(six ? { ipv6Only: true } : {}) });
+    const send = (out: Buffer | null, port: number, addr: string): void => {
+      if (out) sock.send(out, port, addr, (err) => err && log.debug({ err }, 'dns: udp send failed'));
+    };
+    sock.on('message', (msg, rinfo) => {
+      let r: Buffer | null | Promise<Buffer | null>;
+      try {
+        r = handler(msg, rinfo.address, true);
+      } catch (err) {
+        log.error({ err }, 'dns: handler threw');
+        return;
+      }
+      if (r instanceof Promise) r.then((out) => send(out, rinfo.port, rinfo.address), (err) => log.error({ err }, 'dns: handler failed'));
+      else send(r, rinfo.port, rinfo.address);
+    });
+    sock.once('error', reject);
+    sock.bind(port, host, () => {
+      sock.removeListener('error', reject);
+      sock.on('error', (err) => log.warn({ err }, 'dns: udp socket error'));
+      resolve(sock);
+    });
+  });
+}
+
+function serveTcp(conn: Socket, handler: Handler, limits: ListenLimits, log: DnsLog): void {
+  let acc: Buffer = Buffer.alloc(0);
+  let inFlight = 0;
+  conn.setNoDelay(true);
+  conn.setTimeout(limits.tcpIdleMs, () => conn.destroy());
+  conn.on('error', () => {});
+  const reply = (out: Buffer | null): void => {
+    inFlight--;
+    if (out && !conn.destroyed) {
+      const frame = Buffer.allocUnsafe(2 + out.length);
+      frame.writeUInt16BE(out.length, 0);
+      out.copy(frame, 2);
+      conn.write(frame);
+    }
+    if (inFlight < limits.maxQueriesPerConnection && conn.isPaused()) conn.resume();
+  };
+  conn.on('data', (d: Buffer) => {
+    acc = acc.length ? Buffer.concat([acc, d]) : d;
+    while (acc.length >= 2) {
+      const len = acc.readUInt16BE(0);
+      if (acc.length < 2 + len) break;
+      const msg = Buffer.from(acc.subarray(2, 2 + len));
+      acc = acc.subarray(2 + len);
+      inFlight++;
+      let r: Buffer | null | Promise<Buffer | null>;
+      try {
+        r = handler(msg, conn.remoteAddress ?? '', false);
+      } catch (err) {
+        log.error({ err }, 'dns: handler threw');
+        r = null;
+      }
+      if (r instanceof Promise) r.then(reply, () => reply(null));
+      else reply(r);
+    }
+    if (inFlight >= limits.maxQueriesPerConnection) conn.pause();
+  });
+}
+
+function bindTcp(host: string, port: number, handler: Handler, limits: ListenLimits, log: DnsLog): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = createServer({ pauseOnConnect: false }, (conn) => serveTcp(conn, handler, limits, log));
+    server.maxConnections = limits.maxTcpConnections;
+    server.once('error', reject);
+    server.listen({ host, port, ...(isIP(host) === 6 ? { ipv6Only: true } : {}) }, () => {
+      server.removeListener('error', reject);
+      server.on('error', (err) => log.warn({ err }, 'dns: tcp listener error'));
+      resolve(server);
+    });
+  });
+}
+
+/** Binds UDP and TCP on one address; with port 0, both on the port the kernel chose for UDP. */
+export async function listen(addr: HostPort, handler: Handler, log: DnsLog, limits: ListenLimits = DEFAULT_LIMITS): Promise<Listener> {
+  for (let attempt = 0; ; attempt++) {
+    let udp: UdpSocket;
+    try {
+      udp = await bindUdp(addr.host, addr.port, handler, log);
+    } catch (err) {
+      throw new DnsError('SY_ERR_DNS_LISTEN', `cannot listen on udp ${addr.host}:${addr.port}: ${(err as Error).message}`, err);
+    }
+    const port = udp.address().port;
+    try {
+      const tcp = await bindTcp(addr.host, port, handler, limits, log);
+      const conns = new Set<Socket>();
+      tcp.on('connection', (c) => {
+        conns.add(c);
+        c.on('close', () => conns.delete(c));
+      });
+      return {
+        address: { host: addr.host, port },
+        close: () =>
+          new Promise<void>((resolve) => {
+            udp.close();
+            for (const c of conns) c.destroy();
+            tcp.close(() => resolve());
+          }),
+      };
+    } catch (err) {
+      udp.close();
+      if (addr.port === 0 && attempt < 5) continue;
+      throw new DnsError('SY_ERR_DNS_LISTEN', `cannot listen on tcp ${addr.host}:${port}: ${(err as Error).message}`, err);
+    }
+  }
+}
