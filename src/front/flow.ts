@@ -78,7 +78,7 @@ export interface Decided {
 export async function decideAndConnect(deps: FrontDeps, req: FlowRequest, signal?: AbortSignal): Promise<Decided> {
   let ip = req.ip;
   let domain = req.domain;
-  if (domain && isLocalhostName(domain)) {
+  if (domain && isLocalhostName(domain) && !ip) {
     ip = '127.0.0.1';
     domain = undefined;
   }
@@ -130,9 +130,9 @@ export async function decideAndConnect(deps: FrontDeps, req: FlowRequest, signal
 }
 
 /** Starts relaying a decided flow and ties it to its session slot. */
-export function startRelay(deps: FrontDeps, session: SessionHandle, client: net.Socket, d: Decided, initialUp: Buffer[] = []): Relay {
+export function startRelay(deps: FrontDeps, session: SessionHandle, client: net.Socket, d: Decided, initialUp: Buffer[] = [], clientEnded = false): Relay {
   d.record.id = session.id;
-  const relay = new Relay(client, d.connection.upstream, { idleTimeoutMs: deps.inbound.idleTimeoutMs, initialUp });
+  const relay = new Relay(client, d.connection.upstream, { idleTimeoutMs: deps.inbound.idleTimeoutMs, initialUp, clientEnded });
   session.record = d.record;
   session.counters = relay;
   session.close = () => relay.close('closed');

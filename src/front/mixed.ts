@@ -97,7 +97,8 @@ function handleConnection(deps: FrontDeps, inbound: MixedInbound, socket: net.So
 
   const client = endpointOf(socket.remoteAddress, socket.remotePort);
   const local = endpointOf(socket.localAddress, socket.localPort);
-  const processOf = deps.identity?.processOf ? () => deps.identity!.processOf!(local, client) : undefined;
+  // The client's own socket: local end = the client's address, remote end = our listener.
+  const processOf = deps.identity?.processOf ? () => deps.identity!.processOf!(client, local) : undefined;
 
   /** Stops handshake reading; the relay takes over the socket (paused until then). */
   const detach = (): Buffer[] => {

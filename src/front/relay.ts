@@ -10,6 +10,8 @@ export interface RelayOptions {
   idleTimeoutMs: number;
   /** Client bytes read before the relay started (sniffed ClientHello, rewritten HTTP head). */
   initialUp?: Buffer[];
+  /** The client's FIN was already consumed (by the sniffer): end the upstream after initialUp. */
+  clientEnded?: boolean;
 }
 
 export type RelayEnd = 'done' | 'idle' | 'error' | 'closed';
@@ -44,7 +46,8 @@ export class Relay {
       if (!us.write(chunk)) client.pause();
     });
     us.on('drain', () => client.resume());
-    client.on('end', () => us.end());
+    if (o.clientEnded) us.end();
+    else client.on('end', () => us.end());
 
     // upstream → client (onread callback; returning false stops reading until drain)
     let upPaused = false;

@@ -162,3 +162,25 @@ export function socketFd(socket: net.Socket): number | undefined {
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }
+
+/**
+ * A socket factory for the egress layer (structurally its SocketFactory): every outgoing socket
+ * carries switchyard's fwmark when permitted, so the OS backend's rules never redirect
+ * switchyard's own connections, and is bound to `device` when an interface egress asks.
+ */
+export function exemptSocketFactory(mark: number): (req: { family: 4 | 6; device?: string; socketOptions: Omit<net.SocketConstructorOpts, 'fd'> }) => net.Socket {
+  return (req) => openExemptSocket({ family: req.family, mark, ...(req.device !== undefined ? { device: req.device } : {}) }, req.socketOptions).socket;
+}
+
+/** Marks a bound dgram socket (its descriptor sits in Node's internal state; absent → no-op). */
+export function markDgramSocket(s: import('node:dgram').Socket, mark: number): boolean {
+  const sym = Object.getOwnPropertySymbols(s).find((x) => x.description === 'state symbol');
+  const fd = sym ? (s as unknown as Record<symbol, { handle?: { fd?: number } }>)[sym]?.handle?.fd : undefined;
+  if (typeof fd !== 'number' || fd < 0) return false;
+  try {
+    setMark(fd, mark);
+    return true;
+  } catch {
+    return false;
+  }
+}
