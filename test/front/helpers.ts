@@ -221,3 +221,30 @@ export async function startTinyproxy(bindOut: string): Promise<Peer> {
   );
   return startPeer('tinyproxy', ['-d', '-c', conf], port, () => rmSync(dir, { recursive: true, force: true }));
 }
+
+/**
+ * Runs a fixture script in fresh network and mount namespaces (`unshare --mount --net`) and
+ * returns the JSON object it prints as its last stdout line. Needs root and unshare.
+ */
+export async function runInNetns(script: string, env: Record<string, string> = {}, timeoutMs = 40_000): Promise<Record<string, unknown>> {
+  const tsx = new URL('../../node_modules/tsx/dist/loader.mjs', import.meta.url).pathname;
+  const proc = spawn('unshare', ['--mount', '--net', '--', process.execPath, '--import', tsx, script], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  let out = '';
+  let err = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (err += d));
+  const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+  const [code] = (await once(proc, 'exit')) as [number | null];
+  clearTimeout(timer);
+  const last = out.trim().split('\n').at(-1) ?? '';
+  try {
+    return JSON.parse(last) as Record<string, unknown>;
+  } catch {
+    throw new Error(`netns fixture ${script} exited ${code}: ${err.slice(-2000)} ${out.slice(-2000)}`);
+  }
+}
+
+export const canNetns = isRoot && has('unshare') && has('ip');
