@@ -43,6 +43,19 @@ export const ERROR_CODES = {
   SY_ERR_DNS_BLOCKED: 'the name is blocked by policy',
   SY_ERR_DNS_NOT_FOUND: 'the name does not exist or has no address',
   // --- front / egress ---
+  SY_ERR_FRONT_SOCKET_CALL: 'a socket system call failed (call name and errno in the message)',
+  SY_ERR_FRONT_LISTEN: 'a front-door listener could not start',
+  SY_ERR_FRONT_HANDSHAKE: 'a SOCKS5 or HTTP proxy request was malformed, too large or too slow',
+  SY_ERR_FRONT_SESSION_LIMIT: 'the session cap is reached; the flow was refused',
+  SY_ERR_FRONT_IDENTITY: 'the original destination of a redirected flow could not be read',
+  SY_ERR_EGRESS_UNKNOWN: 'a decision named an egress that is not configured',
+  SY_ERR_EGRESS_BLOCKED: 'the flow was refused by policy (block egress)',
+  SY_ERR_EGRESS_DOWN: 'the egress is down and has no fallback; the flow was refused (fail closed)',
+  SY_ERR_EGRESS_RESOLVE: 'the destination name could not be resolved for the egress',
+  SY_ERR_EGRESS_CONNECT: 'the egress could not reach the destination (refused, unreachable, timeout)',
+  SY_ERR_EGRESS_PROXY: 'the upstream proxy failed, refused the request or broke its protocol',
+  SY_ERR_EGRESS_UNSUPPORTED: 'the egress cannot carry this kind of flow (e.g. UDP through http)',
+  SY_ERR_EGRESS_INTERFACE: 'the interface of an interface egress is missing or has no address',
   // --- redirect / sys ---
   // --- control ---
   // --- store ---
@@ -91,6 +104,53 @@ export class OsCallError extends SwitchyardError {
     super(code, `${call} failed${errno === undefined ? '' : ` (errno ${errno})`}${detail ? `: ${detail}` : ''}`);
     this.call = call;
     this.errno = errno;
+  }
+}
+
+// ---------------------------------------------------------------- front / egress
+
+/** Why the egress layer refused or failed a flow; front maps it to a SOCKS reply byte / HTTP status. */
+export type EgressFailure =
+  | 'blocked'
+  | 'down'
+  | 'unknown-egress'
+  | 'resolve'
+  | 'timeout'
+  | 'refused'
+  | 'host-unreachable'
+  | 'net-unreachable'
+  | 'proxy'
+  | 'unsupported'
+  | 'interface';
+
+export class EgressError extends SwitchyardError {
+  readonly failure: EgressFailure;
+  readonly egress: string;
+  /** The upstream SOCKS5 proxy's own reply byte, when it sent one. */
+  readonly upstreamReply: number | undefined;
+  /** The egress's proxy itself could not be reached (not the destination behind it). */
+  readonly proxyUnreachable: boolean;
+  constructor(
+    code: Extract<ErrorCode, `SY_ERR_EGRESS${string}`>,
+    failure: EgressFailure,
+    egress: string,
+    message: string,
+    options?: { cause?: unknown; upstreamReply?: number; proxyUnreachable?: boolean },
+  ) {
+    super(code, `egress ${egress}: ${message}`, { cause: options?.cause });
+    this.failure = failure;
+    this.egress = egress;
+    this.upstreamReply = options?.upstreamReply;
+    this.proxyUnreachable = options?.proxyUnreachable ?? false;
+  }
+}
+
+/** A malformed, oversized or too slow SOCKS5/HTTP request; `reason` names the failed check. */
+export class HandshakeError extends SwitchyardError {
+  readonly reason: string;
+  constructor(reason: string, message: string) {
+    super('SY_ERR_FRONT_HANDSHAKE', message);
+    this.reason = reason;
   }
 }
 

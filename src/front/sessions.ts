@@ -1,0 +1,88 @@
+// The live session table: O(1) lookup by id, a listing of FlowRecords with live byte counts,
+// closing one flow or every flow of an egress, and a cap. A slot is taken at accept time (before
+// any handshake work) so that a flood of half-open handshakes counts against the cap too.
+import { randomBytes } from 'node:crypto';
+import type { FlowRecord } from '../flow/types.ts';
+
+export interface SessionHandle {
+  readonly id: string;
+  /** Filled once the flow is decided and connected. */
+  record: FlowRecord | null;
+  /** Live counters (the relay's). */
+  counters: { bytesUp: number; bytesDown: number } | null;
+  close(reason: string): void;
+}
+
+export interface SessionTableOptions {
+  maxSessions: number;
+}
+
+export class SessionTable {
+  private readonly sessions = new Map<string, SessionHandle>();
+  private readonly prefix = randomBytes(3).toString('hex');
+  private seq = 0;
+  readonly maxSessions: number;
+  /** Flows refused because the cap was reached. */
+  refusedByCap = 0;
+
+  constructor(o: SessionTableOptions) {
+    this.maxSessions = o.maxSessions;
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  /** Takes a slot, or returns undefined when the cap is reached. */
+  open(close: (reason: string) => void): SessionHandle | undefined {
+    if (this.sessions.size >= this.maxSessions) {
+      this.refusedByCap++;
+      return undefined;
+    }
+    const id = `${this.prefix}-${(++this.seq).toString(36)}`;
+    const h: SessionHandle = { id, record: null, counters: null, close };
+    this.sessions.set(id, h);
+    return h;
+  }
+
+  release(id: string): void {
+    this.sessions.delete(id);
+  }
+
+  get(id: string): SessionHandle | undefined {
+    return this.sessions.get(id);
+  }
+
+  /** Established flows with live byte counts. */
+  list(): FlowRecord[] {
+    const out: FlowRecord[] = [];
+    for (const h of this.sessions.values()) {
+      if (!h.record) continue;
+      out.push({ ...h.record, bytesUp: h.counters?.bytesUp ?? 0, bytesDown: h.counters?.bytesDown ?? 0 });
+    }
+    return out;
+  }
+
+  close(id: string, reason = 'closed by request'): boolean {
+    const h = this.sessions.get(id);
+    if (!h) return false;
+    h.close(reason);
+    return true;
+  }
+
+  /** Closes every established flow carried by `egress`; returns how many. */
+  closeEgress(egress: string, reason = `egress ${egress} closed`): number {
+    let n = 0;
+    for (const h of [...this.sessions.values()]) {
+      if (h.record?.egress === egress) {
+        h.close(reason);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  closeAll(reason = 'shutting down'): void {
+    for (const h of [...this.sessions.values()]) h.close(reason);
+  }
+}

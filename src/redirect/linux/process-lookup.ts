@@ -1,0 +1,189 @@
+// Which process owns a TCP socket, found by its 4-tuple: /proc/net/tcp{,6} gives the socket's
+// inode, and /proc/<pid>/fd/* links ("socket:[inode]") give the owner. Scanning every fd of every
+// process is the expensive part, so:
+//   - a full scan records every socket inode it sees (inode → pid), so later lookups of sockets
+//     that already existed hit the map;
+//   - on a miss, the most recently matched processes are scanned first (a browser opening its
+//     hundredth connection is found without a full scan);
+//   - concurrent misses share one in-flight full scan, and full scans are spaced at least
+//     `minFullScanMs` apart.
+// Roots are injectable for tests.
+import { readFile, readdir, readlink } from 'node:fs/promises';
+import { join, basename } from 'node:path';
+import type { Endpoint, ProcessInfo } from '../../flow/types.ts';
+
+export interface ProcRoots {
+  proc: string;
+  passwd: string;
+}
+
+export const DEFAULT_PROC_ROOTS: ProcRoots = { proc: '/proc', passwd: '/etc/passwd' };
+
+export interface TcpEntry {
+  local: { address: string; port: number };
+  remote: { address: string; port: number };
+  uid: number;
+  inode: number;
+}
+
+/** "0100007F:1F90" (IPv4, the u32 in host byte order, little-endian here) → 127.0.0.1:8080. */
+function parseHexAddr(s: string): { address: string; port: number } | undefined {
+  const [a, p] = s.split(':');
+  if (!a || !p) return undefined;
+  const port = parseInt(p, 16);
+  if (a.length === 8) {
+    const n = parseInt(a, 16);
+    return { address: `${n & 0xff}.${(n >>> 8) & 0xff}.${(n >>> 16) & 0xff}.${(n >>> 24) & 0xff}`, port };
+  }
+  if (a.length === 32) {
+    const bytes = Buffer.alloc(16);
+    for (let w = 0; w < 4; w++) bytes.writeUInt32LE(parseInt(a.slice(w * 8, w * 8 + 8), 16) >>> 0, w * 4);
+    const words: string[] = [];
+    for (let i = 0; i < 8; i++) words.push(bytes.readUInt16BE(i * 2).toString(16));
+    let address = new URL(`http://[${words.join(':')}]/`).hostname.slice(1, -1);
+    const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(address);
+    if (mapped) {
+      const hi = parseInt(mapped[1]!, 16);
+      const lo = parseInt(mapped[2]!, 16);
+      address = `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
+    }
+    return { address, port };
+  }
+  return undefined;
+}
+
+/** Parses /proc/net/tcp or tcp6 text; malformed lines are skipped. */
+export function parseProcNetTcp(text: string): TcpEntry[] {
+  const out: TcpEntry[] = [];
+  for (const line of text.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 10) continue;
+    const local = parseHexAddr(f[1]!);
+    const remote = parseHexAddr(f[2]!);
+    const uid = Number(f[7]);
+    const inode = Number(f[9]);
+    if (!local || !remote || !Number.isFinite(inode)) continue;
+    out.push({ local, remote, uid, inode });
+  }
+  return out;
+}
+
+const MRU_SIZE = 32;
+
+export class ProcessLookup {
+  private readonly roots: ProcRoots;
+  private readonly minFullScanMs: number;
+  private inodeOwner = new Map<number, number>();
+  private recent: number[] = [];
+  private fullScan: Promise<void> | undefined;
+  private lastFullScanAt = 0;
+  private users: Map<number, string> | undefined;
+  /** Counters for tests and `status`. */
+  stats = { lookups: 0, hits: 0, mruHits: 0, fullScans: 0 };
+
+  constructor(roots: ProcRoots = DEFAULT_PROC_ROOTS, minFullScanMs = 100) {
+    this.roots = roots;
+    this.minFullScanMs = minFullScanMs;
+  }
+
+  /** The socket inode whose local and remote ends are the given ones. */
+  async inodeOf(local: Endpoint, remote: Endpoint): Promise<{ inode: number; uid: number } | undefined> {
+    const files = local.family === 6 ? ['tcp6'] : ['tcp', 'tcp6'];
+    for (const f of files) {
+      const text = await readFile(join(this.roots.proc, 'net', f), 'utf8').catch(() => '');
+      for (const e of parseProcNetTcp(text)) {
+        if (e.local.port === local.port && e.remote.port === remote.port && e.local.address === local.address && e.remote.address === remote.address) return { inode: e.inode, uid: e.uid };
+      }
+    }
+    return undefined;
+  }
+
+  private async fdsOf(pid: number): Promise<number[]> {
+    const dir = join(this.roots.proc, String(pid), 'fd');
+    const names = await readdir(dir).catch(() => [] as string[]);
+    const inodes: number[] = [];
+    for (const n of names) {
+      const link = await readlink(join(dir, n)).catch(() => '');
+      const m = /^socket:\[(\d+)\]$/.exec(link);
+      if (m) inodes.push(Number(m[1]));
+    }
+    return inodes;
+  }
+
+  private remember(pid: number): void {
+    this.recent = [pid, ...this.recent.filter((p) => p !== pid)].slice(0, MRU_SIZE);
+  }
+
+  private async scanAll(): Promise<void> {
+    const wait = this.lastFullScanAt + this.minFullScanMs - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    this.stats.fullScans++;
+    const map = new Map<number, number>();
+    const entries = await readdir(this.roots.proc).catch(() => [] as string[]);
+    for (const e of entries) {
+      if (!/^\d+$/.test(e)) continue;
+      const pid = Number(e);
+      for (const ino of await this.fdsOf(pid)) map.set(ino, pid);
+    }
+    this.inodeOwner = map;
+    this.lastFullScanAt = Date.now();
+  }
+
+  async pidOfInode(inode: number): Promise<number | undefined> {
+    const cached = this.inodeOwner.get(inode);
+    if (cached !== undefined) {
+      this.stats.hits++;
+      return cached;
+    }
+    for (const pid of this.recent) {
+      const inodes = await this.fdsOf(pid);
+      for (const i of inodes) this.inodeOwner.set(i, pid);
+      if (inodes.includes(inode)) {
+        this.stats.mruHits++;
+        return pid;
+      }
+    }
+    if (!this.fullScan) this.fullScan = this.scanAll().finally(() => (this.fullScan = undefined));
+    await this.fullScan;
+    return this.inodeOwner.get(inode);
+  }
+
+  async processInfo(pid: number, uid?: number): Promise<ProcessInfo> {
+    const base = join(this.roots.proc, String(pid));
+    const exe = await readlink(join(base, 'exe')).catch(() => undefined);
+    const comm = (await readFile(join(base, 'comm'), 'utf8').catch(() => '')).trim();
+    const info: ProcessInfo = { pid };
+    if (exe) info.exe = exe.replace(/ \(deleted\)$/, '');
+    const name = info.exe ? basename(info.exe) : comm;
+    if (name) info.name = name;
+    if (uid !== undefined) {
+      info.uid = uid;
+      const user = (await this.userNames()).get(uid);
+      if (user) info.user = user;
+    }
+    return info;
+  }
+
+  private async userNames(): Promise<Map<number, string>> {
+    if (this.users) return this.users;
+    const m = new Map<number, string>();
+    const text = await readFile(this.roots.passwd, 'utf8').catch(() => '');
+    for (const line of text.split('\n')) {
+      const f = line.split(':');
+      if (f.length >= 3 && /^\d+$/.test(f[2]!)) m.set(Number(f[2]), f[0]!);
+    }
+    this.users = m;
+    return m;
+  }
+
+  /** Process owning the TCP socket whose local end is `local` and remote end is `remote`. */
+  async byTuple(local: Endpoint, remote: Endpoint): Promise<ProcessInfo | undefined> {
+    this.stats.lookups++;
+    const s = await this.inodeOf(local, remote);
+    if (!s || s.inode === 0) return undefined;
+    const pid = await this.pidOfInode(s.inode);
+    if (pid === undefined) return undefined;
+    this.remember(pid);
+    return this.processInfo(pid, s.uid);
+  }
+}
