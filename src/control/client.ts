@@ -67,8 +67,8 @@ export class ControlClient {
     });
   }
 
-  call(method: string, params: unknown = null, opts: ClientOptions = {}): Promise<unknown> {
-    if (this.#failed) return Promise.reject(this.#failed);
+  async call(method: string, params: unknown = null, opts: ClientOptions = {}): Promise<unknown> {
+    if (this.#failed) throw this.#failed;
     const id = this.#nextId++;
     const frame = encodeFrame({ v: PROTOCOL_VERSION, id, method, params });
     return new Promise((resolve, reject) => {
