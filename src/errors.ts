@@ -58,7 +58,31 @@ export const ERROR_CODES = {
   SY_ERR_EGRESS_INTERFACE: 'the interface of an interface egress is missing or has no address',
   // --- redirect / sys ---
   // --- control ---
+  SY_ERR_CONTROL_PERMISSION: 'the caller may not use this control method',
+  SY_ERR_CONTROL_BAD_FRAME: 'a control message is malformed',
+  SY_ERR_CONTROL_TOO_LARGE: 'a control message exceeds the size limit',
+  SY_ERR_CONTROL_UNKNOWN_METHOD: 'the daemon has no such control method',
+  SY_ERR_CONTROL_VERSION: 'the control protocol version does not match',
+  SY_ERR_CONTROL_NOT_RUNNING: 'no daemon answers on the control endpoint',
+  SY_ERR_CONTROL_IN_USE: 'another live daemon already answers on the control endpoint',
+  SY_ERR_CONTROL_ENDPOINT: 'the control endpoint cannot be set up',
+  SY_ERR_CONTROL_IDENTITY: "the caller's identity cannot be established",
+  SY_ERR_CONTROL_BAD_PARAMS: "a control method's parameters are invalid",
+  SY_ERR_CONTROL_TIMEOUT: 'the daemon did not answer in time',
+  SY_ERR_CONTROL_CLOSED: 'the control connection closed before the answer',
+  SY_ERR_CONTROL_BUSY: 'the control server has too many connections',
+  SY_ERR_CONTROL_FAILED: 'a control method failed inside the daemon',
   // --- store ---
+  SY_ERR_STORE_KEY_PERMS: 'the HMAC key file is readable or writable by others',
+  SY_ERR_STORE_KEY_INVALID: 'the HMAC key file is not a valid key',
+  SY_ERR_STORE_TAMPERED: 'a persisted revision or state failed its integrity check',
+  SY_ERR_STORE_CORRUPT: 'a persisted store file cannot be parsed',
+  SY_ERR_STORE_NOT_FOUND: 'no such revision',
+  SY_ERR_STORE_STATE: 'the revision is not in a state that allows this',
+  SY_ERR_STORE_CANONICAL: 'a value cannot be serialised canonically',
+  SY_ERR_STORE_APPLY: 'activating a revision failed and was rolled back',
+  SY_ERR_STORE_AUDIT: 'the audit log failed verification',
+  SY_ERR_STORE_IO: 'a store file could not be read or written',
   // --- lists ---
 } as const;
 
@@ -161,6 +185,20 @@ export function isSwitchyardError(err: unknown): err is SwitchyardError {
 /** DNS forwarder errors (src/dns): upstream failures, timeouts, hook failures, listen errors. */
 export class DnsError extends SwitchyardError {
   constructor(code: Extract<ErrorCode, `SY_ERR_DNS${string}`>, message: string, cause?: unknown) {
+    super(code, message, { cause });
+  }
+}
+
+/** Control IPC failures; `code` travels in error replies so the CLI shows the daemon's code. */
+export class ControlError extends SwitchyardError {
+  constructor(code: Extract<ErrorCode, `SY_ERR_CONTROL${string}`>, message: string, cause?: unknown) {
+    super(code, message, { cause });
+  }
+}
+
+/** Policy store failures (revisions, integrity, audit). */
+export class StoreError extends SwitchyardError {
+  constructor(code: Extract<ErrorCode, `SY_ERR_STORE${string}`>, message: string, cause?: unknown) {
     super(code, message, { cause });
   }
 }

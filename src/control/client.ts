@@ -1,0 +1,139 @@
+// Control client used by the CLI. One connection, requests numbered from 1, replies matched by
+// id. Connection failures map to codes a user can act on: no daemon (NOT_RUNNING) or no access
+// to the socket (PERMISSION). A daemon's error reply becomes a SwitchyardError with its code.
+import { connect, type Socket } from 'node:net';
+import { ControlError, ERROR_CODES, SwitchyardError, type ErrorCode } from '../errors.ts';
+import { FrameDecoder, PROTOCOL_VERSION, encodeFrame, parseBody, parseReply } from './frame.ts';
+
+export interface ClientOptions {
+  /** Per call; default 10 s. */
+  timeoutMs?: number;
+}
+
+function connectError(endpoint: string, err: NodeJS.ErrnoException): ControlError {
+  switch (err.code) {
+    case 'ENOENT':
+    case 'ECONNREFUSED':
+      return new ControlError('SY_ERR_CONTROL_NOT_RUNNING', `no daemon answers on ${endpoint} (is \`switchyard up\` running?)`, err);
+    case 'EACCES':
+    case 'EPERM':
+      return new ControlError(
+        'SY_ERR_CONTROL_PERMISSION',
+        `no access to ${endpoint}: ask an administrator to add you to the control group or to [control] read_users`,
+        err,
+      );
+    default:
+      return new ControlError('SY_ERR_CONTROL_CLOSED', `cannot connect to ${endpoint}: ${err.code ?? err.message}`, err);
+  }
+}
+
+/** Turns an error reply into an error carrying the daemon's code (unknown codes become FAILED). */
+export function remoteError(code: string, message: string): SwitchyardError {
+  if (code in ERROR_CODES) return new SwitchyardError(code as ErrorCode, message);
+  return new ControlError('SY_ERR_CONTROL_FAILED', `${code}: ${message}`);
+}
+
+interface Pending {
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+export class ControlClient {
+  readonly #socket: Socket;
+  readonly #decoder = new FrameDecoder();
+  readonly #pending = new Map<number, Pending>();
+  readonly #timeoutMs: number;
+  #nextId = 1;
+  #failed: Error | undefined;
+
+  private constructor(socket: Socket, timeoutMs: number) {
+    this.#socket = socket;
+    this.#timeoutMs = timeoutMs;
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('error', (err) => this.#failAll(new ControlError('SY_ERR_CONTROL_CLOSED', `control connection failed: ${err.message}`, err)));
+    socket.on('close', () => this.#failAll(new ControlError('SY_ERR_CONTROL_CLOSED', 'the daemon closed the control connection')));
+  }
+
+  static connect(endpoint: string, opts: ClientOptions = {}): Promise<ControlClient> {
+    return new Promise((resolve, reject) => {
+      const s = connect(endpoint);
+      const onError = (err: NodeJS.ErrnoException) => reject(connectError(endpoint, err));
+      s.once('error', onError);
+      s.once('connect', () => {
+        s.off('error', onError);
+        resolve(new ControlClient(s, opts.timeoutMs ?? 10_000));
+      });
+    });
+  }
+
+  async call(method: string, params: unknown = null, opts: ClientOptions = {}): Promise<unknown> {
+    if (this.#failed) throw this.#failed;
+    const id = this.#nextId++;
+    const frame = encodeFrame({ v: PROTOCOL_VERSION, id, method, params });
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new ControlError('SY_ERR_CONTROL_TIMEOUT', `no answer to '${method}' within ${opts.timeoutMs ?? this.#timeoutMs} ms`));
+      }, opts.timeoutMs ?? this.#timeoutMs);
+      this.#pending.set(id, { resolve, reject, timer });
+      this.#socket.write(frame);
+    });
+  }
+
+  close(): void {
+    this.#socket.end();
+    this.#socket.destroy();
+  }
+
+  #onData(chunk: Buffer): void {
+    let bodies: Buffer[];
+    try {
+      bodies = this.#decoder.push(chunk);
+    } catch (err) {
+      this.#failAll(err as Error);
+      this.#socket.destroy();
+      return;
+    }
+    for (const body of bodies) {
+      let reply;
+      try {
+        reply = parseReply(parseBody(body));
+      } catch (err) {
+        this.#failAll(err as Error);
+        this.#socket.destroy();
+        return;
+      }
+      if (reply.id === null) {
+        // The server could not tie the error to a request (it is closing the connection): fail all.
+        this.#failAll(remoteError(reply.ok ? 'SY_ERR_CONTROL_FAILED' : reply.error.code, reply.ok ? 'reply without id' : reply.error.message));
+        continue;
+      }
+      const p = this.#pending.get(reply.id);
+      if (!p) continue; // timed out already
+      this.#pending.delete(reply.id);
+      clearTimeout(p.timer);
+      if (reply.ok) p.resolve(reply.result);
+      else p.reject(remoteError(reply.error.code, reply.error.message));
+    }
+  }
+
+  #failAll(err: Error): void {
+    this.#failed ??= err;
+    for (const [id, p] of this.#pending) {
+      clearTimeout(p.timer);
+      this.#pending.delete(id);
+      p.reject(err);
+    }
+  }
+}
+
+/** Connect, make one call, close. */
+export async function callDaemon(endpoint: string, method: string, params: unknown = null, opts: ClientOptions = {}): Promise<unknown> {
+  const c = await ControlClient.connect(endpoint, opts);
+  try {
+    return await c.call(method, params, opts);
+  } finally {
+    c.close();
+  }
+}

@@ -1,0 +1,240 @@
+// The control server: local IPC only (a Unix socket, or a named pipe on Windows); no HTTP.
+//
+// Per connection: the caller's identity is read once from the kernel at accept; each frame is
+// decoded strictly and answered in order; a bad frame gets an error reply and the connection
+// keeps going; an oversize announcement, a stalled half-frame or a flood of queued requests get
+// an error reply and a close. Nothing a client sends can stop the server or other connections.
+import { createServer, type Server, type Socket } from 'node:net';
+import { lstatSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { ControlError, SwitchyardError, isSwitchyardError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { RunMode } from '../paths.ts';
+import { CONTROL_GROUP } from '../ids.ts';
+import { type AccountFiles, SYSTEM_ACCOUNT_FILES, lookupGroup } from './accounts.ts';
+import { type Caller, type PeerIdentity, classifyCaller } from './auth.ts';
+import {
+  clearStaleSocket,
+  isPipeEndpoint,
+  prepareRuntimeDir,
+  publishSocket,
+  tempSocketPath,
+  type SocketAccess,
+} from './endpoint.ts';
+import { FrameDecoder, PROTOCOL_VERSION, encodeFrame, idOf, parseBody, parseRequest, type Reply } from './frame.ts';
+import { MethodRegistry, applyPrivacy, checkPermission } from './registry.ts';
+
+export interface ControlServerOptions {
+  /** Unix socket path or `\\.\pipe\name` (src/paths.ts `controlEndpoint`). */
+  endpoint: string;
+  mode: RunMode;
+  registry: MethodRegistry;
+  /** Reads the peer's identity from an accepted connection (Linux: SO_PEERCRED). */
+  identify: (socket: Socket) => PeerIdentity;
+  /** `[control] group`. */
+  group?: string;
+  /** `[control] read_users`. */
+  readUsers?: readonly string[];
+  /** Owner of the runtime directory and "the daemon user" in user mode; default process uid. */
+  uid?: number;
+  files?: AccountFiles;
+  log?: Logger;
+  maxConnections?: number;
+  /** A connection idle this long with a half-received frame, or not sending at all, is closed. */
+  idleTimeoutMs?: number;
+  /** Requests received but not yet answered on one connection before it is closed. */
+  maxQueued?: number;
+}
+
+/**
+ * Socket file mode (docs/control.md): user mode 0600 (the user's own daemon); service mode 0660
+ * with the control group when it exists (else 0600: root only), and 0666 when read_users is set
+ * (others must be able to connect; the server then checks each call).
+ */
+export function socketAccess(mode: RunMode, group: string, readUsers: readonly string[], files: AccountFiles): SocketAccess {
+  if (mode === 'user') return { mode: 0o600, gid: undefined };
+  if (readUsers.length > 0) return { mode: 0o666, gid: lookupGroup(group, files)?.gid };
+  const g = lookupGroup(group, files);
+  return g === undefined ? { mode: 0o600, gid: undefined } : { mode: 0o660, gid: g.gid };
+}
+
+export class ControlServer {
+  readonly opts: Required<Omit<ControlServerOptions, 'log' | 'uid'>> & { log: Logger | undefined; uid: number };
+  #server: Server | undefined;
+  #published: { path: string; ino: number } | undefined;
+  readonly #sockets = new Set<Socket>();
+
+  constructor(opts: ControlServerOptions) {
+    this.opts = {
+      group: CONTROL_GROUP,
+      readUsers: [],
+      files: SYSTEM_ACCOUNT_FILES,
+      maxConnections: 64,
+      idleTimeoutMs: 30_000,
+      maxQueued: 32,
+      ...opts,
+      uid: opts.uid ?? (typeof process.getuid === 'function' ? process.getuid() : 0),
+      log: opts.log,
+    };
+  }
+
+  get connections(): number {
+    return this.#sockets.size;
+  }
+
+  async listen(): Promise<void> {
+    const { endpoint } = this.opts;
+    const server = createServer({ allowHalfOpen: false, pauseOnConnect: false }, (s) => this.#accept(s));
+    server.on('error', (err) => this.opts.log?.error({ err }, 'control server error'));
+    if (isPipeEndpoint(endpoint)) {
+      await listenOn(server, endpoint).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'EADDRINUSE') throw new ControlError('SY_ERR_CONTROL_IN_USE', `a daemon already owns ${endpoint}`, err);
+        throw new ControlError('SY_ERR_CONTROL_ENDPOINT', `cannot listen on ${endpoint}: ${err.message}`, err);
+      });
+    } else {
+      prepareRuntimeDir(dirname(endpoint), this.opts.uid);
+      const removed = await clearStaleSocket(endpoint);
+      if (removed === 'removed') this.opts.log?.warn('removed a stale control socket left by a previous daemon');
+      const tmp = tempSocketPath(endpoint);
+      await listenOn(server, tmp).catch((err: Error) => {
+        throw new ControlError('SY_ERR_CONTROL_ENDPOINT', `cannot listen on ${tmp}: ${err.message}`, err);
+      });
+      try {
+        publishSocket(tmp, endpoint, socketAccess(this.opts.mode, this.opts.group, this.opts.readUsers, this.opts.files));
+        this.#published = { path: endpoint, ino: lstatSync(endpoint).ino };
+      } catch (err) {
+        await new Promise<void>((r) => server.close(() => r()));
+        throw err;
+      }
+    }
+    this.#server = server;
+  }
+
+  /** Stops accepting, closes live connections, and removes the socket file if it is still ours. */
+  async close(): Promise<void> {
+    const server = this.#server;
+    this.#server = undefined;
+    for (const s of this.#sockets) s.destroy();
+    if (server) await new Promise<void>((r) => server.close(() => r()));
+    const pub = this.#published;
+    this.#published = undefined;
+    if (pub) {
+      try {
+        // Only our own inode: a successor daemon may already have published its socket here.
+        if (lstatSync(pub.path).ino === pub.ino) unlinkSync(pub.path);
+      } catch {
+        /* gone already */
+      }
+    }
+  }
+
+  #accept(socket: Socket): void {
+    const log = this.opts.log;
+    socket.on('error', () => {}); // resets from clients are their business
+    if (this.#sockets.size >= this.opts.maxConnections) {
+      socket.end(errorFrame(null, new ControlError('SY_ERR_CONTROL_BUSY', 'too many control connections')));
+      return;
+    }
+    this.#sockets.add(socket);
+    socket.once('close', () => this.#sockets.delete(socket));
+
+    let caller: Caller;
+    try {
+      caller = classifyCaller(this.opts.identify(socket), {
+        mode: this.opts.mode,
+        daemonUid: this.opts.uid,
+        group: this.opts.group,
+        readUsers: this.opts.readUsers,
+        files: this.opts.files,
+      });
+    } catch (err) {
+      log?.warn({ err }, 'control caller identity unavailable; refusing the connection');
+      socket.end(errorFrame(null, asControlError(err, 'SY_ERR_CONTROL_IDENTITY')));
+      return;
+    }
+
+    const decoder = new FrameDecoder();
+    let queue: Promise<void> = Promise.resolve();
+    let queued = 0;
+    let closing = false;
+    const fatal = (id: number | null, err: SwitchyardError) => {
+      if (closing) return;
+      closing = true;
+      socket.end(errorFrame(id, err));
+      // A peer that never reads must not keep the socket: give the reply a moment, then drop it.
+      setTimeout(() => socket.destroy(), 2000).unref();
+    };
+
+    socket.setTimeout(this.opts.idleTimeoutMs, () => {
+      if (decoder.pending > 0) fatal(null, new ControlError('SY_ERR_CONTROL_TIMEOUT', 'incomplete message; closing'));
+      else socket.destroy();
+    });
+
+    socket.on('data', (chunk: Buffer) => {
+      if (closing) return;
+      let bodies: Buffer[];
+      try {
+        bodies = decoder.push(chunk);
+      } catch (err) {
+        fatal(null, asControlError(err, 'SY_ERR_CONTROL_BAD_FRAME'));
+        return;
+      }
+      for (const body of bodies) {
+        if (++queued > this.opts.maxQueued) {
+          fatal(null, new ControlError('SY_ERR_CONTROL_BUSY', `more than ${this.opts.maxQueued} requests waiting on one connection`));
+          return;
+        }
+        queue = queue.then(async () => {
+          const reply = await this.#handle(body, caller);
+          queued--;
+          if (!closing && !socket.destroyed) socket.write(reply);
+        });
+      }
+    });
+  }
+
+  /** One request → one encoded reply frame. Never throws. */
+  async #handle(body: Buffer, caller: Caller): Promise<Buffer> {
+    let id: number | null = null;
+    try {
+      const obj = parseBody(body);
+      id = idOf(obj);
+      const req = parseRequest(obj);
+      const spec = this.opts.registry.get(req.method);
+      if (spec === undefined) throw new ControlError('SY_ERR_CONTROL_UNKNOWN_METHOD', `no control method '${req.method}'`);
+      checkPermission(spec, caller);
+      const ctx = { caller, sees: (uid: number | undefined) => caller.privileged || uid === caller.uid };
+      const result = applyPrivacy(spec, await spec.handler(req.params, ctx), caller);
+      this.opts.log?.debug({ method: req.method, uid: caller.uid }, 'control call');
+      try {
+        return encodeFrame({ v: PROTOCOL_VERSION, id: req.id, ok: true, result } satisfies Reply);
+      } catch (err) {
+        throw asControlError(err, 'SY_ERR_CONTROL_FAILED');
+      }
+    } catch (err) {
+      if (!isSwitchyardError(err)) this.opts.log?.error({ err }, 'control method failed');
+      else if (err.code === 'SY_ERR_CONTROL_PERMISSION') this.opts.log?.info({ uid: caller.uid, code: err.code }, 'control call refused');
+      return errorFrame(id, isSwitchyardError(err) ? err : new ControlError('SY_ERR_CONTROL_FAILED', 'the method failed; see the daemon log'));
+    }
+  }
+}
+
+function errorFrame(id: number | null, err: SwitchyardError): Buffer {
+  return encodeFrame({ v: PROTOCOL_VERSION, id, ok: false, error: { code: err.code, message: err.message.slice(0, 4096) } } satisfies Reply);
+}
+
+function asControlError(err: unknown, fallback: ConstructorParameters<typeof ControlError>[0]): SwitchyardError {
+  if (isSwitchyardError(err)) return err;
+  return new ControlError(fallback, err instanceof Error ? err.message : String(err), err);
+}
+
+function listenOn(server: Server, path: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once('error', onError);
+    server.listen(path, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
