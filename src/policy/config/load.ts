@@ -64,7 +64,7 @@ export function loadConfigFromBytes(bytes: Uint8Array, source: string): Config {
   let notices: string[] = [];
   if (isPolicyRouterConfig(value)) {
     const compat = fromPolicyRouter(value, issues);
-    if (!compat) throw issuesToError(issues.list, source, lazyLines(), mapPath);
+    if (!compat || !issues.empty) throw issuesToError(issues.list, source, lazyLines(), mapPath);
     ({ raw, mapPath, notices } = compat);
   } else if (!('version' in value)) {
     throw new ConfigError('SY_ERR_CONFIG_VERSION', `${source}: missing \`version = 1\` at the top of the config`, [

@@ -95,6 +95,7 @@ class Scanner {
     const resolved: (string | number)[] = [];
     segs.forEach((seg, j) => {
       resolved.push(seg);
+      this.index.record(resolved, this.line); // [a.b.c] also locates a and a.b (first mention wins)
       const count = this.arrayTables.get(keyOf(resolved));
       if (count !== undefined && (j < segs.length - 1 || !isArray)) resolved.push(count - 1);
     });

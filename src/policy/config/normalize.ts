@@ -86,7 +86,7 @@ function zodIssues(err: z.ZodError, issues: Issues, base: KeyPath = []): void {
   for (const i of err.issues) {
     const path = [...base, ...(i.path as (string | number)[])];
     if (i.code === 'unrecognized_keys') {
-      for (const k of i.keys) issues.add([...path, k], `unknown key '${k}'`);
+      for (const k of i.keys) issues.add([...path, k], `unknown key '${clip(k)}'`);
     } else if (i.code === 'invalid_type') {
       const got = describeValue(i.input, path);
       issues.add(path, got === 'missing' ? `required key is missing (expected ${i.expected})` : `expected ${i.expected}, got ${got}`);
@@ -115,7 +115,7 @@ export function normalizeConfig(raw: unknown, source: string, lines: LineIndex |
   const issues = new Issues();
   checkLimits(raw, issues);
   if (!issues.empty) return { config: null, issues };
-  const parsed = configSchema.safeParse(raw);
+  const parsed = configSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) {
     zodIssues(parsed.error, issues);
     return { config: null, issues };
@@ -125,9 +125,9 @@ export function normalizeConfig(raw: unknown, source: string, lines: LineIndex |
 
   const egress = normalizeEgresses(r, rawObj, issues);
   const known = (name: string, path: KeyPath) => {
-    if (!(name in egress)) {
+    if (!Object.hasOwn(egress, name)) {
       const declared = Object.keys(egress).join(', ');
-      issues.add(path, `egress '${name}' is not declared (declared: ${declared}; add [egress.${EGRESS_NAME.test(name) ? name : '"…"'}])`);
+      issues.add(path, `egress '${clip(name)}' is not declared (declared: ${declared}; add [egress.${EGRESS_NAME.test(name) ? name : '"…"'}])`);
       return false;
     }
     return true;
@@ -153,7 +153,7 @@ export function normalizeConfig(raw: unknown, source: string, lines: LineIndex |
     known(rr.egress, [...path, 'egress']);
     if (rr.name !== undefined) {
       const prev = names.get(rr.name);
-      if (prev !== undefined) issues.add([...path, 'name'], `rule name '${rr.name}' is already used by rule[${prev}]`);
+      if (prev !== undefined) issues.add([...path, 'name'], `rule name '${clip(rr.name)}' is already used by rule[${prev}]`);
       else if (/^(rule|exempt)#\d+$/.test(rr.name)) issues.add([...path, 'name'], `'${rr.name}' looks like a generated id; choose another name`);
       names.set(rr.name, i);
     }
@@ -204,6 +204,11 @@ export function normalizeConfig(raw: unknown, source: string, lines: LineIndex |
     config: { version: 1, default: r.default, dns, inbound, enforce, control, egress, exempt, rules, source, notices },
     issues,
   };
+}
+
+/** Echoes user text in messages without flooding them. */
+export function clip(s: string, max = 64): string {
+  return s.length <= max ? s : `${s.slice(0, max)}… (${s.length} characters)`;
 }
 
 function notNull<T>(v: T | null): v is T {
@@ -271,7 +276,7 @@ function normalizeEgresses(r: RawConfig, rawObj: Record<string, unknown>, issues
   for (const [name, e] of Object.entries(r.egress)) {
     const path = ['egress', name];
     if (!EGRESS_NAME.test(name)) {
-      issues.add(path, `egress name '${name}' must be 1..64 of A-Z a-z 0-9 _ - (starting with a letter or digit)`);
+      issues.add(path, `egress name '${clip(name)}' must be 1..64 of A-Z a-z 0-9 _ - (starting with a letter or digit)`);
       continue;
     }
     const given = isObj(rawEgress[name]) ? (rawEgress[name] as Record<string, unknown>) : {};
