@@ -61,6 +61,18 @@ function u32(buf: Uint8Array, o: number): number {
   return ((buf[o]! << 24) | (buf[o + 1]! << 16) | (buf[o + 2]! << 8) | buf[o + 3]!) >>> 0;
 }
 
+/**
+ * An error reply without a question (some servers answer REFUSED/FORMERR that way) with our ID:
+ * not an answer we can use or cache, but a reason to stop waiting. Returns its rcode, or -1.
+ */
+export function headerOnlyError(buf: Uint8Array, sent: Uint8Array): number {
+  if (buf.length < HEADER_LEN || !(buf[2]! & 0x80)) return -1;
+  if (buf[0] !== sent[0] || buf[1] !== sent[1]) return -1;
+  if (buf[4] !== 0 || buf[5] !== 0) return -1;
+  const rcode = buf[3]! & 0xf;
+  return rcode === 0 ? -1 : rcode;
+}
+
 /** SOA rdata: MNAME, RNAME, then SERIAL REFRESH RETRY EXPIRE MINIMUM; returns MINIMUM. */
 function soaMinimum(buf: Uint8Array, r: RecordRef): number {
   let p = readName(buf, r.rdOff).end;

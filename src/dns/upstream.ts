@@ -11,7 +11,7 @@ import { isIP } from 'node:net';
 import type { Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { TLSSocket } from 'node:tls';
-import { matchesQuery } from './answer.ts';
+import { headerOnlyError, matchesQuery } from './answer.ts';
 import type { OutQuery } from './build.ts';
 import { randomId } from './build.ts';
 import type { Dialer, ResolveHost } from './dial.ts';
@@ -143,6 +143,8 @@ class UdpExchange implements Exchange {
         try {
           matchesQuery(msg, q.buf, q.qEnd);
         } catch {
+          const rcode = headerOnlyError(msg, q.buf);
+          if (rcode > 0) finish(new DnsError('SY_ERR_DNS_UPSTREAM', `${this.#spec.label} answered rcode ${rcode} without a question`));
           return; // not ours: keep waiting for the real answer
         }
         finish(null, msg);
@@ -226,6 +228,12 @@ class StreamExchange implements Exchange {
     try {
       matchesQuery(msg, p.q.buf, p.q.qEnd);
     } catch {
+      const rcode = headerOnlyError(msg, p.q.buf);
+      if (rcode > 0) {
+        this.#pending.delete(msg.readUInt16BE(0));
+        clearTimeout(p.timer);
+        p.reject(new DnsError('SY_ERR_DNS_UPSTREAM', `${this.#spec.label} answered rcode ${rcode} without a question`));
+      }
       return;
     }
     this.#pending.delete(msg.readUInt16BE(0));

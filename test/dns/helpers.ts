@@ -67,6 +67,8 @@ export interface Unbound {
   httpsPort: number;
   /** Queries unbound logged, as `name. TYPE` (lower-cased). */
   queries(): string[];
+  /** Queries with the client address unbound saw: `ip name. TYPE`. */
+  queriesFrom(): string[];
   stop(): Promise<void>;
 }
 
@@ -76,6 +78,8 @@ export interface UnboundOptions {
   localData: string[];
   certs?: Certs;
   extra?: string;
+  /** unbound access-control lines (default: all of 127/8 allowed). */
+  access?: string[];
   /** Zone `chain.` served by unbound's auth-zone (which, unlike local-data, follows CNAME chains). */
   chainZone?: string[];
 }
@@ -109,7 +113,7 @@ export async function startUnbound(o: UnboundOptions): Promise<Unbound> {
     '  pidfile: ""',
     '  do-ip6: no',
     '  num-threads: 1',
-    '  access-control: 127.0.0.0/8 allow',
+    ...(o.access ?? ['127.0.0.0/8 allow']).map((a) => `  access-control: ${a}`),
     '  module-config: "iterator"',
     '  log-queries: yes',
     '  verbosity: 1',
@@ -140,6 +144,8 @@ export async function startUnbound(o: UnboundOptions): Promise<Unbound> {
     httpsPort,
     queries: () =>
       [...readFileSync(log, 'utf8').matchAll(/info: \S+ (\S+) (\S+) IN$/gm)].map((m) => `${m[1]!.toLowerCase()} ${m[2]}`),
+    queriesFrom: () =>
+      [...readFileSync(log, 'utf8').matchAll(/info: (\S+) (\S+) (\S+) IN$/gm)].map((m) => `${m[1]} ${m[2]!.toLowerCase()} ${m[3]}`),
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();

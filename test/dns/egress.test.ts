@@ -1,0 +1,124 @@
+// Names routed to a SOCKS5 egress are resolved THROUGH it. The resolver (unbound on 127.8.0.53)
+// refuses every client except 127.9.9.9, the address microsocks binds its outgoing side to
+// (`-b`): an answer proves the query went through the egress, and unbound's log shows the source.
+// Also: an egress that only obfuscates uses DoT, never plaintext; ECH is stripped from HTTPS
+// records of names that leave by a proxy; the EgressResolver resolves through the egress.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { startDnsForwarder } from '../../src/dns/index.ts';
+import type { DnsForwarder } from '../../src/dns/index.ts';
+import { builtinEgresses, cleanup, dig, dnsConfig, freePort, have, makeCerts, projector, socksEgress, startUnbound, tempDir } from './helpers.ts';
+import type { Certs, Unbound } from './helpers.ts';
+import { connect } from 'node:net';
+
+const skip = !have('unbound') || !have('dig') || !have('microsocks') ? 'needs unbound, dig and microsocks' : false;
+const RESOLVER = '127.8.0.53';
+const EGRESS_SOURCE = '127.9.9.9';
+
+async function waitPort(port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`nothing listens on ${port}`);
+}
+
+describe('resolution through a SOCKS5 egress', { skip }, () => {
+  let dir: string;
+  let certs: Certs;
+  let ub: Unbound;
+  let socks: ChildProcess;
+  let fwd: DnsForwarder;
+  let host: string;
+  let port: number;
+
+  before(async () => {
+    dir = tempDir('egress');
+    certs = await makeCerts(dir);
+    ub = await startUnbound({
+      dir,
+      host: RESOLVER,
+      certs,
+      access: ['0.0.0.0/0 refuse', '127.0.0.0/8 refuse', `${EGRESS_SOURCE}/32 allow`],
+      localData: [
+        'p.test. 300 IN A 127.5.0.1',
+        'o.test. 300 IN A 127.5.0.2',
+        'n.test. 300 IN A 127.5.0.3',
+        'h.test. 300 IN HTTPS 1 . alpn=h2 ipv4hint=127.5.0.9 ech=AEX+DQBBBAAgACA= ipv6hint=fd00:5359::9',
+        'd.test. 300 IN A 127.5.0.4',
+      ],
+    });
+    const socksPort = await freePort();
+    socks = spawn('microsocks', ['-i', '127.0.0.1', '-p', String(socksPort), '-b', EGRESS_SOURCE], { stdio: 'ignore' });
+    await waitPort(socksPort);
+    const egress = {
+      ...builtinEgresses(),
+      proxy: socksEgress('proxy', '127.0.0.1', socksPort, [`tcp://${RESOLVER}:${ub.port}`]),
+      dpi: socksEgress('dpi', '127.0.0.1', socksPort, [`udp://${RESOLVER}:${ub.port}`, `tls://${RESOLVER}:${ub.tlsPort}?ca=${certs.ca}&sni=dns.test`], true),
+      dpiplain: socksEgress('dpiplain', '127.0.0.1', socksPort, [`udp://${RESOLVER}:${ub.port}`], true),
+    };
+    fwd = await startDnsForwarder({
+      config: { dns: dnsConfig({ upstreams: [`udp://${RESOLVER}:${ub.port}`] }), egress },
+      projectDomain: projector({ 'p.test': 'proxy', 'h.test': 'proxy', 'o.test': 'dpi', 'n.test': 'dpiplain' }),
+    });
+    host = fwd.addresses[0]!.host;
+    port = fwd.addresses[0]!.port;
+  });
+
+  after(async () => {
+    await fwd?.close();
+    socks?.kill();
+    await ub?.stop();
+    cleanup(dir);
+  });
+
+  test('the resolver refuses direct clients (so an answer proves the egress path)', async () => {
+    const r = await dig(RESOLVER, ub.port, ['p.test', 'A']);
+    assert.equal(r.status, 'REFUSED');
+    const d = await dig(host, port, ['d.test', 'A']);
+    assert.equal(d.status, 'SERVFAIL', 'a direct name goes to the default upstream, which refuses us');
+    assert.equal(fwd.store.lookup('127.5.0.4').state, 'unknown');
+  });
+
+  test('a proxied name is resolved through the egress', async () => {
+    const r = await dig(host, port, ['p.test', 'A']);
+    assert.equal(r.status, 'NOERROR');
+    assert.deepEqual(r.answers.map((a) => a.split(' ')[4]), ['127.5.0.1']);
+    assert.ok(ub.queriesFrom().includes(`${EGRESS_SOURCE} p.test. A`), 'the resolver saw the egress address');
+    assert.equal(fwd.store.lookup('127.5.0.1').names[0]?.upstream, `tcp://${RESOLVER}:${ub.port}`);
+  });
+
+  test('an egress that only obfuscates uses DoT through itself, never plaintext', async () => {
+    const r = await dig(host, port, ['o.test', 'A']);
+    assert.deepEqual(r.answers.map((a) => a.split(' ')[4]), ['127.5.0.2']);
+    assert.equal(fwd.store.lookup('127.5.0.2').names[0]?.upstream, `tls://${RESOLVER}:${ub.tlsPort}`);
+    const plain = await dig(host, port, ['n.test', 'A']);
+    assert.equal(plain.status, 'SERVFAIL', 'no DoT/DoH resolver: fail closed');
+    assert.equal(ub.queries().filter((q) => q.startsWith('n.test')).length, 0);
+  });
+
+  test('ECH is stripped from HTTPS records of a proxied name; the rest is intact', async () => {
+    const r = await dig(host, port, ['h.test', 'HTTPS']);
+    assert.equal(r.status, 'NOERROR');
+    assert.equal(r.answers.length, 1);
+    assert.doesNotMatch(r.answers[0]!, /ech=/);
+    assert.match(r.answers[0]!, /1 \. alpn="h2" ipv4hint=127\.5\.0\.9 ipv6hint=fd00:5359::9$/);
+    assert.equal(fwd.store.lookup('127.5.0.9').names[0]?.name, 'h.test');
+  });
+
+  test('the EgressResolver resolves through the egress, and refuses block', async () => {
+    assert.deepEqual(await fwd.resolver.resolve('p.test', 'proxy', 4), ['127.5.0.1']);
+    await assert.rejects(fwd.resolver.resolve('d.test', 'direct', 4), /rcode 5 without a question/);
+    await assert.rejects(fwd.resolver.resolve('p.test', 'block'), { code: 'SY_ERR_DNS_BLOCKED' });
+    assert.deepEqual(await fwd.resolver.resolve('127.0.0.9', 'proxy'), ['127.0.0.9']);
+  });
+});
