@@ -40,6 +40,7 @@ interface StateFile {
   mode: 'active' | 'skeleton';
   plan: RedirectPlan;
   originals: [number, string][];
+  ids: [string, number][];
 }
 
 const CANARY_TOKEN = 'switchyard-canary-ok';
@@ -56,6 +57,8 @@ export class LinuxBackend implements RedirectBackend {
   #ctx: NftContext | null = null;
   /** ip → ms epoch when its set entry expires, so a shorter TTL never shortens a live entry. */
   #expiry = new Map<string, number>();
+  /** Group → cgroup id when the table was installed: the ids the rules hold. */
+  #ids = new Map<string, number>();
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(opts: LinuxBackendOptions = {}) {
@@ -93,7 +96,7 @@ export class LinuxBackend implements RedirectBackend {
   async #install(plan: RedirectPlan, mode: 'active' | 'skeleton', canary: boolean): Promise<ApplyResult> {
     const t0 = performance.now();
     // Groups first: nft resolves each path to an id when it parses the rule.
-    this.cgroups.ensure(plan.groups);
+    let ids = this.cgroups.ensure(plan.groups);
     const previous = await listTable(this.runner);
     const carried = previous ? liveElements(previous.json) : [];
     let canaryServer: Server | null = null;
@@ -104,15 +107,17 @@ export class LinuxBackend implements RedirectBackend {
     }
     try {
       const { script, model } = renderScript(plan, { mode, cgroups: this.cgroups, carried, ...(canaryPort === undefined ? {} : { canaryPort }) });
+      // nft applies the batch atomically: when it refuses, the kernel still holds the previous
+      // table and there is nothing to roll back.
+      await runScript(this.runner, script);
       try {
-        await runScript(this.runner, script);
         // Read back: the kernel must hold every set, chain and rule, naming the right cgroups.
         let problems = await this.#verify(model);
-        if (onlyStaleCgroups(problems)) {
+        if (onlyStaleCgroups(problems) || this.#staleGroups(ids).length > 0) {
           // A group directory changed under us between ensure() and nft: apply once more.
-          this.cgroups.ensure(plan.groups);
+          ids = this.cgroups.ensure(plan.groups);
           await runScript(this.runner, script);
-          problems = await this.#verify(model);
+          problems = [...(await this.#verify(model)), ...this.#staleGroups(ids)];
         }
         if (problems.length > 0) throw new RedirectError('SY_ERR_REDIRECT_VERIFY', `ruleset read back differs: ${problems.join('; ')}`);
         if (canaryPort !== undefined) await this.#canaries(plan, canaryPort);
@@ -123,11 +128,22 @@ export class LinuxBackend implements RedirectBackend {
       this.#plan = plan;
       this.#mode = mode;
       this.#model = model;
+      this.#ids = ids;
       this.#saveState();
       return { script, carriedElements: carried.length, ms: performance.now() - t0 };
     } finally {
       canaryServer?.close();
     }
+  }
+
+  /** Groups whose directory now has another id than the one the rules were built with. */
+  #staleGroups(ids: Map<string, number>): string[] {
+    const out: string[] = [];
+    for (const [g, id] of ids) {
+      const now = this.cgroups.id(g);
+      if (now !== id) out.push(`group ${g} (${this.cgroups.nftPath(g)}) was removed${now === null ? '' : ' and re-created'} by hand: rules hold cgroup id ${id}, the directory has ${now ?? 'none'}`);
+    }
+    return out;
   }
 
   async #verify(model: TableModel): Promise<string[]> {
@@ -225,6 +241,7 @@ export class LinuxBackend implements RedirectBackend {
       this.#plan = null;
       this.#mode = null;
       this.#model = null;
+      this.#ids = new Map();
       this.#expiry.clear();
       rmSync(this.statePath, { force: true });
     });
@@ -242,7 +259,7 @@ export class LinuxBackend implements RedirectBackend {
     const problems: string[] = [];
     if (listed) {
       for (const s of DYNAMIC_SETS) setElements[s] = listed.json.sets.get(s)?.elements.length ?? 0;
-      if (this.#model) problems.push(...verifyTable(this.#model, listed.json));
+      if (this.#model) problems.push(...this.#staleGroups(this.#ids), ...verifyTable(this.#model, listed.json));
     }
     const state = !listed ? 'absent' : !this.#mode ? 'foreign' : this.#mode;
     return { os: this.os, state, groups, setElements, problems };
@@ -255,7 +272,7 @@ export class LinuxBackend implements RedirectBackend {
   repair(): Promise<string[]> {
     return this.#serial(async () => {
       if (!this.#plan || !this.#mode || !this.#model) return [];
-      const problems = await this.#verify(this.#model);
+      const problems = [...this.#staleGroups(this.#ids), ...(await this.#verify(this.#model))];
       if (problems.length === 0) return [];
       await this.#install(this.#plan, this.#mode, false);
       return problems;
@@ -279,6 +296,7 @@ export class LinuxBackend implements RedirectBackend {
       mode: this.#mode,
       plan: this.#plan,
       originals: [...this.cgroups.originals],
+      ids: [...this.#ids],
     };
     mkdirSync(dirname(this.statePath), { recursive: true, mode: 0o755 });
     const tmp = `${this.statePath}.${process.pid}.tmp`;
@@ -298,6 +316,7 @@ export class LinuxBackend implements RedirectBackend {
     this.#mode = s.mode;
     this.#model = renderScript(s.plan, { mode: s.mode, cgroups: this.cgroups }).model;
     for (const [pid, path] of s.originals ?? []) this.cgroups.originals.set(pid, path);
+    this.#ids = new Map(s.ids ?? []);
   }
 }
 

@@ -141,7 +141,9 @@ export function buildModel(plan: RedirectPlan, opts: RenderOptions): TableModel 
   const capPort = skeleton ? null : plan.ports.captured;
 
   // ---- filter_out: rejects, decided on original destinations.
-  const filter: string[] = [`jump ${CHAIN.exempt}`];
+  // Reply-direction packets (a local server answering, and the RST or ICMP error our own reject
+  // sends back to the client) are not new outgoing traffic: never refuse them.
+  const filter: string[] = ['ct direction reply accept', `jump ${CHAIN.exempt}`];
   // DNS: redirected to the forwarder by nat_out; with no forwarder (skeleton) it is refused, so
   // nothing resolves around switchyard while it is stopped.
   filter.push(dnsPort === null ? `meta l4proto { tcp, udp } th dport 53 goto ${CHAIN.deny}` : 'meta l4proto { tcp, udp } th dport 53 accept');
