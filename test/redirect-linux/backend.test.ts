@@ -15,6 +15,7 @@ const roots: string[] = [];
 const rulesetBefore = missing ? '' : hostRuleset();
 let traffic: Record<string, any> = {};
 let hybrid: Record<string, any> = {};
+let canary: Record<string, any> = {};
 
 function runOrExplain(res: FixtureResult): Record<string, any> {
   if (!res.result) throw new Error(`fixture printed no result (exit ${res.code}):\n${res.stderr.slice(-3000)}\n${res.stdout.slice(-2000)}`);
@@ -34,6 +35,11 @@ before(async () => {
   const state2 = join(tmpdir(), `sy-linux-state-${process.pid}-2.json`);
   hybrid = runOrExplain(await runFixture('hybrid.ts', { SY_TEST_CGROUP_ROOT: root2, SY_TEST_STATE: state2 }));
   rmSync(state2, { force: true });
+  const root3 = uniqueCgroupRoot('canary');
+  roots.push(root3);
+  const state3 = join(tmpdir(), `sy-linux-state-${process.pid}-3.json`);
+  canary = runOrExplain(await runFixture('canary-fail.ts', { SY_TEST_CGROUP_ROOT: root3, SY_TEST_STATE: state3 }));
+  rmSync(state3, { force: true });
 });
 
 after(() => {
@@ -150,6 +156,16 @@ t('hybrid layout: nft runs with cgroup2 bind-mounted in a private mount namespac
   assert.equal(hybrid['serverCount'], 1);
   assert.equal(hybrid['hostMountsUntouched'], true);
   assert.equal(hybrid['rulesetAfter'], '');
+});
+
+t('a failed canary refuses enforcement and rolls back (no table before → none; a table before → restored)', () => {
+  assert.equal(canary['firstApply'], 'SY_ERR_REDIRECT_CANARY');
+  assert.match(String(canary['firstMessage']), /group vpn/);
+  assert.equal(canary['rulesetAfterFirst'], '');
+  assert.equal(canary['secondApply'], 'SY_ERR_REDIRECT_CANARY');
+  assert.equal(canary['restored'], true, JSON.stringify(canary['diff']));
+  assert.equal(canary['groupAfterRestore'], 'T:vpn');
+  assert.equal(canary['rulesetAfterDown'], '');
 });
 
 t('the host namespace has no table and the cgroup roots are gone', () => {

@@ -186,7 +186,7 @@ export class LinuxBackend implements RedirectBackend {
     if (failed.length > 0) {
       throw new RedirectError(
         'SY_ERR_REDIRECT_CANARY',
-        `canary in group ${failed.map(([g, r]) => `${g} (${r})`).join(', ')} did not reach its transparent port (port ${canaryPort}): ` +
+        `canary in group ${failed.map(([g, r]) => `${g} (${r})`).join(', ')} did not reach the canary listener: ` +
           'cgroup v2 socket matching does not work here (kernel without nft socket cgroupv2, or a cgroup namespace); refusing to enforce',
       );
     }
