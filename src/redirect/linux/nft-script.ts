@@ -12,7 +12,7 @@
 import { FWMARK, FWMARK_MASK, NFT_FAMILY, NFT_TABLE } from '../../ids.ts';
 import type { Cidr } from '../../policy/types.ts';
 import type { RedirectPlan } from '../types.ts';
-import { EXEMPT_GROUP } from './cgroups.ts';
+import { EXEMPT_GROUP, groupDir as groupDirName } from './cgroups.ts';
 
 export const TABLE_REF = `${NFT_FAMILY} ${NFT_TABLE}`;
 
@@ -255,4 +255,17 @@ export function renderScript(plan: RedirectPlan, opts: RenderOptions): { script:
     ...renderElements(opts.carried ?? []),
   ];
   return { script: lines.join('\n') + '\n', model };
+}
+
+/**
+ * `--dry-run`: the script apply() would run, without touching the OS. Paths and levels assume the
+ * cgroup2 root is the hierarchy root (the usual case; apply() computes them from the real mount).
+ */
+export function dryRunScript(plan: RedirectPlan, cgroupRoot = 'switchyard', mode: 'active' | 'skeleton' = 'active'): string {
+  const root = cgroupRoot.replace(/^\/+|\/+$/g, '');
+  const names: CgroupNames = {
+    nftPath: (g) => `${root}/${groupDirName(g)}`,
+    level: (g) => `${root}/${groupDirName(g)}`.split('/').length,
+  };
+  return renderScript(plan, { mode, cgroups: names }).script;
 }
