@@ -57,6 +57,15 @@ export const ERROR_CODES = {
   SY_ERR_EGRESS_UNSUPPORTED: 'the egress cannot carry this kind of flow (e.g. UDP through http)',
   SY_ERR_EGRESS_INTERFACE: 'the interface of an interface egress is missing or has no address',
   // --- redirect / sys ---
+  SY_ERR_REDIRECT_UNAVAILABLE: 'no OS backend for this platform, or it cannot start here',
+  SY_ERR_REDIRECT_PLAN: 'the redirect plan cannot be built from the config',
+  SY_ERR_REDIRECT_NFT: 'nft refused the ruleset or could not run',
+  SY_ERR_REDIRECT_VERIFY: 'the installed ruleset differs from the plan when read back',
+  SY_ERR_REDIRECT_CGROUP: 'a cgroup operation failed or the cgroup v2 layout is unusable',
+  SY_ERR_REDIRECT_CANARY: 'a canary process in a group did not reach its transparent port',
+  SY_ERR_REDIRECT_WATCHER: 'the process watcher could not start or failed',
+  SY_ERR_SYS_NETLINK: 'a netlink socket call failed',
+  SY_ERR_SYS_LIBNFTABLES: 'libnftables could not be loaded or refused a command',
   // --- control ---
   SY_ERR_CONTROL_PERMISSION: 'the caller may not use this control method',
   SY_ERR_CONTROL_BAD_FRAME: 'a control message is malformed',
@@ -175,6 +184,29 @@ export class HandshakeError extends SwitchyardError {
   constructor(reason: string, message: string) {
     super('SY_ERR_FRONT_HANDSHAKE', message);
     this.reason = reason;
+  }
+}
+
+// --- redirect / sys -----------------------------------------------------------------------------
+
+type RedirectCode = Extract<ErrorCode, `SY_ERR_REDIRECT${string}` | `SY_ERR_SYS${string}`>;
+
+/** An OS backend failure; the caller fails closed (keeps or installs the skeleton). */
+export class RedirectError extends SwitchyardError {
+  constructor(code: RedirectCode, message: string, cause?: unknown) {
+    super(code, message, { cause });
+  }
+}
+
+export class RedirectPlanError extends RedirectError {
+  constructor(message: string) {
+    super('SY_ERR_REDIRECT_PLAN', message);
+  }
+}
+
+export class RedirectUnavailableError extends RedirectError {
+  constructor(message: string) {
+    super('SY_ERR_REDIRECT_UNAVAILABLE', message);
   }
 }
 

@@ -1,0 +1,368 @@
+// The Linux OS backend: table `inet switchyard` + cgroup v2 groups. Owns the nft transaction
+// (apply / skeleton / down), the in-process set updates (libnftables), the cgroup manager and the
+// state file that lets `down` undo everything after a crash.
+import { spawn } from 'node:child_process';
+import { createServer, type Server } from 'node:net';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { Binding } from '../../flow/types.ts';
+import { RedirectError } from '../../errors.ts';
+import { resolvePaths } from '../../paths.ts';
+import type { ApplyOptions, ApplyResult, BackendStatus, BindingStats, RedirectBackend, RedirectPlan } from '../types.ts';
+import { findCgroup2Mount, type Cgroup2Mount } from './cgroup-mount.ts';
+import { CgroupManager, EXEMPT_GROUP } from './cgroups.ts';
+import { deleteTable, listTable, nftRunner, runScript, type ListedTable, type NftRunner } from './nft-cli.ts';
+import { CANARY_ADDR, CANARY_PORT, DYNAMIC_SETS, SET, TABLE_REF, renderElements, renderScript, type SetElement, type TableModel } from './nft-script.ts';
+import { onlyStaleCgroups, verifyTable } from './verify.ts';
+import { NftContext } from '../../sys/linux/nftables.ts';
+import { destroyTcpSocketsOfPid } from './sock-destroy.ts';
+
+export interface LinuxBackendOptions {
+  /** cgroup root relative to the cgroup2 mount (default `switchyard`; tests use a per-run root). */
+  cgroupRoot?: string;
+  /** Where the cgroup2 hierarchy is mounted (default: read from /proc/self/mountinfo). */
+  mount?: Cgroup2Mount;
+  /** State file (default: <runtime dir>/redirect-linux.json). */
+  statePath?: string;
+  /** nft binary (default `nft`). */
+  nftBin?: string;
+  /** Milliseconds a canary may take to reach its port (default 5000). */
+  canaryTimeoutMs?: number;
+  /** Reset a moved process's existing TCP sockets (default true). */
+  destroySockets?: boolean;
+}
+
+interface StateFile {
+  version: 1;
+  cgroupRoot: string;
+  mount: Cgroup2Mount;
+  mode: 'active' | 'skeleton';
+  plan: RedirectPlan;
+  originals: [number, string][];
+  ids: [string, number][];
+}
+
+const CANARY_TOKEN = 'switchyard-canary-ok';
+
+export class LinuxBackend implements RedirectBackend {
+  readonly os = 'linux';
+  readonly cgroups: CgroupManager;
+  readonly runner: NftRunner;
+  readonly statePath: string;
+  #opts: LinuxBackendOptions;
+  #plan: RedirectPlan | null = null;
+  #mode: 'active' | 'skeleton' | null = null;
+  #model: TableModel | null = null;
+  #ctx: NftContext | null = null;
+  /** ip → ms epoch when its set entry expires, so a shorter TTL never shortens a live entry. */
+  #expiry = new Map<string, number>();
+  /** Group → cgroup id when the table was installed: the ids the rules hold. */
+  #ids = new Map<string, number>();
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: LinuxBackendOptions = {}) {
+    this.#opts = opts;
+    const mount = opts.mount ?? findCgroup2Mount();
+    this.cgroups = new CgroupManager({ mount, ...(opts.cgroupRoot === undefined ? {} : { root: opts.cgroupRoot }) });
+    this.runner = nftRunner(mount, opts.nftBin);
+    this.statePath = opts.statePath ?? join(resolvePaths().runtimeDir, 'redirect-linux.json');
+    this.#loadState();
+  }
+
+  /** Serialises operations: one nft transaction at a time. */
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(fn, fn);
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
+  render(plan: RedirectPlan, mode: 'active' | 'skeleton' = 'active'): string {
+    return renderScript(plan, { mode, cgroups: this.cgroups }).script;
+  }
+
+  apply(plan: RedirectPlan, opts: ApplyOptions = {}): Promise<ApplyResult> {
+    return this.#serial(() => this.#install(plan, 'active', opts.canary ?? true));
+  }
+
+  skeleton(): Promise<void> {
+    return this.#serial(async () => {
+      const plan = this.#plan;
+      if (!plan) throw new RedirectError('SY_ERR_REDIRECT_UNAVAILABLE', 'no plan was applied and no state file exists: nothing to keep as a skeleton');
+      await this.#install(plan, 'skeleton', false);
+    });
+  }
+
+  async #install(plan: RedirectPlan, mode: 'active' | 'skeleton', canary: boolean): Promise<ApplyResult> {
+    const t0 = performance.now();
+    // Groups first: nft resolves each path to an id when it parses the rule.
+    let ids = this.cgroups.ensure(plan.groups);
+    const previous = await listTable(this.runner);
+    const carried = previous ? liveElements(previous.json) : [];
+    let canaryServer: Server | null = null;
+    let canaryPort: number | undefined;
+    if (canary && mode === 'active' && plan.groups.some((g) => plan.ports.groups[g] !== undefined)) {
+      canaryServer = await listenCanary();
+      canaryPort = (canaryServer.address() as { port: number }).port;
+    }
+    try {
+      const { script, model } = renderScript(plan, { mode, cgroups: this.cgroups, carried, ...(canaryPort === undefined ? {} : { canaryPort }) });
+      // nft applies the batch atomically: when it refuses, the kernel still holds the previous
+      // table and there is nothing to roll back.
+      await runScript(this.runner, script);
+      try {
+        // Read back: the kernel must hold every set, chain and rule, naming the right cgroups.
+        let problems = await this.#verify(model);
+        if (onlyStaleCgroups(problems) || this.#staleGroups(ids).length > 0) {
+          // A group directory changed under us between ensure() and nft: apply once more.
+          ids = this.cgroups.ensure(plan.groups);
+          await runScript(this.runner, script);
+          problems = [...(await this.#verify(model)), ...this.#staleGroups(ids)];
+        }
+        if (problems.length > 0) throw new RedirectError('SY_ERR_REDIRECT_VERIFY', `ruleset read back differs: ${problems.join('; ')}`);
+        if (canaryPort !== undefined) await this.#canaries(plan, canaryPort);
+      } catch (err) {
+        await this.#rollback(previous, plan);
+        throw err;
+      }
+      this.#plan = plan;
+      this.#mode = mode;
+      this.#model = model;
+      this.#ids = ids;
+      this.#saveState();
+      return { script, carriedElements: carried.length, ms: performance.now() - t0 };
+    } finally {
+      canaryServer?.close();
+    }
+  }
+
+  /** Groups whose directory now has another id than the one the rules were built with. */
+  #staleGroups(ids: Map<string, number>): string[] {
+    const out: string[] = [];
+    for (const [g, id] of ids) {
+      const now = this.cgroups.id(g);
+      if (now !== id) out.push(`group ${g} (${this.cgroups.nftPath(g)}) was removed${now === null ? '' : ' and re-created'} by hand: rules hold cgroup id ${id}, the directory has ${now ?? 'none'}`);
+    }
+    return out;
+  }
+
+  async #verify(model: TableModel): Promise<string[]> {
+    const now = await listTable(this.runner);
+    if (!now) return [`table ${TABLE_REF} is missing`];
+    return verifyTable(model, now.json);
+  }
+
+  /**
+   * Back to the state before the failed transaction: the previous plan re-rendered (with the live
+   * set elements), else the previous table's text, else no table (there was none before).
+   */
+  async #rollback(previous: { json: ListedTable; text: string } | null, failedPlan: RedirectPlan): Promise<void> {
+    try {
+      if (this.#plan && this.#mode) {
+        const now = await listTable(this.runner);
+        const carried = now ? liveElements(now.json) : previous ? liveElements(previous.json) : [];
+        await runScript(this.runner, renderScript(this.#plan, { mode: this.#mode, cgroups: this.cgroups, carried }).script);
+      } else if (previous && previous.text.trim() !== '') {
+        await runScript(this.runner, `table ${TABLE_REF}\ndelete table ${TABLE_REF}\n${previous.text}`);
+      } else if (previous) {
+        // A table we cannot reproduce: keep traffic refused rather than direct.
+        await runScript(this.runner, renderScript(failedPlan, { mode: 'skeleton', cgroups: this.cgroups }).script);
+      } else {
+        await deleteTable(this.runner);
+      }
+    } catch (err) {
+      // Last resort: the skeleton of the plan we were given (fail closed).
+      await runScript(this.runner, renderScript(failedPlan, { mode: 'skeleton', cgroups: this.cgroups }).script).catch(() => {});
+      throw new RedirectError('SY_ERR_REDIRECT_NFT', `rollback failed, skeleton installed: ${(err as Error).message}`, err);
+    }
+  }
+
+  /** A process in each group with a listener must be redirected (see CANARY_ADDR). */
+  async #canaries(plan: RedirectPlan, canaryPort: number): Promise<void> {
+    const timeout = this.#opts.canaryTimeoutMs ?? 5000;
+    const groups = plan.groups.filter((g) => plan.ports.groups[g] !== undefined);
+    const results = await Promise.all(groups.map((g) => runCanary(join(this.cgroups.fsPath(g), 'cgroup.procs'), timeout)));
+    const failed = groups.map((g, i) => [g, results[i]!] as const).filter(([, r]) => r !== CANARY_TOKEN);
+    if (failed.length > 0) {
+      throw new RedirectError(
+        'SY_ERR_REDIRECT_CANARY',
+        `canary in group ${failed.map(([g, r]) => `${g} (${r})`).join(', ')} did not reach the canary listener: ` +
+          'cgroup v2 socket matching does not work here (kernel without nft socket cgroupv2, or a cgroup namespace); refusing to enforce',
+      );
+    }
+  }
+
+  addBindings(batch: Binding[]): Promise<BindingStats> {
+    return this.#serial(async () => {
+      const now = Date.now();
+      const elements: SetElement[] = [];
+      for (const b of batch) {
+        if (b.egresses.length === 0 || b.egresses.every((e) => e === 'direct')) continue;
+        const blocked = b.egresses.every((e) => e === 'block');
+        const set = blocked ? (b.family === 4 ? SET.blocked4 : SET.blocked6) : b.family === 4 ? SET.captured4 : SET.captured6;
+        const hold = Math.max(1, Math.ceil(b.holdSeconds));
+        const key = `${set} ${b.ip}`;
+        const until = now + hold * 1000;
+        // A later answer with a shorter TTL must not shorten the entry another name still needs.
+        if ((this.#expiry.get(key) ?? 0) >= until - 1000) continue;
+        this.#expiry.set(key, until);
+        elements.push({ set, value: b.ip, timeoutSec: hold, expiresSec: hold });
+      }
+      if (elements.length === 0) return { elements: 0, micros: 0 };
+      if (this.#expiry.size > 200_000) for (const [k, t] of this.#expiry) if (t < now) this.#expiry.delete(k);
+      const t0 = performance.now();
+      this.#ctx ??= new NftContext();
+      try {
+        this.#ctx.run(renderElements(elements).join('\n') + '\n');
+      } catch (err) {
+        for (const e of elements) this.#expiry.delete(`${e.set} ${e.value}`);
+        throw err;
+      }
+      return { elements: elements.length, micros: Math.round((performance.now() - t0) * 1000) };
+    });
+  }
+
+  async placeProcess(pid: number, group: string): Promise<void> {
+    if (group !== EXEMPT_GROUP && this.#plan && !this.#plan.groups.includes(group)) {
+      throw new RedirectError('SY_ERR_REDIRECT_CGROUP', `no group '${group}' in the applied plan`);
+    }
+    this.cgroups.move(pid, group);
+    this.#saveState();
+    // Connections opened before the move went direct; reset them so they come back redirected.
+    if ((this.#opts.destroySockets ?? true) && group !== EXEMPT_GROUP) await destroyTcpSocketsOfPid(pid);
+  }
+
+  down(): Promise<void> {
+    return this.#serial(async () => {
+      // Table first: once it is gone nothing refers to the groups, then empty and remove them.
+      await deleteTable(this.runner);
+      this.cgroups.restoreAll();
+      this.cgroups.removeAll();
+      this.#plan = null;
+      this.#mode = null;
+      this.#model = null;
+      this.#ids = new Map();
+      this.#expiry.clear();
+      rmSync(this.statePath, { force: true });
+    });
+  }
+
+  async status(): Promise<BackendStatus> {
+    const listed = await listTable(this.runner);
+    const groups = this.cgroups.existing().map((name) => ({
+      name,
+      path: this.cgroups.nftPath(name),
+      pids: this.cgroups.pids(name),
+      id: this.cgroups.id(name),
+    }));
+    const setElements: Record<string, number> = {};
+    const problems: string[] = [];
+    if (listed) {
+      for (const s of DYNAMIC_SETS) setElements[s] = listed.json.sets.get(s)?.elements.length ?? 0;
+      if (this.#model) problems.push(...this.#staleGroups(this.#ids), ...verifyTable(this.#model, listed.json));
+    }
+    const state = !listed ? 'absent' : !this.#mode ? 'foreign' : this.#mode;
+    return { os: this.os, state, groups, setElements, problems };
+  }
+
+  /**
+   * Checks the live table against the applied plan; repairs a group removed and re-created by hand
+   * (the rule holds the old id) by re-applying. Throws when it cannot.
+   */
+  repair(): Promise<string[]> {
+    return this.#serial(async () => {
+      if (!this.#plan || !this.#mode || !this.#model) return [];
+      const problems = [...this.#staleGroups(this.#ids), ...(await this.#verify(this.#model))];
+      if (problems.length === 0) return [];
+      await this.#install(this.#plan, this.#mode, false);
+      return problems;
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.#queue;
+    this.#ctx?.free();
+    this.#ctx = null;
+  }
+
+  // ------------------------------------------------------------ state file
+
+  #saveState(): void {
+    if (!this.#plan || !this.#mode) return;
+    const s: StateFile = {
+      version: 1,
+      cgroupRoot: this.cgroups.root,
+      mount: this.cgroups.mount,
+      mode: this.#mode,
+      plan: this.#plan,
+      originals: [...this.cgroups.originals],
+      ids: [...this.#ids],
+    };
+    mkdirSync(dirname(this.statePath), { recursive: true, mode: 0o755 });
+    const tmp = `${this.statePath}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(s), { mode: 0o600 });
+    renameSync(tmp, this.statePath);
+  }
+
+  #loadState(): void {
+    let s: StateFile;
+    try {
+      s = JSON.parse(readFileSync(this.statePath, 'utf8')) as StateFile;
+    } catch {
+      return;
+    }
+    if (s.version !== 1 || s.cgroupRoot !== this.cgroups.root) return;
+    this.#plan = s.plan;
+    this.#mode = s.mode;
+    this.#model = renderScript(s.plan, { mode: s.mode, cgroups: this.cgroups }).model;
+    for (const [pid, path] of s.originals ?? []) this.cgroups.originals.set(pid, path);
+    this.#ids = new Map(s.ids ?? []);
+  }
+}
+
+/** Elements of the dynamic sets with the time they have left, to carry into the new table. */
+export function liveElements(t: ListedTable): SetElement[] {
+  const out: SetElement[] = [];
+  for (const name of DYNAMIC_SETS) {
+    for (const e of t.sets.get(name)?.elements ?? []) {
+      if (e.timeout === undefined || e.expires === undefined || e.expires <= 0) continue;
+      out.push({ set: name, value: e.value, timeoutSec: e.timeout, expiresSec: e.expires });
+    }
+  }
+  return out;
+}
+
+function listenCanary(): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer((s) => {
+      s.on('error', () => {});
+      s.end(CANARY_TOKEN);
+    });
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => resolve(srv));
+  });
+}
+
+/**
+ * Starts a tiny node process that puts itself into the group (sh writes its pid into
+ * cgroup.procs before exec, so the socket is created inside the group) and connects to the
+ * canary address. Resolves with what it read, or the error code.
+ */
+function runCanary(procsPath: string, timeoutMs: number): Promise<string> {
+  const js =
+    `const s=require('net').connect(${CANARY_PORT},'${CANARY_ADDR}');let d='';` +
+    `s.on('data',b=>d+=b);s.on('end',()=>process.stdout.write(d));` +
+    `s.on('error',e=>process.stdout.write('error '+e.code));setTimeout(()=>{process.stdout.write('timeout');process.exit(0)},${timeoutMs}).unref();`;
+  return new Promise((resolve) => {
+    const child = spawn('sh', ['-c', 'echo $$ > "$0" || exit 96; exec "$@"', procsPath, process.execPath, '-e', js], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    child.on('error', (e) => resolve(`cannot start: ${e.message}`));
+    child.on('close', (code) => resolve(code === 96 ? `cannot join the group: ${err.trim()}` : out.trim() || `exit ${code} ${err.trim()}`));
+  });
+}
+

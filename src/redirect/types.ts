@@ -1,0 +1,102 @@
+// The OS backend interface: one for every OS. The daemon talks only to this; src/redirect/index.ts
+// is the only module that asks which OS it runs on and picks the implementation.
+//
+// Life cycle, as the daemon drives it:
+//   apply(plan)        — install the whole plan as one transaction, read it back, verify, canary;
+//                        on any failure the previous state (or the skeleton) is restored.
+//   addBindings(batch) — DNS-learned destinations; resolves only once the kernel has them.
+//   placeProcess(pid)  — move a process into its egress group (and reset its old TCP sockets).
+//   skeleton()         — `stop`: redirects become rejects; selected and captured traffic stays
+//                        blocked (fail closed) until the next apply() or down().
+//   down()             — remove everything switchyard put into the OS; processes go back.
+import type { Binding } from '../flow/types.ts';
+import type { Cidr } from '../policy/types.ts';
+
+/** Local ports of the listeners the OS backend steers traffic to. */
+export interface ListenerPorts {
+  /** Transparent listener per egress group (egress name → port). A group without a port is rejected. */
+  groups: Record<string, number>;
+  /** Transparent listener for DNS-learned (captured), static-CIDR and mode="all" destinations. */
+  captured: number | null;
+  /** The DNS forwarder's port (UDP and TCP) for redirected port-53 traffic; null = no DNS redirect. */
+  dns: number | null;
+}
+
+/**
+ * What to enforce, OS-neutral: built by buildPlan() (src/redirect/plan.ts) from the config, then
+ * rendered per OS (Linux: an nft script). Pure data, so it can be printed, compared and tested.
+ */
+export interface RedirectPlan {
+  /** Per-egress app groups whose TCP goes to the group's listener (egress names, sorted). */
+  groups: string[];
+  /** Egress names that captured (DNS-learned) destinations may take — informational. */
+  capturedEgresses: string[];
+  /** CIDRs of rules whose egress is not direct: TCP to them goes to the captured listener. */
+  staticCidrs: Cidr[];
+  /** CIDRs of unconditional block rules: rejected for every non-exempt socket. */
+  blockCidrs: Cidr[];
+  /** `all`: every non-exempt TCP flow goes to the captured listener. */
+  mode: 'selected' | 'all';
+  /** Loopback is never redirected; LAN only when this is `policy`. */
+  lan: 'direct' | 'policy';
+  /** Reject UDP 443 to captured destinations (browsers fall back to TCP). */
+  blockQuic: boolean;
+  /** Numeric uids never redirected. */
+  exemptUids: number[];
+  /** Exempt CIDRs and egress endpoint addresses: never redirected. */
+  exemptCidrs: Cidr[];
+  /** Endpoint addresses of proxy egresses (never redirected, else the relay would loop). */
+  egressEndpoints: Cidr[];
+  ports: ListenerPorts;
+}
+
+export interface ApplyOptions {
+  /** Run the canary (a process per group must reach its transparent port). Default true. */
+  canary?: boolean;
+}
+
+export interface ApplyResult {
+  /** The script (Linux) or object list (Windows) that was installed. */
+  script: string;
+  /** Set elements carried over from the previous table. */
+  carriedElements: number;
+  /** Wall time of the transaction including read-back, in milliseconds. */
+  ms: number;
+}
+
+export type BackendState = 'absent' | 'active' | 'skeleton' | 'foreign';
+
+export interface BackendStatus {
+  os: string;
+  state: BackendState;
+  /** Groups that exist, with the processes in them. */
+  groups: { name: string; path: string; pids: number[]; id: number | null }[];
+  /** Live elements per captured set. */
+  setElements: Record<string, number>;
+  /** Problems found by verification (a group re-created by hand, a missing chain...). */
+  problems: string[];
+}
+
+export interface BindingStats {
+  elements: number;
+  /** Time spent installing the batch in the kernel, microseconds. */
+  micros: number;
+}
+
+export interface RedirectBackend {
+  readonly os: string;
+  /** The text apply() would install, without touching the OS (`--dry-run`). */
+  render(plan: RedirectPlan): string;
+  apply(plan: RedirectPlan, opts?: ApplyOptions): Promise<ApplyResult>;
+  /** Adds DNS-learned destinations; resolves once they are in the kernel. Batches are one call. */
+  addBindings(batch: Binding[]): Promise<BindingStats>;
+  /** Moves a process into an egress group (or `exempt`); its existing TCP sockets are reset. */
+  placeProcess(pid: number, group: string): Promise<void>;
+  /** Keeps a fail-closed skeleton in place of the active rules (`stop`). */
+  skeleton(): Promise<void>;
+  /** Removes the table and groups; processes go back to where they came from. */
+  down(): Promise<void>;
+  status(): Promise<BackendStatus>;
+  /** Releases in-process resources (library handles, watcher); leaves the OS state alone. */
+  close(): Promise<void>;
+}
