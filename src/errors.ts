@@ -93,6 +93,13 @@ export const ERROR_CODES = {
   SY_ERR_STORE_AUDIT: 'the audit log failed verification',
   SY_ERR_STORE_IO: 'a store file could not be read or written',
   // --- lists ---
+  // --- daemon ---
+  SY_ERR_DAEMON_RELOAD: 'the new config was refused; the running policy stays',
+  SY_ERR_DAEMON_ENFORCE: 'enforcement was asked for but the OS backend cannot run it; the daemon refuses to start unenforced',
+  SY_ERR_DAEMON_NO_FLOW: 'no live flow has that id',
+  SY_ERR_DAEMON_STOPPING: 'the daemon is stopping',
+  SY_ERR_DAEMON_UNSUPPORTED: 'the daemon cannot do this on this platform yet',
+  SY_ERR_DAEMON_SERVICE: 'installing or removing the system service failed',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -231,6 +238,13 @@ export class ControlError extends SwitchyardError {
 /** Policy store failures (revisions, integrity, audit). */
 export class StoreError extends SwitchyardError {
   constructor(code: Extract<ErrorCode, `SY_ERR_STORE${string}`>, message: string, cause?: unknown) {
+    super(code, message, { cause });
+  }
+}
+
+/** Daemon life cycle, reload and service errors (src/daemon). */
+export class DaemonError extends SwitchyardError {
+  constructor(code: Extract<ErrorCode, `SY_ERR_DAEMON${string}`>, message: string, cause?: unknown) {
     super(code, message, { cause });
   }
 }

@@ -1,0 +1,381 @@
+// The daemon: owns every long-lived resource and wires the parts together.
+//
+// Start order (each step's resources are released if a later one fails):
+//   config → policy → OS backend (only when [enforce] asks; unavailable = refuse to start) →
+//   DNS forwarder → egress set → mixed + transparent inbounds → plan applied → control server →
+//   supervised egress processes → health probes → config watcher.
+// Stop order is the reverse. With enforcement on, stop leaves the backend's fail-closed skeleton
+// (selected traffic refused, nothing direct) until the next `up` or `down`.
+import { mkdirSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { loadConfigFile } from '../config-file.ts';
+import { DaemonError, SwitchyardError, isSwitchyardError } from '../errors.ts';
+import { createLogger, type Logger } from '../log.ts';
+import { resolvePaths, type Paths } from '../paths.ts';
+import { compilePolicy, defaultConfig, type Config } from '../policy/index.ts';
+import { startDnsForwarder, type DnsForwarder, type DnsLog } from '../dns/index.ts';
+import { createEgressSet, type EgressSet } from '../egress/index.ts';
+import { SessionTable, startMixedInbound, type FrontDeps, type MixedInbound } from '../front/index.ts';
+import { startTransparentInbounds, type TransparentInbounds } from '../front/transparent.ts';
+import type { FlowIdentity, FlowRecord } from '../flow/types.ts';
+import { createRedirectBackend, buildPlan, type RedirectBackend, type BackendOptions } from '../redirect/index.ts';
+import { ControlServer, MethodRegistry } from '../control/index.ts';
+import { unixPeerIdentity } from '../control/identity-unix.ts';
+import { isPipeEndpoint } from '../control/endpoint.ts';
+import { LivePolicy } from './live-policy.ts';
+import { Supervisor } from './supervisor.ts';
+import { NO_GLUE, osGlue, type OsGlue } from './os-glue.ts';
+import { ConfigWatcher } from './watch.ts';
+import { registerMethods } from './methods.ts';
+import { egressFingerprint, restartOnlyChanges } from './config-diff.ts';
+
+export interface DaemonOptions {
+  /** Config file; null/undefined = the embedded default. */
+  configPath?: string | null;
+  logLevel?: string;
+  log?: Logger;
+  paths?: Paths;
+  /** Injection point: a FlowIdentity to use instead of the OS one (tests, other platforms). */
+  identity?: FlowIdentity;
+  /** Watch the config file and reload on change (default true when a file is given). */
+  watch?: boolean;
+  /** Debounce of the file watcher, ms. */
+  watchDebounceMs?: number;
+  backend?: BackendOptions;
+}
+
+export interface ReloadResult {
+  applied: boolean;
+  generation: number;
+  trigger: string;
+  /** Parts of the config that changed but need a restart (listen addresses, control, enforce). */
+  restartNeeded: string[];
+  egressRebuilt: boolean;
+  /** Live flows whose decision differs under the new policy (`switchyard close --changed`). */
+  changedFlows: number;
+}
+
+export interface LastReload {
+  at: number;
+  trigger: string;
+  ok: boolean;
+  error: { code: string; message: string } | null;
+}
+
+export class Daemon {
+  readonly opts: DaemonOptions;
+  readonly log: Logger;
+  readonly paths: Paths;
+  readonly startedAt = Date.now();
+  configPath: string | null;
+  config!: Config;
+  live!: LivePolicy;
+  dns: DnsForwarder | null = null;
+  egress!: EgressSet;
+  sessions!: SessionTable;
+  deps!: FrontDeps;
+  mixed: MixedInbound | null = null;
+  transparent: TransparentInbounds | null = null;
+  backend: RedirectBackend | null = null;
+  enforcing = false;
+  glue: OsGlue = NO_GLUE;
+  control: ControlServer | null = null;
+  supervisors = new Map<string, Supervisor>();
+  lastReload: LastReload | null = null;
+  /** flow id → owner uid (null = looked up, unknown), for the privacy of conns/rdns. */
+  readonly owners = new Map<string, number | null>();
+  #watcher: ConfigWatcher | null = null;
+  #reloading: Promise<unknown> = Promise.resolve();
+  #stopping: Promise<void> | null = null;
+  #resolveDone!: () => void;
+  /** Settles when the daemon has stopped (by stop(), a signal or `switchyard stop`). */
+  readonly done: Promise<void> = new Promise((r) => (this.#resolveDone = r));
+
+  constructor(opts: DaemonOptions = {}) {
+    this.opts = opts;
+    this.configPath = opts.configPath ? resolvePath(opts.configPath) : null;
+    this.log = opts.log ?? createLogger({ level: opts.logLevel, component: 'daemon' });
+    this.paths = opts.paths ?? resolvePaths();
+  }
+
+  get generation(): number {
+    return this.live.current.generation;
+  }
+
+  loadConfig(): Config {
+    return this.configPath ? loadConfigFile(this.configPath) : defaultConfig();
+  }
+
+  async start(): Promise<void> {
+    try {
+      await this.#start();
+    } catch (err) {
+      this.log.error({ err }, 'daemon failed to start; releasing what was started');
+      await this.#release(false);
+      this.#resolveDone();
+      throw err;
+    }
+  }
+
+  async #start(): Promise<void> {
+    const config = this.loadConfig();
+    this.config = config;
+    this.live = new LivePolicy(compilePolicy(config));
+    mkdirSync(this.paths.stateDir, { recursive: true, mode: 0o700 });
+    this.enforcing = config.enforce.enabled;
+
+    // The backend tells which OS this is (src/redirect/index.ts asks); it touches the OS only when
+    // enforcing. When it cannot even be made, enforcement is refused below.
+    let os: string | null = null;
+    try {
+      this.backend = await createRedirectBackend(this.opts.backend);
+      os = this.backend.os;
+    } catch (err) {
+      if (this.enforcing) throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `[enforce] enabled, but the OS backend cannot start: ${(err as Error).message}; refusing to run unenforced`, err);
+      this.backend = null;
+    }
+    if (!this.enforcing && this.backend) {
+      await this.backend.close();
+      this.backend = null;
+    }
+    const groupOfPort = (port: number) => this.transparent?.listeners.find((l) => l.port4 === port || l.port6 === port)?.group ?? undefined;
+    this.glue = await osGlue(os, this.enforcing, this.backend, groupOfPort);
+    const identity = this.opts.identity ?? this.glue.identity;
+
+    const dnsLog: DnsLog = this.log.child({ component: 'dns' });
+    this.dns = await startDnsForwarder({
+      config,
+      projectDomain: (n) => this.live.projectDomain(n),
+      stateDir: this.paths.stateDir,
+      log: dnsLog,
+      ...(this.enforcing && this.backend ? { onBindings: async (b) => void (await this.backend!.addBindings(b)) } : {}),
+      ...(this.glue.dnsConnectTcp ? { connectTcp: this.glue.dnsConnectTcp } : {}),
+      ...(this.glue.dnsUdpSocket ? { udpSocket: this.glue.dnsUdpSocket } : {}),
+    });
+    this.egress = this.#makeEgressSet(config);
+    this.sessions = new SessionTable({ maxSessions: config.inbound.maxSessions });
+    this.deps = {
+      policy: this.live,
+      egress: this.egress,
+      sessions: this.sessions,
+      inbound: config.inbound,
+      store: this.dns.store,
+      ...(identity ? { identity } : {}),
+      onFlow: (e) => {
+        this.live.count(e.record.decision, e.outcome);
+        if (e.outcome === 'refused') this.log.debug({ egress: e.record.egress, error: e.error }, 'flow refused');
+      },
+    };
+    if (config.inbound.mixed) this.mixed = await startMixedInbound(this.deps);
+
+    if (this.enforcing) await this.#enforce(config);
+
+    this.control = new ControlServer({
+      endpoint: this.paths.controlEndpoint,
+      mode: this.paths.mode,
+      registry: registerMethods(new MethodRegistry(), this),
+      identify: (s) => {
+        if (isPipeEndpoint(this.paths.controlEndpoint)) throw new DaemonError('SY_ERR_DAEMON_UNSUPPORTED', 'named-pipe caller identity is not built yet');
+        return unixPeerIdentity(s);
+      },
+      group: config.control.group,
+      readUsers: config.control.readUsers,
+      log: this.log.child({ component: 'control' }),
+    });
+    await this.control.listen();
+
+    this.#reconcileSupervisors(config);
+    this.egress.start();
+    if (this.configPath && this.opts.watch !== false) {
+      this.#watcher = new ConfigWatcher(this.configPath, this.opts.watchDebounceMs ?? 300, () => {
+        void this.reload('file change').catch(() => {
+          /* logged and recorded in lastReload */
+        });
+      });
+      this.#watcher.start();
+    }
+    this.log.info(
+      {
+        generation: this.generation,
+        enforcing: this.enforcing,
+        mode: this.paths.mode,
+        dnsPorts: this.dns.addresses.map((a) => a.port),
+        mixedPort: this.mixed?.address.port ?? null,
+        egresses: Object.keys(config.egress).length,
+        rules: config.rules.length,
+      },
+      'switchyard is up',
+    );
+  }
+
+  async #enforce(config: Config): Promise<void> {
+    const backend = this.backend;
+    if (!backend) throw new DaemonError('SY_ERR_DAEMON_ENFORCE', '[enforce] enabled, but no OS backend exists here; refusing to run unenforced');
+    if (!this.deps.identity) throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `[enforce] enabled, but no FlowIdentity exists for ${backend.os}; refusing to run unenforced`);
+    const groups = Object.keys(config.egress).filter((n) => n !== 'direct' && n !== 'block');
+    this.transparent = await startTransparentInbounds(this.deps, { groups });
+    const ports = {
+      groups: Object.fromEntries(this.transparent.listeners.filter((l) => l.group !== null && l.port4 !== null).map((l) => [l.group!, l.port4!])),
+      captured: this.transparent.listeners.find((l) => l.group === null)?.port4 ?? null,
+      dns: this.dns?.addresses[0]?.port ?? null,
+    };
+    const plan = buildPlan({ config, ports });
+    try {
+      await backend.apply(plan);
+    } catch (err) {
+      throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `the OS backend refused the plan: ${isSwitchyardError(err) ? `${err.code}: ` : ''}${(err as Error).message}`, err);
+    }
+    this.log.info({ groups: plan.groups.length }, 'enforcement active');
+  }
+
+  #makeEgressSet(config: Config): EgressSet {
+    const set = createEgressSet({
+      egresses: config.egress,
+      resolver: this.dns!.resolver,
+      connectTimeoutMs: config.inbound.connectTimeoutMs,
+      ...(this.glue.socketFactory ? { socketFactory: this.glue.socketFactory } : {}),
+      ...(this.glue.udpSocketHook ? { udpSocketHook: this.glue.udpSocketHook } : {}),
+    });
+    set.on('health', (s) => this.log.info({ egress: s.egress, state: s.state }, 'egress health changed'));
+    return set;
+  }
+
+  /** Starts, keeps or stops the supervised process of each egress to match the config. */
+  #reconcileSupervisors(config: Config): void {
+    const want = new Map<string, NonNullable<Config['egress'][string]['process']>>();
+    for (const [name, e] of Object.entries(config.egress)) if (e.process) want.set(name, e.process);
+    for (const [name, sup] of this.supervisors) {
+      const w = want.get(name);
+      if (!w || JSON.stringify(w) !== JSON.stringify(sup.config)) {
+        void sup.stop();
+        this.supervisors.delete(name);
+      }
+    }
+    for (const [name, proc] of want) {
+      if (this.supervisors.has(name)) continue;
+      const sup = new Supervisor({ egress: name, process: proc, log: this.log, exemptProcs: this.enforcing ? this.glue.exemptProcs : null });
+      this.supervisors.set(name, sup);
+      sup.start();
+    }
+  }
+
+  /**
+   * Validates the config file and swaps it in, or keeps the running one and says why. Calls are
+   * serialised. Live flows keep going; `close --changed` ends those whose decision changed.
+   */
+  reload(trigger: string): Promise<ReloadResult> {
+    const next = this.#reloading.then(() => this.#reload(trigger));
+    this.#reloading = next.catch(() => {});
+    return next;
+  }
+
+  async #reload(trigger: string): Promise<ReloadResult> {
+    if (this.#stopping) throw new DaemonError('SY_ERR_DAEMON_STOPPING', 'the daemon is stopping');
+    let config: Config;
+    let policy;
+    try {
+      config = this.loadConfig();
+      policy = compilePolicy(config);
+    } catch (err) {
+      const e = isSwitchyardError(err) ? err : new SwitchyardError('SY_ERR_INTERNAL', String(err));
+      this.lastReload = { at: Date.now(), trigger, ok: false, error: { code: e.code, message: e.message } };
+      this.log.warn({ trigger, code: e.code, err: e.message }, 'config refused; the running policy stays');
+      throw new DaemonError('SY_ERR_DAEMON_RELOAD', `config refused, the running policy stays (generation ${this.generation}): ${e.code}: ${e.message}`, e);
+    }
+    const old = this.config;
+    const restartNeeded = restartOnlyChanges(old, config);
+    const egressRebuilt = egressFingerprint(old) !== egressFingerprint(config);
+    if (this.enforcing && egressRebuilt) {
+      const err = new DaemonError('SY_ERR_DAEMON_RELOAD', 'egresses changed while enforcing: the OS groups and listeners follow the egress list, restart the daemon (`switchyard stop` then `up`) to apply it; the running policy stays');
+      this.lastReload = { at: Date.now(), trigger, ok: false, error: { code: err.code, message: err.message } };
+      throw err;
+    }
+    const newSet = egressRebuilt ? this.#makeEgressSet(config) : this.egress;
+    const oldSet = this.egress;
+    // The swap: synchronous, so no flow is decided between its parts.
+    this.live.swap(policy);
+    this.egress = newSet;
+    this.deps.egress = newSet;
+    this.config = config;
+    this.dns?.setPolicy((n) => this.live.projectDomain(n), config.egress);
+    if (egressRebuilt) {
+      oldSet.stop();
+      newSet.start();
+    }
+    this.#reconcileSupervisors(config);
+    this.lastReload = { at: Date.now(), trigger, ok: true, error: null };
+    const changedFlows = this.sessions.list().filter((f) => this.decisionChanged(f)).length;
+    this.log.info({ trigger, generation: this.generation, restartNeeded, changedFlows }, 'config reloaded');
+    return { applied: true, generation: this.generation, trigger, restartNeeded, egressRebuilt, changedFlows };
+  }
+
+  /** Would the running policy send this live flow elsewhere now? */
+  decisionChanged(f: FlowRecord): boolean {
+    const q = queryOfFlow(f);
+    let now: string;
+    try {
+      now = this.live.decide(q).egress;
+    } catch {
+      return true;
+    }
+    return now !== f.decision.egress;
+  }
+
+  /** Stops everything; safe to call more than once (later calls wait for the first). */
+  stop(reason = 'stop requested'): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.log.info({ reason }, 'stopping');
+      await this.#release(true);
+      this.log.info('stopped');
+      this.#resolveDone();
+    })();
+    return this.#stopping;
+  }
+
+  async #release(leaveSkeleton: boolean): Promise<void> {
+    const step = async (what: string, fn: () => Promise<unknown> | unknown) => {
+      try {
+        await fn();
+      } catch (err) {
+        this.log.warn({ err, what }, 'release step failed');
+      }
+    };
+    this.#watcher?.close();
+    this.#watcher = null;
+    if (this.mixed) await step('mixed inbound', () => this.mixed!.close());
+    if (this.transparent) await step('transparent inbounds', () => this.transparent!.close());
+    this.sessions?.closeAll('daemon stopping');
+    if (this.egress) this.egress.stop();
+    await Promise.all([...this.supervisors.values()].map((s) => step(`egress process ${s.egress}`, () => s.stop())));
+    this.supervisors.clear();
+    if (this.dns) await step('dns', () => this.dns!.close());
+    if (this.backend) {
+      const b = this.backend;
+      // Fail closed: selected traffic stays refused until the next `up` or `down`.
+      if (leaveSkeleton && this.enforcing) await step('backend skeleton', () => b.skeleton());
+      await step('backend close', () => b.close());
+    }
+    if (this.control) await step('control server', () => this.control!.close());
+    this.mixed = null;
+    this.transparent = null;
+    this.dns = null;
+    this.backend = null;
+    this.control = null;
+  }
+
+  mixedAddress(): AddressInfo | null {
+    return this.mixed?.address ?? null;
+  }
+}
+
+/** The policy question a live flow answers, rebuilt from its record. */
+export function queryOfFlow(f: FlowRecord): import('../policy/types.ts').FlowQuery {
+  const q: import('../policy/types.ts').FlowQuery = { network: f.network, port: f.dst.port };
+  if ('address' in f.dst) q.ip = f.dst.address;
+  if (f.domain) q.domain = f.domain;
+  if (f.process?.name) q.process = f.process.name;
+  if (f.process?.exe) q.exe = f.process.exe;
+  if (f.process?.user) q.user = f.process.user;
+  return q;
+}

@@ -1,0 +1,88 @@
+// What the daemon needs from the OS beyond the redirect backend: the FlowIdentity for inbounds,
+// sockets that carry switchyard's mark (so enforcement never redirects the daemon's own traffic),
+// and the exempt cgroup of supervised cores. The OS is learned from the backend that
+// src/redirect/index.ts chose (`backend.os`) — this file never asks the platform itself.
+// Wish (for the linux helper): src/redirect/index.ts could export createFlowIdentity() and the
+// exempt socket factory, and RedirectBackend could expose the exempt group's `cgroup.procs`.
+import type { Socket } from 'node:net';
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { join } from 'node:path';
+import { FWMARK } from '../ids.ts';
+import type { FlowIdentity } from '../flow/types.ts';
+import type { RedirectBackend } from '../redirect/index.ts';
+import type { SocketFactory } from '../egress/index.ts';
+
+export interface OsGlue {
+  identity: FlowIdentity | undefined;
+  /** Egress socket factory; undefined = plain sockets. */
+  socketFactory: SocketFactory | undefined;
+  udpSocketHook: ((s: UdpSocket) => void) | undefined;
+  dnsConnectTcp: ((host: string, port: number, timeoutMs: number) => Promise<Socket>) | undefined;
+  dnsUdpSocket: ((family: 4 | 6) => UdpSocket) | undefined;
+  /** `cgroup.procs` of the exempt group, when enforcing on Linux. */
+  exemptProcs: string | null;
+}
+
+export const NO_GLUE: OsGlue = {
+  identity: undefined,
+  socketFactory: undefined,
+  udpSocketHook: undefined,
+  dnsConnectTcp: undefined,
+  dnsUdpSocket: undefined,
+  exemptProcs: null,
+};
+
+/**
+ * @param os        `backend.os` ('linux', 'windows', ...), or null when no backend could be made.
+ * @param enforcing whether the OS backend is active (then own sockets must be marked).
+ */
+export async function osGlue(os: string | null, enforcing: boolean, backend: RedirectBackend | null, groupOfPort: (port: number) => string | undefined): Promise<OsGlue> {
+  if (os !== 'linux') return NO_GLUE;
+  const { LinuxFlowIdentity } = await import('../redirect/linux/identity.ts');
+  const identity = new LinuxFlowIdentity({ groupOfPort });
+  if (!enforcing) return { ...NO_GLUE, identity };
+  const sock = await import('../sys/linux/socket.ts');
+  const factory = sock.exemptSocketFactory(FWMARK) as SocketFactory;
+  const markUdp = (s: UdpSocket) => {
+    sock.markDgramSocket(s, FWMARK);
+  };
+  const cg = (backend as unknown as { cgroups?: { fsPath(g: string): string } }).cgroups;
+  return {
+    identity,
+    socketFactory: factory,
+    udpSocketHook: markUdp,
+    dnsConnectTcp: (host, port, timeoutMs) =>
+      new Promise((resolve, reject) => {
+        let s: Socket;
+        try {
+          s = sock.openExemptSocket({ family: host.includes(':') ? 6 : 4, mark: FWMARK }).socket;
+        } catch (err) {
+          reject(err);
+          return;
+        }
+        const timer = setTimeout(() => {
+          s.destroy();
+          reject(new Error(`connect to ${host}:${port} timed out`));
+        }, timeoutMs);
+        s.once('error', (e) => {
+          clearTimeout(timer);
+          reject(e);
+        });
+        s.connect({ host, port }, () => {
+          clearTimeout(timer);
+          s.removeAllListeners('error');
+          s.setNoDelay(true);
+          resolve(s);
+        });
+      }),
+    // Marked once bound: the first send binds the socket and waits for 'listening', which runs
+    // this listener first (it was registered at creation).
+    dnsUdpSocket: (family) => {
+      const s = createSocket(family === 6 ? 'udp6' : 'udp4');
+      s.once('listening', () => markUdp(s));
+      return s;
+    },
+    exemptProcs: cg ? join(cg.fsPath('exempt'), 'cgroup.procs') : null,
+  };
+}
+

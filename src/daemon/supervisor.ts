@@ -1,0 +1,192 @@
+// Supervises the processes of `[egress.NAME.process]` (sing-box, ciadpi/byedpi, microsocks):
+// start, restart with exponential backoff when they exit, report their state, stop them with the
+// daemon. While a core is down its egress refuses flows (the connect to its endpoint fails and
+// the egress set marks it down): nothing falls through to direct.
+//
+// On Linux with enforcement on, the child is started through `/bin/sh` that first writes its own
+// pid into the exempt cgroup's `cgroup.procs` and only then execs the core, so not one of the
+// core's packets is redirected into itself or another egress. Without enforcement the core is
+// spawned directly.
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Logger } from '../log.ts';
+import type { EgressProcessConfig } from '../policy/types.ts';
+
+export type SupervisedState = 'starting' | 'running' | 'backoff' | 'stopped' | 'failed';
+
+export interface SupervisedStatus {
+  egress: string;
+  command: string;
+  state: SupervisedState;
+  pid: number | null;
+  restarts: number;
+  /** How the last run ended: `exit 1`, `signal SIGKILL`, or a spawn error. */
+  lastExit: string | null;
+  since: number;
+  /** When the next start is due (backoff). */
+  nextStartAt: number | null;
+  /** Whether the process was started inside the exempt cgroup. */
+  exempt: boolean;
+}
+
+export interface SupervisorOptions {
+  egress: string;
+  process: EgressProcessConfig;
+  log?: Logger | undefined;
+  /** `cgroup.procs` of the exempt group: the child joins it before exec. */
+  exemptProcs?: string | null;
+  /** First backoff delay (ms); doubles per quick failure up to maxBackoffMs. */
+  backoffMs?: number;
+  maxBackoffMs?: number;
+  /** A run this long resets the backoff. */
+  stableMs?: number;
+  /** Grace before SIGKILL on stop. */
+  killAfterMs?: number;
+}
+
+// `$1` is the cgroup.procs file, the rest is the command line; writing 0 moves the writer itself.
+const JOIN_AND_EXEC = 'echo 0 > "$1" || exit 126; shift; exec "$@"';
+
+export class Supervisor {
+  readonly #o: Required<Omit<SupervisorOptions, 'log' | 'exemptProcs'>> & { log: Logger | undefined; exemptProcs: string | null };
+  #child: ChildProcess | null = null;
+  #state: SupervisedState = 'stopped';
+  #restarts = 0;
+  #lastExit: string | null = null;
+  #since = Date.now();
+  #nextStartAt: number | null = null;
+  #timer: NodeJS.Timeout | undefined;
+  #delay: number;
+  #startedAt = 0;
+  #stopping = false;
+  #exited: Promise<void> = Promise.resolve();
+
+  constructor(o: SupervisorOptions) {
+    this.#o = {
+      backoffMs: 500,
+      maxBackoffMs: 30_000,
+      stableMs: 10_000,
+      killAfterMs: 3000,
+      ...o,
+      log: o.log,
+      exemptProcs: o.exemptProcs ?? null,
+    };
+    this.#delay = this.#o.backoffMs;
+  }
+
+  get egress(): string {
+    return this.#o.egress;
+  }
+
+  get config(): EgressProcessConfig {
+    return this.#o.process;
+  }
+
+  status(): SupervisedStatus {
+    return {
+      egress: this.#o.egress,
+      command: this.#o.process.command,
+      state: this.#state,
+      pid: this.#child?.pid ?? null,
+      restarts: this.#restarts,
+      lastExit: this.#lastExit,
+      since: this.#since,
+      nextStartAt: this.#nextStartAt,
+      exempt: this.#o.exemptProcs !== null,
+    };
+  }
+
+  #set(state: SupervisedState): void {
+    if (state !== this.#state) this.#since = Date.now();
+    this.#state = state;
+  }
+
+  start(): void {
+    this.#stopping = false;
+    this.#spawn();
+  }
+
+  #spawn(): void {
+    if (this.#stopping) return;
+    this.#nextStartAt = null;
+    const { command, args } = this.#o.process;
+    const [file, argv] = this.#o.exemptProcs !== null ? ['/bin/sh', ['-c', JOIN_AND_EXEC, 'switchyard-exempt', this.#o.exemptProcs, command, ...args]] : [command, args];
+    this.#set('starting');
+    this.#startedAt = Date.now();
+    let child: ChildProcess;
+    try {
+      // Own process group: stop() signals the core and anything it forked.
+      child = spawn(file, argv, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+    } catch (err) {
+      this.#onExit(`spawn failed: ${(err as Error).message}`);
+      return;
+    }
+    this.#child = child;
+    let stderrTail = '';
+    child.stderr?.on('data', (b: Buffer) => {
+      stderrTail = (stderrTail + b.toString('utf8')).slice(-512);
+    });
+    let done!: () => void;
+    this.#exited = new Promise((r) => (done = r));
+    child.once('spawn', () => {
+      this.#set('running');
+      this.#o.log?.info({ egress: this.#o.egress, pid: child.pid }, 'egress process started');
+    });
+    child.once('error', (err) => {
+      // ENOENT and friends: 'exit' may not follow.
+      if (child.pid === undefined) {
+        this.#child = null;
+        done();
+        this.#onExit(`spawn failed: ${(err as NodeJS.ErrnoException).code ?? err.message}`);
+      }
+    });
+    child.once('exit', (code, signal) => {
+      this.#child = null;
+      done();
+      const how = signal ? `signal ${signal}` : `exit ${code}`;
+      this.#onExit(stderrTail.trim() && code !== 0 ? `${how}: ${stderrTail.trim().split('\n').pop()}` : how);
+    });
+  }
+
+  #onExit(how: string): void {
+    this.#lastExit = how;
+    if (this.#stopping) {
+      this.#set('stopped');
+      return;
+    }
+    // A run that lasted resets the backoff; a crash loop backs off up to the maximum.
+    if (Date.now() - this.#startedAt >= this.#o.stableMs) this.#delay = this.#o.backoffMs;
+    const wait = this.#delay;
+    this.#delay = Math.min(this.#delay * 2, this.#o.maxBackoffMs);
+    this.#restarts++;
+    this.#set('backoff');
+    this.#nextStartAt = Date.now() + wait;
+    this.#o.log?.warn({ egress: this.#o.egress, how, retryInMs: wait }, 'egress process exited; restarting after backoff');
+    this.#timer = setTimeout(() => this.#spawn(), wait);
+  }
+
+  /** Stops the process (TERM, then KILL after a grace period) and any pending restart. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    clearTimeout(this.#timer);
+    this.#nextStartAt = null;
+    const child = this.#child;
+    if (child && child.pid !== undefined) {
+      const kill = (sig: NodeJS.Signals) => {
+        try {
+          process.kill(-child.pid!, sig);
+        } catch {
+          try {
+            child.kill(sig);
+          } catch {
+            /* already gone */
+          }
+        }
+      };
+      kill('SIGTERM');
+      const t = setTimeout(() => kill('SIGKILL'), this.#o.killAfterMs);
+      await this.#exited;
+      clearTimeout(t);
+    }
+    this.#set('stopped');
+  }
+}
