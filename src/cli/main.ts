@@ -10,9 +10,20 @@ interface CommandModule {
 // One line per command; loaded lazily so `switchyard explain` does not load the daemon.
 const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   version: () => import('./commands/version.ts'),
-  explain: () => import('./commands/explain.ts'),
+  explain: () => import('./client-explain.ts'), // live wrapper around commands/explain.ts (daemon)
   'check-config': () => import('./commands/check-config.ts'),
   config: () => import('./commands/config.ts'),
+  up: () => import('./commands/up.ts'),
+  status: () => import('./commands/status.ts'),
+  reload: () => import('./commands/reload.ts'),
+  stop: () => import('./commands/stop.ts'),
+  conns: () => import('./commands/conns.ts'),
+  close: () => import('./commands/close.ts'),
+  rdns: () => import('./commands/rdns.ts'),
+  cache: () => import('./commands/cache.ts'),
+  egress: () => import('./commands/egress.ts'),
+  rules: () => import('./commands/rules.ts'),
+  service: () => import('./commands/service.ts'),
 };
 
 function usage(): string {

@@ -136,7 +136,7 @@ function domainOf(d: Daemon, ip: string | undefined, known: { name: string | nul
   const src = known?.source;
   if (known?.name && src && src !== 'dns' && src !== 'dns-ambiguous') {
     const detail =
-      src === 'sni' ? 'from SNI (TLS ClientHello)' : src === 'http-host' ? 'from the HTTP Host header' : src === 'socks' ? 'given by the client (SOCKS5 request)' : src === 'http-proxy' ? 'given by the client (HTTP proxy request)' : `given (${src})`;
+      src === 'given' ? 'given in the question' : src === 'sni' ? 'from SNI (TLS ClientHello)' : src === 'http-host' ? 'from the HTTP Host header' : src === 'socks' ? 'given by the client (SOCKS5 request)' : src === 'http-proxy' ? 'given by the client (HTTP proxy request)' : `given (${src})`;
     return { name: known.name, source: src, detail, candidates };
   }
   if (look.names.length === 0) {
