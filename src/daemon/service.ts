@@ -7,7 +7,7 @@ import { DaemonError } from '../errors.ts';
 import { SYSTEMD_UNIT, WINDOWS_SERVICE_NAME } from '../ids.ts';
 import { PACKAGE_ROOT_URL } from '../paths.ts';
 
-export const UNIT_TEMPLATE_URL = new URL('../packaging/switchyard.service', PACKAGE_ROOT_URL);
+export const UNIT_TEMPLATE_URL = new URL('packaging/switchyard.service', PACKAGE_ROOT_URL);
 export const SYSTEMD_UNIT_DIR = '/etc/systemd/system';
 export const DEFAULT_LINUX_CONFIG = '/etc/switchyard/config.toml';
 

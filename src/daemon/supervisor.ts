@@ -62,7 +62,7 @@ export class Supervisor {
 
   constructor(o: SupervisorOptions) {
     this.#o = {
-      backoffMs: 500,
+      backoffMs: 1000,
       maxBackoffMs: 30_000,
       stableMs: 10_000,
       killAfterMs: 3000,
