@@ -254,10 +254,31 @@ export class Daemon {
     }
     for (const [name, proc] of want) {
       if (this.supervisors.has(name)) continue;
-      const sup = new Supervisor({ egress: name, process: proc, log: this.log, exemptProcs: this.enforcing ? this.glue.exemptProcs : null });
+      const sup = new Supervisor({
+        egress: name,
+        process: proc,
+        log: this.log,
+        exemptProcs: this.enforcing ? this.glue.exemptProcs : null,
+        onState: (s) => this.#onSupervised(s.egress, s.state),
+      });
       this.supervisors.set(name, sup);
       sup.start();
     }
+  }
+
+  /**
+   * Health follows the process at once instead of at the next probe: an exited core is probed
+   * (and found down) before a flow has to find out; a started one is probed until it answers.
+   */
+  #onSupervised(egress: string, state: string): void {
+    if (state !== 'running' && state !== 'backoff') return;
+    const probe = (left: number) => {
+      if (this.#stopping || !this.egress.config(egress)) return;
+      void this.egress.probe(egress).then((h) => {
+        if (state === 'running' && h.state !== 'up' && left > 0) setTimeout(() => probe(left - 1), 200).unref();
+      }, () => {});
+    };
+    probe(state === 'running' ? 25 : 0);
   }
 
   /**

@@ -41,13 +41,15 @@ export interface SupervisorOptions {
   stableMs?: number;
   /** Grace before SIGKILL on stop. */
   killAfterMs?: number;
+  /** Called on every state change (the daemon re-probes the egress's health then). */
+  onState?: (s: SupervisedStatus) => void;
 }
 
 // `$1` is the cgroup.procs file, the rest is the command line; writing 0 moves the writer itself.
 const JOIN_AND_EXEC = 'echo 0 > "$1" || exit 126; shift; exec "$@"';
 
 export class Supervisor {
-  readonly #o: Required<Omit<SupervisorOptions, 'log' | 'exemptProcs'>> & { log: Logger | undefined; exemptProcs: string | null };
+  readonly #o: Required<Omit<SupervisorOptions, 'log' | 'exemptProcs' | 'onState'>> & { log: Logger | undefined; exemptProcs: string | null; onState: ((s: SupervisedStatus) => void) | undefined };
   #child: ChildProcess | null = null;
   #state: SupervisedState = 'stopped';
   #restarts = 0;
@@ -69,6 +71,7 @@ export class Supervisor {
       ...o,
       log: o.log,
       exemptProcs: o.exemptProcs ?? null,
+      onState: o.onState,
     };
     this.#delay = this.#o.backoffMs;
   }
@@ -96,8 +99,10 @@ export class Supervisor {
   }
 
   #set(state: SupervisedState): void {
-    if (state !== this.#state) this.#since = Date.now();
+    if (state === this.#state) return;
+    this.#since = Date.now();
     this.#state = state;
+    this.#o.onState?.(this.status());
   }
 
   start(): void {
