@@ -20,16 +20,15 @@ export function candidateEndpoints(socket: string | undefined): string[] {
 }
 
 export async function connectDaemon(socket: string | undefined, timeoutMs?: number): Promise<{ client: ControlClient; endpoint: string }> {
-  let last: unknown;
-  for (const ep of candidateEndpoints(socket)) {
+  const tried = candidateEndpoints(socket);
+  for (const ep of tried) {
     try {
       return { client: await ControlClient.connect(ep, timeoutMs === undefined ? {} : { timeoutMs }), endpoint: ep };
     } catch (err) {
-      last = err;
       if (!(isSwitchyardError(err) && err.code === 'SY_ERR_CONTROL_NOT_RUNNING')) throw err;
     }
   }
-  throw last ?? new ControlError('SY_ERR_CONTROL_NOT_RUNNING', 'no daemon is running');
+  throw new ControlError('SY_ERR_CONTROL_NOT_RUNNING', `no daemon answers on ${tried.join(' or ')} (is \`switchyard up\` running?)`);
 }
 
 export async function call(socket: string | undefined, method: string, params: unknown = null, timeoutMs?: number): Promise<unknown> {
