@@ -86,7 +86,7 @@ export class RuleSet {
         if (this.stopped) return this.hit;
       }
       for (const r of this.other) {
-        if (this.consider(r, null, 0)) return this.hit;
+        if (this.consider(r, 0, PRIMARY_NONE, null, '')) return this.hit;
       }
       return this.hit;
     } finally {
@@ -95,33 +95,49 @@ export class RuleSet {
     }
   }
 
+  // The visitors build no objects unless the rule matches (decide() runs them per candidate).
   private readonly onDomain = (r: CompiledRule, kind: DomainPattern['kind'], key: string): boolean => {
-    const pattern: DomainPattern = { kind, value: key };
-    const spec = kind === 'full' ? 1000 : kind === 'suffix' ? 1 + countDots(key) : 0;
-    return this.consider(r, { condition: 'domain', pattern: domainPatternText(pattern), value: this.ctx!.domain! }, spec);
+    return this.consider(r, kind === 'full' ? 1000 : kind === 'suffix' ? 2 + countDots(key) : 0, PRIMARY_DOMAIN, kind, key);
   };
 
   private readonly onCidr = (r: CompiledRule, prefix: number): boolean => {
-    return this.consider(r, { condition: 'cidr', pattern: CidrIndex.describe(this.ctx!, prefix), value: this.ctx!.q.ip! }, prefix);
+    return this.consider(r, prefix, PRIMARY_CIDR, '', '');
   };
 
   private readonly onApp = (r: CompiledRule, p: AppPattern, observed: string): boolean => {
-    return this.consider(r, { condition: p.kind === 'group' ? 'group' : 'app', pattern: appPatternText(p), value: observed }, APP_KIND_RANK[p.kind]);
+    return this.consider(r, APP_KIND_RANK[p.kind], PRIMARY_APP, p, observed);
   };
 
-  /** A rule whose stage condition matched (`primary`); true = stop the walk. */
-  private consider(r: CompiledRule, primary: MatchReason | null, spec: number): boolean {
+  private primary(code: number, a: unknown, b: string, spec: number): MatchReason | null {
+    const ctx = this.ctx!;
+    if (code === PRIMARY_DOMAIN) {
+      const pattern: DomainPattern = { kind: a as DomainPattern['kind'], value: b };
+      return { condition: 'domain', pattern: domainPatternText(pattern), value: ctx.domain! };
+    }
+    if (code === PRIMARY_CIDR) return { condition: 'cidr', pattern: CidrIndex.describe(ctx, spec), value: ctx.q.ip! };
+    if (code === PRIMARY_APP) {
+      const p = a as AppPattern;
+      return { condition: p.kind === 'group' ? 'group' : 'app', pattern: appPatternText(p), value: b };
+    }
+    return null;
+  }
+
+  /** A rule whose stage condition matched; true = stop the walk. */
+  private consider(r: CompiledRule, spec: number, code: number, a: unknown, b: string): boolean {
     const col = this.col;
+    const ctx = this.ctx!;
     if (col === null) {
-      if (r.matchRest(this.ctx!, null) === MATCH_NO) return false;
-      const matched: MatchReason[] = primary ? [primary] : [];
-      r.matchRest(this.ctx!, matched); // second pass only for the winner, to describe it
+      if (r.matchRest(ctx, null) === MATCH_NO) return false;
+      const p = this.primary(code, a, b, spec);
+      const matched: MatchReason[] = p ? [p] : [];
+      r.matchRest(ctx, matched); // second pass only for the winner, to describe it
       this.hit = { rule: r, stage: this.stageName ?? r.stage, matched, spec, maybe: false };
       this.stopped = true;
       return true;
     }
-    const matched: MatchReason[] = primary ? [primary] : [];
-    const res = r.matchRest(this.ctx!, matched);
+    const p = this.primary(code, a, b, spec);
+    const matched: MatchReason[] = p ? [p] : [];
+    const res = r.matchRest(ctx, matched);
     if (res === MATCH_NO) return false;
     const m: Match = { rule: r, stage: this.stageName ?? r.stage, matched, spec, maybe: res === MATCH_MAYBE };
     if (this.hit === null && !m.maybe) this.hit = m;
@@ -132,6 +148,11 @@ export class RuleSet {
     return false;
   }
 }
+
+const PRIMARY_NONE = 0;
+const PRIMARY_DOMAIN = 1;
+const PRIMARY_CIDR = 2;
+const PRIMARY_APP = 3;
 
 function countDots(s: string): number {
   let n = 0;
