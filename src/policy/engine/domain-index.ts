@@ -68,7 +68,7 @@ class Bloom {
 
 const MAX_LABELS = 128; // a 253-character name has at most 127 labels
 
-export class DomainIndex<V extends object> {
+export class DomainIndex<V> {
   private readonly full = new Map<string, Slot<V>>();
   private readonly suffix = new Map<string, Slot<V>>();
   private readonly scanned: Scanned<V>[] = [];
