@@ -40,7 +40,8 @@ export interface BenchSet {
 const EMPTY: never[] = [];
 Object.freeze(EMPTY);
 
-export function generate(domainRules: number, appRules: number, cidrRules: number, seed = 1): BenchSet {
+/** `perRule` > 1 groups domain patterns into list-style rules of that many patterns each. */
+export function generate(domainRules: number, appRules: number, cidrRules: number, seed = 1, perRule = 1): BenchSet {
   const r = rng(seed);
   const base = loadConfigFromString(
     `version = 1
@@ -65,14 +66,19 @@ apps = ["sing-box", "ciadpi.exe"]
   const add = (egress: string, d: RuleConfig['domains'], a: AppPattern[], c: Cidr[]) => {
     rules.push({ index: rules.length, name: null, egress, domains: d, apps: a, cidrs: c, ports: EMPTY, network: null, origin });
   };
+  let group: RuleConfig['domains'] = [];
   for (let i = 0; i < domainRules; i++) {
     const d = ruleDomain(i, r);
     domains.push(d);
     const x = r();
-    if (x < 0.9) add(pick(), [{ kind: 'suffix', value: d }], EMPTY, EMPTY);
+    if (perRule > 1) {
+      group.push(x < 0.9 ? { kind: 'suffix', value: d } : { kind: 'full', value: `www.${d}` });
+      if (group.length === perRule) { add(pick(), group, EMPTY, EMPTY); group = []; }
+    } else if (x < 0.9) add(pick(), [{ kind: 'suffix', value: d }], EMPTY, EMPTY);
     else if (x < 0.99) add(pick(), [{ kind: 'full', value: `www.${d}` }], EMPTY, EMPTY);
     else { add(pick(), [{ kind: 'suffix', value: d }], [{ kind: 'name', value: `app${i % 50}.exe` }], EMPTY); multi++; }
   }
+  if (group.length) add(pick(), group, EMPTY, EMPTY);
   // A few scanned patterns: each costs every query one check (see docs/config.md).
   const keywords = ['tracker', 'telemetry', 'adserv', 'doubleclk', 'analytics-'];
   const regexps = ['^ads?[0-9]+\\.', '\\.cdn[0-9]+\\.example$', '^r[0-9]+---sn-[a-z0-9]+\\.googlevideo\\.com$'];
