@@ -5,18 +5,29 @@ import type { Cidr } from './types.ts';
 
 export type ParsedIp = { family: 4; v4: number } | { family: 6; words: Uint16Array };
 
-const DEC_OCTET = /^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$/;
-
 export function parseIPv4(s: string): number | null {
-  if (s.length > 15) return null;
-  const parts = s.split('.');
-  if (parts.length !== 4) return null;
+  // Hand-rolled: this runs for every flow that carries an address (no split, no regexp).
+  const n = s.length;
+  if (n < 7 || n > 15) return null;
   let v = 0;
-  for (const p of parts) {
-    if (!DEC_OCTET.test(p)) return null;
-    v = v * 256 + Number(p);
+  let octet = 0;
+  let digits = 0;
+  let parts = 0;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? s.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (digits === 0 || parts === 4) return null;
+      v = v * 256 + octet;
+      parts++;
+      octet = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && octet === 0) return null; // leading zero
+      octet = octet * 10 + (c - 48);
+      if (++digits > 3 || octet > 255) return null;
+    } else return null;
   }
-  return v >>> 0;
+  return parts === 4 ? v >>> 0 : null;
 }
 
 export function parseIPv6(s: string): Uint16Array | null {
@@ -65,6 +76,7 @@ export function parseIPv6(s: string): Uint16Array | null {
 export function parseIp(s: string): ParsedIp | null {
   const v4 = parseIPv4(s);
   if (v4 !== null) return { family: 4, v4 };
+  if (!s.includes(':')) return null;
   let text = s;
   if (text.startsWith('[') && text.endsWith(']')) text = text.slice(1, -1);
   const words = parseIPv6(text);

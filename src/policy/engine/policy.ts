@@ -19,10 +19,11 @@ import type {
   RuleRef,
   Stage,
 } from '../types.ts';
+import { InternalError } from '../../errors.ts';
 import { cidrContains, cidrText, isLanAddress } from '../ip.ts';
 import { AppIndex, appPatternText } from './app-matcher.ts';
 import { QueryCtx } from './query.ts';
-import { CompiledRule } from './rule.ts';
+import type { RuleInfo } from './rule.ts';
 import { RuleSet, type Collector, type Match } from './rule-set.ts';
 import type { ExemptConfig } from '../types.ts';
 
@@ -42,16 +43,16 @@ interface Ranked {
   egress: string;
   stage: Stage;
   matched: MatchReason[];
-  rule: CompiledRule | null;
+  rule: RuleInfo | null;
   spec: number;
 }
 
 class CollectAll implements Collector {
   readonly all: Match[] = [];
-  private readonly seen = new Set<CompiledRule>();
+  private readonly seen = new Set<number>();
   add(m: Match): boolean {
-    if (!this.seen.has(m.rule)) {
-      this.seen.add(m.rule);
+    if (!this.seen.has(m.rule.cfg.index)) {
+      this.seen.add(m.rule.cfg.index);
       this.all.push(m);
     }
     return false;
@@ -82,9 +83,12 @@ export class CompiledPolicy implements Policy {
   constructor(config: Config) {
     this.config = config;
     const isBlock = (egress: string) => config.egress[egress]?.type === 'block';
-    const rules = config.rules.map((r) => new CompiledRule(r));
-    this.blockSet = new RuleSet('block', rules.filter((r) => isBlock(r.egress)));
-    this.mainSet = new RuleSet(null, rules.filter((r) => !isBlock(r.egress)));
+    const rules = config.rules;
+    rules.forEach((r, i) => {
+      if (r.index !== i) throw new InternalError(`rule ${i} has index ${r.index}: rules must be numbered 0..n-1 in order`);
+    });
+    this.blockSet = new RuleSet('block', rules, rules.filter((r) => isBlock(r.egress)));
+    this.mainSet = new RuleSet(null, rules, rules.filter((r) => !isBlock(r.egress)));
     this.exempt = config.exempt.map((e, i) => {
       const apps = new AppIndex<true>();
       for (const p of e.apps) apps.add(p, true);

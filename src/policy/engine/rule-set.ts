@@ -8,13 +8,14 @@ import type { MatchReason, Stage } from '../types.ts';
 import { AppIndex, APP_KIND_RANK, appPatternText } from './app-matcher.ts';
 import { CidrIndex } from './cidr-index.ts';
 import { DomainIndex, domainPatternText } from './domain-index.ts';
-import { byConditionsThenIndex, CompiledRule, MATCH_MAYBE, MATCH_NO, type RuleStage } from './rule.ts';
+import { byConditionsThenIndex, CompiledRule, isSimple, MATCH_MAYBE, MATCH_NO, MATCH_YES, simpleInfo, stageOf, type MatchResult, type RuleInfo, type RuleStage } from './rule.ts';
+import type { RuleConfig } from '../types.ts';
 import type { QueryCtx } from './query.ts';
 import type { AppPattern, DomainPattern } from '../types.ts';
 
 /** One matching rule as explain() reports it. `spec` ranks matches within a stage (higher wins). */
 export interface Match {
-  rule: CompiledRule;
+  rule: RuleInfo;
   stage: Stage;
   matched: MatchReason[];
   spec: number;
@@ -29,12 +30,16 @@ export interface Collector {
 
 export class RuleSet {
   readonly stageName: Stage | null; // 'block' for the block set; null = each rule's own stage
-  readonly domain = new DomainIndex<CompiledRule>();
-  readonly cidr = new CidrIndex<CompiledRule>();
-  readonly app = new AppIndex<CompiledRule>();
-  readonly other: CompiledRule[] = [];
+  // Index values are rule indexes into `rules` (the config's list): small integers, no objects.
+  readonly domain = new DomainIndex<number>();
+  readonly cidr = new CidrIndex<number>();
+  readonly app = new AppIndex<number>();
+  readonly other: number[] = [];
   /** Egresses of rules outside the domain stage, in rule order (for projections). */
   readonly nonDomainEgresses: string[] = [];
+  private readonly rules: readonly RuleConfig[];
+  /** Matchers for rules with more than one condition kind (sparse; simple rules have none). */
+  private readonly compiled: (CompiledRule | undefined)[] = [];
 
   // Scratch state of the current walk: decide() is synchronous, so one set per policy is safe and
   // spares a closure allocation per decision.
@@ -43,19 +48,33 @@ export class RuleSet {
   private stopped = false;
   private hit: Match | null = null;
 
-  constructor(stageName: Stage | null, rules: CompiledRule[]) {
+  constructor(stageName: Stage | null, all: readonly RuleConfig[], members: readonly RuleConfig[]) {
     this.stageName = stageName;
-    for (const r of rules) {
-      if (r.stage === 'domain') for (const p of r.cfg.domains) this.domain.add(p, r);
-      else if (r.stage === 'cidr') for (const c of r.cfg.cidrs) this.cidr.add(c, r);
-      else if (r.stage === 'app') for (const a of r.cfg.apps) this.app.add(a, r);
-      else this.other.push(r);
-      if (r.stage !== 'domain' && !this.nonDomainEgresses.includes(r.egress)) this.nonDomainEgresses.push(r.egress);
+    this.rules = all;
+    for (const r of members) {
+      const i = r.index;
+      const stage = stageOf(r);
+      if (!isSimple(r)) this.compiled[i] = new CompiledRule(r);
+      if (stage === 'domain') for (const p of r.domains) this.domain.add(p, i);
+      else if (stage === 'cidr') for (const c of r.cidrs) this.cidr.add(c, i);
+      else if (stage === 'app') for (const a of r.apps) this.app.add(a, i);
+      else this.other.push(i);
+      if (stage !== 'domain' && !this.nonDomainEgresses.includes(r.egress)) this.nonDomainEgresses.push(r.egress);
     }
-    this.domain.finish(byConditionsThenIndex);
-    this.cidr.finish(byConditionsThenIndex);
-    this.app.finish(byConditionsThenIndex);
-    this.other.sort(byConditionsThenIndex);
+    const cmp = (a: number, b: number) => byConditionsThenIndex(all[a]!, all[b]!);
+    this.domain.finish(cmp);
+    this.cidr.finish(cmp);
+    this.app.finish(cmp);
+    this.other.sort(cmp);
+  }
+
+  private info(i: number): RuleInfo {
+    return this.compiled[i] ?? simpleInfo(this.rules[i]!);
+  }
+
+  private matchRest(i: number, reasons: MatchReason[] | null): MatchResult {
+    const c = this.compiled[i];
+    return c === undefined ? MATCH_YES : c.matchRest(this.ctx!, reasons);
   }
 
   get size(): number {
@@ -85,8 +104,8 @@ export class RuleSet {
         this.app.find(ctx, this.onApp);
         if (this.stopped) return this.hit;
       }
-      for (const r of this.other) {
-        if (this.consider(r, null, 0)) return this.hit;
+      for (const i of this.other) {
+        if (this.consider(i, 0, PRIMARY_NONE, null, '')) return this.hit;
       }
       return this.hit;
     } finally {
@@ -95,35 +114,52 @@ export class RuleSet {
     }
   }
 
-  private readonly onDomain = (r: CompiledRule, kind: DomainPattern['kind'], key: string): boolean => {
-    const pattern: DomainPattern = { kind, value: key };
-    const spec = kind === 'full' ? 1000 : kind === 'suffix' ? 1 + countDots(key) : 0;
-    return this.consider(r, { condition: 'domain', pattern: domainPatternText(pattern), value: this.ctx!.domain! }, spec);
+  // The visitors build no objects unless the rule matches (decide() runs them per candidate).
+  private readonly onDomain = (r: number, kind: DomainPattern['kind'], key: string): boolean => {
+    return this.consider(r, kind === 'full' ? 1000 : kind === 'suffix' ? 2 + countDots(key) : 0, PRIMARY_DOMAIN, kind, key);
   };
 
-  private readonly onCidr = (r: CompiledRule, prefix: number): boolean => {
-    return this.consider(r, { condition: 'cidr', pattern: CidrIndex.describe(this.ctx!, prefix), value: this.ctx!.q.ip! }, prefix);
+  private readonly onCidr = (r: number, prefix: number): boolean => {
+    return this.consider(r, prefix, PRIMARY_CIDR, '', '');
   };
 
-  private readonly onApp = (r: CompiledRule, p: AppPattern, observed: string): boolean => {
-    return this.consider(r, { condition: p.kind === 'group' ? 'group' : 'app', pattern: appPatternText(p), value: observed }, APP_KIND_RANK[p.kind]);
+  private readonly onApp = (r: number, p: AppPattern, observed: string): boolean => {
+    return this.consider(r, APP_KIND_RANK[p.kind], PRIMARY_APP, p, observed);
   };
 
-  /** A rule whose stage condition matched (`primary`); true = stop the walk. */
-  private consider(r: CompiledRule, primary: MatchReason | null, spec: number): boolean {
+  private primary(code: number, a: unknown, b: string, spec: number): MatchReason | null {
+    const ctx = this.ctx!;
+    if (code === PRIMARY_DOMAIN) {
+      const pattern: DomainPattern = { kind: a as DomainPattern['kind'], value: b };
+      return { condition: 'domain', pattern: domainPatternText(pattern), value: ctx.domain! };
+    }
+    if (code === PRIMARY_CIDR) return { condition: 'cidr', pattern: CidrIndex.describe(ctx, spec), value: ctx.q.ip! };
+    if (code === PRIMARY_APP) {
+      const p = a as AppPattern;
+      return { condition: p.kind === 'group' ? 'group' : 'app', pattern: appPatternText(p), value: b };
+    }
+    return null;
+  }
+
+  /** Rule `i`, whose stage condition matched; true = stop the walk. */
+  private consider(i: number, spec: number, code: number, a: unknown, b: string): boolean {
     const col = this.col;
     if (col === null) {
-      if (r.matchRest(this.ctx!, null) === MATCH_NO) return false;
-      const matched: MatchReason[] = primary ? [primary] : [];
-      r.matchRest(this.ctx!, matched); // second pass only for the winner, to describe it
-      this.hit = { rule: r, stage: this.stageName ?? r.stage, matched, spec, maybe: false };
+      if (this.matchRest(i, null) === MATCH_NO) return false;
+      const p = this.primary(code, a, b, spec);
+      const matched: MatchReason[] = p ? [p] : [];
+      this.matchRest(i, matched); // second pass only for the winner, to describe it
+      const rule = this.info(i);
+      this.hit = { rule, stage: this.stageName ?? rule.stage, matched, spec, maybe: false };
       this.stopped = true;
       return true;
     }
-    const matched: MatchReason[] = primary ? [primary] : [];
-    const res = r.matchRest(this.ctx!, matched);
+    const p = this.primary(code, a, b, spec);
+    const matched: MatchReason[] = p ? [p] : [];
+    const res = this.matchRest(i, matched);
     if (res === MATCH_NO) return false;
-    const m: Match = { rule: r, stage: this.stageName ?? r.stage, matched, spec, maybe: res === MATCH_MAYBE };
+    const rule = this.info(i);
+    const m: Match = { rule, stage: this.stageName ?? rule.stage, matched, spec, maybe: res === MATCH_MAYBE };
     if (this.hit === null && !m.maybe) this.hit = m;
     if (col.add(m)) {
       this.stopped = true;
@@ -132,6 +168,11 @@ export class RuleSet {
     return false;
   }
 }
+
+const PRIMARY_NONE = 0;
+const PRIMARY_DOMAIN = 1;
+const PRIMARY_CIDR = 2;
+const PRIMARY_APP = 3;
 
 function countDots(s: string): number {
   let n = 0;

@@ -25,7 +25,42 @@ export function ruleId(r: RuleConfig): string {
   return r.name ?? `rule#${r.index + 1}`;
 }
 
-export class CompiledRule {
+export function ruleRef(r: RuleConfig): RuleRef {
+  return { id: ruleId(r), index: r.index, origin: r.origin };
+}
+
+export function stageOf(cfg: RuleConfig): RuleStage {
+  return cfg.domains.length ? 'domain' : cfg.cidrs.length ? 'cidr' : cfg.apps.length ? 'app' : 'other';
+}
+
+/** Number of condition kinds (domains, apps, cidrs, ports, network): the tie-breaker. */
+export function condsOf(cfg: RuleConfig): number {
+  return +(cfg.domains.length > 0) + +(cfg.apps.length > 0) + +(cfg.cidrs.length > 0) + +(cfg.ports.length > 0) + +(cfg.network !== null);
+}
+
+/** What explain() and the decision need to know about a matched rule. */
+export interface RuleInfo {
+  readonly cfg: RuleConfig;
+  readonly egress: string;
+  readonly stage: RuleStage;
+  readonly conds: number;
+  readonly ref: RuleRef;
+}
+
+/**
+ * A rule with one condition kind that has a stage index (domains, cidrs or apps alone) needs no
+ * matcher of its own: finding it in the index is the whole match. The engine keeps no object per
+ * such rule — at a million rules that is most of the memory — and describes it on demand.
+ */
+export function isSimple(cfg: RuleConfig): boolean {
+  return condsOf(cfg) === 1 && stageOf(cfg) !== 'other';
+}
+
+export function simpleInfo(cfg: RuleConfig): RuleInfo {
+  return { cfg, egress: cfg.egress, stage: stageOf(cfg), conds: 1, ref: ruleRef(cfg) };
+}
+
+export class CompiledRule implements RuleInfo {
   readonly cfg: RuleConfig;
   readonly egress: string;
   readonly stage: RuleStage;
@@ -40,8 +75,8 @@ export class CompiledRule {
   constructor(cfg: RuleConfig) {
     this.cfg = cfg;
     this.egress = cfg.egress;
-    this.stage = cfg.domains.length ? 'domain' : cfg.cidrs.length ? 'cidr' : cfg.apps.length ? 'app' : 'other';
-    this.conds = +(cfg.domains.length > 0) + +(cfg.apps.length > 0) + +(cfg.cidrs.length > 0) + +(cfg.ports.length > 0) + +(cfg.network !== null);
+    this.stage = stageOf(cfg);
+    this.conds = condsOf(cfg);
     // Secondary matchers only where the condition is not this rule's stage (the stage index covers that).
     if (cfg.apps.length && this.stage !== 'app') {
       this.apps = new AppIndex<true>();
@@ -63,7 +98,7 @@ export class CompiledRule {
   }
 
   get ref(): RuleRef {
-    return (this.refCache ??= { id: ruleId(this.cfg), index: this.cfg.index, origin: this.cfg.origin });
+    return (this.refCache ??= ruleRef(this.cfg));
   }
 
   /**
@@ -123,6 +158,6 @@ export class CompiledRule {
 }
 
 /** Order of rules sharing one pattern: more condition kinds first, then the earlier rule. */
-export function byConditionsThenIndex(a: CompiledRule, b: CompiledRule): number {
-  return b.conds - a.conds || a.cfg.index - b.cfg.index;
+export function byConditionsThenIndex(a: RuleConfig, b: RuleConfig): number {
+  return condsOf(b) - condsOf(a) || a.index - b.index;
 }
