@@ -76,9 +76,12 @@ export interface ForwarderStats {
   local: number;
   hookFailures: number;
   rehooks: number;
+  overloaded: number;
 }
 
 const PATH_DEFAULT = '';
+/** Distinct upstream queries in flight at once; beyond this, SERVFAIL at once (bounds sockets and memory). */
+export const MAX_INFLIGHT = 2048;
 
 export class Forwarder {
   readonly #cfg: DnsConfig;
@@ -113,6 +116,7 @@ export class Forwarder {
     local: 0,
     hookFailures: 0,
     rehooks: 0,
+    overloaded: 0,
   };
 
   constructor(opts: ForwarderOptions) {
@@ -344,7 +348,10 @@ export class Forwarder {
     const path = this.#pathFor(proj);
     let pending = this.#inflight.get(q.key);
     if (pending) this.stats.coalesced++;
-    else {
+    else if (this.#inflight.size >= MAX_INFLIGHT) {
+      this.stats.overloaded++;
+      return this.#servfail(msg, q);
+    } else {
       this.stats.misses++;
       pending = this.#resolve(buildUpstreamQuery(msg, q), q, path, proj, true, q.key);
       this.#inflight.set(q.key, pending);
