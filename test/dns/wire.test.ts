@@ -24,7 +24,13 @@ describe('parseQuery on hostile input', () => {
     assert.equal(q.qtype, 28);
     assert.equal(q.udpSize, 4096);
     assert.equal(q.dnssecOk, true);
-    assert.equal(q.key, 'www.example.com/28/1/1');
+    assert.equal(q.key, '\x03www\x07example\x03com\x00\x00\x1c\x00\x01\x01');
+    // Keys ignore ASCII case only (RFC 4343), and differ by type and DO bit.
+    assert.equal(parseQuery(buildNameQuery('WWW.example.COM', 28).buf).key.slice(0, -1), q.key.slice(0, -1));
+    assert.notEqual(parseQuery(buildNameQuery('www.example.com', 1).buf).key, q.key);
+    const latin = Buffer.from(buildNameQuery('\u00c9.example', 1).buf);
+    const lower = Buffer.from(buildNameQuery('\u00e9.example', 1).buf);
+    assert.notEqual(parseQuery(latin).key, parseQuery(lower).key);
   });
 
   test('each failure is named', () => {
