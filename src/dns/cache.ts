@@ -110,12 +110,14 @@ export function serve(p: Prepared, client: Buffer, q: Query, now: number, udp: b
     return buildTruncated(client, q, (p.bytes[2]! << 8) | p.bytes[3]!);
   }
   const out = Buffer.allocUnsafe(len);
-  p.bytes.copy(out, 0, 0, len);
+  const src = p.bytes;
+  // Small messages: a plain loop beats Buffer#copy's argument checks.
+  for (let i = 0; i < len; i++) out[i] = src[i]!;
   out[0] = q.id >> 8;
   out[1] = q.id & 0xff;
   out[2] = (out[2]! & ~(FLAG.RD >> 8)) | ((q.flags >> 8) & (FLAG.RD >> 8));
   // Same name modulo case, so the same length: the client gets its own spelling back.
-  client.copy(out, HEADER_LEN, HEADER_LEN, q.qEnd);
+  for (let i = HEADER_LEN; i < q.qEnd; i++) out[i] = client[i]!;
   if (cutOpt) {
     const ar = (out[10]! << 8) | out[11]!;
     out.writeUInt16BE(ar - 1, 10);
@@ -126,8 +128,11 @@ export function serve(p: Prepared, client: Buffer, q: Query, now: number, udp: b
   for (let i = 0; i < offs.length; i++) {
     const o = offs[i]!;
     if (o >= len) continue;
-    const t = ttls[i]! - elapsed;
-    out.writeUInt32BE(t > 0 ? t : 0, o);
+    const t = elapsed === 0 ? ttls[i]! : Math.max(0, ttls[i]! - elapsed);
+    out[o] = t >>> 24;
+    out[o + 1] = (t >>> 16) & 0xff;
+    out[o + 2] = (t >>> 8) & 0xff;
+    out[o + 3] = t & 0xff;
   }
   return out;
 }

@@ -21,6 +21,7 @@ import { DnsError } from './errors.ts';
 import { HookBatcher } from './hook.ts';
 import { UpstreamPool } from './pool.ts';
 import { RateLimiter } from './ratelimit.ts';
+import { UdpSocketPool } from './udp-pool.ts';
 import type { CorrelationStore } from './store.ts';
 import { canonicalIp } from './store.ts';
 import { systemUpstreams } from './system.ts';
@@ -76,9 +77,12 @@ export interface ForwarderStats {
   local: number;
   hookFailures: number;
   rehooks: number;
+  overloaded: number;
 }
 
 const PATH_DEFAULT = '';
+/** Distinct upstream queries in flight at once; beyond this, SERVFAIL at once (bounds sockets and memory). */
+export const MAX_INFLIGHT = 2048;
 
 export class Forwarder {
   readonly #cfg: DnsConfig;
@@ -94,6 +98,7 @@ export class Forwarder {
   readonly #batcher: HookBatcher | null;
   readonly #connectTcp: ConnectTcp;
   readonly #udpSocket: (family: 4 | 6) => UdpSocket;
+  readonly #udpPool: UdpSocketPool;
   readonly #opts: ForwarderOptions;
   #defaultPool: UpstreamPool | null = null;
   #bootstrapPool: UpstreamPool | null = null;
@@ -113,6 +118,7 @@ export class Forwarder {
     local: 0,
     hookFailures: 0,
     rehooks: 0,
+    overloaded: 0,
   };
 
   constructor(opts: ForwarderOptions) {
@@ -128,6 +134,7 @@ export class Forwarder {
     this.#batcher = opts.onBindings ? new HookBatcher(opts.onBindings, { timeoutMs: opts.hookTimeoutMs ?? 2000 }) : null;
     this.#connectTcp = opts.connectTcp ?? defaultConnectTcp;
     this.#udpSocket = opts.udpSocket ?? defaultUdpSocket;
+    this.#udpPool = new UdpSocketPool(this.#udpSocket);
     for (const [name, ips] of Object.entries(opts.config.hosts)) {
       const key = name.toLowerCase().replace(/\.$/, '');
       this.#hosts.set(key, ips.map((ip) => canonicalIp(ip)).filter((x): x is string => x !== null));
@@ -160,6 +167,7 @@ export class Forwarder {
   }
 
   close(): void {
+    this.#udpPool.close();
     this.#defaultPool?.close();
     this.#bootstrapPool?.close();
     for (const p of this.#egressPools.values()) if (p instanceof UpstreamPool) p.close();
@@ -191,14 +199,16 @@ export class Forwarder {
     }
     if ((q.flags >> 11) & 0xf) return buildLocalAnswer(msg, q, RCODE.NOTIMP);
     try {
-      const local = this.#localAnswer(msg, q);
-      if (local) return local;
+      // Local answers (canary, hosts) are never cached, so the cache is asked first: a hit
+      // needs neither the name as text nor any table besides the cache.
       const hit = this.#cache.get(q.key, now);
       if (hit) {
         this.stats.cacheHits++;
         if (this.#needsRehook(hit, now)) return this.#rehookThenServe(hit, msg, q, udp);
         return serve(hit, msg, q, now, udp);
       }
+      const local = this.#localAnswer(msg, q);
+      if (local) return local;
       return this.#miss(msg, q, udp);
     } catch (err) {
       this.#log.error({ err, name: q.name }, 'dns: unexpected failure');
@@ -344,7 +354,10 @@ export class Forwarder {
     const path = this.#pathFor(proj);
     let pending = this.#inflight.get(q.key);
     if (pending) this.stats.coalesced++;
-    else {
+    else if (this.#inflight.size >= MAX_INFLIGHT) {
+      this.stats.overloaded++;
+      return this.#servfail(msg, q);
+    } else {
       this.stats.misses++;
       pending = this.#resolve(buildUpstreamQuery(msg, q), q, path, proj, true, q.key);
       this.#inflight.set(q.key, pending);
@@ -401,7 +414,7 @@ export class Forwarder {
   // ------------------------------------------------------------------ upstream pools
 
   #deps(): TransportDeps {
-    return { dial: directDialer(this.#connectTcp, this.#resolveHost), udpSocket: this.#udpSocket, resolveHost: this.#resolveHost };
+    return { dial: directDialer(this.#connectTcp, this.#resolveHost), udpPool: this.#udpPool, resolveHost: this.#resolveHost };
   }
 
   #makeDefaultPool(): UpstreamPool {
@@ -444,7 +457,7 @@ export class Forwarder {
       if (specs.length === 0) {
         return new DnsError('SY_ERR_DNS_NO_UPSTREAM', `egress ${name} has no resolver it may use${e.obfuscatesOnly ? ' (it only obfuscates: DoT or DoH needed)' : ''}`);
       }
-      return new UpstreamPool(specs, { dial, udpSocket: null, resolveHost: this.#resolveHost }, this.#cfg.timeoutMs);
+      return new UpstreamPool(specs, { dial, udpPool: null, resolveHost: this.#resolveHost }, this.#cfg.timeoutMs);
     } catch (err) {
       return err instanceof DnsError ? err : new DnsError('SY_ERR_DNS_UPSTREAM_URL', String(err));
     }
@@ -466,7 +479,7 @@ export class Forwarder {
     if (this.#cfg.bootstrap.length === 0) throw new DnsError('SY_ERR_DNS_NO_UPSTREAM', `no bootstrap address to resolve ${name} (set [dns] bootstrap or a static host)`);
     this.#bootstrapPool ??= new UpstreamPool(
       this.#cfg.bootstrap.map((b) => parseUpstream(b)),
-      { dial: directDialer(this.#connectTcp, async (n) => { throw new DnsError('SY_ERR_DNS_NO_UPSTREAM', `bootstrap cannot resolve ${n}`); }), udpSocket: this.#udpSocket, resolveHost: async () => [] },
+      { dial: directDialer(this.#connectTcp, async (n) => { throw new DnsError('SY_ERR_DNS_NO_UPSTREAM', `bootstrap cannot resolve ${n}`); }), udpPool: this.#udpPool, resolveHost: async () => [] },
       this.#cfg.timeoutMs,
     );
     const ips: string[] = [];

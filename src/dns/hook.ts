@@ -1,6 +1,7 @@
-// Batches calls to the binding hook: answers that arrive together are handed to the OS backend in
-// one call (up to maxBatch bindings), with a bounded number of calls in flight and a timeout per
-// call. Each answer waits for the batch that carries its bindings; a failed or timed-out batch
+// Batches calls to the binding hook: when a call slot is free the bindings go out at once (no
+// added latency when idle); while maxInFlight calls are running, new bindings queue up and leave
+// together in the next call (up to maxBatch bindings) — batching under load. Each call has a
+// timeout. Each answer waits for the batch that carries its bindings; a failed or timed-out batch
 // fails every answer in it (the forwarder then answers SERVFAIL for non-direct names).
 import type { Binding, BindingHook } from '../flow/types.ts';
 import { DnsError } from './errors.ts';
@@ -24,7 +25,6 @@ export class HookBatcher {
   readonly #timeoutMs: number;
   #queue: Waiter[] = [];
   #inFlight = 0;
-  #scheduled = false;
   /** Calls made and bindings handed over (for status output and tests). */
   calls = 0;
   bindings = 0;
@@ -40,16 +40,6 @@ export class HookBatcher {
     if (bindings.length === 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ bindings, resolve, reject });
-      this.#schedule();
-    });
-  }
-
-  #schedule(): void {
-    if (this.#scheduled || this.#inFlight >= this.#maxInFlight || this.#queue.length === 0) return;
-    this.#scheduled = true;
-    // setImmediate: answers decoded in the same I/O turn share one call.
-    setImmediate(() => {
-      this.#scheduled = false;
       this.#flush();
     });
   }
@@ -104,7 +94,7 @@ export class HookBatcher {
       .finally(() => {
         clearTimeout(timer);
         this.#inFlight--;
-        this.#schedule();
+        this.#flush();
       });
   }
 }

@@ -4,6 +4,7 @@
 // anything else is ignored while we keep waiting, so a spoofed packet can at worst cost time.
 import { createSocket } from 'node:dgram';
 import type { Socket as UdpSocket } from 'node:dgram';
+import type { UdpSocketPool } from './udp-pool.ts';
 import { readFileSync } from 'node:fs';
 import { connect as http2Connect } from 'node:http2';
 import type { ClientHttp2Session, ClientHttp2Stream } from 'node:http2';
@@ -85,14 +86,14 @@ export interface TransportDeps {
   /** Opens the TCP stream (directly or through an egress). */
   dial: Dialer;
   /** UDP is possible only on the direct path; null through a proxy (udp:// becomes tcp://). */
-  udpSocket: ((family: 4 | 6) => UdpSocket) | null;
+  udpPool: UdpSocketPool | null;
   resolveHost: ResolveHost;
 }
 
 export function makeTransport(spec: UpstreamSpec, deps: TransportDeps): Exchange {
   switch (spec.proto) {
     case 'udp':
-      return deps.udpSocket ? new UdpExchange(spec, deps, new StreamExchange(spec, deps, false)) : new StreamExchange(spec, deps, false);
+      return deps.udpPool ? new UdpExchange(spec, deps, new StreamExchange(spec, deps, false)) : new StreamExchange(spec, deps, false);
     case 'tcp':
       return new StreamExchange(spec, deps, false);
     case 'tls':
@@ -109,7 +110,7 @@ async function hostAddress(spec: UpstreamSpec, deps: TransportDeps): Promise<str
   return ips[0];
 }
 
-/** UDP: a fresh socket per query (a random source port from the kernel), connected to the upstream. */
+/** UDP through the shared socket pool (random source ports); TCP retry when the answer is truncated. */
 class UdpExchange implements Exchange {
   readonly #spec: UpstreamSpec;
   readonly #deps: TransportDeps;
@@ -124,35 +125,7 @@ class UdpExchange implements Exchange {
     const started = Date.now();
     this.#ip ??= await hostAddress(this.#spec, this.#deps);
     const ip = this.#ip;
-    const answer = await new Promise<Buffer>((resolve, reject) => {
-      const sock = this.#deps.udpSocket!(isIP(ip) === 6 ? 6 : 4);
-      let done = false;
-      const finish = (err: Error | null, buf?: Buffer): void => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        sock.close();
-        if (err) reject(err);
-        else resolve(buf!);
-      };
-      const timer = setTimeout(() => finish(new DnsError('SY_ERR_DNS_TIMEOUT', `${this.#spec.label} did not answer in ${timeoutMs} ms`)), timeoutMs);
-      sock.on('error', (err) => finish(err));
-      sock.on('message', (msg, rinfo) => {
-        // The socket is connected, so the kernel already drops other sources; check anyway.
-        if (rinfo.address !== ip || rinfo.port !== this.#spec.port) return;
-        try {
-          matchesQuery(msg, q.buf, q.qEnd);
-        } catch {
-          const rcode = headerOnlyError(msg, q.buf);
-          if (rcode > 0) finish(new DnsError('SY_ERR_DNS_UPSTREAM', `${this.#spec.label} answered rcode ${rcode} without a question`));
-          return; // not ours: keep waiting for the real answer
-        }
-        finish(null, msg);
-      });
-      sock.connect(this.#spec.port, ip, () => {
-        if (!done) sock.send(q.buf);
-      });
-    });
+    const answer = await this.#deps.udpPool!.exchange(ip, this.#spec.port, isIP(ip) === 6 ? 6 : 4, q, timeoutMs, this.#spec.label);
     if (answer[2]! & 0x02) {
       // Truncated: ask the same server over TCP (RFC 7766), within what is left of the budget.
       const left = timeoutMs - (Date.now() - started);

@@ -162,15 +162,21 @@ export interface Header {
 
 export function readHeader(buf: Uint8Array): Header {
   need(buf, 0, HEADER_LEN, 'header');
-  const u16 = (o: number): number => (buf[o]! << 8) | buf[o + 1]!;
-  return { id: u16(0), flags: u16(2), qdcount: u16(4), ancount: u16(6), nscount: u16(8), arcount: u16(10) };
+  return {
+    id: (buf[0]! << 8) | buf[1]!,
+    flags: (buf[2]! << 8) | buf[3]!,
+    qdcount: (buf[4]! << 8) | buf[5]!,
+    ancount: (buf[6]! << 8) | buf[7]!,
+    nscount: (buf[8]! << 8) | buf[9]!,
+    arcount: (buf[10]! << 8) | buf[11]!,
+  };
 }
 
 export interface Query {
   id: number;
   flags: number;
-  /** Lower-cased, escaped, no trailing dot. */
-  name: string;
+  /** Lower-cased, escaped, no trailing dot; computed on first use (the cache-hit path never needs it). */
+  readonly name: string;
   qtype: number;
   qclass: number;
   /** Offset just after the question (12 + name + 4). */
@@ -180,39 +186,90 @@ export interface Query {
   /** Largest UDP answer the client accepts (512 without EDNS). */
   udpSize: number;
   dnssecOk: boolean;
-  /** Cache key: name, type, class and DO bit. */
+  /** Cache key: the question's wire bytes with ASCII lower-cased (name, type, class), plus the DO bit. */
   key: string;
 }
 
+class ParsedQuery implements Query {
+  id: number;
+  flags: number;
+  qtype: number;
+  qclass: number;
+  qEnd: number;
+  edns: boolean;
+  udpSize: number;
+  dnssecOk: boolean;
+  key: string;
+  #buf: Uint8Array;
+  #name: string | null = null;
+  constructor(buf: Uint8Array, id: number, flags: number, qtype: number, qclass: number, qEnd: number, edns: boolean, udpSize: number, dnssecOk: boolean, key: string) {
+    this.#buf = buf;
+    this.id = id;
+    this.flags = flags;
+    this.qtype = qtype;
+    this.qclass = qclass;
+    this.qEnd = qEnd;
+    this.edns = edns;
+    this.udpSize = udpSize;
+    this.dnssecOk = dnssecOk;
+    this.key = key;
+  }
+  get name(): string {
+    if (this.#name === null) this.#name = readName(this.#buf, HEADER_LEN).name;
+    return this.#name;
+  }
+}
+
+// Scratch space for building cache keys (a question is at most 255 + 4 bytes, plus the DO byte).
+const keyScratch = Buffer.alloc(HEADER_LEN + MAX_NAME_LEN + 8);
+
 /**
  * Parses a client's query: exactly one question with an uncompressed name, and an optional OPT
- * record in the additional section. Throws WireError with the reason on anything else.
+ * record in the additional section. Throws WireError with the reason on anything else. This is
+ * the cache-hit path's only parse, so it is written as one bounded loop without allocations
+ * besides the key string.
  */
 export function parseQuery(buf: Uint8Array): Query {
-  const h = readHeader(buf);
-  if (h.flags & FLAG.QR) throw new WireError('a response, not a query');
-  if (h.qdcount !== 1) throw new WireError(`question count ${h.qdcount}, expected 1`);
-  const nameEnd = skipName(buf, HEADER_LEN);
-  if (buf[nameEnd - 1] !== 0) throw new WireError('compressed name in the question');
-  need(buf, nameEnd, 4, 'question type and class');
-  const name = nameEnd === HEADER_LEN + 1 ? '' : readName(buf, HEADER_LEN).name;
+  const n = buf.length;
+  if (n < HEADER_LEN) throw new WireError(`header runs past the end (offset 0)`);
+  const flags = (buf[2]! << 8) | buf[3]!;
+  if (flags & FLAG.QR) throw new WireError('a response, not a query');
+  const qdcount = (buf[4]! << 8) | buf[5]!;
+  if (qdcount !== 1) throw new WireError(`question count ${qdcount}, expected 1`);
+  let p = HEADER_LEN;
+  let total = 0;
+  for (;;) {
+    if (p >= n) throw new WireError(`name label length runs past the end (offset ${p})`);
+    const len = buf[p]!;
+    if (len === 0) break;
+    if ((len & 0xc0) === 0xc0) throw new WireError('compressed name in the question');
+    if (len & 0xc0) throw new WireError(`reserved label type 0x${len.toString(16)}`);
+    total += len + 1;
+    if (total > MAX_NAME_LEN) throw new WireError('name longer than 255 bytes');
+    if (p + 1 + len > n) throw new WireError(`name label runs past the end (offset ${p + 1})`);
+    p += len + 1;
+  }
+  const nameEnd = p + 1;
+  if (nameEnd + 4 > n) throw new WireError(`question type and class runs past the end (offset ${nameEnd})`);
   const qtype = (buf[nameEnd]! << 8) | buf[nameEnd + 1]!;
   const qclass = (buf[nameEnd + 2]! << 8) | buf[nameEnd + 3]!;
   const qEnd = nameEnd + 4;
   let edns = false;
   let udpSize = 512;
   let dnssecOk = false;
-  const rest = h.ancount + h.nscount + h.arcount;
+  const an = (buf[6]! << 8) | buf[7]!;
+  const ns = (buf[8]! << 8) | buf[9]!;
+  const rest = an + ns + ((buf[10]! << 8) | buf[11]!);
   if (rest > 0) {
     if (rest > 64) throw new WireError('too many records in a query');
-    let p = qEnd;
+    p = qEnd;
     for (let i = 0; i < rest; i++) {
       p = skipName(buf, p);
       need(buf, p, 10, 'record header');
       const type = (buf[p]! << 8) | buf[p + 1]!;
       const rdlen = (buf[p + 8]! << 8) | buf[p + 9]!;
       need(buf, p + 10, rdlen, 'record data');
-      if (type === TYPE.OPT && i >= h.ancount + h.nscount) {
+      if (type === TYPE.OPT && i >= an + ns) {
         if (edns) throw new WireError('more than one OPT record');
         edns = true;
         udpSize = Math.max(512, (buf[p + 2]! << 8) | buf[p + 3]!);
@@ -221,8 +278,15 @@ export function parseQuery(buf: Uint8Array): Query {
       p += 10 + rdlen;
     }
   }
-  const key = `${name}/${qtype}/${qclass}/${dnssecOk ? 1 : 0}`;
-  return { id: h.id, flags: h.flags, name, qtype, qclass, qEnd, edns, udpSize, dnssecOk, key };
+  // Key: lower-cased question bytes (ASCII only, RFC 4343) and the DO bit, as one flat string.
+  const klen = qEnd - HEADER_LEN;
+  for (let i = 0; i < klen; i++) {
+    const c = buf[HEADER_LEN + i]!;
+    keyScratch[i] = c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
+  }
+  keyScratch[klen] = dnssecOk ? 1 : 0;
+  const key = keyScratch.toString('latin1', 0, klen + 1);
+  return new ParsedQuery(buf, (buf[0]! << 8) | buf[1]!, flags, qtype, qclass, qEnd, edns, udpSize, dnssecOk, key);
 }
 
 export interface RecordRef {

@@ -47,6 +47,7 @@ describe('forwarder with an unbound upstream', { skip }, () => {
       dir,
       localData: LOCAL_DATA,
       chainZone: CHAIN,
+      transparent: ['failzone.'],
       extra: 'forward-zone:\n  name: "failzone."\n  forward-addr: 127.0.0.1@9\n',
     });
     fwd = await startDnsForwarder({

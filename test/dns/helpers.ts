@@ -75,9 +75,13 @@ export interface Unbound {
 export interface UnboundOptions {
   dir: string;
   host?: string;
+  /** Fixed UDP/TCP port (default: a free one). */
+  port?: number;
   localData: string[];
   certs?: Certs;
   extra?: string;
+  /** Zones to let through the local "." zone (e.g. a forward-zone's name). */
+  transparent?: string[];
   /** unbound access-control lines (default: all of 127/8 allowed). */
   access?: string[];
   /** Zone `chain.` served by unbound's auth-zone (which, unlike local-data, follows CNAME chains). */
@@ -87,7 +91,7 @@ export interface UnboundOptions {
 /** Starts unbound serving `localData` in zone test. (static), with DoT and DoH when certs are given. */
 export async function startUnbound(o: UnboundOptions): Promise<Unbound> {
   const host = o.host ?? '127.0.0.1';
-  const port = await freePort(host);
+  const port = o.port ?? (await freePort(host));
   const tlsPort = o.certs ? await freePort(host) : 0;
   const httpsPort = o.certs ? await freePort(host) : 0;
   const log = join(o.dir, `unbound-${port}.log`);
@@ -117,7 +121,11 @@ export async function startUnbound(o: UnboundOptions): Promise<Unbound> {
     '  module-config: "iterator"',
     '  log-queries: yes',
     '  verbosity: 1',
+    // Nothing leaves loopback: every name outside the test zones is answered locally.
+    '  local-zone: "." static',
     '  local-zone: "test." static',
+    ...(o.chainZone ? ['  local-zone: "chain." transparent'] : []),
+    ...(o.transparent ?? []).map((z) => `  local-zone: "${z}" transparent`),
     '  local-data: "test. 3600 IN SOA ns.test. admin.test. 1 3600 600 86400 30"',
     ...o.localData.map((d) => (d.includes('"') ? `  local-data: '${d}'` : `  local-data: "${d}"`)),
     o.extra ?? '',
