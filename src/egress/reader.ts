@@ -47,8 +47,10 @@ export class ByteReader {
   private async waitMore(): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.ended) throw new HandshakeError('eof', 'peer closed during handshake');
+    const had = this.length;
     await new Promise<void>((resolve) => (this.waiter = resolve));
-    if (this.failure) throw this.failure;
+    // New bytes first: the caller's own bound check then names the failure precisely.
+    if (this.failure && this.length === had) throw this.failure;
   }
 
   private flat(): Buffer {

@@ -35,8 +35,9 @@ export interface UdpDeps {
 export const MAX_UDP_PAYLOAD = 65507;
 
 function localChannel(cfg: EgressConfig, deps: UdpDeps, localFor?: (fam: 4 | 6) => string | undefined): UdpChannel {
-  const sockets = new Map<4 | 6, dgram.Socket>();
+  const sockets = new Map<4 | 6, Promise<dgram.Socket>>();
   const names = new Map<string, string>();
+  let closed = false;
   const ch: UdpChannel = {
     egress: cfg.name,
     onMessage: null,
@@ -50,22 +51,27 @@ function localChannel(cfg: EgressConfig, deps: UdpDeps, localFor?: (fam: 4 | 6) 
           if (names.size < 1024) names.set(dst.host, ip);
         }
         const fam = net.isIP(ip) as 4 | 6;
-        let s = sockets.get(fam);
-        if (!s) {
-          s = dgram.createSocket(fam === 4 ? 'udp4' : 'udp6');
-          s.on('error', () => {});
-          s.on('message', (msg, rinfo) => ch.onMessage?.({ host: rinfo.address, port: rinfo.port }, msg));
-          const local = localFor?.(fam);
-          const sock = s;
-          await new Promise<void>((resolve) => sock.bind({ port: 0, ...(local ? { address: local } : {}) }, resolve));
-          deps.udpSocketHook?.(sock);
-          sockets.set(fam, sock);
+        let p = sockets.get(fam);
+        if (!p) {
+          // One socket per family, created once even when datagrams race to create it.
+          p = (async () => {
+            const sock = dgram.createSocket(fam === 4 ? 'udp4' : 'udp6');
+            sock.on('error', () => {});
+            sock.on('message', (msg, rinfo) => ch.onMessage?.({ host: rinfo.address, port: rinfo.port }, msg));
+            const local = localFor?.(fam);
+            await new Promise<void>((resolve) => sock.bind({ port: 0, ...(local ? { address: local } : {}) }, resolve));
+            deps.udpSocketHook?.(sock);
+            return sock;
+          })();
+          sockets.set(fam, p);
         }
-        s.send(payload, dst.port, ip);
+        const s = await p;
+        if (!closed) s.send(payload, dst.port, ip);
       })().catch(() => {});
     },
     close() {
-      for (const s of sockets.values()) s.close();
+      closed = true;
+      for (const p of sockets.values()) void p.then((s) => s.close());
       sockets.clear();
     },
   };
@@ -89,10 +95,29 @@ async function socks5Channel(cfg: Extract<EgressConfig, { type: 'socks5' }>, dep
     const relayHost = bnd.host === '0.0.0.0' || bnd.host === '::' || bnd.family === 0 ? proxyIp : bnd.host;
     const relayPort = bnd.port;
     control.onData = () => true; // nothing is expected on the control connection
+    const resolved = new Map<string, string>();
+    let closed = false;
     const ch: UdpChannel = {
       egress: cfg.name,
       onMessage: null,
       send(dst, payload) {
+        // Names go to the proxy only when the egress sends domains; else resolved for it here.
+        if (!net.isIP(dst.host) && !cfg.sendDomain) {
+          const ip = resolved.get(dst.host);
+          if (!ip) {
+            void deps.resolver
+              .resolve(dst.host, cfg.name)
+              .then((list) => {
+                const a = list.find((x) => net.isIP(x));
+                if (!a) return;
+                if (resolved.size < 1024) resolved.set(dst.host, a);
+                ch.send({ host: a, port: dst.port }, payload);
+              })
+              .catch(() => {});
+            return;
+          }
+          dst = { host: ip, port: dst.port };
+        }
         //   +----+------+------+----------+----------+----------+
         //   |RSV | FRAG | ATYP | DST.ADDR | DST.PORT |   DATA   |
         //   | 2  |  1   |  1   | Variable |    2     | Variable |
@@ -102,9 +127,11 @@ async function socks5Channel(cfg: Extract<EgressConfig, { type: 'socks5' }>, dep
         } catch {
           return;
         }
-        s.send(Buffer.concat([head, payload]), relayPort, relayHost);
+        if (!closed) s.send(Buffer.concat([head, payload]), relayPort, relayHost);
       },
       close() {
+        if (closed) return;
+        closed = true;
         s.close();
         control.destroy();
       },

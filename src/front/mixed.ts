@@ -61,7 +61,8 @@ export async function startMixedInbound(deps: FrontDeps, o: MixedOptions = {}): 
   return inbound;
 }
 
-function allowed(deps: FrontDeps, remote: string | undefined): boolean {
+/** Loopback clients always; others only when inside an allow_from prefix. */
+export function allowed(deps: Pick<FrontDeps, 'inbound'>, remote: string | undefined): boolean {
   if (!remote) return false;
   if (isLoopbackAddress(remote)) return true;
   return deps.inbound.allowFrom.some((c) => cidrContains(c, unmapV4(remote)));
@@ -195,6 +196,7 @@ function handleConnection(deps: FrontDeps, inbound: MixedInbound, socket: net.So
   };
 
   run().catch((err) => {
+    if (process.env.SY_DEBUG) console.error('mixed handshake failed:', err);
     clearTimeout(timer);
     if (!(err instanceof HandshakeError || err instanceof EgressError)) {
       // Unexpected: still never crash the process for one connection.

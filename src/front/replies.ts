@@ -19,6 +19,8 @@ export const FAILURE_REPLY: Record<EgressFailure, { socks: number; http: number 
 
 export function socksReplyFor(err: unknown): number {
   if (err instanceof EgressError) {
+    // The egress's proxy cannot be reached: the same as an egress that is down.
+    if (err.proxyUnreachable) return FAILURE_REPLY.down.socks;
     // A socks5 egress's own answer about the destination is passed on unchanged.
     if (err.upstreamReply !== undefined && err.upstreamReply > 0 && err.upstreamReply <= REP.ADDRESS_TYPE_NOT_SUPPORTED) return err.upstreamReply;
     return FAILURE_REPLY[err.failure].socks;
@@ -29,6 +31,7 @@ export function socksReplyFor(err: unknown): number {
 
 export function httpStatusFor(err: unknown): number {
   if (err instanceof EgressError) {
+    if (err.proxyUnreachable) return FAILURE_REPLY.down.http;
     if (err.upstreamReply === REP.NOT_ALLOWED) return 403;
     return FAILURE_REPLY[err.failure].http;
   }

@@ -113,7 +113,10 @@ export function parseClientHelloBody(b: Buffer): SniffResult {
         const nameLen = b.readUInt16BE(q + 1);
         q += 3;
         if (q + nameLen > listEnd) return { kind: 'none', why: 'bad server_name entry' };
-        if (nameType === 0 && sni === null) sni = cleanHost(b.subarray(q, q + nameLen).toString('latin1'));
+        if (nameType === 0 && sni === null) {
+          const n = cleanHost(b.subarray(q, q + nameLen).toString('latin1'));
+          sni = n && !/^\d+\.\d+\.\d+\.\d+$/.test(n) ? n : null;
+        }
         q += nameLen;
       }
     }
@@ -149,6 +152,8 @@ export function parseHttp(buf: Buffer): SniffResult {
       if (v.startsWith('[')) return { kind: 'http', host: null }; // IP literal: no name to learn
       const pc = v.lastIndexOf(':');
       if (pc >= 0) v = v.slice(0, pc);
+      // An IP literal names no domain.
+      if (/^\d+\.\d+\.\d+\.\d+$/.test(v)) return { kind: 'http', host: null };
       return { kind: 'http', host: cleanHost(v) };
     }
   }

@@ -137,7 +137,7 @@ export function startUdpAssociate(deps: FrontDeps, session: SessionHandle, contr
         } catch {
           return;
         }
-        sock.send(Buffer.concat([head, payload]), clientPort, client.address);
+        if (!closed) sock.send(Buffer.concat([head, payload]), clientPort, client.address);
       };
       return ch;
     })().catch(() => null);

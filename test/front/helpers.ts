@@ -248,3 +248,98 @@ export async function runInNetns(script: string, env: Record<string, string> = {
 }
 
 export const canNetns = isRoot && has('unshare') && has('ip');
+
+// ---------------------------------------------------------------- front harness
+
+import { createEgressSet as _createEgressSet, type EgressSet } from '../../src/egress/set.ts';
+import { SessionTable } from '../../src/front/sessions.ts';
+import { startMixedInbound, type MixedInbound } from '../../src/front/mixed.ts';
+import type { FlowEvent, FrontDeps } from '../../src/front/flow.ts';
+import type { CorrelationLookup, FlowIdentity } from '../../src/flow/types.ts';
+
+export interface Front {
+  mixed: MixedInbound;
+  port: number;
+  deps: FrontDeps;
+  egress: EgressSet;
+  sessions: SessionTable;
+  flows: FlowEvent[];
+  close(): Promise<void>;
+}
+
+export async function startFront(o: {
+  egresses?: EgressConfig[];
+  pick?: (q: FlowQuery) => string;
+  inbound?: Partial<InboundConfig>;
+  resolve?: Record<string, string[]>;
+  store?: CorrelationLookup;
+  identity?: FlowIdentity;
+  maxSessions?: number;
+  policy?: Policy;
+}): Promise<Front> {
+  const cfg = testConfig(o.egresses ?? [], o.inbound ?? {});
+  const policy = o.policy ?? fnPolicy(cfg, o.pick ?? (() => 'direct'));
+  const egress = _createEgressSet({ egresses: cfg.egress, resolver: staticResolver(o.resolve ?? {}), connectTimeoutMs: cfg.inbound.connectTimeoutMs });
+  const sessions = new SessionTable({ maxSessions: o.maxSessions ?? cfg.inbound.maxSessions });
+  const flows: FlowEvent[] = [];
+  const deps: FrontDeps = { policy, egress, sessions, inbound: cfg.inbound, onFlow: (e) => flows.push(e), ...(o.store ? { store: o.store } : {}), ...(o.identity ? { identity: o.identity } : {}) };
+  const mixed = await startMixedInbound(deps);
+  return {
+    mixed,
+    port: mixed.address.port,
+    deps,
+    egress,
+    sessions,
+    flows,
+    close: async () => {
+      egress.stop();
+      await mixed.close();
+    },
+  };
+}
+
+/** Raw SOCKS5 CONNECT; resolves with the reply byte and the socket (open on success). */
+export async function socksConnect(port: number, host: string, dport: number, auth?: { user: string; pass: string }): Promise<{ rep: number; socket: net.Socket; rest: Buffer }> {
+  const s = net.connect(port, '127.0.0.1');
+  await once(s, 'connect');
+  let buf = Buffer.alloc(0);
+  const need = async (n: number) => {
+    while (buf.length < n) {
+      const r = await Promise.race([once(s, 'data').then(([d]) => d as Buffer), once(s, 'close').then(() => null)]);
+      if (r === null) throw new Error(`closed after ${buf.length} bytes`);
+      buf = Buffer.concat([buf, r]);
+    }
+    const out = buf.subarray(0, n);
+    buf = buf.subarray(n);
+    return out;
+  };
+  s.write(Buffer.from(auth ? [5, 1, 2] : [5, 1, 0]));
+  const m = await need(2);
+  if (m[1] === 0xff) return { rep: 0xff, socket: s, rest: buf };
+  if (auth) {
+    s.write(Buffer.concat([Buffer.from([1, auth.user.length]), Buffer.from(auth.user), Buffer.from([auth.pass.length]), Buffer.from(auth.pass)]));
+    const a = await need(2);
+    if (a[1] !== 0) return { rep: 0x100 + a[1]!, socket: s, rest: buf };
+  }
+  const fam = net.isIP(host);
+  const addr = fam === 4 ? Buffer.from([1, ...host.split('.').map(Number)]) : fam === 6 ? Buffer.concat([Buffer.from([4]), (await import('../../src/egress/socks5-wire.ts')).ipv6Bytes(host)]) : Buffer.concat([Buffer.from([3, host.length]), Buffer.from(host)]);
+  const p = Buffer.alloc(2);
+  p.writeUInt16BE(dport);
+  s.write(Buffer.concat([Buffer.from([5, 1, 0]), addr, p]));
+  const head = await need(4);
+  const alen = head[3] === 1 ? 4 : head[3] === 4 ? 16 : (await need(1))[0]!;
+  await need(alen + 2);
+  return { rep: head[1]!, socket: s, rest: buf };
+}
+
+/** Sends one raw HTTP proxy request and returns the status code and the whole response text. */
+export async function httpProxyRequest(port: number, request: string): Promise<{ status: number; text: string }> {
+  const s = net.connect(port, '127.0.0.1');
+  s.write(request);
+  const chunks: Buffer[] = [];
+  s.on('data', (d) => chunks.push(d));
+  s.on('error', () => {});
+  await once(s, 'close');
+  const text = Buffer.concat(chunks).toString('latin1');
+  return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), text };
+}
