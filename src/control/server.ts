@@ -22,7 +22,7 @@ import {
   type SocketAccess,
 } from './endpoint.ts';
 import { FrameDecoder, PROTOCOL_VERSION, encodeFrame, idOf, parseBody, parseRequest, type Reply } from './frame.ts';
-import { MethodRegistry, applyPrivacy, checkPermission } from './registry.ts';
+import { MethodRegistry, applyPrivacy, checkPermission, type CallContext } from './registry.ts';
 
 export interface ControlServerOptions {
   /** Unix socket path or `\\.\pipe\name` (src/paths.ts `controlEndpoint`). */
@@ -136,7 +136,11 @@ export class ControlServer {
       return;
     }
     this.#sockets.add(socket);
-    socket.once('close', () => this.#sockets.delete(socket));
+    const gone = new AbortController();
+    socket.once('close', () => {
+      this.#sockets.delete(socket);
+      gone.abort();
+    });
 
     let caller: Caller;
     try {
@@ -185,7 +189,7 @@ export class ControlServer {
           return;
         }
         queue = queue.then(async () => {
-          const reply = await this.#handle(body, caller);
+          const reply = await this.#handle(body, caller, socket, gone.signal);
           queued--;
           if (!closing && !socket.destroyed) socket.write(reply);
         });
@@ -194,7 +198,7 @@ export class ControlServer {
   }
 
   /** One request → one encoded reply frame. Never throws. */
-  async #handle(body: Buffer, caller: Caller): Promise<Buffer> {
+  async #handle(body: Buffer, caller: Caller, socket: Socket, signal: AbortSignal): Promise<Buffer> {
     let id: number | null = null;
     try {
       const obj = parseBody(body);
@@ -203,7 +207,20 @@ export class ControlServer {
       const spec = this.opts.registry.get(req.method);
       if (spec === undefined) throw new ControlError('SY_ERR_CONTROL_UNKNOWN_METHOD', `no control method '${req.method}'`);
       checkPermission(spec, caller);
-      const ctx = { caller, sees: (uid: number | undefined) => caller.privileged || uid === caller.uid };
+      const id0 = req.id;
+      const ctx: CallContext = {
+        caller,
+        signal,
+        sees: (uid: number | undefined) => caller.privileged || uid === caller.uid,
+        send: (partial: unknown) => {
+          if (signal.aborted || socket.destroyed) {
+            return Promise.reject(new ControlError('SY_ERR_CONTROL_CLOSED', 'the caller disconnected'));
+          }
+          const frame = encodeFrame({ v: PROTOCOL_VERSION, id: id0, ok: true, more: true, result: applyPrivacy(spec, partial, caller) } satisfies Reply);
+          // Back-pressure: a caller that does not read slows its own stream, not the daemon.
+          return new Promise((resolve) => (socket.write(frame) ? resolve() : socket.once('drain', () => resolve())));
+        },
+      };
       const result = applyPrivacy(spec, await spec.handler(req.params, ctx), caller);
       this.opts.log?.debug({ method: req.method, uid: caller.uid }, 'control call');
       try {

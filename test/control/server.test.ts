@@ -27,6 +27,7 @@ let dir: string;
 let files: AccountFiles;
 const servers: ControlServer[] = [];
 let stopCalls = 0;
+let watchAborted = 0;
 
 function registry(): MethodRegistry {
   return new MethodRegistry()
@@ -36,6 +37,21 @@ function registry(): MethodRegistry {
     .register({ name: 'stop', permission: 'change', summary: 'stop', handler: () => ++stopCalls })
     .register({ name: 'big', permission: 'read', summary: 'oversize result', handler: () => 'z'.repeat(MAX_BODY_BYTES) })
     .register({ name: 'boom', permission: 'read', summary: 'throws', handler: () => { throw new Error('secret internals'); } })
+    .register({
+      name: 'watch',
+      permission: 'read',
+      summary: 'streams flows (private)',
+      privacy: { items: 'flows', ownerOf: (f) => (f as { uid?: number }).uid },
+      handler: async (p, ctx) => {
+        const n = (p as { n?: number } | null)?.n ?? 3;
+        for (let i = 1; i <= n; i++) await ctx.send({ tick: i, flows: [{ id: i, uid: 0 }, { id: 100 + i, uid: NOBODY }] });
+        if ((p as { hang?: boolean } | null)?.hang) {
+          await new Promise((r) => ctx.signal.addEventListener('abort', r));
+          watchAborted++;
+        }
+        return { done: true, flows: [] };
+      },
+    })
     .register({
       name: 'conns',
       permission: 'read',
@@ -95,7 +111,7 @@ function header(n: number): Buffer {
 }
 
 /** Runs the helper client as another user (async: the server under test lives in this process). */
-async function runAs(args: string[], endpoint: string, methods: string[]): Promise<{ uid: number; out: { ok: boolean; code?: string; result?: unknown }[] }> {
+async function runAs(args: string[], endpoint: string, methods: string[]): Promise<{ uid: number; out: { ok: boolean; code?: string; result?: unknown; partials?: unknown[] }[] }> {
   const child = spawn('setpriv', [...args, process.execPath, '--import', TSX, HELPER, endpoint, ...methods], {
     env: { PATH: process.env['PATH'], HOME: '/' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -140,6 +156,25 @@ test('round trips: methods, pipelined calls, errors with codes', async () => {
   assert.equal(await c.call('ping'), 'pong');
   c.close();
   assert.equal(await callDaemon(s.opts.endpoint, 'ping'), 'pong');
+});
+
+test('streaming replies: partials in order, then the final; a disconnect aborts the handler', async () => {
+  const s = await start('stream');
+  const parts: unknown[] = [];
+  const final = await callDaemon(s.opts.endpoint, 'watch', { n: 3 }, { onPartial: (p) => parts.push(p) });
+  assert.deepEqual(final, { done: true, flows: [] });
+  assert.deepEqual(parts.map((p) => (p as { tick: number }).tick), [1, 2, 3]);
+  assert.equal((parts[0] as { flows: unknown[] }).flows.length, 2, 'root sees every flow');
+
+  const c = await ControlClient.connect(s.opts.endpoint);
+  const got: unknown[] = [];
+  const pending = c.call('watch', { n: 1, hang: true }, { timeoutMs: 0, onPartial: (p) => got.push(p) });
+  pending.catch(() => {});
+  while (got.length === 0) await new Promise((r) => setTimeout(r, 10));
+  c.close();
+  await assert.rejects(pending, (e) => isSwitchyardError(e) && e.code === 'SY_ERR_CONTROL_CLOSED');
+  while (watchAborted === 0) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(s.connections, 0);
 });
 
 test('hostile frames: error reply or close, and the server keeps serving', async () => {
@@ -266,12 +301,14 @@ test('as nobody: read-only works, state-changing is refused, private results are
   if (!hasSetpriv) return t.skip('needs setpriv');
   const s = await start('nobody', { readUsers: ['nobody'] });
   const before = stopCalls;
-  const r = await runAs(['--reuid', 'nobody', '--regid', 'nogroup', '--clear-groups'], s.opts.endpoint, ['ping', 'whoami', 'stop', 'conns']);
+  const r = await runAs(['--reuid', 'nobody', '--regid', 'nogroup', '--clear-groups'], s.opts.endpoint, ['ping', 'whoami', 'stop', 'conns', 'watch']);
   assert.equal(r.uid, NOBODY);
   assert.deepEqual(r.out[0], { ok: true, result: 'pong' });
   assert.deepEqual(r.out[1], { ok: true, result: { uid: NOBODY, privileged: false, reason: 'not root, not the daemon user, not in the control group' } });
   assert.deepEqual(r.out[2], { ok: false, code: 'SY_ERR_CONTROL_PERMISSION' });
   assert.deepEqual(r.out[3], { ok: true, result: { total: 3, flows: [{ id: 2, uid: NOBODY }] } });
+  // Streamed partials are filtered the same way (the helper prints them under `partials`).
+  assert.deepEqual(r.out[4]?.partials, [1, 2, 3].map((i) => ({ tick: i, flows: [{ id: 100 + i, uid: NOBODY }] })));
   assert.equal(stopCalls, before, 'the refused stop never reached its handler');
   // The server is alive and root still sees everything.
   assert.equal(await callDaemon(s.opts.endpoint, 'ping'), 'pong');
