@@ -203,6 +203,18 @@ test('tampered state (active pointer edited): the previous state is used and an 
   assert.ok(s3.alerts().some((x) => x.kind === 'tamper' && /state\.json is missing/.test(x.message)));
 });
 
+test('state replaced by an older, validly signed copy: the audit anchor exposes it', async () => {
+  const { s, open } = await seeded();
+  // state.prev.json is genuine (it carries a good MAC) but one commit old: active #1.
+  writeFileSync(s.statePath, readFileSync(join(s.dir, 'state.prev.json')));
+  const s2 = open();
+  assert.equal(s2.active, 1, 'the MAC alone cannot tell');
+  const v = s2.verifyAudit();
+  assert.equal(v.ok, false);
+  assert.match(v.problems[0]!, /4 events but the protected state records 3 \(.*state was rolled back\)/);
+  assert.ok(s2.alerts().some((a) => a.kind === 'audit'));
+});
+
 test('audit log: an edit in the middle is detected (with and without fixing that line\'s hash)', async () => {
   const { dir, open } = await seeded();
   const events = auditLines(dir);
