@@ -272,6 +272,29 @@ test('socket and runtime directory modes per mode', async (t) => {
   assert.deepEqual(execFileSync('ls', ['-A', join(dir, 'svc')], { encoding: 'utf8' }).trim(), 'control.sock');
 });
 
+test('a runtime directory or parent controlled by someone else is refused', async (t) => {
+  if (!isRoot) return t.skip('needs root to chown');
+  const foreignParent = join(dir, 'foreign-parent');
+  execFileSync('mkdir', ['-p', join(foreignParent, 'rt')]);
+  execFileSync('chown', [String(NOBODY), foreignParent]);
+  const a = new ControlServer({ endpoint: join(foreignParent, 'rt', 'control.sock'), mode: 'service', registry: registry(), identify: unixPeerIdentity, files });
+  await assert.rejects(a.listen(), (err) => isSwitchyardError(err) && err.code === 'SY_ERR_CONTROL_ENDPOINT' && /owned by uid 65534/.test(err.message));
+  const foreignDir = join(dir, 'foreign-dir');
+  execFileSync('mkdir', ['-p', foreignDir]);
+  execFileSync('chown', [String(NOBODY), foreignDir]);
+  const b = new ControlServer({ endpoint: join(foreignDir, 'control.sock'), mode: 'service', registry: registry(), identify: unixPeerIdentity, files });
+  await assert.rejects(b.listen(), (err) => isSwitchyardError(err) && err.code === 'SY_ERR_CONTROL_ENDPOINT' && /foreign-dir is owned by uid 65534/.test(err.message));
+  const open = join(dir, 'world-writable');
+  execFileSync('mkdir', ['-p', join(open, 'rt')]);
+  chmodSync(open, 0o777);
+  const c = new ControlServer({ endpoint: join(open, 'rt', 'control.sock'), mode: 'service', registry: registry(), identify: unixPeerIdentity, files });
+  await assert.rejects(c.listen(), (err) => isSwitchyardError(err) && /writable by others/.test(err.message));
+  chmodSync(open, 0o1777); // sticky, like /tmp: fine
+  const d = new ControlServer({ endpoint: join(open, 'rt', 'control.sock'), mode: 'service', registry: registry(), identify: unixPeerIdentity, files });
+  await d.listen();
+  servers.push(d);
+});
+
 test('stale socket is removed; a live daemon is never displaced; a non-socket is refused', async () => {
   const path = join(dir, 'stale', 'control.sock');
   // A socket file nobody listens on, as a SIGKILLed daemon leaves it.
