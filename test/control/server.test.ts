@@ -178,7 +178,7 @@ test('streaming replies: partials in order, then the final; a disconnect aborts 
 });
 
 test('hostile frames: error reply or close, and the server keeps serving', async () => {
-  const s = await start('hostile', { idleTimeoutMs: 500 });
+  const s = await start('hostile', { frameTimeoutMs: 500 });
   const path = s.opts.endpoint;
 
   // Non-JSON, wrong version, deep nesting and empty frames on ONE connection: each gets its
@@ -215,7 +215,7 @@ test('hostile frames: error reply or close, and the server keeps serving', async
   assert.equal(rb.closed, true);
   assert.equal((rb.replies[0]?.['error'] as { code: string }).code, 'SY_ERR_CONTROL_TOO_LARGE');
 
-  // A truncated frame and then silence: closed after the idle timeout with TIMEOUT.
+  // A truncated frame and then silence: closed after the frame deadline with TIMEOUT.
   const c = await raw(path);
   const gotC = readReplies(c, 99);
   c.write(Buffer.concat([header(100), Buffer.from('{"v":1,')]));
@@ -236,6 +236,46 @@ test('hostile frames: error reply or close, and the server keeps serving', async
   }
 
   assert.equal(await callDaemon(path, 'ping'), 'pong');
+});
+
+test('a frame trickled byte by byte is cut off at its deadline', async () => {
+  const s = await start('trickle', { frameTimeoutMs: 400 });
+  const a = await raw(s.opts.endpoint);
+  const got = readReplies(a, 99);
+  const frame = encodeFrame({ v: 1, id: 1, method: 'echo', params: 'x'.repeat(200) });
+  let i = 0;
+  const timer = setInterval(() => {
+    if (i < frame.length && !a.destroyed) a.write(frame.subarray(i, ++i));
+  }, 20);
+  const r = await got;
+  clearInterval(timer);
+  assert.equal(r.closed, true);
+  assert.ok(i < frame.length, 'cut off before the frame was complete');
+  assert.equal((r.replies[0]?.['error'] as { code: string }).code, 'SY_ERR_CONTROL_TIMEOUT');
+});
+
+test('connection limits per uid and per class: a flood by one user locks out neither others nor root', async () => {
+  // Identities handed out in accept order (connections are opened one at a time below).
+  const ids: { uid: number; gid: number; pid: number }[] = [];
+  const s = await start('limits', { maxPerUid: 2, maxConnections: 3, identify: () => ids.shift()! });
+  const open = async (uid: number) => {
+    ids.push({ uid, gid: uid, pid: 0 });
+    const c = await raw(s.opts.endpoint);
+    const got = readReplies(c, 1);
+    c.write(encodeFrame({ v: 1, id: 1, method: 'ping' }));
+    const r = await got;
+    return { c, reply: r.replies[0] };
+  };
+  const conns: Socket[] = [];
+  const code = (x: Record<string, unknown> | undefined) => (x?.['error'] as { code?: string } | undefined)?.code ?? x?.['result'];
+  for (const [uid, want] of [[1001, 'pong'], [1001, 'pong'], [1001, 'SY_ERR_CONTROL_BUSY'], [1002, 'pong'], [1003, 'SY_ERR_CONTROL_BUSY'], [0, 'pong']] as const) {
+    const { c, reply } = await open(uid);
+    conns.push(c);
+    assert.equal(code(reply), want, `uid ${uid}`);
+  }
+  for (const c of conns) c.destroy();
+  while (s.connections > 0) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(code((await open(1003)).reply), 'pong', 'slots are given back on close');
 });
 
 test('too many queued requests on one connection close it; others unaffected', async () => {
