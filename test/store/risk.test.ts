@@ -95,3 +95,18 @@ test('a first revision is judged as everything added', () => {
   assert.equal(r.level, 'high'); // it adds an exemption
   assert.ok(r.reasons.some((x) => /exemptions added/.test(x)));
 });
+
+test('what activates at once: low risk, asked for by a person, from the CLI or its config file', async () => {
+  const { activatesAtOnce } = await import('../../src/store/risk.ts');
+  const low = { level: 'low' as const, reasons: [] };
+  const medium = { level: 'medium' as const, reasons: [] };
+  const table: [typeof low | typeof medium, string, boolean, boolean][] = [
+    [low, 'file', true, true],
+    [low, 'cli', true, true],
+    [medium, 'file', true, false],
+    [low, 'file', false, false], // the file watcher
+    [low, 'import', true, false],
+    [low, 'linked', true, false],
+  ];
+  for (const [risk, channel, interactive, want] of table) assert.equal(activatesAtOnce(risk, { channel, interactive }), want, `${risk.level} ${channel} ${interactive}`);
+});
