@@ -6,8 +6,13 @@ import { ControlError, ERROR_CODES, SwitchyardError, type ErrorCode } from '../e
 import { FrameDecoder, PROTOCOL_VERSION, encodeFrame, parseBody, parseReply } from './frame.ts';
 
 export interface ClientOptions {
-  /** Per call; default 10 s. */
+  /** Per call; default 10 s; 0 = no timeout (watch streams). A partial reply restarts it. */
   timeoutMs?: number;
+}
+
+export interface CallOptions extends ClientOptions {
+  /** Receives partial results of a streaming method (`"more": true` replies). */
+  onPartial?: (partial: unknown) => void;
 }
 
 function connectError(endpoint: string, err: NodeJS.ErrnoException): ControlError {
@@ -36,7 +41,9 @@ export function remoteError(code: string, message: string): SwitchyardError {
 interface Pending {
   resolve(v: unknown): void;
   reject(e: Error): void;
-  timer: NodeJS.Timeout;
+  timer: NodeJS.Timeout | undefined;
+  arm(): void;
+  onPartial: ((partial: unknown) => void) | undefined;
 }
 
 export class ControlClient {
@@ -67,16 +74,28 @@ export class ControlClient {
     });
   }
 
-  async call(method: string, params: unknown = null, opts: ClientOptions = {}): Promise<unknown> {
+  async call(method: string, params: unknown = null, opts: CallOptions = {}): Promise<unknown> {
     if (this.#failed) throw this.#failed;
     const id = this.#nextId++;
     const frame = encodeFrame({ v: PROTOCOL_VERSION, id, method, params });
+    const timeoutMs = opts.timeoutMs ?? this.#timeoutMs;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(id);
-        reject(new ControlError('SY_ERR_CONTROL_TIMEOUT', `no answer to '${method}' within ${opts.timeoutMs ?? this.#timeoutMs} ms`));
-      }, opts.timeoutMs ?? this.#timeoutMs);
-      this.#pending.set(id, { resolve, reject, timer });
+      const p: Pending = {
+        resolve,
+        reject,
+        timer: undefined,
+        onPartial: opts.onPartial,
+        arm: () => {
+          if (p.timer !== undefined) clearTimeout(p.timer);
+          if (timeoutMs <= 0) return;
+          p.timer = setTimeout(() => {
+            this.#pending.delete(id);
+            reject(new ControlError('SY_ERR_CONTROL_TIMEOUT', `no answer to '${method}' within ${timeoutMs} ms`));
+          }, timeoutMs);
+        },
+      };
+      p.arm();
+      this.#pending.set(id, p);
       this.#socket.write(frame);
     });
   }
@@ -111,6 +130,15 @@ export class ControlClient {
       }
       const p = this.#pending.get(reply.id);
       if (!p) continue; // timed out already
+      if (reply.ok && reply.more === true) {
+        p.arm();
+        try {
+          p.onPartial?.(reply.result);
+        } catch {
+          /* the caller's callback; not the connection's problem */
+        }
+        continue;
+      }
       this.#pending.delete(reply.id);
       clearTimeout(p.timer);
       if (reply.ok) p.resolve(reply.result);
@@ -129,7 +157,7 @@ export class ControlClient {
 }
 
 /** Connect, make one call, close. */
-export async function callDaemon(endpoint: string, method: string, params: unknown = null, opts: ClientOptions = {}): Promise<unknown> {
+export async function callDaemon(endpoint: string, method: string, params: unknown = null, opts: CallOptions = {}): Promise<unknown> {
   const c = await ControlClient.connect(endpoint, opts);
   try {
     return await c.call(method, params, opts);

@@ -17,8 +17,28 @@ export function isPipeEndpoint(endpoint: string): boolean {
 
 export const RUNTIME_DIR_MODE = 0o755;
 
-/** Creates the runtime directory (0755) or checks an existing one is a directory we own. */
+/**
+ * Creates the runtime directory (0755) or checks an existing one is a directory we own. Its parent
+ * must not let others replace it: owned by root or us, and not writable by group/others unless
+ * sticky (like /tmp). This catches a pre-created /tmp/switchyard-UID owned by someone else.
+ */
 export function prepareRuntimeDir(dir: string, uid: number): void {
+  const parent = dirname(dir);
+  let pst;
+  try {
+    pst = lstatSync(parent);
+  } catch {
+    pst = undefined; // created below with our ownership
+  }
+  if (pst !== undefined) {
+    const sticky = (pst.mode & 0o1000) !== 0;
+    if (pst.uid !== 0 && pst.uid !== uid) {
+      throw new ControlError('SY_ERR_CONTROL_ENDPOINT', `${parent} is owned by uid ${pst.uid}; refusing to place the control socket below it`);
+    }
+    if ((pst.mode & 0o022) !== 0 && !sticky) {
+      throw new ControlError('SY_ERR_CONTROL_ENDPOINT', `${parent} is writable by others; refusing to place the control socket below it`);
+    }
+  }
   try {
     mkdirSync(dir, { recursive: true, mode: RUNTIME_DIR_MODE });
   } catch (err) {

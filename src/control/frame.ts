@@ -11,6 +11,7 @@
 // Bodies (docs/control.md):
 //   request  {"v":1,"id":<uint>,"method":"<name>","params":<any>}
 //   reply    {"v":1,"id":<uint>,"ok":true,"result":<any>}
+//            {"v":1,"id":<uint>,"ok":true,"more":true,"result":<any>}   (a partial; more follow)
 //            {"v":1,"id":<uint|null>,"ok":false,"error":{"code":"SY_ERR_...","message":"..."}}
 //
 // The bytes come from any local user who can open the socket, so the decoder trusts nothing:
@@ -40,7 +41,7 @@ export interface ErrorBody {
 }
 
 export type Reply =
-  | { v: number; id: number; ok: true; result: unknown }
+  | { v: number; id: number; ok: true; result: unknown; more?: true }
   | { v: number; id: number | null; ok: false; error: ErrorBody };
 
 /** Encodes one message as a frame; refuses bodies over the limit (SY_ERR_CONTROL_TOO_LARGE). */
@@ -185,7 +186,8 @@ export function parseReply(obj: Record<string, unknown>): Reply {
   const id = obj['id'];
   if (obj['ok'] === true) {
     if (!isId(id)) throw new ControlError('SY_ERR_CONTROL_BAD_FRAME', 'reply id must be a non-negative integer');
-    return { v, id, ok: true, result: obj['result'] ?? null };
+    if (obj['more'] !== undefined && obj['more'] !== true) throw new ControlError('SY_ERR_CONTROL_BAD_FRAME', "reply field 'more' must be true when present");
+    return obj['more'] === true ? { v, id, ok: true, more: true, result: obj['result'] ?? null } : { v, id, ok: true, result: obj['result'] ?? null };
   }
   if (obj['ok'] === false) {
     const e = obj['error'] as Record<string, unknown> | null | undefined;

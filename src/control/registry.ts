@@ -22,6 +22,14 @@ export interface CallContext {
   caller: Caller;
   /** True when the caller may see entries owned by `uid`. */
   sees(uid: number | undefined): boolean;
+  /**
+   * Sends a partial result before the final one (`conns --watch`); same shape as the result, and
+   * filtered the same way for private methods. Resolves when the bytes are handed to the socket;
+   * throws SY_ERR_CONTROL_CLOSED once the caller has gone.
+   */
+  send(partial: unknown): Promise<void>;
+  /** Aborted when the caller disconnects: long-running handlers stop on it. */
+  signal: AbortSignal;
 }
 
 export interface MethodSpec {

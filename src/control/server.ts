@@ -22,7 +22,7 @@ import {
   type SocketAccess,
 } from './endpoint.ts';
 import { FrameDecoder, PROTOCOL_VERSION, encodeFrame, idOf, parseBody, parseRequest, type Reply } from './frame.ts';
-import { MethodRegistry, applyPrivacy, checkPermission } from './registry.ts';
+import { MethodRegistry, applyPrivacy, checkPermission, type CallContext } from './registry.ts';
 
 export interface ControlServerOptions {
   /** Unix socket path or `\\.\pipe\name` (src/paths.ts `controlEndpoint`). */
@@ -39,9 +39,14 @@ export interface ControlServerOptions {
   uid?: number;
   files?: AccountFiles;
   log?: Logger;
+  /** Connections of unprivileged callers in all (privileged callers have as many again of their own). */
   maxConnections?: number;
-  /** A connection idle this long with a half-received frame, or not sending at all, is closed. */
+  /** Connections per unprivileged uid, so one local user cannot take every slot. */
+  maxPerUid?: number;
+  /** A connection with no request in progress and nothing received for this long is closed. */
   idleTimeoutMs?: number;
+  /** A frame must arrive completely within this time once it has started (no byte trickling). */
+  frameTimeoutMs?: number;
   /** Requests received but not yet answered on one connection before it is closed. */
   maxQueued?: number;
 }
@@ -63,6 +68,9 @@ export class ControlServer {
   #server: Server | undefined;
   #published: { path: string; ino: number } | undefined;
   readonly #sockets = new Set<Socket>();
+  /** Live connections per uid, and per class (privileged or not). */
+  readonly #perUid = new Map<number, number>();
+  readonly #perClass = { privileged: 0, unprivileged: 0 };
 
   constructor(opts: ControlServerOptions) {
     this.opts = {
@@ -70,7 +78,9 @@ export class ControlServer {
       readUsers: [],
       files: SYSTEM_ACCOUNT_FILES,
       maxConnections: 64,
+      maxPerUid: 8,
       idleTimeoutMs: 30_000,
+      frameTimeoutMs: 10_000,
       maxQueued: 32,
       ...opts,
       uid: opts.uid ?? (typeof process.getuid === 'function' ? process.getuid() : 0),
@@ -131,13 +141,6 @@ export class ControlServer {
   #accept(socket: Socket): void {
     const log = this.opts.log;
     socket.on('error', () => {}); // resets from clients are their business
-    if (this.#sockets.size >= this.opts.maxConnections) {
-      socket.end(errorFrame(null, new ControlError('SY_ERR_CONTROL_BUSY', 'too many control connections')));
-      return;
-    }
-    this.#sockets.add(socket);
-    socket.once('close', () => this.#sockets.delete(socket));
-
     let caller: Caller;
     try {
       caller = classifyCaller(this.opts.identify(socket), {
@@ -149,25 +152,45 @@ export class ControlServer {
       });
     } catch (err) {
       log?.warn({ err }, 'control caller identity unavailable; refusing the connection');
-      socket.end(errorFrame(null, asControlError(err, 'SY_ERR_CONTROL_IDENTITY')));
+      refuse(socket, asControlError(err, 'SY_ERR_CONTROL_IDENTITY'));
       return;
     }
+    // Limits are per class and per uid, so a flood by one unprivileged user can neither lock
+    // out other users nor keep root from stopping the daemon.
+    const cls = caller.privileged ? 'privileged' : 'unprivileged';
+    const mine = this.#perUid.get(caller.uid) ?? 0;
+    if (this.#perClass[cls] >= this.opts.maxConnections || (!caller.privileged && mine >= this.opts.maxPerUid)) {
+      refuse(socket, new ControlError('SY_ERR_CONTROL_BUSY', 'too many control connections'));
+      return;
+    }
+    this.#perClass[cls]++;
+    this.#perUid.set(caller.uid, mine + 1);
+    this.#sockets.add(socket);
+    const gone = new AbortController();
+    socket.once('close', () => {
+      this.#sockets.delete(socket);
+      this.#perClass[cls]--;
+      const left = (this.#perUid.get(caller.uid) ?? 1) - 1;
+      if (left <= 0) this.#perUid.delete(caller.uid);
+      else this.#perUid.set(caller.uid, left);
+      if (frameTimer !== undefined) clearTimeout(frameTimer);
+      gone.abort();
+    });
 
     const decoder = new FrameDecoder();
     let queue: Promise<void> = Promise.resolve();
     let queued = 0;
     let closing = false;
+    let frameTimer: NodeJS.Timeout | undefined;
     const fatal = (id: number | null, err: SwitchyardError) => {
       if (closing) return;
       closing = true;
-      socket.end(errorFrame(id, err));
-      // A peer that never reads must not keep the socket: give the reply a moment, then drop it.
-      setTimeout(() => socket.destroy(), 2000).unref();
+      refuse(socket, err, id);
     };
 
+    // Idle: nothing received and no request in progress (a running `--watch` is not idle).
     socket.setTimeout(this.opts.idleTimeoutMs, () => {
-      if (decoder.pending > 0) fatal(null, new ControlError('SY_ERR_CONTROL_TIMEOUT', 'incomplete message; closing'));
-      else socket.destroy();
+      if (queued === 0 && decoder.pending === 0) socket.destroy();
     });
 
     socket.on('data', (chunk: Buffer) => {
@@ -179,13 +202,22 @@ export class ControlServer {
         fatal(null, asControlError(err, 'SY_ERR_CONTROL_BAD_FRAME'));
         return;
       }
+      // A started frame has a deadline that trickling bytes does not extend.
+      if ((bodies.length > 0 || decoder.pending === 0) && frameTimer !== undefined) {
+        clearTimeout(frameTimer);
+        frameTimer = undefined;
+      }
+      if (decoder.pending > 0 && frameTimer === undefined) {
+        frameTimer = setTimeout(() => fatal(null, new ControlError('SY_ERR_CONTROL_TIMEOUT', 'incomplete message; closing')), this.opts.frameTimeoutMs);
+        frameTimer.unref();
+      }
       for (const body of bodies) {
         if (++queued > this.opts.maxQueued) {
           fatal(null, new ControlError('SY_ERR_CONTROL_BUSY', `more than ${this.opts.maxQueued} requests waiting on one connection`));
           return;
         }
         queue = queue.then(async () => {
-          const reply = await this.#handle(body, caller);
+          const reply = await this.#handle(body, caller, socket, gone.signal);
           queued--;
           if (!closing && !socket.destroyed) socket.write(reply);
         });
@@ -194,7 +226,7 @@ export class ControlServer {
   }
 
   /** One request → one encoded reply frame. Never throws. */
-  async #handle(body: Buffer, caller: Caller): Promise<Buffer> {
+  async #handle(body: Buffer, caller: Caller, socket: Socket, signal: AbortSignal): Promise<Buffer> {
     let id: number | null = null;
     try {
       const obj = parseBody(body);
@@ -203,7 +235,20 @@ export class ControlServer {
       const spec = this.opts.registry.get(req.method);
       if (spec === undefined) throw new ControlError('SY_ERR_CONTROL_UNKNOWN_METHOD', `no control method '${req.method}'`);
       checkPermission(spec, caller);
-      const ctx = { caller, sees: (uid: number | undefined) => caller.privileged || uid === caller.uid };
+      const id0 = req.id;
+      const ctx: CallContext = {
+        caller,
+        signal,
+        sees: (uid: number | undefined) => caller.privileged || uid === caller.uid,
+        send: (partial: unknown) => {
+          if (signal.aborted || socket.destroyed) {
+            return Promise.reject(new ControlError('SY_ERR_CONTROL_CLOSED', 'the caller disconnected'));
+          }
+          const frame = encodeFrame({ v: PROTOCOL_VERSION, id: id0, ok: true, more: true, result: applyPrivacy(spec, partial, caller) } satisfies Reply);
+          // Back-pressure: a caller that does not read slows its own stream, not the daemon.
+          return new Promise((resolve) => (socket.write(frame) ? resolve() : socket.once('drain', () => resolve())));
+        },
+      };
       const result = applyPrivacy(spec, await spec.handler(req.params, ctx), caller);
       this.opts.log?.debug({ method: req.method, uid: caller.uid }, 'control call');
       try {
@@ -217,6 +262,12 @@ export class ControlServer {
       return errorFrame(id, isSwitchyardError(err) ? err : new ControlError('SY_ERR_CONTROL_FAILED', 'the method failed; see the daemon log'));
     }
   }
+}
+
+/** Sends a last error reply and closes; a peer that never reads is dropped after 2 s. */
+function refuse(socket: Socket, err: SwitchyardError, id: number | null = null): void {
+  socket.end(errorFrame(id, err));
+  setTimeout(() => socket.destroy(), 2000).unref();
 }
 
 function errorFrame(id: number | null, err: SwitchyardError): Buffer {

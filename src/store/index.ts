@@ -5,5 +5,5 @@ export { loadOrCreateKey, HmacKey, KEY_FILE } from './key.ts';
 export { canonicalJson, contentHash, sha256Hex } from './canonical.ts';
 export { verifyAuditText, type AuditEvent, type AuditVerification, type Actor } from './audit.ts';
 export { diffConfigs, describeDiff, entriesOf, type ConfigDiff, type Entry } from './diff.ts';
-export { classifyRisk, FEW_NAMES, MASS_CHANGE, type RiskAssessment, type RiskLevel } from './risk.ts';
+export { classifyRisk, activatesAtOnce, FEW_NAMES, MASS_CHANGE, type RiskAssessment, type RiskLevel } from './risk.ts';
 export { activate, APPLY_POINTS, type ApplySteps, type ApplyPoint } from './apply.ts';

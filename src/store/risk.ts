@@ -69,3 +69,14 @@ export function classifyRisk(d: ConfigDiff): RiskAssessment {
 export function maxRisk(a: RiskLevel, b: RiskLevel): RiskLevel {
   return ORDER[a] >= ORDER[b] ? a : b;
 }
+
+/**
+ * Whether a candidate may be activated without `switchyard approve`: only a low-risk change that
+ * a person asked for at a terminal (`switchyard reload`, channel cli or file). File watchers,
+ * imports, linked files and scripts (interactive false, or channel import/linked) always wait.
+ */
+export function activatesAtOnce(risk: RiskAssessment, provenance: { channel: string; interactive: boolean }): boolean {
+  if (!provenance.interactive) return false;
+  if (provenance.channel !== 'cli' && provenance.channel !== 'file') return false;
+  return risk.level === 'low';
+}

@@ -27,6 +27,7 @@ let dir: string;
 let files: AccountFiles;
 const servers: ControlServer[] = [];
 let stopCalls = 0;
+let watchAborted = 0;
 
 function registry(): MethodRegistry {
   return new MethodRegistry()
@@ -36,6 +37,21 @@ function registry(): MethodRegistry {
     .register({ name: 'stop', permission: 'change', summary: 'stop', handler: () => ++stopCalls })
     .register({ name: 'big', permission: 'read', summary: 'oversize result', handler: () => 'z'.repeat(MAX_BODY_BYTES) })
     .register({ name: 'boom', permission: 'read', summary: 'throws', handler: () => { throw new Error('secret internals'); } })
+    .register({
+      name: 'watch',
+      permission: 'read',
+      summary: 'streams flows (private)',
+      privacy: { items: 'flows', ownerOf: (f) => (f as { uid?: number }).uid },
+      handler: async (p, ctx) => {
+        const n = (p as { n?: number } | null)?.n ?? 3;
+        for (let i = 1; i <= n; i++) await ctx.send({ tick: i, flows: [{ id: i, uid: 0 }, { id: 100 + i, uid: NOBODY }] });
+        if ((p as { hang?: boolean } | null)?.hang) {
+          await new Promise((r) => ctx.signal.addEventListener('abort', r));
+          watchAborted++;
+        }
+        return { done: true, flows: [] };
+      },
+    })
     .register({
       name: 'conns',
       permission: 'read',
@@ -95,7 +111,7 @@ function header(n: number): Buffer {
 }
 
 /** Runs the helper client as another user (async: the server under test lives in this process). */
-async function runAs(args: string[], endpoint: string, methods: string[]): Promise<{ uid: number; out: { ok: boolean; code?: string; result?: unknown }[] }> {
+async function runAs(args: string[], endpoint: string, methods: string[]): Promise<{ uid: number; out: { ok: boolean; code?: string; result?: unknown; partials?: unknown[] }[] }> {
   const child = spawn('setpriv', [...args, process.execPath, '--import', TSX, HELPER, endpoint, ...methods], {
     env: { PATH: process.env['PATH'], HOME: '/' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -142,8 +158,27 @@ test('round trips: methods, pipelined calls, errors with codes', async () => {
   assert.equal(await callDaemon(s.opts.endpoint, 'ping'), 'pong');
 });
 
+test('streaming replies: partials in order, then the final; a disconnect aborts the handler', async () => {
+  const s = await start('stream');
+  const parts: unknown[] = [];
+  const final = await callDaemon(s.opts.endpoint, 'watch', { n: 3 }, { onPartial: (p) => parts.push(p) });
+  assert.deepEqual(final, { done: true, flows: [] });
+  assert.deepEqual(parts.map((p) => (p as { tick: number }).tick), [1, 2, 3]);
+  assert.equal((parts[0] as { flows: unknown[] }).flows.length, 2, 'root sees every flow');
+
+  const c = await ControlClient.connect(s.opts.endpoint);
+  const got: unknown[] = [];
+  const pending = c.call('watch', { n: 1, hang: true }, { timeoutMs: 0, onPartial: (p) => got.push(p) });
+  pending.catch(() => {});
+  while (got.length === 0) await new Promise((r) => setTimeout(r, 10));
+  c.close();
+  await assert.rejects(pending, (e) => isSwitchyardError(e) && e.code === 'SY_ERR_CONTROL_CLOSED');
+  while (watchAborted === 0) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(s.connections, 0);
+});
+
 test('hostile frames: error reply or close, and the server keeps serving', async () => {
-  const s = await start('hostile', { idleTimeoutMs: 500 });
+  const s = await start('hostile', { frameTimeoutMs: 500 });
   const path = s.opts.endpoint;
 
   // Non-JSON, wrong version, deep nesting and empty frames on ONE connection: each gets its
@@ -180,7 +215,7 @@ test('hostile frames: error reply or close, and the server keeps serving', async
   assert.equal(rb.closed, true);
   assert.equal((rb.replies[0]?.['error'] as { code: string }).code, 'SY_ERR_CONTROL_TOO_LARGE');
 
-  // A truncated frame and then silence: closed after the idle timeout with TIMEOUT.
+  // A truncated frame and then silence: closed after the frame deadline with TIMEOUT.
   const c = await raw(path);
   const gotC = readReplies(c, 99);
   c.write(Buffer.concat([header(100), Buffer.from('{"v":1,')]));
@@ -201,6 +236,46 @@ test('hostile frames: error reply or close, and the server keeps serving', async
   }
 
   assert.equal(await callDaemon(path, 'ping'), 'pong');
+});
+
+test('a frame trickled byte by byte is cut off at its deadline', async () => {
+  const s = await start('trickle', { frameTimeoutMs: 400 });
+  const a = await raw(s.opts.endpoint);
+  const got = readReplies(a, 99);
+  const frame = encodeFrame({ v: 1, id: 1, method: 'echo', params: 'x'.repeat(200) });
+  let i = 0;
+  const timer = setInterval(() => {
+    if (i < frame.length && !a.destroyed) a.write(frame.subarray(i, ++i));
+  }, 20);
+  const r = await got;
+  clearInterval(timer);
+  assert.equal(r.closed, true);
+  assert.ok(i < frame.length, 'cut off before the frame was complete');
+  assert.equal((r.replies[0]?.['error'] as { code: string }).code, 'SY_ERR_CONTROL_TIMEOUT');
+});
+
+test('connection limits per uid and per class: a flood by one user locks out neither others nor root', async () => {
+  // Identities handed out in accept order (connections are opened one at a time below).
+  const ids: { uid: number; gid: number; pid: number }[] = [];
+  const s = await start('limits', { maxPerUid: 2, maxConnections: 3, identify: () => ids.shift()! });
+  const open = async (uid: number) => {
+    ids.push({ uid, gid: uid, pid: 0 });
+    const c = await raw(s.opts.endpoint);
+    const got = readReplies(c, 1);
+    c.write(encodeFrame({ v: 1, id: 1, method: 'ping' }));
+    const r = await got;
+    return { c, reply: r.replies[0] };
+  };
+  const conns: Socket[] = [];
+  const code = (x: Record<string, unknown> | undefined) => (x?.['error'] as { code?: string } | undefined)?.code ?? x?.['result'];
+  for (const [uid, want] of [[1001, 'pong'], [1001, 'pong'], [1001, 'SY_ERR_CONTROL_BUSY'], [1002, 'pong'], [1003, 'SY_ERR_CONTROL_BUSY'], [0, 'pong']] as const) {
+    const { c, reply } = await open(uid);
+    conns.push(c);
+    assert.equal(code(reply), want, `uid ${uid}`);
+  }
+  for (const c of conns) c.destroy();
+  while (s.connections > 0) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(code((await open(1003)).reply), 'pong', 'slots are given back on close');
 });
 
 test('too many queued requests on one connection close it; others unaffected', async () => {
@@ -237,6 +312,29 @@ test('socket and runtime directory modes per mode', async (t) => {
   assert.deepEqual(execFileSync('ls', ['-A', join(dir, 'svc')], { encoding: 'utf8' }).trim(), 'control.sock');
 });
 
+test('a runtime directory or parent controlled by someone else is refused', async (t) => {
+  if (!isRoot) return t.skip('needs root to chown');
+  const foreignParent = join(dir, 'foreign-parent');
+  execFileSync('mkdir', ['-p', join(foreignParent, 'rt')]);
+  execFileSync('chown', [String(NOBODY), foreignParent]);
+  const a = new ControlServer({ endpoint: join(foreignParent, 'rt', 'control.sock'), mode: 'service', registry: registry(), identify: unixPeerIdentity, files });
+  await assert.rejects(a.listen(), (err) => isSwitchyardError(err) && err.code === 'SY_ERR_CONTROL_ENDPOINT' && /owned by uid 65534/.test(err.message));
+  const foreignDir = join(dir, 'foreign-dir');
+  execFileSync('mkdir', ['-p', foreignDir]);
+  execFileSync('chown', [String(NOBODY), foreignDir]);
+  const b = new ControlServer({ endpoint: join(foreignDir, 'control.sock'), mode: 'service', registry: registry(), identify: unixPeerIdentity, files });
+  await assert.rejects(b.listen(), (err) => isSwitchyardError(err) && err.code === 'SY_ERR_CONTROL_ENDPOINT' && /foreign-dir is owned by uid 65534/.test(err.message));
+  const open = join(dir, 'world-writable');
+  execFileSync('mkdir', ['-p', join(open, 'rt')]);
+  chmodSync(open, 0o777);
+  const c = new ControlServer({ endpoint: join(open, 'rt', 'control.sock'), mode: 'service', registry: registry(), identify: unixPeerIdentity, files });
+  await assert.rejects(c.listen(), (err) => isSwitchyardError(err) && /writable by others/.test(err.message));
+  chmodSync(open, 0o1777); // sticky, like /tmp: fine
+  const d = new ControlServer({ endpoint: join(open, 'rt', 'control.sock'), mode: 'service', registry: registry(), identify: unixPeerIdentity, files });
+  await d.listen();
+  servers.push(d);
+});
+
 test('stale socket is removed; a live daemon is never displaced; a non-socket is refused', async () => {
   const path = join(dir, 'stale', 'control.sock');
   // A socket file nobody listens on, as a SIGKILLed daemon leaves it.
@@ -266,12 +364,14 @@ test('as nobody: read-only works, state-changing is refused, private results are
   if (!hasSetpriv) return t.skip('needs setpriv');
   const s = await start('nobody', { readUsers: ['nobody'] });
   const before = stopCalls;
-  const r = await runAs(['--reuid', 'nobody', '--regid', 'nogroup', '--clear-groups'], s.opts.endpoint, ['ping', 'whoami', 'stop', 'conns']);
+  const r = await runAs(['--reuid', 'nobody', '--regid', 'nogroup', '--clear-groups'], s.opts.endpoint, ['ping', 'whoami', 'stop', 'conns', 'watch']);
   assert.equal(r.uid, NOBODY);
   assert.deepEqual(r.out[0], { ok: true, result: 'pong' });
   assert.deepEqual(r.out[1], { ok: true, result: { uid: NOBODY, privileged: false, reason: 'not root, not the daemon user, not in the control group' } });
   assert.deepEqual(r.out[2], { ok: false, code: 'SY_ERR_CONTROL_PERMISSION' });
   assert.deepEqual(r.out[3], { ok: true, result: { total: 3, flows: [{ id: 2, uid: NOBODY }] } });
+  // Streamed partials are filtered the same way (the helper prints them under `partials`).
+  assert.deepEqual(r.out[4]?.partials, [1, 2, 3].map((i) => ({ tick: i, flows: [{ id: 100 + i, uid: NOBODY }] })));
   assert.equal(stopCalls, before, 'the refused stop never reached its handler');
   // The server is alive and root still sees everything.
   assert.equal(await callDaemon(s.opts.endpoint, 'ping'), 'pong');
