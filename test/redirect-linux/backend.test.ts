@@ -16,6 +16,7 @@ const rulesetBefore = missing ? '' : hostRuleset();
 let traffic: Record<string, any> = {};
 let hybrid: Record<string, any> = {};
 let canary: Record<string, any> = {};
+let sockd: Record<string, any> = {};
 
 function runOrExplain(res: FixtureResult): Record<string, any> {
   if (!res.result) throw new Error(`fixture printed no result (exit ${res.code}):\n${res.stderr.slice(-3000)}\n${res.stdout.slice(-2000)}`);
@@ -40,6 +41,11 @@ before(async () => {
   const state3 = join(tmpdir(), `sy-linux-state-${process.pid}-3.json`);
   canary = runOrExplain(await runFixture('canary-fail.ts', { SY_TEST_CGROUP_ROOT: root3, SY_TEST_STATE: state3 }));
   rmSync(state3, { force: true });
+  const root4 = uniqueCgroupRoot('sockd');
+  roots.push(root4);
+  const state4 = join(tmpdir(), `sy-linux-state-${process.pid}-4.json`);
+  sockd = runOrExplain(await runFixture('sockdestroy.ts', { SY_TEST_CGROUP_ROOT: root4, SY_TEST_STATE: state4 }));
+  rmSync(state4, { force: true });
 });
 
 after(() => {
@@ -166,6 +172,19 @@ t('a failed canary refuses enforcement and rolls back (no table before → none;
   assert.equal(canary['restored'], true, JSON.stringify(canary['diff']));
   assert.equal(canary['groupAfterRestore'], 'T:vpn');
   assert.equal(canary['rulesetAfterDown'], '');
+});
+
+t('a moved process\'s keep-alive connection is reset (SOCK_DESTROY) and comes back through the front door', () => {
+  assert.equal(sockd['openBefore'], 1);
+  assert.equal(sockd['placeEnded'], 'first:S:hold | lost:1 | second:T:vpn');
+});
+
+t('the watcher (rescan path inside a namespace) places a matching program and resets its connection', () => {
+  assert.equal(sockd['watchStart'].netlink, false, 'no proc connector events inside a network namespace');
+  assert.match(String(sockd['watchStart'].reason), /proc connector/);
+  assert.equal(sockd['watchEnded'], 'first:S:hold | lost:1 | second:T:vpn');
+  assert.equal(sockd['countAfter'], sockd['countBeforeWatch'], 'the reconnection did not reach the server directly');
+  assert.equal(sockd['groupClient'], 'T:vpn');
 });
 
 t('the host namespace has no table and the cgroup roots are gone', () => {

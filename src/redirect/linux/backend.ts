@@ -17,6 +17,8 @@ import { CANARY_ADDR, CANARY_PORT, DYNAMIC_SETS, SET, TABLE_REF, renderElements,
 import { onlyStaleCgroups, verifyTable } from './verify.ts';
 import { NftContext } from '../../sys/linux/nftables.ts';
 import { destroyTcpSocketsOfPid } from './sock-destroy.ts';
+import { ProcessWatcher, type WatcherStart } from './watcher.ts';
+import type { WatchRule } from './app-match.ts';
 
 export interface LinuxBackendOptions {
   /** cgroup root relative to the cgroup2 mount (default `switchyard`; tests use a per-run root). */
@@ -60,6 +62,7 @@ export class LinuxBackend implements RedirectBackend {
   /** Group → cgroup id when the table was installed: the ids the rules hold. */
   #ids = new Map<string, number>();
   #queue: Promise<unknown> = Promise.resolve();
+  #watcher: ProcessWatcher | null = null;
 
   constructor(opts: LinuxBackendOptions = {}) {
     this.#opts = opts;
@@ -232,8 +235,38 @@ export class LinuxBackend implements RedirectBackend {
     if ((this.#opts.destroySockets ?? true) && group !== EXEMPT_GROUP) await destroyTcpSocketsOfPid(pid);
   }
 
+  /**
+   * Starts the process watcher for the applied plan's groups: matching processes are moved at exec
+   * (and by rescans); each move is recorded for down() and the process's TCP sockets are reset.
+   */
+  async watch(rules: WatchRule[], opts: { rescanMs?: number; netlink?: boolean } = {}): Promise<WatcherStart> {
+    if (!this.#plan) throw new RedirectError('SY_ERR_REDIRECT_WATCHER', 'apply a plan before starting the watcher');
+    await this.#watcher?.stop();
+    const procs: Record<string, string> = {};
+    for (const g of [EXEMPT_GROUP, ...this.#plan.groups]) procs[g] = join(this.cgroups.fsPath(g), 'cgroup.procs');
+    const w = new ProcessWatcher({
+      rules: rules.filter((r) => procs[r.group] !== undefined),
+      placer: { procs, rootPath: this.cgroups.hierarchyRootPath() },
+      ...opts,
+      onPlaced: async (p) => {
+        if (!this.cgroups.originals.has(p.pid)) this.cgroups.originals.set(p.pid, p.from);
+        this.#saveState();
+        if ((this.#opts.destroySockets ?? true) && p.group !== EXEMPT_GROUP) await destroyTcpSocketsOfPid(p.pid);
+      },
+    });
+    w.on('error', () => {}); // rescans continue; status() shows the watcher state
+    this.#watcher = w;
+    return w.start();
+  }
+
+  get watcher(): ProcessWatcher | null {
+    return this.#watcher;
+  }
+
   down(): Promise<void> {
     return this.#serial(async () => {
+      await this.#watcher?.stop();
+      this.#watcher = null;
       // Table first: once it is gone nothing refers to the groups, then empty and remove them.
       await deleteTable(this.runner);
       this.cgroups.restoreAll();
@@ -280,6 +313,8 @@ export class LinuxBackend implements RedirectBackend {
   }
 
   async close(): Promise<void> {
+    await this.#watcher?.stop();
+    this.#watcher = null;
     await this.#queue;
     this.#ctx?.free();
     this.#ctx = null;
