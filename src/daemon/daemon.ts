@@ -86,6 +86,9 @@ export class Daemon {
   /** flow id → owner uid (null = looked up, unknown), for the privacy of conns/rdns. */
   readonly owners = new Map<string, number | null>();
   #watcher: ConfigWatcher | null = null;
+  #ports: import('../redirect/index.ts').ListenerPorts | null = null;
+  #plan: import('../redirect/index.ts').RedirectPlan | null = null;
+  #watchRules: unknown[] | null = null;
   #reloading: Promise<unknown> = Promise.resolve();
   #stopping: Promise<void> | null = null;
   #resolveDone!: () => void;
@@ -220,13 +223,35 @@ export class Daemon {
       captured: this.transparent.listeners.find((l) => l.group === null)?.port4 ?? null,
       dns: this.dns?.addresses[0]?.port ?? null,
     };
-    const plan = buildPlan({ config, ports });
+    this.#ports = ports;
+    await this.#applyEnforcement(config);
+    this.log.info({ groups: this.#plan?.groups.length ?? 0 }, 'enforcement active');
+  }
+
+  /**
+   * Installs the plan for `config` (one transaction in the backend, rolled back by it on failure)
+   * and (re)starts the process watcher that places apps into their groups. Skipped when nothing
+   * changed. Throws SY_ERR_DAEMON_ENFORCE; the caller refuses to start, or refuses the reload.
+   */
+  async #applyEnforcement(config: Config): Promise<void> {
+    const backend = this.backend!;
+    const plan = buildPlan({ config, ports: this.#ports! });
+    const rules = this.glue.watchRules?.(config) ?? [];
+    const planChanged = JSON.stringify(plan) !== JSON.stringify(this.#plan);
+    const rulesChanged = JSON.stringify(rules) !== JSON.stringify(this.#watchRules);
     try {
-      await backend.apply(plan);
+      if (planChanged) await backend.apply(plan);
+      this.#plan = plan;
+      // The watcher is the Linux backend's (not in the RedirectBackend interface yet).
+      const watch = (backend as unknown as { watch?: (r: unknown[]) => Promise<{ netlink: boolean; initial: number; reason?: string }> }).watch;
+      if ((planChanged || rulesChanged) && typeof watch === 'function' && rules.length > 0) {
+        const w = await watch.call(backend, rules);
+        this.log.info({ netlink: w.netlink, placed: w.initial, reason: w.reason }, 'process watcher started');
+      }
+      this.#watchRules = rules;
     } catch (err) {
       throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `the OS backend refused the plan: ${isSwitchyardError(err) ? `${err.code}: ` : ''}${(err as Error).message}`, err);
     }
-    this.log.info({ groups: plan.groups.length }, 'enforcement active');
   }
 
   #makeEgressSet(config: Config): EgressSet {
@@ -311,6 +336,18 @@ export class Daemon {
       const err = new DaemonError('SY_ERR_DAEMON_RELOAD', 'egresses changed while enforcing: the OS groups and listeners follow the egress list, restart the daemon (`switchyard stop` then `up`) to apply it; the running policy stays');
       this.lastReload = { at: Date.now(), trigger, ok: false, error: { code: err.code, message: err.message } };
       throw err;
+    }
+    if (this.enforcing) {
+      const oldPlan = this.#plan;
+      try {
+        await this.#applyEnforcement(config);
+      } catch (err) {
+        // The backend rolled its transaction back; put the watcher's rules back too.
+        if (oldPlan) await this.#applyEnforcement(old).catch(() => {});
+        const e = err as DaemonError;
+        this.lastReload = { at: Date.now(), trigger, ok: false, error: { code: e.code, message: e.message } };
+        throw new DaemonError('SY_ERR_DAEMON_RELOAD', `the OS backend refused the new plan, the running policy stays: ${e.message}`, err);
+      }
     }
     const newSet = egressRebuilt ? this.#makeEgressSet(config) : this.egress;
     const oldSet = this.egress;

@@ -11,6 +11,7 @@ import { FWMARK } from '../ids.ts';
 import type { FlowIdentity } from '../flow/types.ts';
 import type { RedirectBackend } from '../redirect/index.ts';
 import type { SocketFactory } from '../egress/index.ts';
+import type { Config } from '../policy/types.ts';
 
 export interface OsGlue {
   identity: FlowIdentity | undefined;
@@ -21,6 +22,8 @@ export interface OsGlue {
   dnsUdpSocket: ((family: 4 | 6) => UdpSocket) | undefined;
   /** `cgroup.procs` of the exempt group, when enforcing on Linux. */
   exemptProcs: string | null;
+  /** The process watcher's placement rules for a config (Linux), or null when there is no watcher. */
+  watchRules: ((config: Config) => unknown[]) | null;
 }
 
 export const NO_GLUE: OsGlue = {
@@ -30,6 +33,7 @@ export const NO_GLUE: OsGlue = {
   dnsConnectTcp: undefined,
   dnsUdpSocket: undefined,
   exemptProcs: null,
+  watchRules: null,
 };
 
 /**
@@ -47,7 +51,9 @@ export async function osGlue(os: string | null, enforcing: boolean, backend: Red
     sock.markDgramSocket(s, FWMARK);
   };
   const cg = (backend as unknown as { cgroups?: { fsPath(g: string): string } }).cgroups;
+  const { watchRulesFromConfig } = await import('../redirect/linux/app-match.ts');
   return {
+    watchRules: (config) => watchRulesFromConfig(config),
     identity,
     socketFactory: factory,
     udpSocketHook: markUdp,
