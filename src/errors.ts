@@ -98,7 +98,6 @@ export const ERROR_CODES = {
   SY_ERR_DAEMON_ENFORCE: 'enforcement was asked for but the OS backend cannot run it; the daemon refuses to start unenforced',
   SY_ERR_DAEMON_NO_FLOW: 'no live flow has that id',
   SY_ERR_DAEMON_STOPPING: 'the daemon is stopping',
-  SY_ERR_DAEMON_UNSUPPORTED: 'the daemon cannot do this on this platform yet',
   SY_ERR_DAEMON_SERVICE: 'installing or removing the system service failed',
 } as const;
 

@@ -10,7 +10,7 @@ import { mkdirSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { loadConfigFile } from '../config-file.ts';
-import { DaemonError, SwitchyardError, isSwitchyardError } from '../errors.ts';
+import { ControlError, DaemonError, SwitchyardError, isSwitchyardError } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { resolvePaths, type Paths } from '../paths.ts';
 import { compilePolicy, defaultConfig, type Config } from '../policy/index.ts';
@@ -179,7 +179,7 @@ export class Daemon {
       mode: this.paths.mode,
       registry: registerMethods(new MethodRegistry(), this),
       identify: (s) => {
-        if (isPipeEndpoint(this.paths.controlEndpoint)) throw new DaemonError('SY_ERR_DAEMON_UNSUPPORTED', 'named-pipe caller identity is not built yet');
+        if (isPipeEndpoint(this.paths.controlEndpoint)) throw new ControlError('SY_ERR_CONTROL_IDENTITY', 'named-pipe caller identity is not built yet (Windows backend)');
         return unixPeerIdentity(s);
       },
       group: config.control.group,

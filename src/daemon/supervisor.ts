@@ -165,7 +165,9 @@ export class Supervisor {
     this.#restarts++;
     this.#set('backoff');
     this.#nextStartAt = Date.now() + wait;
-    this.#o.log?.warn({ egress: this.#o.egress, how, retryInMs: wait }, 'egress process exited; restarting after backoff');
+    // The exit status at warn; the stderr tail (it may name hosts or paths) only at debug.
+    this.#o.log?.warn({ egress: this.#o.egress, exit: how.split(':')[0], retryInMs: wait }, 'egress process exited; restarting after backoff');
+    this.#o.log?.debug({ egress: this.#o.egress, how }, 'egress process exit detail');
     this.#timer = setTimeout(() => this.#spawn(), wait);
   }
 
