@@ -309,3 +309,30 @@ test('stop leaves no listener and no socket file; after SIGKILL `up` works again
 function once(s: Socket, ev: string): Promise<void> {
   return new Promise((r) => s.once(ev, () => r()));
 }
+
+test('a start that fails half-way releases what it had started (in-process)', async () => {
+  const { Daemon } = await import('../../src/daemon/daemon.ts');
+  const { createLogger } = await import('../../src/log.ts');
+  const { resolvePaths } = await import('../../src/paths.ts');
+  const { createServer } = await import('node:net');
+  const dir2 = tempDir('sy-startfail-');
+  const [p1, p2] = [await freePort(), await freePort()];
+  const blocker = createServer().listen(p2, '127.0.0.1');
+  await new Promise((r) => blocker.once('listening', r));
+  const cfg = join(dir2, 'config.toml');
+  writeFileSync(cfg, `version = 1\n[dns]\nlisten = ["127.0.0.1:${p1}"]\nupstreams = ["udp://127.0.0.1:9"]\n[inbound]\nmixed = "127.0.0.1:${p2}"\n`);
+  const paths = resolvePaths('user', { platform: 'linux', env: { SWITCHYARD_RUNTIME_DIR: join(dir2, 'run'), SWITCHYARD_STATE_DIR: join(dir2, 'state') }, uid: 0, home: dir2 });
+  const daemon = new Daemon({ configPath: cfg, paths, log: createLogger({ level: 'silent' }), watch: false });
+  await assert.rejects(daemon.start(), (e: any) => e.code === 'SY_ERR_FRONT_LISTEN');
+  await daemon.done;
+  // The DNS forwarder had bound p1 (UDP and TCP) before the proxy failed: both must be free again.
+  const u = createSocket('udp4');
+  await new Promise<void>((res, rej) => {
+    u.once('error', rej);
+    u.bind(p1, '127.0.0.1', () => res());
+  });
+  u.close();
+  assert.equal(await listening(p1), false);
+  assert.equal(existsSync(join(dir2, 'run', 'control.sock')), false);
+  blocker.close();
+});
