@@ -205,7 +205,10 @@ test('a change of the config file reloads by itself', async (t) => {
   await sleep(400); // let a watcher event from the previous test settle
   const before = ((await call(d!, 'status')) as any).config.generation as number;
   writeConfig(config('direct'));
-  await until(async () => ((await call(d!, 'status')) as any).config.generation > before, 'the file-change reload');
+  // Wait for the new content to be live (a late watcher event of the previous test could bump the
+  // generation with the old content first).
+  const egressNow = async () => ((await call(d!, 'explain', { query: { network: 'tcp', domain: 'count.test' } })) as any).egress;
+  await until(async () => ((await call(d!, 'status')) as any).config.generation > before && (await egressNow()) === 'direct', 'the file-change reload');
   const st = (await call(d!, 'status')) as any;
   assert.equal(st.config.lastReload.trigger, 'file change');
   assert.equal(st.config.lastReload.ok, true);
@@ -275,7 +278,7 @@ test('close FLOW and close --egress end live flows', async (t) => {
   assert.equal(typeof flushed.flushed, 'number');
 });
 
-test('stop leaves no listener and no socket file; after SIGKILL `up` works again', async () => {
+test('stop leaves no listener and no socket file; after SIGKILL `up` works again; SIGTERM stops cleanly', async () => {
   const r = await cliIn(d!.env, ['stop']);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /stopped/);
@@ -300,8 +303,11 @@ test('stop leaves no listener and no socket file; after SIGKILL `up` works again
   d = await startDaemon(dir, configPath, ['--no-watch']);
   const st = (await call(d, 'status')) as any;
   assert.equal(st.pid, d.proc.pid);
-  assert.equal((await cliIn(d.env, ['stop'])).status, 0);
+  // SIGTERM (systemd's stop without ExecStop, Ctrl-C's sibling) stops it as cleanly as `stop`.
+  d.proc.kill('SIGTERM');
   assert.equal(await d.exited, 0);
+  assert.equal(existsSync(d.endpoint), false, 'socket removed after SIGTERM');
+  assert.equal(await listening(mixedPort), false);
 });
 
 function once(s: Socket, ev: string): Promise<void> {
