@@ -2,14 +2,16 @@
 // open to permitted readers; `change` needs root, the daemon's user (user mode) or the control
 // group. conns, rdns and explain --flow reveal browsing: a caller who is not privileged sees only
 // flows (and names of addresses) of its own uid — the server applies the filter (privacy.items).
+import { readFileSync } from 'node:fs';
 import { ControlError, DaemonError } from '../errors.ts';
+import { PACKAGE_ROOT_URL } from '../paths.ts';
 import type { CallContext, MethodRegistry } from '../control/index.ts';
 import type { FlowQuery } from '../policy/types.ts';
 import type { Endpoint, FlowRecord, ProcessInfo, StoreName } from '../flow/types.ts';
 import { parseIp } from '../policy/ip.ts';
 import { queryOfFlow, type Daemon } from './daemon.ts';
 
-const VERSION = '0.1.0';
+const VERSION = (JSON.parse(readFileSync(new URL('package.json', PACKAGE_ROOT_URL), 'utf8')) as { version: string }).version;
 /** Owner lookups per call for a non-privileged caller (each scans /proc). */
 const MAX_OWNER_LOOKUPS = 256;
 const MAX_RDNS_ENTRIES = 5000;
