@@ -33,5 +33,6 @@ const fwd = await startDnsForwarder({
 });
 process.stdout.write(`READY ${fwd.addresses[0]!.port}\n`);
 process.on('SIGTERM', () => {
+  if (process.env['BENCH_STATS']) process.stderr.write(`switchyard stats ${JSON.stringify(fwd.stats())}\n`);
   void fwd.close().then(() => process.exit(0));
 });

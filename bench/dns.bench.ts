@@ -5,10 +5,13 @@
 //     compared with asking the upstream directly.
 // Servers under test run on CPU 0 (taskset), dnsperf, the upstream and this script on CPU 1.
 // Writes the figures into docs/benchmarks.md, section "dns".
+// Environment: BENCH_ROUNDS (5), BENCH_SECONDS (2) per dnsperf run; for investigation,
+// BENCH_PROF=DIR (CPU profile of the switchyard server), BENCH_STATS=1 (its counters on exit),
+// BENCH_PAUSE=SECONDS (keep the servers up at the end).
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +49,8 @@ async function freePort(): Promise<number> {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'sy-bench-dns-'));
+// dnsmasq reads its hosts file after dropping root (to nobody): the folder must be readable.
+chmodSync(dir, 0o755);
 const children: ChildProcess[] = [];
 function cleanup(): void {
   for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
@@ -54,7 +59,7 @@ function cleanup(): void {
 process.on('exit', cleanup);
 
 const name = (i: number): string => `n${String(i).padStart(4, '0')}.bench.test`;
-writeFileSync(join(dir, 'hosts'), Array.from({ length: NAMES }, (_, i) => `127.20.${i >> 8}.${(i & 0xff) + 1} ${name(i)}`).join('\n') + '\n');
+writeFileSync(join(dir, 'hosts'), Array.from({ length: NAMES }, (_, i) => `127.20.${i >> 8}.${i & 0xff} ${name(i)}`).join('\n') + '\n');
 writeFileSync(join(dir, 'hits.txt'), Array.from({ length: HIT_NAMES }, (_, i) => `${name(i)} A`).join('\n') + '\n');
 
 function dnsmasq(cpu: string, port: number, extra: string[]): ChildProcess {
@@ -63,12 +68,35 @@ function dnsmasq(cpu: string, port: number, extra: string[]): ChildProcess {
   return c;
 }
 
+/** Waits until `port` answers a hosts-file name with its address (a benchmark of errors proves nothing). */
 async function waitAnswer(port: number): Promise<void> {
   for (let i = 0; i < 200; i++) {
-    if ((await query(port, name(NAMES - 1), 200)) !== null) return;
+    const reply = await ask(port, name(NAMES - 1), 200);
+    if (reply && (reply[3]! & 0xf) === 0 && reply.readUInt16BE(6) > 0) return;
     await new Promise((r) => setTimeout(r, 25));
   }
-  throw new Error(`nothing answers on port ${port}`);
+  throw new Error(`port ${port} does not answer ${name(NAMES - 1)} with an address`);
+}
+
+function ask(port: number, qname: string, timeoutMs: number): Promise<Buffer | null> {
+  return new Promise((resolve) => {
+    const s = createSocket('udp4');
+    const timer = setTimeout(() => {
+      s.close();
+      resolve(null);
+    }, timeoutMs);
+    s.on('error', () => {
+      clearTimeout(timer);
+      s.close();
+      resolve(null);
+    });
+    s.on('message', (m) => {
+      clearTimeout(timer);
+      s.close();
+      resolve(m);
+    });
+    s.connect(port, '127.0.0.1', () => s.send(buildNameQuery(qname, 1).buf));
+  });
 }
 
 /** One query, its round-trip time in microseconds (null on timeout). */
@@ -99,11 +127,22 @@ function query(port: number, qname: string, timeoutMs = 2000): Promise<number | 
   });
 }
 
-async function dnsperf(port: number): Promise<{ qps: number; lost: number }> {
+/** CPU time (user + system, all threads) a process has used, in microseconds. */
+function cpuMicros(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100; // utime, stime in USER_HZ (100)
+}
+
+async function dnsperf(port: number): Promise<{ qps: number; lost: number; completed: number }> {
   const { stdout } = await run('taskset', ['-c', CPU_CLIENT, 'dnsperf', '-s', '127.0.0.1', '-p', String(port), '-d', join(dir, 'hits.txt'), '-l', String(SECONDS), '-c', '4', '-q', '256', '-t', '2']);
   const qps = Number(/Queries per second:\s+([\d.]+)/.exec(stdout)?.[1] ?? 'NaN');
   const lost = Number(/Queries lost:\s+(\d+)/.exec(stdout)?.[1] ?? 'NaN');
-  return { qps, lost };
+  const completed = Number(/Queries completed:\s+(\d+)/.exec(stdout)?.[1] ?? 'NaN');
+  // Every answer must be NOERROR: the hit set is all names the upstream knows.
+  const codes = /Response codes:\s+(.*)/.exec(stdout)?.[1] ?? '';
+  if (!/^NOERROR [\d.]+ \(100(\.0+)?%\)$/.test(codes.trim())) throw new Error(`port ${port}: unexpected response codes: ${codes}`);
+  return { qps, lost, completed };
 }
 
 const median = (xs: number[]): number => {
@@ -120,11 +159,12 @@ dnsmasq(CPU_CLIENT, upPort, [`--addn-hosts=${join(dir, 'hosts')}`, '--local=/ben
 await waitAnswer(upPort);
 
 const dmPort = await freePort();
-dnsmasq(CPU_SERVER, dmPort, [`--server=127.0.0.1#${upPort}`, '--cache-size=10000']);
+const dm = dnsmasq(CPU_SERVER, dmPort, [`--server=127.0.0.1#${upPort}`, '--cache-size=10000']);
 await waitAnswer(dmPort);
 
 const syPort = await freePort();
-const sy = spawn('taskset', ['-c', CPU_SERVER, process.execPath, '--import', 'tsx', join(ROOT, 'bench/dns-server.ts'), JSON.stringify({ port: syPort, upstream: `udp://127.0.0.1:${upPort}` })], {
+const prof = process.env['BENCH_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_PROF']}`] : [];
+const sy = spawn('taskset', ['-c', CPU_SERVER, process.execPath, ...prof, '--import', 'tsx', join(ROOT, 'bench/dns-server.ts'), JSON.stringify({ port: syPort, upstream: `udp://127.0.0.1:${upPort}` })], {
   cwd: ROOT,
   stdio: ['ignore', 'pipe', 'inherit'],
 });
@@ -135,18 +175,37 @@ await new Promise<void>((resolve, reject) => {
 });
 await waitAnswer(syPort);
 
-// Warm both caches with the hit set.
-for (const port of [syPort, dmPort]) for (let i = 0; i < HIT_NAMES; i++) await query(port, name(i));
+// Anchor: the cheapest possible Node responder (fixed answer by byte copy), same CPU.
+const echoPort = await freePort();
+const echo = spawn('taskset', ['-c', CPU_SERVER, process.execPath, '--import', 'tsx', join(ROOT, 'bench/udp-echo.ts'), String(echoPort)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+children.push(echo);
+await new Promise<void>((resolve) => echo.stdout!.on('data', (d: Buffer) => d.toString().includes('READY') && resolve()));
 
-const hits: Record<'switchyard' | 'dnsmasq', number[]> = { switchyard: [], dnsmasq: [] };
-const lost: Record<'switchyard' | 'dnsmasq', number> = { switchyard: 0, dnsmasq: 0 };
+// Warm both caches with the hit set, and both miss paths (JIT) with names the upstream denies.
+for (const port of [syPort, dmPort]) {
+  for (let i = 0; i < HIT_NAMES; i++) await query(port, name(i));
+  for (let i = 0; i < 1000; i++) await query(port, `warm${i}.${port}.bench.test`);
+}
+
+type Who = 'switchyard' | 'dnsmasq' | 'echo';
+const hits: Record<Who, number[]> = { switchyard: [], dnsmasq: [], echo: [] };
+const lost: Record<Who, number> = { switchyard: 0, dnsmasq: 0, echo: 0 };
+const cpuPerQuery: Record<Who, number[]> = { switchyard: [], dnsmasq: [], echo: [] };
+const servers: Record<Who, { port: number; proc: ChildProcess }> = {
+  switchyard: { port: syPort, proc: sy },
+  dnsmasq: { port: dmPort, proc: dm },
+  echo: { port: echoPort, proc: echo },
+};
 const lat = { direct: { p50: [] as number[], p99: [] as number[] }, switchyard: { p50: [] as number[], p99: [] as number[] }, dnsmasq: { p50: [] as number[], p99: [] as number[] } };
 
 let next = HIT_NAMES;
 for (let r = 0; r < ROUNDS; r++) {
-  const order: ('switchyard' | 'dnsmasq')[] = r % 2 ? ['dnsmasq', 'switchyard'] : ['switchyard', 'dnsmasq'];
+  const order: Who[] = r % 2 ? ['dnsmasq', 'echo', 'switchyard'] : ['switchyard', 'echo', 'dnsmasq'];
   for (const who of order) {
-    const res = await dnsperf(who === 'switchyard' ? syPort : dmPort);
+    const pid = servers[who].proc.pid!;
+    const cpu0 = cpuMicros(pid);
+    const res = await dnsperf(servers[who].port);
+    cpuPerQuery[who].push((cpuMicros(pid) - cpu0) / res.completed);
     hits[who].push(res.qps);
     lost[who] += res.lost;
   }
@@ -163,11 +222,19 @@ for (let r = 0; r < ROUNDS; r++) {
     lat[who].p99.push(pct(rtts, 99));
   }
 }
+if (process.env['BENCH_PAUSE']) {
+  console.error(`paused: switchyard pid ${sy.pid} port ${syPort}; dnsmasq pid ${dm.pid} port ${dmPort}`);
+  await new Promise((r) => setTimeout(r, Number(process.env['BENCH_PAUSE']) * 1000));
+}
 sy.kill('SIGTERM');
+echo.kill('SIGTERM');
 
 const syQps = median(hits.switchyard);
 const dmQps = median(hits.dnsmasq);
 const ratio = syQps / dmQps;
+const syCpu = median(cpuPerQuery.switchyard);
+const dmCpu = median(cpuPerQuery.dnsmasq);
+const echoCpu = median(cpuPerQuery.echo);
 const m = (who: keyof typeof lat, k: 'p50' | 'p99'): number => median(lat[who][k]);
 const overhead = m('switchyard', 'p50') - m('direct', 'p50');
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
@@ -178,16 +245,19 @@ const section = `## dns
 
 \`npm run bench:dns\` (${date}, Node ${process.version}, ${cpus().length} CPUs; servers pinned to CPU ${CPU_SERVER}, dnsperf/upstream/prober to CPU ${CPU_CLIENT}; ${ROUNDS} rounds, medians). Both forwarders ask the same local upstream: dnsmasq serving a ${NAMES}-name hosts file.
 
-| | switchyard | dnsmasq | direct to upstream |
-|---|---|---|---|
-| cache-hit QPS (dnsperf, ${HIT_NAMES} warmed names, ${SECONDS} s × ${ROUNDS}) | ${fmt(syQps)} | ${fmt(dmQps)} | |
-| queries lost (all rounds) | ${lost.switchyard} | ${lost.dnsmasq} | |
-| miss latency p50 (${MISS_PER_ROUND} fresh names × ${ROUNDS}, sequential) | ${us(m('switchyard', 'p50'))} | ${us(m('dnsmasq', 'p50'))} | ${us(m('direct', 'p50'))} |
-| miss latency p99 | ${us(m('switchyard', 'p99'))} | ${us(m('dnsmasq', 'p99'))} | ${us(m('direct', 'p99'))} |
+| | switchyard | dnsmasq | Node echo floor | direct to upstream |
+|---|---|---|---|---|
+| cache-hit QPS (dnsperf, ${HIT_NAMES} warmed names, ${SECONDS} s × ${ROUNDS}) | ${fmt(syQps)} | ${fmt(dmQps)} | ${fmt(median(hits.echo))} | |
+| CPU per cache hit (server process, all threads) | ${syCpu.toFixed(1)} µs | ${dmCpu.toFixed(1)} µs | ${echoCpu.toFixed(1)} µs | |
+| queries lost (all rounds) | ${lost.switchyard} | ${lost.dnsmasq} | ${lost.echo} | |
+| miss latency p50 (${MISS_PER_ROUND} fresh names × ${ROUNDS}, sequential) | ${us(m('switchyard', 'p50'))} | ${us(m('dnsmasq', 'p50'))} | | ${us(m('direct', 'p50'))} |
+| miss latency p99 | ${us(m('switchyard', 'p99'))} | ${us(m('dnsmasq', 'p99'))} | | ${us(m('direct', 'p99'))} |
 
 - Cache-hit QPS ratio switchyard / dnsmasq: **${ratio.toFixed(2)}×** (target ≥ 1.5×).
+- CPU-per-hit ratio dnsmasq / switchyard (capacity per core, less sensitive to other load on the machine): **${(dmCpu / syCpu).toFixed(2)}×**.
 - Miss p50 overhead over asking the upstream directly: **${(overhead / 1000).toFixed(3)} ms** (target ≤ 0.2 ms).
-- Per round, switchyard QPS: ${hits.switchyard.map(fmt).join(', ')}; dnsmasq: ${hits.dnsmasq.map(fmt).join(', ')}.
+- Per round, switchyard QPS: ${hits.switchyard.map(fmt).join(', ')}; dnsmasq: ${hits.dnsmasq.map(fmt).join(', ')}; CPU µs per hit, switchyard: ${cpuPerQuery.switchyard.map((x) => x.toFixed(1)).join(', ')}; dnsmasq: ${cpuPerQuery.dnsmasq.map((x) => x.toFixed(1)).join(', ')}.
+- The "Node echo floor" is bench/udp-echo.ts: a fixed answer by byte copy, the least any Node responder can cost here.
 - The switchyard server runs with a no-op binding hook, so misses include batching and awaiting it.
 `;
 

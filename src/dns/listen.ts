@@ -28,8 +28,9 @@ function bindUdp(host: string, port: number, handler: Handler, log: DnsLog): Pro
   return new Promise((resolve, reject) => {
     const six = isIP(host) === 6;
     const sock = createSocket({ type: six ? 'udp6' : 'udp4', ...(six ? { ipv6Only: true } : {}) });
+    // No per-send callback: send errors reach the socket's 'error' listener below.
     const send = (out: Buffer | null, port: number, addr: string): void => {
-      if (out) sock.send(out, port, addr, (err) => err && log.debug({ err }, 'dns: udp send failed'));
+      if (out) sock.send(out, port, addr);
     };
     sock.on('message', (msg, rinfo) => {
       let r: Buffer | null | Promise<Buffer | null>;
@@ -45,7 +46,7 @@ function bindUdp(host: string, port: number, handler: Handler, log: DnsLog): Pro
     sock.once('error', reject);
     sock.bind(port, host, () => {
       sock.removeListener('error', reject);
-      sock.on('error', (err) => log.warn({ err }, 'dns: udp socket error'));
+      sock.on('error', (err) => log.debug({ err }, 'dns: udp socket error'));
       resolve(sock);
     });
   });
