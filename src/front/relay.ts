@@ -46,7 +46,8 @@ export class Relay {
       if (!us.write(chunk)) client.pause();
     });
     us.on('drain', () => client.resume());
-    if (o.clientEnded) us.end();
+    // The client's FIN may already have been consumed while the flow was being decided.
+    if (o.clientEnded || client.readableEnded) us.end();
     else client.on('end', () => us.end());
 
     // upstream → client (onread callback; returning false stops reading until drain)
