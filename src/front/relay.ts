@@ -4,7 +4,7 @@
 // becomes end() on the other, and the other direction keeps flowing), an idle timeout, and byte
 // counters the session table reads live.
 import type net from 'node:net';
-import type { Upstream } from '../egress/upstream.ts';
+import { recycleChunk, type Upstream } from '../egress/upstream.ts';
 
 export interface RelayOptions {
   idleTimeoutMs: number;
@@ -55,7 +55,7 @@ export class Relay {
     const down = (chunk: Buffer): boolean => {
       this.bytesDown += chunk.length;
       this.lastActivity = Date.now();
-      if (!client.write(chunk)) {
+      if (!client.write(chunk, (err) => err || recycleChunk(chunk))) {
         upPaused = true;
         return false;
       }
