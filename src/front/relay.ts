@@ -4,7 +4,7 @@
 // becomes end() on the other, and the other direction keeps flowing), an idle timeout, and byte
 // counters the session table reads live.
 import type net from 'node:net';
-import type { Upstream } from '../egress/upstream.ts';
+import { recycleChunk, type Upstream } from '../egress/upstream.ts';
 
 export interface RelayOptions {
   idleTimeoutMs: number;
@@ -46,7 +46,8 @@ export class Relay {
       if (!us.write(chunk)) client.pause();
     });
     us.on('drain', () => client.resume());
-    if (o.clientEnded) us.end();
+    // The client's FIN may already have been consumed while the flow was being decided.
+    if (o.clientEnded || client.readableEnded) us.end();
     else client.on('end', () => us.end());
 
     // upstream → client (onread callback; returning false stops reading until drain)
@@ -54,7 +55,7 @@ export class Relay {
     const down = (chunk: Buffer): boolean => {
       this.bytesDown += chunk.length;
       this.lastActivity = Date.now();
-      if (!client.write(chunk)) {
+      if (!client.write(chunk, (err) => err || recycleChunk(chunk))) {
         upPaused = true;
         return false;
       }

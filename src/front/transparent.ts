@@ -147,7 +147,8 @@ function handle(deps: FrontDeps, inb: TransparentInbounds, group: string | null,
     relaying = true;
     startRelay(deps, session, socket, d, sn.chunks, sn.ended);
   };
-  run().catch(() => {
+  run().catch((err) => {
+    if (process.env.SY_DEBUG) console.error('transparent flow failed:', err);
     clearTimeout(timer);
     if (!socket.destroyed) socket.resetAndDestroy();
   });

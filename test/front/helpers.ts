@@ -230,7 +230,8 @@ export async function runInNetns(script: string, env: Record<string, string> = {
   const tsx = new URL('../../node_modules/tsx/dist/loader.mjs', import.meta.url).pathname;
   const proc = spawn('unshare', ['--mount', '--net', '--', process.execPath, '--import', tsx, script], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
+    // Without the runner's context variable the child is a plain script, not a test subprocess.
+    env: Object.fromEntries(Object.entries({ ...process.env, ...env }).filter(([k]) => k !== 'NODE_TEST_CONTEXT')),
   });
   let out = '';
   let err = '';

@@ -81,8 +81,11 @@ async function bothWays(port: number, connect: (port: number) => Promise<{ socke
   const up = randomBytes(1 << 20);
   const down = randomBytes(1 << 20);
   const hashes = { sentUp: createHash('sha256'), gotUp: createHash('sha256'), sentDown: createHash('sha256'), gotDown: createHash('sha256') };
+  let uploadDone!: () => void;
+  const uploaded = new Promise<void>((r) => (uploadDone = r));
   const srv = net.createServer({ allowHalfOpen: true }, (s) => {
     s.on('data', (d) => hashes.gotUp.update(d));
+    s.on('end', () => uploadDone());
     pump(s, down, size, hashes.sentDown);
   });
   srv.listen(0, '127.0.0.1');
@@ -94,7 +97,8 @@ async function bothWays(port: number, connect: (port: number) => Promise<{ socke
   const done = new Promise<void>((r) => c.on('end', r));
   c.on('data', (d) => hashes.gotDown.update(d));
   pump(c, up, size, hashes.sentUp);
-  await done;
+  // Both directions must finish: the download's end says nothing about the upload.
+  await Promise.all([done, uploaded]);
   c.destroy();
   srv.close();
   return Object.fromEntries(Object.entries(hashes).map(([k, v]) => [k, v.digest('hex')]));

@@ -1,0 +1,300 @@
+// npm run bench:relay — one-flow throughput and connections/s through switchyard's relay
+// (mixed inbound, direct egress), dante and microsocks, and direct loopback, in one run.
+//
+// Pinning: each proxy runs on core 0 (taskset -c 0); this process — the load client and the
+// target server — moves itself to core 1, so a proxy competes with nothing of the bench's.
+// Throughput: the target server pushes BYTES on one connection (download through the proxy);
+// the client reads into one preallocated buffer (net `onread`), so the client costs little.
+// Connections/s: 32 concurrent loops of connect → SOCKS5 greeting → CONNECT → read one byte →
+// close, for a fixed time. Each figure is the median of ROUNDS rounds; ratios are printed and
+// written to docs/benchmarks.md, section "relay".
+import net from 'node:net';
+import os from 'node:os';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({
+  options: {
+    bytes: { type: 'string', default: String(512 * 1024 * 1024) },
+    rounds: { type: 'string', default: '5' },
+    'conn-seconds': { type: 'string', default: '1.5' },
+    'no-write': { type: 'boolean', default: false },
+  },
+});
+const BYTES = Number(values.bytes);
+const ROUNDS = Number(values.rounds);
+const CONN_MS = Number(values['conn-seconds']) * 1000;
+const CONCURRENCY = 32;
+
+const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
+const hasTaskset = (() => {
+  try {
+    execFileSync('sh', ['-c', 'command -v taskset'], { stdio: 'ignore' });
+    return os.cpus().length >= 2;
+  } catch {
+    return false;
+  }
+})();
+if (hasTaskset) execFileSync('taskset', ['-pc', '1', String(process.pid)], { stdio: 'ignore' });
+const pinned = (cmd: string, args: string[]): [string, string[]] => (hasTaskset ? ['taskset', ['-c', '0', cmd, ...args]] : [cmd, args]);
+
+async function freePort(): Promise<number> {
+  const s = net.createServer().listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const p = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return p;
+}
+
+async function waitPort(port: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const ok = await new Promise<boolean>((r) => {
+      const s = net.connect(port, '127.0.0.1', () => (s.destroy(), r(true)));
+      s.on('error', () => r(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`port ${port} never opened`);
+}
+
+interface Proxy {
+  name: string;
+  port: number | null; // null = direct
+  proc?: ChildProcess;
+  cleanup?: () => void;
+}
+
+async function startSwitchyard(): Promise<Proxy> {
+  const [cmd, args] = pinned(process.execPath, ['--import', 'tsx', new URL('./relay-proxy.ts', import.meta.url).pathname]);
+  const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [line] = (await once(proc.stdout!, 'data')) as [Buffer];
+  return { name: 'switchyard', port: Number(String(line).trim()), proc };
+}
+
+async function startDante(): Promise<Proxy> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'sy-bench-dante-'));
+  writeFileSync(
+    join(dir, 'd.conf'),
+    ['logoutput: /dev/null', `internal: 127.0.0.1 port = ${port}`, 'external: 127.0.0.1', 'socksmethod: none', 'clientmethod: none', 'user.privileged: root', 'user.unprivileged: nobody', 'client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }', 'socks pass { from: 0.0.0.0/0 to: 0.0.0.0/0 }', ''].join('\n'),
+  );
+  const [cmd, args] = pinned('danted', ['-f', join(dir, 'd.conf'), '-p', join(dir, 'pid')]);
+  const proc = spawn(cmd, args, { stdio: 'ignore' });
+  await waitPort(port);
+  return { name: 'dante', port, proc, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+async function startMicrosocks(): Promise<Proxy> {
+  const port = await freePort();
+  const [cmd, args] = pinned('microsocks', ['-i', '127.0.0.1', '-p', String(port)]);
+  const proc = spawn(cmd, args, { stdio: 'ignore' });
+  await waitPort(port);
+  return { name: 'microsocks', port, proc };
+}
+
+// ---------------------------------------------------------------- target servers
+
+const block = Buffer.alloc(1 << 20, 0x5a);
+let pushBytes = BYTES;
+const source = net.createServer((s) => {
+  s.on('error', () => {});
+  let left = pushBytes;
+  const go = () => {
+    while (left > 0) {
+      const b = left >= block.length ? block : block.subarray(0, left);
+      left -= b.length;
+      if (!s.write(b)) return void s.once('drain', go);
+    }
+    s.end();
+  };
+  go();
+});
+const greeter = net.createServer((s) => {
+  s.on('error', () => {});
+  s.end('x');
+});
+
+/** SOCKS5 request for 127.0.0.1:port (greeting and request sent in sequence). */
+function request(port: number): Buffer {
+  const b = Buffer.from([5, 1, 0, 1, 127, 0, 0, 1, 0, 0]);
+  b.writeUInt16BE(port, 8);
+  return b;
+}
+
+const readBuf = Buffer.allocUnsafe(1 << 20);
+
+/** One flow: connect (through the proxy when given), read everything; resolves bytes/second. */
+function oneFlow(proxy: Proxy, target: number, expect: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let phase = proxy.port === null ? 2 : 0; // 0: method reply, 1: connect reply, 2: data
+    let pending = 0;
+    let got = 0;
+    let t0 = 0;
+    const s = net.connect({
+      host: '127.0.0.1',
+      port: proxy.port ?? target,
+      onread: {
+        buffer: readBuf,
+        callback: (n: number) => {
+          if (phase === 2) {
+            got += n;
+            return true;
+          }
+          pending += n;
+          if (phase === 0 && pending >= 2) {
+            pending -= 2;
+            phase = 1;
+            s.write(request(target));
+          }
+          if (phase === 1 && pending >= 10) {
+            got += pending - 10; // bytes that followed the reply in the same read
+            phase = 2;
+          }
+          return true;
+        },
+      },
+    });
+    s.on('connect', () => {
+      t0 = performance.now();
+      if (proxy.port !== null) s.write(Buffer.from([5, 1, 0]));
+    });
+    s.on('end', () => {
+      const sec = (performance.now() - t0) / 1000;
+      s.destroy();
+      if (got !== expect) reject(new Error(`${proxy.name}: got ${got} of ${expect}`));
+      else resolve(expect / sec);
+    });
+    s.on('error', reject);
+  });
+}
+
+/** Connections completed per second by CONCURRENCY loops over CONN_MS. */
+async function connRate(proxy: Proxy, target: number): Promise<number> {
+  const end = performance.now() + CONN_MS;
+  let done = 0;
+  const once1 = () =>
+    new Promise<void>((resolve) => {
+      let phase = proxy.port === null ? 2 : 0;
+      let buf = Buffer.alloc(0);
+      const s = net.connect(proxy.port ?? target, '127.0.0.1');
+      s.on('connect', () => proxy.port !== null && s.write(Buffer.from([5, 1, 0])));
+      s.on('data', (d) => {
+        buf = Buffer.concat([buf, d]);
+        if (phase === 0 && buf.length >= 2) {
+          buf = buf.subarray(2);
+          phase = 1;
+          s.write(request(target));
+        }
+        if (phase === 1 && buf.length >= 10) {
+          buf = buf.subarray(10);
+          phase = 2;
+        }
+        if (phase === 2 && buf.length >= 1) {
+          done++;
+          s.destroy();
+        }
+      });
+      s.on('error', () => {});
+      s.on('close', () => resolve());
+    });
+  const loop = async () => {
+    while (performance.now() < end) await once1();
+  };
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: CONCURRENCY }, loop));
+  return done / ((performance.now() - t0) / 1000);
+}
+
+async function main() {
+  source.listen(0, '127.0.0.1');
+  greeter.listen(0, '127.0.0.1');
+  await Promise.all([once(source, 'listening'), once(greeter, 'listening')]);
+  const sourcePort = (source.address() as net.AddressInfo).port;
+  const greeterPort = (greeter.address() as net.AddressInfo).port;
+  const proxies: Proxy[] = [{ name: 'direct', port: null }, await startSwitchyard(), await startDante(), await startMicrosocks()];
+  const results: Record<string, { gbps: number; cps: number; rounds: number[] }> = {};
+  try {
+    // Warm-up (JIT, page cache of the binaries): one short round each.
+    pushBytes = 64 * 1024 * 1024;
+    for (const p of proxies) await oneFlow(p, sourcePort, pushBytes);
+    pushBytes = BYTES;
+    for (const p of proxies) results[p.name] = { gbps: 0, cps: 0, rounds: [] };
+    // Rounds interleave the candidates so a burst of load from elsewhere hits all of them.
+    const tput: Record<string, number[]> = {};
+    const cps: Record<string, number[]> = {};
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const p of proxies) (tput[p.name] ??= []).push(await oneFlow(p, sourcePort, BYTES));
+      for (const p of proxies) (cps[p.name] ??= []).push(await connRate(p, greeterPort));
+    }
+    for (const p of proxies) {
+      results[p.name] = { gbps: median(tput[p.name]!) / 1e9, cps: median(cps[p.name]!), rounds: tput[p.name]!.map((x) => Math.round(x / 1e7) / 100) };
+    }
+  } finally {
+    for (const p of proxies) {
+      p.proc?.kill('SIGTERM');
+      p.cleanup?.();
+    }
+    source.close();
+    greeter.close();
+  }
+  const sy = results.switchyard!;
+  const ratios = {
+    vsDante: sy.gbps / results.dante!.gbps,
+    vsDirect: sy.gbps / results.direct!.gbps,
+    cpsVsMicrosocks: sy.cps / results.microsocks!.cps,
+    cpsVsBestServer: sy.cps / Math.max(results.microsocks!.cps, results.dante!.cps),
+  };
+  const rows = [
+    '| path | throughput (GB/s, median) | rounds (GB/s) | connections/s (median, 32 concurrent) |',
+    '|---|---|---|---|',
+    ...Object.entries(results).map(([n, r]) => `| ${n} | ${r.gbps.toFixed(2)} | ${r.rounds.join(', ')} | ${Math.round(r.cps).toLocaleString('en')} |`),
+  ];
+  const summary = [
+    `switchyard / dante throughput: ${ratios.vsDante.toFixed(2)}× (target ≥ 1.2×)`,
+    `switchyard / direct throughput: ${ratios.vsDirect.toFixed(2)}× (target ≥ 0.35×)`,
+    `switchyard / microsocks connections/s: ${ratios.cpsVsMicrosocks.toFixed(2)}× (target ≥ 1×); / faster of dante and microsocks: ${ratios.cpsVsBestServer.toFixed(2)}×`,
+  ];
+  console.log(rows.join('\n'));
+  console.log(summary.join('\n'));
+  console.log(JSON.stringify({ results, ratios }));
+  if (!values['no-write']) writeDocs(rows, summary);
+}
+
+function writeDocs(rows: string[], summary: string[]): void {
+  const path = new URL('../docs/benchmarks.md', import.meta.url);
+  let doc: string;
+  try {
+    doc = readFileSync(path, 'utf8');
+  } catch {
+    doc = '# Benchmarks\n\nFigures from `npm run bench:<area>` on the machine named in each section.\n';
+  }
+  const section = [
+    '## relay',
+    '',
+    '<!-- written by bench/relay.bench.ts (npm run bench:relay); edit the script, not this section -->',
+    '',
+    `Run ${new Date().toISOString().slice(0, 16)}Z on ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.cpus().length} cores, shared with other work), Node ${process.version}.`,
+    `Each proxy ${hasTaskset ? 'pinned to core 0, the load client and target servers to core 1' : 'unpinned (taskset or a second core missing)'}; loopback only.`,
+    `Throughput: one flow, the target pushes ${(BYTES / 2 ** 20).toFixed(0)} MiB per round (the issue asks 2 GiB; a shorter round keeps the`,
+    `run short on a shared machine — per-round figures are steady at this size), median of ${ROUNDS} rounds, rounds interleaved across`,
+    `paths. Connections/s: ${CONCURRENCY} concurrent loops of connect → SOCKS5 CONNECT → one byte from the target → close,`,
+    `${CONN_MS / 1000} s per round, median of ${ROUNDS}. switchyard runs the mixed inbound with every flow on the direct egress`,
+    '(policy call, session table, relay with the shared `onread` buffer).',
+    '',
+    ...rows,
+    '',
+    ...summary.map((s) => `- ${s}`),
+    '',
+  ].join('\n');
+  const re = /## relay\n[\s\S]*?(?=\n## |$)/;
+  doc = re.test(doc) ? doc.replace(re, section) : doc.trimEnd() + '\n\n' + section;
+  writeFileSync(path, doc);
+}
+
+await main();
+process.exit(0);

@@ -1,0 +1,63 @@
+// The mixed inbound driven by the real policy engine (compilePolicy on a TOML config): domain
+// rules pick the egress, `block` refuses with 0x02, and `[enforce] lan = "direct"` keeps a
+// loopback destination off the proxy even when the default is that proxy.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { compilePolicy, loadConfigFromString } from '../../src/policy/index.ts';
+import * as h from './helpers.ts';
+
+const skip = h.has('microsocks') ? false : 'needs microsocks';
+let ms: h.Peer;
+let web: h.RecordingServer;
+
+before(async () => {
+  web = await h.recordingServer('127.0.0.1', (s) => s.end('hi'));
+  if (!skip) ms = await h.startMicrosocks('127.0.0.2');
+});
+after(async () => {
+  await web.close();
+  if (!skip) await ms.stop();
+});
+
+test('real policy: domain rule → socks5 egress, block → 0x02, lan = direct for loopback', { skip }, async () => {
+  const toml = `
+version = 1
+default = "ms"
+[enforce]
+lan = "direct"
+[egress.ms]
+type = "socks5"
+endpoint = "socks5://127.0.0.1:${ms.port}"
+send_domain = false
+[[rule]]
+egress = "ms"
+domains = ["ms.test"]
+[[rule]]
+egress = "block"
+domains = ["blocked.test"]
+`;
+  const policy = compilePolicy(loadConfigFromString(toml, 'test.toml'));
+  const f = await h.startFront({ policy, egresses: [h.egressSocks('ms', ms.port, { sendDomain: false })], resolve: { 'ms.test': ['127.0.0.1'], 'blocked.test': ['127.0.0.1'] } });
+  try {
+    const a = await h.socksConnect(f.port, 'ms.test', web.port);
+    assert.equal(a.rep, 0);
+    a.socket.destroy();
+    assert.equal(web.arrivals.at(-1), '127.0.0.2', 'domain rule sent it through microsocks');
+    const flow = f.flows.at(-1)!.record;
+    assert.equal(flow.decision.stage, 'domain');
+    assert.equal(flow.egress, 'ms');
+
+    assert.equal((await h.socksConnect(f.port, 'blocked.test', web.port)).rep, 0x02);
+    assert.equal(f.flows.at(-1)!.record.decision.egress, 'block');
+
+    const before = web.arrivals.length;
+    const l = await h.socksConnect(f.port, '127.0.0.1', web.port);
+    assert.equal(l.rep, 0);
+    l.socket.destroy();
+    for (let i = 0; i < 50 && web.arrivals.length === before; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(web.arrivals.at(-1), '127.0.0.1', 'loopback went direct although the default is ms');
+    assert.equal(f.flows.at(-1)!.record.decision.stage, 'lan');
+  } finally {
+    await f.close();
+  }
+});

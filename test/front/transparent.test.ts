@@ -1,0 +1,36 @@
+// Transparent inbound end to end inside a network namespace the test creates: nft redirects an
+// app's connections to 198.18.5.5 / 2001:2::5 into the listeners; switchyard's own outgoing
+// sockets carry the fwmark and are not redirected again.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as h from './helpers.ts';
+
+const skip = h.canNetns && h.has('nft') && h.has('curl') ? false : 'needs root, unshare, ip, nft and curl';
+
+test('redirected flows get their original destination (IPv4, IPv6), process, SNI, and server-first is not held', { skip }, async () => {
+  const r = await h.runInNetns(new URL('../fixtures/front/transparent-ns.ts', import.meta.url).pathname);
+  assert.equal(r.error, undefined, String(r.error));
+  assert.equal(r.curl4, 'origin 198.18.5.5 from 198.18.5.5');
+  assert.equal(r.curl6, 'origin 2001:2::5 from 2001:2::5');
+  const flows = r.flows as { outcome: string; dst: { address: string; port: number }; domain: string | null; domainSource: string; process: string | null }[];
+  const f4 = flows.find((f) => f.dst.address === '198.18.5.5' && f.dst.port === 80);
+  const f6 = flows.find((f) => f.dst.address === '2001:2::5' && f.dst.port === 80);
+  assert.ok(f4 && f6, JSON.stringify(flows));
+  assert.equal(f4.process, 'curl', 'process found by the app socket 4-tuple');
+  assert.equal(f6.process, 'curl');
+  // curl's Host is an IP literal: no sniffed name, so the store's name is used (a hint).
+  assert.equal(f4.domain, 'learned.test');
+  assert.equal(f4.domainSource, 'dns');
+  assert.equal(f6.domainSource, 'none');
+  // Server-first: the greeting came through, held at most by the 300 ms sniff bound (+ slack for a loaded machine).
+  assert.equal(r.greeting, '220 hello\r\n');
+  assert.ok((r.greetingMs as number) < 3000, `greeting after ${r.greetingMs} ms`);
+  // TLS: SNI from a > 1500-byte ClientHello in 200-byte writes; every byte reached the origin.
+  assert.ok((r.helloBytes as number) > 1500);
+  const ft = flows.find((f) => f.dst.port === 443);
+  assert.equal(ft?.domain, 'sni.example.net');
+  assert.equal(ft?.domainSource, 'sni');
+  assert.deepEqual(r.sinkHashes, [r.helloSha]);
+  assert.equal(r.tlsReply, 'thanks', 'half-close carried and the answer came back');
+  assert.equal(r.rejected, 1, 'a direct connection to the listener is rejected');
+});
