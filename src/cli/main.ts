@@ -10,6 +10,8 @@ interface CommandModule {
 // One line per command; loaded lazily so `switchyard explain` does not load the daemon.
 const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   version: () => import('./commands/version.ts'),
+  exec: () => import('./commands/exec.ts'),
+  down: () => import('./commands/down.ts'),
 };
 
 function usage(): string {

@@ -97,6 +97,11 @@ export interface RedirectBackend {
   /** Removes the table and groups; processes go back to where they came from. */
   down(): Promise<void>;
   status(): Promise<BackendStatus>;
+  /**
+   * argv that runs `argv` inside a group from its first instruction (`switchyard exec`): the
+   * wrapper joins the group, then execs the program, so there is no window outside it.
+   */
+  commandInGroup(group: string, argv: string[]): string[];
   /** Releases in-process resources (library handles, watcher); leaves the OS state alone. */
   close(): Promise<void>;
 }

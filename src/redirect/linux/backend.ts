@@ -235,6 +235,19 @@ export class LinuxBackend implements RedirectBackend {
     if ((this.#opts.destroySockets ?? true) && group !== EXEMPT_GROUP) await destroyTcpSocketsOfPid(pid);
   }
 
+  commandInGroup(group: string, argv: string[]): string[] {
+    if (argv.length === 0) throw new RedirectError('SY_ERR_REDIRECT_CGROUP', 'no command to run');
+    if (this.cgroups.id(group) === null) {
+      throw new RedirectError(
+        'SY_ERR_REDIRECT_UNAVAILABLE',
+        `group '${group}' does not exist (${this.cgroups.fsPath(group)}): switchyard is not enforcing, or has no egress '${group}'. Start it with \`switchyard up\` first`,
+      );
+    }
+    // sh writes its own pid ($$) into cgroup.procs, then becomes the program (exec keeps the pid):
+    // the program's first instruction already runs inside the group. Exit 96 = could not join.
+    return ['sh', '-c', 'echo $$ > "$0" || exit 96; exec "$@"', join(this.cgroups.fsPath(group), 'cgroup.procs'), ...argv];
+  }
+
   /**
    * Starts the process watcher for the applied plan's groups: matching processes are moved at exec
    * (and by rescans); each move is recorded for down() and the process's TCP sockets are reset.
