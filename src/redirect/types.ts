@@ -81,6 +81,8 @@ export interface BindingStats {
   elements: number;
   /** Time spent installing the batch in the kernel, microseconds. */
   micros: number;
+  /** How many other callers' batches went into the same kernel transaction. */
+  mergedWith?: number;
 }
 
 export interface RedirectBackend {

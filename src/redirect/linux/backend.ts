@@ -63,6 +63,7 @@ export class LinuxBackend implements RedirectBackend {
   #ids = new Map<string, number>();
   #queue: Promise<unknown> = Promise.resolve();
   #watcher: ProcessWatcher | null = null;
+  #pending: { elements: SetElement[]; resolve: (s: BindingStats) => void; reject: (e: unknown) => void }[] = [];
 
   constructor(opts: LinuxBackendOptions = {}) {
     this.#opts = opts;
@@ -195,34 +196,48 @@ export class LinuxBackend implements RedirectBackend {
     }
   }
 
+  /**
+   * Adds DNS-learned destinations. Calls that arrive while another nft operation runs are merged
+   * into one libnftables batch (one netlink transaction), so a burst of answers costs one call.
+   */
   addBindings(batch: Binding[]): Promise<BindingStats> {
-    return this.#serial(async () => {
-      const now = Date.now();
-      const elements: SetElement[] = [];
-      for (const b of batch) {
-        if (b.egresses.length === 0 || b.egresses.every((e) => e === 'direct')) continue;
-        const blocked = b.egresses.every((e) => e === 'block');
-        const set = blocked ? (b.family === 4 ? SET.blocked4 : SET.blocked6) : b.family === 4 ? SET.captured4 : SET.captured6;
-        const hold = Math.max(1, Math.ceil(b.holdSeconds));
-        const key = `${set} ${b.ip}`;
-        const until = now + hold * 1000;
-        // A later answer with a shorter TTL must not shorten the entry another name still needs.
-        if ((this.#expiry.get(key) ?? 0) >= until - 1000) continue;
-        this.#expiry.set(key, until);
-        elements.push({ set, value: b.ip, timeoutSec: hold, expiresSec: hold });
-      }
-      if (elements.length === 0) return { elements: 0, micros: 0 };
-      if (this.#expiry.size > 200_000) for (const [k, t] of this.#expiry) if (t < now) this.#expiry.delete(k);
-      const t0 = performance.now();
-      this.#ctx ??= new NftContext();
-      try {
-        this.#ctx.run(renderElements(elements).join('\n') + '\n');
-      } catch (err) {
-        for (const e of elements) this.#expiry.delete(`${e.set} ${e.value}`);
-        throw err;
-      }
-      return { elements: elements.length, micros: Math.round((performance.now() - t0) * 1000) };
+    const now = Date.now();
+    const elements: SetElement[] = [];
+    for (const b of batch) {
+      if (b.egresses.length === 0 || b.egresses.every((e) => e === 'direct')) continue;
+      const blocked = b.egresses.every((e) => e === 'block');
+      const set = blocked ? (b.family === 4 ? SET.blocked4 : SET.blocked6) : b.family === 4 ? SET.captured4 : SET.captured6;
+      const hold = Math.max(1, Math.ceil(b.holdSeconds));
+      const key = `${set} ${b.ip}`;
+      const until = now + hold * 1000;
+      // A later answer with a shorter TTL must not shorten the entry another name still needs.
+      if ((this.#expiry.get(key) ?? 0) >= until - 1000) continue;
+      this.#expiry.set(key, until);
+      elements.push({ set, value: b.ip, timeoutSec: hold, expiresSec: hold });
+    }
+    if (elements.length === 0) return Promise.resolve({ elements: 0, micros: 0 });
+    if (this.#expiry.size > 200_000) for (const [k, t] of this.#expiry) if (t < now) this.#expiry.delete(k);
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ elements, resolve, reject });
+      if (this.#pending.length === 1) void this.#serial(async () => this.#flushBindings());
     });
+  }
+
+  #flushBindings(): void {
+    const waiting = this.#pending;
+    this.#pending = [];
+    const all = waiting.flatMap((w) => w.elements);
+    const t0 = performance.now();
+    try {
+      this.#ctx ??= new NftContext();
+      this.#ctx.run(renderElements(all).join('\n') + '\n');
+    } catch (err) {
+      for (const e of all) this.#expiry.delete(`${e.set} ${e.value}`);
+      for (const w of waiting) w.reject(err);
+      return;
+    }
+    const micros = Math.round((performance.now() - t0) * 1000);
+    for (const w of waiting) w.resolve({ elements: w.elements.length, micros, ...(waiting.length > 1 ? { mergedWith: waiting.length - 1 } : {}) });
   }
 
   async placeProcess(pid: number, group: string): Promise<void> {
