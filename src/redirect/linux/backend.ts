@@ -3,7 +3,7 @@
 // state file that lets `down` undo everything after a crash.
 import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Binding } from '../../flow/types.ts';
@@ -407,25 +407,33 @@ function listenCanary(): Promise<Server> {
 }
 
 /**
- * Starts a tiny node process that puts itself into the group (sh writes its pid into
- * cgroup.procs before exec, so the socket is created inside the group) and connects to the
- * canary address. Resolves with what it read, or the error code.
+ * Starts a tiny client that puts itself into the group (sh writes its pid into cgroup.procs
+ * before exec, so the socket is created inside the group) and connects to the canary address.
+ * Resolves with what it read, or why not.
  */
 function runCanary(procsPath: string, timeoutMs: number): Promise<string> {
-  const js =
-    `const s=require('net').connect(${CANARY_PORT},'${CANARY_ADDR}');let d='';` +
-    `s.on('data',b=>d+=b);s.on('end',()=>process.stdout.write(d));` +
-    `s.on('error',e=>process.stdout.write('error '+e.code));setTimeout(()=>{process.stdout.write('timeout');process.exit(0)},${timeoutMs}).unref();`;
+  // bash opens the connection itself (/dev/tcp) and starts in milliseconds; node is the fallback.
+  const client = existsSync('/bin/bash')
+    ? ['/bin/bash', '-c', `exec 3<>/dev/tcp/${CANARY_ADDR}/${CANARY_PORT} && cat <&3`]
+    : [
+        process.execPath,
+        '-e',
+        `const s=require('net').connect(${CANARY_PORT},'${CANARY_ADDR}');let d='';` +
+          `s.on('data',b=>d+=b);s.on('end',()=>process.stdout.write(d));s.on('error',e=>process.stdout.write('error '+e.code));`,
+      ];
   return new Promise((resolve) => {
-    const child = spawn('sh', ['-c', 'echo $$ > "$0" || exit 96; exec "$@"', procsPath, process.execPath, '-e', js], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn('sh', ['-c', 'echo $$ > "$0" || exit 96; exec "$@"', procsPath, ...client], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
     child.stderr.on('data', (b: Buffer) => (err += b.toString()));
     child.on('error', (e) => resolve(`cannot start: ${e.message}`));
-    child.on('close', (code) => resolve(code === 96 ? `cannot join the group: ${err.trim()}` : out.trim() || `exit ${code} ${err.trim()}`));
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 96) resolve(`cannot join the group: ${err.trim()}`);
+      else if (signal === 'SIGKILL') resolve('timeout');
+      else resolve(out.trim() || `exit ${code}: ${err.trim().split('\n').pop() ?? ''}`);
+    });
   });
 }
-
