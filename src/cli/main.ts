@@ -24,6 +24,8 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   egress: () => import('./commands/egress.ts'),
   rules: () => import('./commands/rules.ts'),
   service: () => import('./commands/service.ts'),
+  exec: () => import('./commands/exec.ts'),
+  down: () => import('./commands/down.ts'),
 };
 
 function usage(): string {

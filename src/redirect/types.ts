@@ -81,6 +81,8 @@ export interface BindingStats {
   elements: number;
   /** Time spent installing the batch in the kernel, microseconds. */
   micros: number;
+  /** How many other callers' batches went into the same kernel transaction. */
+  mergedWith?: number;
 }
 
 export interface RedirectBackend {
@@ -97,6 +99,11 @@ export interface RedirectBackend {
   /** Removes the table and groups; processes go back to where they came from. */
   down(): Promise<void>;
   status(): Promise<BackendStatus>;
+  /**
+   * argv that runs `argv` inside a group from its first instruction (`switchyard exec`): the
+   * wrapper joins the group, then execs the program, so there is no window outside it.
+   */
+  commandInGroup(group: string, argv: string[]): string[];
   /** Releases in-process resources (library handles, watcher); leaves the OS state alone. */
   close(): Promise<void>;
 }

@@ -34,5 +34,8 @@ export class UnavailableBackend implements RedirectBackend {
   async status(): Promise<BackendStatus> {
     return { os: this.os, state: 'absent', groups: [], setElements: {}, problems: [this.#why] };
   }
+  commandInGroup(): string[] {
+    return this.#fail();
+  }
   async close(): Promise<void> {}
 }

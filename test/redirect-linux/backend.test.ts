@@ -17,6 +17,7 @@ let traffic: Record<string, any> = {};
 let hybrid: Record<string, any> = {};
 let canary: Record<string, any> = {};
 let sockd: Record<string, any> = {};
+let crash: Record<string, any> = {};
 
 function runOrExplain(res: FixtureResult): Record<string, any> {
   if (!res.result) throw new Error(`fixture printed no result (exit ${res.code}):\n${res.stderr.slice(-3000)}\n${res.stdout.slice(-2000)}`);
@@ -46,6 +47,11 @@ before(async () => {
   const state4 = join(tmpdir(), `sy-linux-state-${process.pid}-4.json`);
   sockd = runOrExplain(await runFixture('sockdestroy.ts', { SY_TEST_CGROUP_ROOT: root4, SY_TEST_STATE: state4 }));
   rmSync(state4, { force: true });
+  const root5 = uniqueCgroupRoot('crash');
+  roots.push(root5);
+  const state5 = join(tmpdir(), `sy-linux-state-${process.pid}-5.json`);
+  crash = runOrExplain(await runFixture('crash.ts', { SY_TEST_CGROUP_ROOT: root5, SY_TEST_STATE: state5 }));
+  rmSync(state5, { force: true });
 });
 
 after(() => {
@@ -146,9 +152,10 @@ t('down removes the table and the groups and restores moved processes', () => {
 t('libnftables: set updates in-process, batched (µs per element reported)', () => {
   const b = traffic['bench'];
   assert.equal(b.batchElements, 2000);
-  assert.ok(traffic['capturedCount'].captured4 >= 2400);
+  assert.ok(traffic['capturedCount'].captured4 >= 2450);
+  assert.equal(traffic['concurrent'].merged, 50, '50 concurrent callers share one kernel transaction');
   process.stdout.write(
-    `# libnftables: batch of 2000 = ${b.batchUsPerElement.toFixed(1)} µs/element; single-element call = ${b.singleUsPerCallSetSmall.toFixed(0)} µs (small set), ${b.singleUsPerCallSet2400.toFixed(0)} µs (2400 elements)\n`,
+    `# libnftables: batch of 2000 = ${b.batchUsPerElement.toFixed(1)} µs/element; single-element call = ${b.singleUsPerCallSetSmall.toFixed(0)} µs (small set), ${b.singleUsPerCallSet2400.toFixed(0)} µs (2400 elements); 50 concurrent one-element calls merged: ${traffic['concurrent'].totalMs.toFixed(1)} ms in all\n`,
   );
 });
 
@@ -185,6 +192,19 @@ t('the watcher (rescan path inside a namespace) places a matching program and re
   assert.equal(sockd['watchEnded'], 'first:S:hold | lost:1 | second:T:vpn');
   assert.equal(sockd['countAfter'], sockd['countBeforeWatch'], 'the reconnection did not reach the server directly');
   assert.equal(sockd['groupClient'], 'T:vpn');
+});
+
+t('SIGKILL of the daemon: selected and captured clients are refused (servers see nothing), unselected work; down cleans up', () => {
+  assert.equal(crash['aliveGroup'], 'T:vpn');
+  assert.equal(crash['aliveCaptured'], 'T:captured');
+  refused(crash['deadGroup']);
+  refused(crash['deadCaptured']);
+  assert.match(String(crash['deadDns']), /Connection refused/);
+  assert.equal(crash['deadOutside'], 'S:plain');
+  assert.deepEqual(crash['counts'], { plain: 1, captured: 0 }, 'only the unselected client reached a server');
+  assert.equal(crash['statusAfterCrash'], 'active', 'a new backend finds the state file');
+  assert.equal(crash['rulesetAfterDown'], '');
+  assert.equal(crash['afterDownGroupFree'], 'S:plain');
 });
 
 t('the host namespace has no table and the cgroup roots are gone', () => {

@@ -3,7 +3,7 @@
 // state file that lets `down` undo everything after a crash.
 import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Binding } from '../../flow/types.ts';
@@ -63,6 +63,7 @@ export class LinuxBackend implements RedirectBackend {
   #ids = new Map<string, number>();
   #queue: Promise<unknown> = Promise.resolve();
   #watcher: ProcessWatcher | null = null;
+  #pending: { elements: SetElement[]; resolve: (s: BindingStats) => void; reject: (e: unknown) => void }[] = [];
 
   constructor(opts: LinuxBackendOptions = {}) {
     this.#opts = opts;
@@ -195,34 +196,48 @@ export class LinuxBackend implements RedirectBackend {
     }
   }
 
+  /**
+   * Adds DNS-learned destinations. Calls that arrive while another nft operation runs are merged
+   * into one libnftables batch (one netlink transaction), so a burst of answers costs one call.
+   */
   addBindings(batch: Binding[]): Promise<BindingStats> {
-    return this.#serial(async () => {
-      const now = Date.now();
-      const elements: SetElement[] = [];
-      for (const b of batch) {
-        if (b.egresses.length === 0 || b.egresses.every((e) => e === 'direct')) continue;
-        const blocked = b.egresses.every((e) => e === 'block');
-        const set = blocked ? (b.family === 4 ? SET.blocked4 : SET.blocked6) : b.family === 4 ? SET.captured4 : SET.captured6;
-        const hold = Math.max(1, Math.ceil(b.holdSeconds));
-        const key = `${set} ${b.ip}`;
-        const until = now + hold * 1000;
-        // A later answer with a shorter TTL must not shorten the entry another name still needs.
-        if ((this.#expiry.get(key) ?? 0) >= until - 1000) continue;
-        this.#expiry.set(key, until);
-        elements.push({ set, value: b.ip, timeoutSec: hold, expiresSec: hold });
-      }
-      if (elements.length === 0) return { elements: 0, micros: 0 };
-      if (this.#expiry.size > 200_000) for (const [k, t] of this.#expiry) if (t < now) this.#expiry.delete(k);
-      const t0 = performance.now();
-      this.#ctx ??= new NftContext();
-      try {
-        this.#ctx.run(renderElements(elements).join('\n') + '\n');
-      } catch (err) {
-        for (const e of elements) this.#expiry.delete(`${e.set} ${e.value}`);
-        throw err;
-      }
-      return { elements: elements.length, micros: Math.round((performance.now() - t0) * 1000) };
+    const now = Date.now();
+    const elements: SetElement[] = [];
+    for (const b of batch) {
+      if (b.egresses.length === 0 || b.egresses.every((e) => e === 'direct')) continue;
+      const blocked = b.egresses.every((e) => e === 'block');
+      const set = blocked ? (b.family === 4 ? SET.blocked4 : SET.blocked6) : b.family === 4 ? SET.captured4 : SET.captured6;
+      const hold = Math.max(1, Math.ceil(b.holdSeconds));
+      const key = `${set} ${b.ip}`;
+      const until = now + hold * 1000;
+      // A later answer with a shorter TTL must not shorten the entry another name still needs.
+      if ((this.#expiry.get(key) ?? 0) >= until - 1000) continue;
+      this.#expiry.set(key, until);
+      elements.push({ set, value: b.ip, timeoutSec: hold, expiresSec: hold });
+    }
+    if (elements.length === 0) return Promise.resolve({ elements: 0, micros: 0 });
+    if (this.#expiry.size > 200_000) for (const [k, t] of this.#expiry) if (t < now) this.#expiry.delete(k);
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ elements, resolve, reject });
+      if (this.#pending.length === 1) void this.#serial(async () => this.#flushBindings());
     });
+  }
+
+  #flushBindings(): void {
+    const waiting = this.#pending;
+    this.#pending = [];
+    const all = waiting.flatMap((w) => w.elements);
+    const t0 = performance.now();
+    try {
+      this.#ctx ??= new NftContext();
+      this.#ctx.run(renderElements(all).join('\n') + '\n');
+    } catch (err) {
+      for (const e of all) this.#expiry.delete(`${e.set} ${e.value}`);
+      for (const w of waiting) w.reject(err);
+      return;
+    }
+    const micros = Math.round((performance.now() - t0) * 1000);
+    for (const w of waiting) w.resolve({ elements: w.elements.length, micros, ...(waiting.length > 1 ? { mergedWith: waiting.length - 1 } : {}) });
   }
 
   async placeProcess(pid: number, group: string): Promise<void> {
@@ -233,6 +248,19 @@ export class LinuxBackend implements RedirectBackend {
     this.#saveState();
     // Connections opened before the move went direct; reset them so they come back redirected.
     if ((this.#opts.destroySockets ?? true) && group !== EXEMPT_GROUP) await destroyTcpSocketsOfPid(pid);
+  }
+
+  commandInGroup(group: string, argv: string[]): string[] {
+    if (argv.length === 0) throw new RedirectError('SY_ERR_REDIRECT_CGROUP', 'no command to run');
+    if (this.cgroups.id(group) === null) {
+      throw new RedirectError(
+        'SY_ERR_REDIRECT_UNAVAILABLE',
+        `group '${group}' does not exist (${this.cgroups.fsPath(group)}): switchyard is not enforcing, or has no egress '${group}'. Start it with \`switchyard up\` first`,
+      );
+    }
+    // sh writes its own pid ($$) into cgroup.procs, then becomes the program (exec keeps the pid):
+    // the program's first instruction already runs inside the group. Exit 96 = could not join.
+    return ['sh', '-c', 'echo $$ > "$0" || exit 96; exec "$@"', join(this.cgroups.fsPath(group), 'cgroup.procs'), ...argv];
   }
 
   /**
@@ -379,25 +407,33 @@ function listenCanary(): Promise<Server> {
 }
 
 /**
- * Starts a tiny node process that puts itself into the group (sh writes its pid into
- * cgroup.procs before exec, so the socket is created inside the group) and connects to the
- * canary address. Resolves with what it read, or the error code.
+ * Starts a tiny client that puts itself into the group (sh writes its pid into cgroup.procs
+ * before exec, so the socket is created inside the group) and connects to the canary address.
+ * Resolves with what it read, or why not.
  */
 function runCanary(procsPath: string, timeoutMs: number): Promise<string> {
-  const js =
-    `const s=require('net').connect(${CANARY_PORT},'${CANARY_ADDR}');let d='';` +
-    `s.on('data',b=>d+=b);s.on('end',()=>process.stdout.write(d));` +
-    `s.on('error',e=>process.stdout.write('error '+e.code));setTimeout(()=>{process.stdout.write('timeout');process.exit(0)},${timeoutMs}).unref();`;
+  // bash opens the connection itself (/dev/tcp) and starts in milliseconds; node is the fallback.
+  const client = existsSync('/bin/bash')
+    ? ['/bin/bash', '-c', `exec 3<>/dev/tcp/${CANARY_ADDR}/${CANARY_PORT} && cat <&3`]
+    : [
+        process.execPath,
+        '-e',
+        `const s=require('net').connect(${CANARY_PORT},'${CANARY_ADDR}');let d='';` +
+          `s.on('data',b=>d+=b);s.on('end',()=>process.stdout.write(d));s.on('error',e=>process.stdout.write('error '+e.code));`,
+      ];
   return new Promise((resolve) => {
-    const child = spawn('sh', ['-c', 'echo $$ > "$0" || exit 96; exec "$@"', procsPath, process.execPath, '-e', js], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn('sh', ['-c', 'echo $$ > "$0" || exit 96; exec "$@"', procsPath, ...client], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
     child.stderr.on('data', (b: Buffer) => (err += b.toString()));
     child.on('error', (e) => resolve(`cannot start: ${e.message}`));
-    child.on('close', (code) => resolve(code === 96 ? `cannot join the group: ${err.trim()}` : out.trim() || `exit ${code} ${err.trim()}`));
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 96) resolve(`cannot join the group: ${err.trim()}`);
+      else if (signal === 'SIGKILL') resolve('timeout');
+      else resolve(out.trim() || `exit ${code}: ${err.trim().split('\n').pop() ?? ''}`);
+    });
   });
 }
-

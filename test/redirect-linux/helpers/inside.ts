@@ -117,7 +117,7 @@ sys.stdout.write(s.recv(100).decode())`;
       clearTimeout(timer);
       resolve(out !== '' ? out.trim() : `ERR ${code} ${err.trim().split('\n').pop() ?? ''}`);
     });
-    if (o.udp) setTimeout(() => child.stdin.end(), 1500);
+    if (o.udp) setTimeout(() => child.stdin.end(), 800);
   });
 }
 
