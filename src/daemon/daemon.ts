@@ -143,7 +143,7 @@ export class Daemon {
       this.backend = null;
     }
     const groupOfPort = (port: number) => this.transparent?.listeners.find((l) => l.port4 === port || l.port6 === port)?.group ?? undefined;
-    this.glue = await osGlue(os, this.enforcing, this.backend, groupOfPort);
+    this.glue = await osGlue(os, this.enforcing, groupOfPort);
     const identity = this.opts.identity ?? this.glue.identity;
 
     const dnsLog: DnsLog = this.log.child({ component: 'dns' });
@@ -283,7 +283,7 @@ export class Daemon {
         egress: name,
         process: proc,
         log: this.log,
-        exemptProcs: this.enforcing ? this.glue.exemptProcs : null,
+        wrap: this.enforcing && this.backend ? (argv: string[]) => this.backend!.commandInGroup('exempt', argv) : null,
         onState: (s) => this.#onSupervised(s.egress, s.state),
       });
       this.supervisors.set(name, sup);

@@ -1,15 +1,13 @@
 // What the daemon needs from the OS beyond the redirect backend: the FlowIdentity for inbounds,
 // sockets that carry switchyard's mark (so enforcement never redirects the daemon's own traffic),
-// and the exempt cgroup of supervised cores. The OS is learned from the backend that
+// and the process watcher's rules. The OS is learned from the backend that
 // src/redirect/index.ts chose (`backend.os`) — this file never asks the platform itself.
 // Wish (for the linux helper): src/redirect/index.ts could export createFlowIdentity() and the
-// exempt socket factory, and RedirectBackend could expose the exempt group's `cgroup.procs`.
+// exempt socket factory.
 import type { Socket } from 'node:net';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { join } from 'node:path';
 import { FWMARK } from '../ids.ts';
 import type { FlowIdentity } from '../flow/types.ts';
-import type { RedirectBackend } from '../redirect/index.ts';
 import type { SocketFactory } from '../egress/index.ts';
 import type { Config } from '../policy/types.ts';
 
@@ -20,8 +18,6 @@ export interface OsGlue {
   udpSocketHook: ((s: UdpSocket) => void) | undefined;
   dnsConnectTcp: ((host: string, port: number, timeoutMs: number) => Promise<Socket>) | undefined;
   dnsUdpSocket: ((family: 4 | 6) => UdpSocket) | undefined;
-  /** `cgroup.procs` of the exempt group, when enforcing on Linux. */
-  exemptProcs: string | null;
   /** The process watcher's placement rules for a config (Linux), or null when there is no watcher. */
   watchRules: ((config: Config) => unknown[]) | null;
 }
@@ -32,7 +28,6 @@ export const NO_GLUE: OsGlue = {
   udpSocketHook: undefined,
   dnsConnectTcp: undefined,
   dnsUdpSocket: undefined,
-  exemptProcs: null,
   watchRules: null,
 };
 
@@ -40,7 +35,7 @@ export const NO_GLUE: OsGlue = {
  * @param os        `backend.os` ('linux', 'windows', ...), or null when no backend could be made.
  * @param enforcing whether the OS backend is active (then own sockets must be marked).
  */
-export async function osGlue(os: string | null, enforcing: boolean, backend: RedirectBackend | null, groupOfPort: (port: number) => string | undefined): Promise<OsGlue> {
+export async function osGlue(os: string | null, enforcing: boolean, groupOfPort: (port: number) => string | undefined): Promise<OsGlue> {
   if (os !== 'linux') return NO_GLUE;
   const { LinuxFlowIdentity } = await import('../redirect/linux/identity.ts');
   const identity = new LinuxFlowIdentity({ groupOfPort });
@@ -50,7 +45,6 @@ export async function osGlue(os: string | null, enforcing: boolean, backend: Red
   const markUdp = (s: UdpSocket) => {
     sock.markDgramSocket(s, FWMARK);
   };
-  const cg = (backend as unknown as { cgroups?: { fsPath(g: string): string } }).cgroups;
   const { watchRulesFromConfig } = await import('../redirect/linux/app-match.ts');
   return {
     watchRules: (config) => watchRulesFromConfig(config),
@@ -88,7 +82,6 @@ export async function osGlue(os: string | null, enforcing: boolean, backend: Red
       s.once('listening', () => markUdp(s));
       return s;
     },
-    exemptProcs: cg ? join(cg.fsPath('exempt'), 'cgroup.procs') : null,
   };
 }
 

@@ -3,10 +3,10 @@
 // daemon. While a core is down its egress refuses flows (the connect to its endpoint fails and
 // the egress set marks it down): nothing falls through to direct.
 //
-// On Linux with enforcement on, the child is started through `/bin/sh` that first writes its own
-// pid into the exempt cgroup's `cgroup.procs` and only then execs the core, so not one of the
-// core's packets is redirected into itself or another egress. Without enforcement the core is
-// spawned directly.
+// With enforcement on, the child is started through the OS backend's wrapper
+// (RedirectBackend.commandInGroup: on Linux `sh` writes its own pid into the exempt cgroup's
+// `cgroup.procs` and only then execs the core), so not one of the core's packets is redirected
+// into itself or another egress. Without enforcement the core is spawned directly.
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Logger } from '../log.ts';
 import type { EgressProcessConfig } from '../policy/types.ts';
@@ -32,8 +32,8 @@ export interface SupervisorOptions {
   egress: string;
   process: EgressProcessConfig;
   log?: Logger | undefined;
-  /** `cgroup.procs` of the exempt group: the child joins it before exec. */
-  exemptProcs?: string | null;
+  /** Wraps the command line so the child joins the exempt group before exec (enforcement on). */
+  wrap?: ((argv: string[]) => string[]) | null;
   /** First backoff delay (ms); doubles per quick failure up to maxBackoffMs. */
   backoffMs?: number;
   maxBackoffMs?: number;
@@ -45,11 +45,8 @@ export interface SupervisorOptions {
   onState?: (s: SupervisedStatus) => void;
 }
 
-// `$1` is the cgroup.procs file, the rest is the command line; writing 0 moves the writer itself.
-const JOIN_AND_EXEC = 'echo 0 > "$1" || exit 126; shift; exec "$@"';
-
 export class Supervisor {
-  readonly #o: Required<Omit<SupervisorOptions, 'log' | 'exemptProcs' | 'onState'>> & { log: Logger | undefined; exemptProcs: string | null; onState: ((s: SupervisedStatus) => void) | undefined };
+  readonly #o: Required<Omit<SupervisorOptions, 'log' | 'wrap' | 'onState'>> & { log: Logger | undefined; wrap: ((argv: string[]) => string[]) | null; onState: ((s: SupervisedStatus) => void) | undefined };
   #child: ChildProcess | null = null;
   #state: SupervisedState = 'stopped';
   #restarts = 0;
@@ -70,7 +67,7 @@ export class Supervisor {
       killAfterMs: 3000,
       ...o,
       log: o.log,
-      exemptProcs: o.exemptProcs ?? null,
+      wrap: o.wrap ?? null,
       onState: o.onState,
     };
     this.#delay = this.#o.backoffMs;
@@ -94,7 +91,7 @@ export class Supervisor {
       lastExit: this.#lastExit,
       since: this.#since,
       nextStartAt: this.#nextStartAt,
-      exempt: this.#o.exemptProcs !== null,
+      exempt: this.#o.wrap !== null,
     };
   }
 
@@ -114,7 +111,15 @@ export class Supervisor {
     if (this.#stopping) return;
     this.#nextStartAt = null;
     const { command, args } = this.#o.process;
-    const [file, argv] = this.#o.exemptProcs !== null ? ['/bin/sh', ['-c', JOIN_AND_EXEC, 'switchyard-exempt', this.#o.exemptProcs, command, ...args]] : [command, args];
+    let full: string[];
+    try {
+      full = this.#o.wrap ? this.#o.wrap([command, ...args]) : [command, ...args];
+    } catch (err) {
+      // No exempt group to start it in: do not start it outside (it would be redirected).
+      this.#onExit(`cannot start in the exempt group: ${(err as Error).message}`);
+      return;
+    }
+    const [file, ...argv] = full as [string, ...string[]];
     this.#set('starting');
     this.#startedAt = Date.now();
     let child: ChildProcess;

@@ -94,6 +94,7 @@ test('enforcement: exempt core, redirected group, skeleton after stop', async (t
   assert.match(r['groupClientSkeleton'], /^failed/);
   assert.equal(r['plainClientSkeleton'], 'from 198.18.0.10');
   assert.equal(r['newArrivalsFromGroupDuringSkeleton'], 1, 'only the ungrouped client arrived');
-  assert.equal(r['tableAfterDown'], false);
+  assert.equal(r['downExit'], 0);
+  assert.equal(r['tableAfterDown'], false, '`switchyard down` removed the skeleton');
   assert.equal(spawnSync('nft', ['list', 'ruleset'], { encoding: 'utf8' }).stdout, hostBefore, 'host ruleset untouched');
 });

@@ -30,7 +30,9 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const log = createLogger({ level: values['log-level'], component: 'daemon' });
-  const daemon = new Daemon({ configPath: values.config ?? null, log, watch: !values['no-watch'] });
+  // SWITCHYARD_CGROUP_ROOT: the same override `switchyard down` honours (tests use a per-run root).
+  const cgroupRoot = process.env['SWITCHYARD_CGROUP_ROOT'];
+  const daemon = new Daemon({ configPath: values.config ?? null, log, watch: !values['no-watch'], ...(cgroupRoot ? { backend: { linux: { cgroupRoot } } } : {}) });
   const onSignal = (sig: NodeJS.Signals) => void daemon.stop(sig);
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
