@@ -225,6 +225,13 @@ export class Daemon {
     };
     this.#ports = ports;
     await this.#applyEnforcement(config);
+    // Besides the fwmark on every socket it opens, the daemon itself joins the exempt group: a
+    // socket opened by some path that forgot the mark is still never redirected into itself.
+    try {
+      await backend.placeProcess(process.pid, 'exempt');
+    } catch (err) {
+      throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `cannot place the daemon in the exempt group: ${(err as Error).message}`, err);
+    }
     this.log.info({ groups: this.#plan?.groups.length ?? 0 }, 'enforcement active');
   }
 

@@ -83,6 +83,8 @@ test('enforcement: exempt core, redirected group, skeleton after stop', async (t
   assert.equal(r['supervisedExempt'], true);
   const v2 = (r['supervisedCgroup'] as string).split('\n').find((l) => l.startsWith('0::'));
   assert.equal(v2, `0::${r['expectedExempt']}`, 'the core runs in the exempt group (/proc/PID/cgroup)');
+  const self = (r['daemonCgroup'] as string).split('\n').find((l) => l.startsWith('0::'));
+  assert.equal(self, `0::${r['expectedExempt']}`, 'the daemon itself joined the exempt group');
   assert.equal(r['groupClient'], 'from 198.18.0.11', 'the group app went through the supervised core');
   assert.equal(r['plainClient'], 'from 198.18.0.10', 'an app outside any group stays direct');
   assert.deepEqual(r['sourcesActive'], ['198.18.0.11', '198.18.0.10']);
