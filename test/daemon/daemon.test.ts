@@ -49,7 +49,7 @@ default = "direct"
 [dns]
 listen = ["127.0.0.1:${dnsPort}"]
 upstreams = ["udp://127.0.0.1:9"]   # never asked: test names come from [dns] hosts
-hosts = { "count.test" = ["127.0.0.1"] }
+hosts = { "count.test" = ["127.0.0.1"], "other.test" = ["127.0.0.1"] }
 
 [inbound]
 mixed = "127.0.0.1:${mixedPort}"
@@ -66,6 +66,11 @@ send_domain = false
 name = "count"
 egress = "${target}"
 domains = ["count.test"]
+
+[[rule]]
+name = "other"
+egress = "ms"
+domains = ["other.test"]
 
 [[rule]]
 name = "blocked"
@@ -162,6 +167,13 @@ test('status, conns, rdns, explain and rules round trips', async (t) => {
     assert.match(ex.stdout, /domain count\.test \(from DNS \d+ s ago via hosts, TTL \d+ s left\)/);
     assert.match(ex.stdout, /rule enforce\.lan .*egress direct \(up\)/, 'loopback: the LAN stage decides');
     assert.match(ex.stdout, /lost:\n  count → direct/);
+    // A second name for the same address that leads elsewhere makes the answer ambiguous.
+    spawnSync('dig', ['+short', '+time=2', '+tries=1', '-p', String(dnsPort), '@127.0.0.1', 'other.test', 'A']);
+    const amb = await cliIn(d!.env, ['explain', '--ip', '127.0.0.1', '--format', 'json']);
+    const ax = json(amb);
+    assert.equal(ax.domain.source, 'dns-ambiguous');
+    assert.equal(ax.domain.name, 'other.test', 'the newest name is used');
+    assert.match(ax.domain.detail, /^ambiguous: other\.test, count\.test /);
   }
   const exFlow = await cliIn(d!.env, ['explain', '--flow', c.id, '--format', 'json']);
   const xf = json(exFlow);
