@@ -168,6 +168,8 @@ t('hybrid layout: nft runs with cgroup2 bind-mounted in a private mount namespac
   assert.equal(hybrid['outside'], 'S:plain');
   assert.equal(hybrid['serverCount'], 1);
   assert.equal(hybrid['hostMountsUntouched'], true);
+  assert.equal(hybrid['binding'].elements, 1);
+  assert.equal(hybrid['captured'], 'T:captured');
   assert.equal(hybrid['rulesetAfter'], '');
 });
 

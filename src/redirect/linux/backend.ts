@@ -244,6 +244,8 @@ export class LinuxBackend implements RedirectBackend {
     if (group !== EXEMPT_GROUP && this.#plan && !this.#plan.groups.includes(group)) {
       throw new RedirectError('SY_ERR_REDIRECT_CGROUP', `no group '${group}' in the applied plan`);
     }
+    // The daemon may place itself in the exempt group before the first apply.
+    if (group === EXEMPT_GROUP) this.cgroups.ensure([]);
     this.cgroups.move(pid, group);
     this.#saveState();
     // Connections opened before the move went direct; reset them so they come back redirected.
