@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import type { Binding } from '../../flow/types.ts';
 import { RedirectError } from '../../errors.ts';
 import { resolvePaths } from '../../paths.ts';
-import type { ApplyOptions, ApplyResult, BackendStatus, BindingStats, RedirectBackend, RedirectPlan } from '../types.ts';
+import type { ApplyOptions, ApplyResult, BackendStatus, BindingStats, PlacementRule, RedirectBackend, RedirectPlan, WatchOptions, WatchStart } from '../types.ts';
 import { findCgroup2Mount, type Cgroup2Mount } from './cgroup-mount.ts';
 import { CgroupManager, EXEMPT_GROUP } from './cgroups.ts';
 import { deleteTable, listTable, nftRunner, runScript, type ListedTable, type NftRunner } from './nft-cli.ts';
@@ -17,8 +17,7 @@ import { CANARY_ADDR, CANARY_PORT, DYNAMIC_SETS, SET, TABLE_REF, renderElements,
 import { onlyStaleCgroups, verifyTable } from './verify.ts';
 import { NftContext } from '../../sys/linux/nftables.ts';
 import { destroyTcpSocketsOfPid } from './sock-destroy.ts';
-import { ProcessWatcher, type WatcherStart } from './watcher.ts';
-import type { WatchRule } from './app-match.ts';
+import { ProcessWatcher } from './watcher.ts';
 
 export interface LinuxBackendOptions {
   /** cgroup root relative to the cgroup2 mount (default `switchyard`; tests use a per-run root). */
@@ -269,7 +268,7 @@ export class LinuxBackend implements RedirectBackend {
    * Starts the process watcher for the applied plan's groups: matching processes are moved at exec
    * (and by rescans); each move is recorded for down() and the process's TCP sockets are reset.
    */
-  async watch(rules: WatchRule[], opts: { rescanMs?: number; netlink?: boolean } = {}): Promise<WatcherStart> {
+  async watch(rules: PlacementRule[], opts: WatchOptions = {}): Promise<WatchStart> {
     if (!this.#plan) throw new RedirectError('SY_ERR_REDIRECT_WATCHER', 'apply a plan before starting the watcher');
     await this.#watcher?.stop();
     const procs: Record<string, string> = {};
