@@ -71,6 +71,8 @@ t('a captured (DNS-learned) destination redirects an unselected process; static 
   assert.equal(traffic['outsideToCaptured'], 'T:captured');
   assert.equal(traffic['outsideToStatic'], 'T:captured');
   assert.deepEqual(traffic['bindingStats'].elements, 1);
+  assert.equal(traffic['keptTimeout'], '10m', 'a shorter answer does not shorten the entry');
+  assert.equal(traffic['readded'], true, 'an entry deleted behind our back comes back with the next answer');
 });
 
 t('egress endpoints, the exempt group, the fwmark and exempt users are never redirected', () => {

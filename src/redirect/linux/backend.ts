@@ -206,12 +206,13 @@ export class LinuxBackend implements RedirectBackend {
       if (b.egresses.length === 0 || b.egresses.every((e) => e === 'direct')) continue;
       const blocked = b.egresses.every((e) => e === 'block');
       const set = blocked ? (b.family === 4 ? SET.blocked4 : SET.blocked6) : b.family === 4 ? SET.captured4 : SET.captured6;
-      const hold = Math.max(1, Math.ceil(b.holdSeconds));
       const key = `${set} ${b.ip}`;
-      const until = now + hold * 1000;
-      // A later answer with a shorter TTL must not shorten the entry another name still needs.
-      if ((this.#expiry.get(key) ?? 0) >= until - 1000) continue;
-      this.#expiry.set(key, until);
+      // A later answer with a shorter TTL must not shorten the entry another name still needs
+      // (adding an existing element sets its timeout): keep the longer of the two. Always send it,
+      // so an entry removed behind our back (a flushed ruleset) comes back with the next answer.
+      const known = Math.ceil(((this.#expiry.get(key) ?? 0) - now) / 1000);
+      const hold = Math.max(1, Math.ceil(b.holdSeconds), known);
+      this.#expiry.set(key, now + hold * 1000);
       elements.push({ set, value: b.ip, timeoutSec: hold, expiresSec: hold });
     }
     if (elements.length === 0) return Promise.resolve({ elements: 0, micros: 0 });
@@ -225,7 +226,14 @@ export class LinuxBackend implements RedirectBackend {
   #flushBindings(): void {
     const waiting = this.#pending;
     this.#pending = [];
-    const all = waiting.flatMap((w) => w.elements);
+    // One element per set and address (two names may share an address): the longest timeout wins.
+    const byKey = new Map<string, SetElement>();
+    for (const e of waiting.flatMap((w) => w.elements)) {
+      const k = `${e.set} ${e.value}`;
+      const prev = byKey.get(k);
+      if (!prev || prev.timeoutSec < e.timeoutSec) byKey.set(k, e);
+    }
+    const all = [...byKey.values()];
     const t0 = performance.now();
     try {
       this.#ctx ??= new NftContext();
