@@ -142,6 +142,11 @@ t('a group removed and re-created by hand is detected (rule keeps the old id) an
   assert.equal(traffic['afterRepairGroup'], 'T:vpn');
 });
 
+t('an egress removed from the config: its group is emptied (processes back where they were) and removed', () => {
+  assert.equal(traffic['removedGroupRestored'], true);
+  assert.deepEqual(traffic['groupsAfterRemoval'], ['exempt', 'vpn']);
+});
+
 t('down removes the table and the groups and restores moved processes', () => {
   assert.equal(traffic['rulesetBefore'], '');
   assert.equal(traffic['rulesetAfter'], '');

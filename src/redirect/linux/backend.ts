@@ -132,6 +132,7 @@ export class LinuxBackend implements RedirectBackend {
       this.#mode = mode;
       this.#model = model;
       this.#ids = ids;
+      this.#dropStaleGroups(plan);
       this.#saveState();
       return { script, carriedElements: carried.length, ms: performance.now() - t0 };
     } finally {
@@ -147,6 +148,23 @@ export class LinuxBackend implements RedirectBackend {
       if (now !== id) out.push(`group ${g} (${this.cgroups.nftPath(g)}) was removed${now === null ? '' : ' and re-created'} by hand: rules hold cgroup id ${id}, the directory has ${now ?? 'none'}`);
     }
     return out;
+  }
+
+  /**
+   * Groups of egresses no longer in the plan: no rule refers to them any more, so their processes
+   * would run unredirected in a group nothing watches. Put the processes back where they came
+   * from (the watcher re-places them by the new rules) and remove the directories.
+   */
+  #dropStaleGroups(plan: RedirectPlan): void {
+    for (const g of this.cgroups.existing()) {
+      if (g === EXEMPT_GROUP || plan.groups.includes(g)) continue;
+      this.cgroups.restoreGroup(g);
+      try {
+        this.cgroups.removeGroup(g);
+      } catch {
+        // a process joined meanwhile: the next apply tries again
+      }
+    }
   }
 
   async #verify(model: TableModel): Promise<string[]> {
