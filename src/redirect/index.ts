@@ -3,8 +3,8 @@ import type { RedirectBackend } from './types.ts';
 import type { LinuxBackendOptions } from './linux/backend.ts';
 import { UnavailableBackend } from './unavailable.ts';
 
-export type { RedirectBackend, RedirectPlan, ListenerPorts, BackendStatus, ApplyResult } from './types.ts';
-export { buildPlan } from './plan.ts';
+export type { RedirectBackend, RedirectPlan, ListenerPorts, BackendStatus, ApplyResult, PlacementRule } from './types.ts';
+export { buildPlan, placementRules } from './plan.ts';
 
 export interface BackendOptions {
   linux?: LinuxBackendOptions;

@@ -1,7 +1,7 @@
 // Builds the OS-neutral RedirectPlan from the normalised config and the listener ports. Pure: the
 // things that need I/O (user names → uids, egress host names → addresses) are passed in.
-import type { Cidr, Config } from '../policy/types.ts';
-import type { ListenerPorts, RedirectPlan } from './types.ts';
+import type { AppPattern, Cidr, Config } from '../policy/types.ts';
+import type { ListenerPorts, PlacementRule, RedirectPlan } from './types.ts';
 import { RedirectPlanError } from '../errors.ts';
 import { isIP } from 'node:net';
 
@@ -105,4 +105,16 @@ export function buildPlan(inp: PlanInputs): RedirectPlan {
     egressEndpoints: endpoints,
     ports: { groups: { ...ports.groups }, captured: ports.captured, dns: ports.dns },
   };
+}
+
+/**
+ * Which processes go in which group, from the config: exempt apps first (never redirected wins),
+ * then app rules in order, each to its egress group; app rules whose egress is direct place nothing.
+ */
+export function placementRules(config: { exempt: { apps: AppPattern[] }[]; rules: { egress: string; apps: AppPattern[] }[] }): PlacementRule[] {
+  const out: PlacementRule[] = [];
+  const exempt = config.exempt.flatMap((e) => e.apps);
+  if (exempt.length > 0) out.push({ group: 'exempt', patterns: exempt });
+  for (const r of config.rules) if (r.apps.length > 0 && r.egress !== 'direct') out.push({ group: r.egress, patterns: r.apps });
+  return out;
 }

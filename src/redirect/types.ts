@@ -10,7 +10,7 @@
 //                        blocked (fail closed) until the next apply() or down().
 //   down()             — remove everything switchyard put into the OS; processes go back.
 import type { Binding } from '../flow/types.ts';
-import type { Cidr } from '../policy/types.ts';
+import type { AppPattern, Cidr } from '../policy/types.ts';
 
 /** Local ports of the listeners the OS backend steers traffic to. */
 export interface ListenerPorts {
@@ -48,6 +48,27 @@ export interface RedirectPlan {
   /** Endpoint addresses of proxy egresses (never redirected, else the relay would loop). */
   egressEndpoints: Cidr[];
   ports: ListenerPorts;
+}
+
+/** Processes matching `patterns` belong in `group` (an egress group name, or `exempt`). */
+export interface PlacementRule {
+  group: string;
+  patterns: AppPattern[];
+}
+
+export interface WatchOptions {
+  /** Backstop rescan interval (Linux: /proc walk), ms. */
+  rescanMs?: number;
+  /** Linux: use the netlink proc connector (default true). */
+  netlink?: boolean;
+}
+
+export interface WatchStart {
+  /** True when exec events are used; false = rescans only (reason says why). */
+  netlink: boolean;
+  reason?: string;
+  /** Processes placed by the first scan. */
+  initial: number;
 }
 
 export interface ApplyOptions {
@@ -104,6 +125,11 @@ export interface RedirectBackend {
    * wrapper joins the group, then execs the program, so there is no window outside it.
    */
   commandInGroup(group: string, argv: string[]): string[];
+  /**
+   * Keeps placing processes that match the rules into their groups (Linux: at exec, plus rescans).
+   * Optional: a backend that identifies processes per connection (Windows) needs no placement.
+   */
+  watch?(rules: PlacementRule[], opts?: WatchOptions): Promise<WatchStart>;
   /** Releases in-process resources (library handles, watcher); leaves the OS state alone. */
   close(): Promise<void>;
 }

@@ -71,6 +71,8 @@ t('a captured (DNS-learned) destination redirects an unselected process; static 
   assert.equal(traffic['outsideToCaptured'], 'T:captured');
   assert.equal(traffic['outsideToStatic'], 'T:captured');
   assert.deepEqual(traffic['bindingStats'].elements, 1);
+  assert.equal(traffic['keptTimeout'], '10m', 'a shorter answer does not shorten the entry');
+  assert.equal(traffic['readded'], true, 'an entry deleted behind our back comes back with the next answer');
 });
 
 t('egress endpoints, the exempt group, the fwmark and exempt users are never redirected', () => {
@@ -140,6 +142,11 @@ t('a group removed and re-created by hand is detected (rule keeps the old id) an
   assert.equal(traffic['afterRepairGroup'], 'T:vpn');
 });
 
+t('an egress removed from the config: its group is emptied (processes back where they were) and removed', () => {
+  assert.equal(traffic['removedGroupRestored'], true);
+  assert.deepEqual(traffic['groupsAfterRemoval'], ['exempt', 'vpn']);
+});
+
 t('down removes the table and the groups and restores moved processes', () => {
   assert.equal(traffic['rulesetBefore'], '');
   assert.equal(traffic['rulesetAfter'], '');
@@ -168,6 +175,8 @@ t('hybrid layout: nft runs with cgroup2 bind-mounted in a private mount namespac
   assert.equal(hybrid['outside'], 'S:plain');
   assert.equal(hybrid['serverCount'], 1);
   assert.equal(hybrid['hostMountsUntouched'], true);
+  assert.equal(hybrid['binding'].elements, 1);
+  assert.equal(hybrid['captured'], 'T:captured');
   assert.equal(hybrid['rulesetAfter'], '');
 });
 

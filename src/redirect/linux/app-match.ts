@@ -3,12 +3,9 @@
 // `*` and `?` within a component, `**` across components). `group` patterns name a placement, not a
 // program, so they never match here.
 import type { AppPattern } from '../../policy/types.ts';
+import type { PlacementRule } from '../types.ts';
 
-export interface WatchRule {
-  /** Egress group name, or `exempt`. */
-  group: string;
-  patterns: AppPattern[];
-}
+export type WatchRule = PlacementRule;
 
 export function globToRegExp(glob: string): RegExp {
   let re = '^';
@@ -51,14 +48,4 @@ export function groupFor(rules: CompiledRule[], exe: string): string | null {
   return null;
 }
 
-/**
- * The watcher's rules from the config: exempt apps first (never redirected wins), then the app rules
- * in order, each to its egress group; rules whose egress is direct place nothing.
- */
-export function watchRulesFromConfig(config: { exempt: { apps: AppPattern[] }[]; rules: { egress: string; apps: AppPattern[] }[] }): WatchRule[] {
-  const out: WatchRule[] = [];
-  const exempt = config.exempt.flatMap((e) => e.apps);
-  if (exempt.length > 0) out.push({ group: 'exempt', patterns: exempt });
-  for (const r of config.rules) if (r.apps.length > 0 && r.egress !== 'direct') out.push({ group: r.egress, patterns: r.apps });
-  return out;
-}
+export { placementRules as watchRulesFromConfig } from '../plan.ts';

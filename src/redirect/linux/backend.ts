@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import type { Binding } from '../../flow/types.ts';
 import { RedirectError } from '../../errors.ts';
 import { resolvePaths } from '../../paths.ts';
-import type { ApplyOptions, ApplyResult, BackendStatus, BindingStats, RedirectBackend, RedirectPlan } from '../types.ts';
+import type { ApplyOptions, ApplyResult, BackendStatus, BindingStats, PlacementRule, RedirectBackend, RedirectPlan, WatchOptions, WatchStart } from '../types.ts';
 import { findCgroup2Mount, type Cgroup2Mount } from './cgroup-mount.ts';
 import { CgroupManager, EXEMPT_GROUP } from './cgroups.ts';
 import { deleteTable, listTable, nftRunner, runScript, type ListedTable, type NftRunner } from './nft-cli.ts';
@@ -17,8 +17,7 @@ import { CANARY_ADDR, CANARY_PORT, DYNAMIC_SETS, SET, TABLE_REF, renderElements,
 import { onlyStaleCgroups, verifyTable } from './verify.ts';
 import { NftContext } from '../../sys/linux/nftables.ts';
 import { destroyTcpSocketsOfPid } from './sock-destroy.ts';
-import { ProcessWatcher, type WatcherStart } from './watcher.ts';
-import type { WatchRule } from './app-match.ts';
+import { ProcessWatcher } from './watcher.ts';
 
 export interface LinuxBackendOptions {
   /** cgroup root relative to the cgroup2 mount (default `switchyard`; tests use a per-run root). */
@@ -133,6 +132,7 @@ export class LinuxBackend implements RedirectBackend {
       this.#mode = mode;
       this.#model = model;
       this.#ids = ids;
+      this.#dropStaleGroups(plan);
       this.#saveState();
       return { script, carriedElements: carried.length, ms: performance.now() - t0 };
     } finally {
@@ -148,6 +148,23 @@ export class LinuxBackend implements RedirectBackend {
       if (now !== id) out.push(`group ${g} (${this.cgroups.nftPath(g)}) was removed${now === null ? '' : ' and re-created'} by hand: rules hold cgroup id ${id}, the directory has ${now ?? 'none'}`);
     }
     return out;
+  }
+
+  /**
+   * Groups of egresses no longer in the plan: no rule refers to them any more, so their processes
+   * would run unredirected in a group nothing watches. Put the processes back where they came
+   * from (the watcher re-places them by the new rules) and remove the directories.
+   */
+  #dropStaleGroups(plan: RedirectPlan): void {
+    for (const g of this.cgroups.existing()) {
+      if (g === EXEMPT_GROUP || plan.groups.includes(g)) continue;
+      this.cgroups.restoreGroup(g);
+      try {
+        this.cgroups.removeGroup(g);
+      } catch {
+        // a process joined meanwhile: the next apply tries again
+      }
+    }
   }
 
   async #verify(model: TableModel): Promise<string[]> {
@@ -207,12 +224,13 @@ export class LinuxBackend implements RedirectBackend {
       if (b.egresses.length === 0 || b.egresses.every((e) => e === 'direct')) continue;
       const blocked = b.egresses.every((e) => e === 'block');
       const set = blocked ? (b.family === 4 ? SET.blocked4 : SET.blocked6) : b.family === 4 ? SET.captured4 : SET.captured6;
-      const hold = Math.max(1, Math.ceil(b.holdSeconds));
       const key = `${set} ${b.ip}`;
-      const until = now + hold * 1000;
-      // A later answer with a shorter TTL must not shorten the entry another name still needs.
-      if ((this.#expiry.get(key) ?? 0) >= until - 1000) continue;
-      this.#expiry.set(key, until);
+      // A later answer with a shorter TTL must not shorten the entry another name still needs
+      // (adding an existing element sets its timeout): keep the longer of the two. Always send it,
+      // so an entry removed behind our back (a flushed ruleset) comes back with the next answer.
+      const known = Math.ceil(((this.#expiry.get(key) ?? 0) - now) / 1000);
+      const hold = Math.max(1, Math.ceil(b.holdSeconds), known);
+      this.#expiry.set(key, now + hold * 1000);
       elements.push({ set, value: b.ip, timeoutSec: hold, expiresSec: hold });
     }
     if (elements.length === 0) return Promise.resolve({ elements: 0, micros: 0 });
@@ -226,7 +244,14 @@ export class LinuxBackend implements RedirectBackend {
   #flushBindings(): void {
     const waiting = this.#pending;
     this.#pending = [];
-    const all = waiting.flatMap((w) => w.elements);
+    // One element per set and address (two names may share an address): the longest timeout wins.
+    const byKey = new Map<string, SetElement>();
+    for (const e of waiting.flatMap((w) => w.elements)) {
+      const k = `${e.set} ${e.value}`;
+      const prev = byKey.get(k);
+      if (!prev || prev.timeoutSec < e.timeoutSec) byKey.set(k, e);
+    }
+    const all = [...byKey.values()];
     const t0 = performance.now();
     try {
       this.#ctx ??= new NftContext();
@@ -244,6 +269,8 @@ export class LinuxBackend implements RedirectBackend {
     if (group !== EXEMPT_GROUP && this.#plan && !this.#plan.groups.includes(group)) {
       throw new RedirectError('SY_ERR_REDIRECT_CGROUP', `no group '${group}' in the applied plan`);
     }
+    // The daemon may place itself in the exempt group before the first apply.
+    if (group === EXEMPT_GROUP) this.cgroups.ensure([]);
     this.cgroups.move(pid, group);
     this.#saveState();
     // Connections opened before the move went direct; reset them so they come back redirected.
@@ -267,7 +294,7 @@ export class LinuxBackend implements RedirectBackend {
    * Starts the process watcher for the applied plan's groups: matching processes are moved at exec
    * (and by rescans); each move is recorded for down() and the process's TCP sockets are reset.
    */
-  async watch(rules: WatchRule[], opts: { rescanMs?: number; netlink?: boolean } = {}): Promise<WatcherStart> {
+  async watch(rules: PlacementRule[], opts: WatchOptions = {}): Promise<WatchStart> {
     if (!this.#plan) throw new RedirectError('SY_ERR_REDIRECT_WATCHER', 'apply a plan before starting the watcher');
     await this.#watcher?.stop();
     const procs: Record<string, string> = {};

@@ -119,22 +119,32 @@ export class CgroupManager {
    */
   restoreAll(): number {
     let moved = 0;
+    for (const g of this.existing()) moved += this.restoreGroup(g);
+    return moved;
+  }
+
+  /** Puts the processes of one group back (see restoreAll). */
+  restoreGroup(g: string): number {
+    let moved = 0;
     const fallback = posix.dirname(this.hierarchyRootPath());
-    for (const g of this.existing()) {
-      for (const pid of this.pids(g)) {
-        const orig = this.originals.get(pid);
-        const target = orig !== undefined && existsSync(this.hierarchyToFs(orig)) ? orig : fallback;
-        try {
-          writeFileSync(join(this.hierarchyToFs(target), 'cgroup.procs'), `${pid}\n`);
-          moved++;
-        } catch (err) {
-          // The process may have exited between reading and writing: that is fine.
-          if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw new RedirectError('SY_ERR_REDIRECT_CGROUP', `cannot restore pid ${pid} to ${target}`, err);
-        }
-        this.originals.delete(pid);
+    for (const pid of this.pids(g)) {
+      const orig = this.originals.get(pid);
+      const target = orig !== undefined && existsSync(this.hierarchyToFs(orig)) ? orig : fallback;
+      try {
+        writeFileSync(join(this.hierarchyToFs(target), 'cgroup.procs'), `${pid}\n`);
+        moved++;
+      } catch (err) {
+        // The process may have exited between reading and writing: that is fine.
+        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw new RedirectError('SY_ERR_REDIRECT_CGROUP', `cannot restore pid ${pid} to ${target}`, err);
       }
+      this.originals.delete(pid);
     }
     return moved;
+  }
+
+  /** Removes one group's directory (after restoreGroup). */
+  removeGroup(g: string): void {
+    rmdirRetry(this.fsPath(g));
   }
 
   /** Removes the groups and the root (after restoreAll). Missing ones are fine. */

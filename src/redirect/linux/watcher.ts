@@ -15,6 +15,7 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compileRules, type CompiledRule, type WatchRule } from './app-match.ts';
 import { rescanAll, type Placement, type PlacerConfig } from './placer.ts';
+import type { WatchStart } from '../types.ts';
 
 export interface WatcherOptions {
   rules: WatchRule[];
@@ -26,13 +27,7 @@ export interface WatcherOptions {
   onPlaced?: (p: Placement & { latencyNs?: number; via: 'netlink' | 'rescan' }) => void | Promise<void>;
 }
 
-export interface WatcherStart {
-  netlink: boolean;
-  /** Why the connector is not used, when it is not. */
-  reason?: string;
-  /** Placements made by the initial rescan. */
-  initial: number;
-}
+export type { WatchStart as WatcherStart } from '../types.ts';
 
 /**
  * The connector only delivers events in the initial network namespace. true/false when
@@ -65,7 +60,7 @@ export class ProcessWatcher extends EventEmitter {
     this.#rules = compileRules(opts.rules);
   }
 
-  async start(): Promise<WatcherStart> {
+  async start(): Promise<WatchStart> {
     let netlink = false;
     let reason: string | undefined;
     if (this.#opts.netlink === false) reason = 'disabled';
