@@ -32,6 +32,13 @@ export const ERROR_CODES = {
   // --- dns ---
   // --- front / egress ---
   // --- redirect / sys ---
+  SY_ERR_WIN_UNAVAILABLE: 'a Windows DLL could not be loaded (not on Windows, or the file is missing)',
+  SY_ERR_WIN_CALL: 'a Win32 call failed',
+  SY_ERR_WIN_NOT_ADMIN: 'enforcement on Windows needs an elevated (Administrator) process',
+  SY_ERR_WIN_WFP: 'a Windows Filtering Platform call failed; the transaction was aborted',
+  SY_ERR_WIN_WFP_UNSUPPORTED: 'the Windows Filtering Platform is not available on this system',
+  SY_ERR_WIN_WINDIVERT: 'a WinDivert call failed',
+  SY_ERR_WIN_WINDIVERT_PATH: 'enforce.windivertPath is missing or does not hold WinDivert.dll and WinDivert64.sys',
   // --- control ---
   // --- store ---
   // --- lists ---
