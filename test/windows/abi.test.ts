@@ -31,6 +31,12 @@ const C_MEMBER: Record<string, Record<string, string>> = {
   WINDIVERT_ADDRESS: { u: 'Network', Bits: '' }, // Bits: bitfield word, checked separately below
 };
 
+/**
+ * FWPM_SUBLAYER0.flags is UINT32 in Microsoft's fwpmtypes.h and its documentation but UINT16 in
+ * mingw-w64's; we follow Microsoft (the offsets around it are the same either way, checked above).
+ */
+const KNOWN_WIDTH_SPLIT = new Set(['FWPM_SUBLAYER0.flags']);
+
 /** C type name for each koffi struct name, where they differ. */
 const C_TYPE: Record<string, string> = {};
 
@@ -45,11 +51,19 @@ function probes(): Probe[] {
   for (const s of ALL_STRUCTS) {
     const ctype = C_TYPE[s.name] ?? s.name;
     if (!s.prefix) out.push({ label: `sizeof(${s.name})`, expr: `sizeof(${ctype})`, koffi: koffi.sizeof(s.type) });
-    const info = koffi.type(s.type) as unknown as { members: Record<string, { name: string; offset: number }> };
+    const info = koffi.type(s.type) as unknown as {
+      members: Record<string, { name: string; offset: number; type: koffi.TypeObject }>;
+    };
     for (const m of Object.values(info.members)) {
-      const cm = C_MEMBER[s.name]?.[m.name] ?? m.name;
+      const mapped = C_MEMBER[s.name]?.[m.name];
+      const cm = mapped ?? m.name;
       if (cm === '') continue;
       out.push({ label: `${s.name}.${m.name}`, expr: `offsetof(${ctype}, ${cm})`, koffi: koffi.offsetof(s.type, m.name) });
+      // Field width too (a uint16 where C has a uint32 can keep every offset right and still be wrong),
+      // except where koffi's field stands for a whole anonymous union, and the one known header split.
+      if (mapped === undefined && !KNOWN_WIDTH_SPLIT.has(`${s.name}.${m.name}`)) {
+        out.push({ label: `sizeof ${s.name}.${m.name}`, expr: `sizeof(((${ctype} *)0)->${cm})`, koffi: koffi.sizeof(m.type) });
+      }
     }
   }
   for (const [name, value] of Object.entries({ ...WIN_CONSTANTS, ...WINDIVERT_CONSTANTS })) {
