@@ -11,7 +11,7 @@ import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import koffi from 'koffi';
+import koffi, { type TypeObject } from 'koffi';
 import { ALL_STRUCTS, WINDIVERT_BITS } from '../../src/sys/windows/types.ts';
 import { WIN_CONSTANTS, WINDIVERT_CONSTANTS } from '../../src/sys/windows/constants.ts';
 
@@ -52,7 +52,7 @@ function probes(): Probe[] {
     const ctype = C_TYPE[s.name] ?? s.name;
     if (!s.prefix) out.push({ label: `sizeof(${s.name})`, expr: `sizeof(${ctype})`, koffi: koffi.sizeof(s.type) });
     const info = koffi.type(s.type) as unknown as {
-      members: Record<string, { name: string; offset: number; type: koffi.TypeObject }>;
+      members: Record<string, { name: string; offset: number; type: TypeObject }>;
     };
     for (const m of Object.values(info.members)) {
       const mapped = C_MEMBER[s.name]?.[m.name];

@@ -11,7 +11,7 @@
 // field switchyard reads. They are only ever read through pointers the system hands out, never
 // allocated or passed by value, so a prefix with the right offsets is enough (the ABI test checks the
 // offsets and skips their sizeof).
-import koffi from 'koffi';
+import koffi, { type TypeObject } from 'koffi';
 
 // ---------------------------------------------------------------- common
 
@@ -363,7 +363,7 @@ export const WINDIVERT_BITS = {
 } as const;
 
 /** Every struct with its C name, for the ABI test. `prefix` structs are checked by offsets only. */
-export const ALL_STRUCTS: readonly { name: string; type: koffi.TypeObject; prefix?: boolean }[] = [
+export const ALL_STRUCTS: readonly { name: string; type: TypeObject; prefix?: boolean }[] = [
   { name: 'GUID', type: GUID },
   { name: 'FWP_BYTE_BLOB', type: FWP_BYTE_BLOB },
   { name: 'FWP_BYTE_ARRAY16', type: FWP_BYTE_ARRAY16 },
