@@ -124,9 +124,9 @@ export function setOutbound(buf: Uint8Array, outbound: boolean): void {
 }
 
 /**
- * Clears the three "checksum is valid" bits: after we rewrite a packet and compute its checksums
- * ourselves, the flags WinDivert set on receive would otherwise let the stack skip verification of
- * values we changed (they mean "already verified").
+ * Clears the three "checksum is valid" bits. On WinDivertSend a 0 bit makes the driver compute that
+ * checksum again before injecting; we compute them ourselves too (tested against scapy), so a packet
+ * we rewrote is correct either way and never carries a flag that vouches for bytes we changed.
  */
 export function clearChecksumFlags(buf: Uint8Array): void {
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.length);
