@@ -90,6 +90,12 @@ test('trailing bytes beyond the IP total length are dropped from the rewrite', a
   // The oracle does notice a wrong checksum (so the checks above can fail).
   out[p.tcpOffset + 4]! ^= 0x01; // sequence number
   assert.equal((await scapy.check(out)).tcp_chksum_ok, false);
+  out[p.tcpOffset + 4]! ^= 0x01;
+  out[out.length - 1]! ^= 0x01; // option padding, which a rebuild from parsed fields would hide
+  assert.equal((await scapy.check(out)).tcp_chksum_ok, false);
+  out[out.length - 1]! ^= 0x01;
+  out[8]! ^= 0x01; // IPv4 TTL: the header checksum must notice
+  assert.equal((await scapy.check(out)).ip_chksum_ok, false);
 });
 
 function expectFail(b: Uint8Array, reason: ParseFailure): void {

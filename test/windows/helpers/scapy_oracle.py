@@ -12,6 +12,9 @@ import logging
 
 logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
 from scapy.all import IP, IPv6, TCP, Raw, raw, IPOption_NOP, IPOption_EOL  # noqa: E402
+from scapy.utils import checksum  # noqa: E402
+from scapy.layers.inet import in4_chksum  # noqa: E402
+from scapy.layers.inet6 import in6_chksum  # noqa: E402
 from scapy.layers.inet6 import (  # noqa: E402
     IPv6ExtHdrHopByHop, IPv6ExtHdrDestOpt, IPv6ExtHdrRouting, IPv6ExtHdrFragment,
 )
@@ -61,24 +64,30 @@ def check(r):
         "payload": bytes(tcp.payload).hex(),
         "length": len(data),
     }
-    fresh = pkt.copy()
-    del fresh[TCP].chksum
+    # Checksums are verified on the raw bytes: the one's-complement sum over the pseudo-header
+    # (scapy's in4_chksum/in6_chksum, which also handle an IPv6 routing header's final destination)
+    # and the TCP bytes as sent, checksum field included, must come out as zero. (Rebuilding the
+    # packet from scapy's fields instead would miss damage in bytes scapy normalises, like option
+    # padding.)
     if version == 4:
-        del fresh.chksum
-        rebuilt = IP(raw(fresh))
-        out["ip_chksum_ok"] = rebuilt.chksum == pkt.chksum
+        ihl = pkt.ihl * 4
+        out["ip_chksum_ok"] = checksum(data[:ihl]) == 0
         out["ttl"] = pkt.ttl
+        tcp_bytes = data[ihl:pkt.len]
+        out["tcp_chksum_ok"] = in4_chksum(6, pkt, tcp_bytes) == 0
     else:
-        rebuilt = IPv6(raw(fresh))
-        out["ip_chksum_ok"] = True
-        out["hlim"] = pkt.hlim
+        off = 40
         layers = []
         layer = pkt.payload
         while layer is not None and not isinstance(layer, TCP):
             layers.append(type(layer).__name__)
+            off += len(raw(layer)) - len(raw(layer.payload))
             layer = layer.payload
         out["ext"] = layers
-    out["tcp_chksum_ok"] = rebuilt[TCP].chksum == tcp.chksum
+        out["ip_chksum_ok"] = True
+        out["hlim"] = pkt.hlim
+        tcp_bytes = data[off:40 + pkt.plen]
+        out["tcp_chksum_ok"] = in6_chksum(6, tcp, tcp_bytes) == 0
     out["tcp_chksum"] = tcp.chksum
     return out
 
