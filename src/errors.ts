@@ -39,6 +39,7 @@ export const ERROR_CODES = {
   SY_ERR_WIN_WFP_UNSUPPORTED: 'the Windows Filtering Platform is not available on this system',
   SY_ERR_WIN_WINDIVERT: 'a WinDivert call failed',
   SY_ERR_WIN_WINDIVERT_PATH: 'enforce.windivertPath is missing or does not hold WinDivert.dll and WinDivert64.sys',
+  SY_ERR_WIN_NOT_REFLECTED: 'a connection reached a Windows transparent listener without a NAT entry; refused',
   // --- control ---
   // --- store ---
   // --- lists ---
@@ -86,6 +87,15 @@ export class OsCallError extends SwitchyardError {
     super(code, `${call} failed${errno === undefined ? '' : ` (errno ${errno})`}${detail ? `: ${detail}` : ''}`);
     this.call = call;
     this.errno = errno;
+  }
+}
+
+/** Windows: a transparent listener's peer that the reflector did not send there (no NAT entry). */
+export class NotReflectedError extends SwitchyardError {
+  readonly peer: string;
+  constructor(peer: string) {
+    super('SY_ERR_WIN_NOT_REFLECTED', `transparent listener: peer ${peer} has no NAT entry (not a reflected connection); refused`);
+    this.peer = peer;
   }
 }
 
