@@ -2,19 +2,18 @@
 // decisions here (see reflector.ts). Two handles:
 //  - NETWORK layer, filter `outbound and tcp and !loopback`: every outbound TCP packet is diverted to
 //    us and must be sent back (as is, rewritten, or not at all = dropped);
-//  - SOCKET layer, CONNECT events of TCP sockets of other processes, SNIFF | RECV_ONLY (the SOCKET
-//    layer requires RECV_ONLY; SNIFF means the connect itself is not held up by us).
-// Our own connections are excluded in the SOCKET filter by PID and passed by PID in the reflector:
-// Node sockets have no usable fd on Windows, so PID is the only handle on them.
+//  - SOCKET layer, CONNECT events of TCP sockets, SNIFF | RECV_ONLY (the SOCKET layer requires
+//    RECV_ONLY; SNIFF means the connect itself is not held up by us).
+// Our own connections are passed by PID in the reflector: Node sockets have no usable fd on Windows,
+// so PID is the only handle on them. That is why the SOCKET filter must NOT exclude our PID: without
+// our own CONNECT events, every SYN of the daemon would wait for the pending timeout.
 import type { LazyLibrary } from '../../sys/windows/load.ts';
 import { decodeSocketEvent, WinDivertHandle, type WinDivertFns } from '../../sys/windows/windivert.ts';
 import { WINDIVERT_EVENT_SOCKET_CONNECT, WINDIVERT_FLAG_RECV_ONLY, WINDIVERT_FLAG_SNIFF, WINDIVERT_LAYER_NETWORK, WINDIVERT_LAYER_SOCKET } from '../../sys/windows/constants.ts';
 import type { Reflector, Outgoing } from './reflector.ts';
 
 export const NETWORK_FILTER = 'outbound and tcp and !loopback';
-export function socketFilter(ownPid: number): string {
-  return `event == CONNECT and tcp and processId != ${ownPid}`;
-}
+export const SOCKET_FILTER = 'event == CONNECT and tcp';
 
 export interface DiverterOptions {
   ownPid: number;
@@ -43,7 +42,7 @@ export class Diverter {
   start(): void {
     if (this.#running) return;
     const prio = this.#o.priority ?? 0;
-    this.#sock = WinDivertHandle.open(this.#lib, socketFilter(this.#o.ownPid), WINDIVERT_LAYER_SOCKET, prio, WINDIVERT_FLAG_SNIFF | WINDIVERT_FLAG_RECV_ONLY);
+    this.#sock = WinDivertHandle.open(this.#lib, SOCKET_FILTER, WINDIVERT_LAYER_SOCKET, prio, WINDIVERT_FLAG_SNIFF | WINDIVERT_FLAG_RECV_ONLY);
     try {
       this.#net = WinDivertHandle.open(this.#lib, NETWORK_FILTER, WINDIVERT_LAYER_NETWORK, prio, 0);
     } catch (err) {
