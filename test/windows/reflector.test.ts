@@ -309,6 +309,7 @@ test('FlowIdentity: the accepted socket maps to origDst, group and the app proce
   const id = new WindowsFlowIdentity({
     lookup: (f, la, pa, pp) => r.lookupAccepted(f, la, pa, pp),
     imagePath: (pid) => (pid === SELECTED_PID ? 'C:\\Program Files\\Zen\\zen.exe' : undefined),
+    ownPid: OWN_PID,
     tcpOwner: (...a) => {
       asked.push(JSON.stringify(a));
       return undefined;
@@ -342,8 +343,29 @@ test('FlowIdentity: without a PID in the entry, the TCP table owner is used', as
   const id = new WindowsFlowIdentity({
     lookup: (f, la, pa, pp) => r2.lookupAccepted(f, la, pa, pp),
     imagePath: (pid) => (pid === 4242 ? 'C:\\Apps\\a.exe' : undefined),
+    ownPid: OWN_PID,
     tcpOwner: (fam, la, lp, remote) => (fam === 4 && la === FAM[4].app && lp === 50061 && remote?.address === FAM[4].server && remote.port === 443 ? 4242 : undefined),
   });
   const flow = id.identifyEndpoints({ address: FAM[4].app, port: PROXY_PORT }, { address: FAM[4].server, port: 50061 });
   assert.deepEqual(await flow.process(), { pid: 4242, exe: 'C:\\Apps\\a.exe', name: 'a.exe' });
+});
+
+test('FlowIdentity.processOf: the client is the table row not owned by us, whichever way round', async () => {
+  // Rows of one loopback connection: client 127.0.0.1:50100 (pid 4242) ↔ our proxy 127.0.0.1:1080 (us).
+  const rows = [
+    { la: '127.0.0.1', lp: 50100, ra: '127.0.0.1', rp: 1080, pid: 4242 },
+    { la: '127.0.0.1', lp: 1080, ra: '127.0.0.1', rp: 50100, pid: OWN_PID },
+  ];
+  const id = new WindowsFlowIdentity({
+    lookup: () => undefined,
+    imagePath: (pid) => (pid === 4242 ? 'C:\\Apps\\curl.exe' : undefined),
+    ownPid: OWN_PID,
+    tcpOwner: (_f, la, lp, remote) => rows.find((r) => r.la === la && r.lp === lp && r.ra === remote?.address && r.rp === remote.port)?.pid,
+  });
+  const ours = { address: '127.0.0.1', port: 1080, family: 4 as const };
+  const client = { address: '::ffff:127.0.0.1', port: 50100, family: 4 as const };
+  const want = { pid: 4242, exe: 'C:\\Apps\\curl.exe', name: 'curl.exe' };
+  assert.deepEqual(await id.processOf(ours, client), want);
+  assert.deepEqual(await id.processOf(client, ours), want);
+  assert.equal(await id.processOf(ours, { ...client, port: 50101 }), undefined);
 });

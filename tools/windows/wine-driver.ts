@@ -64,7 +64,7 @@ async function reflect(): Promise<unknown> {
     now: () => Date.now(),
   });
   const errors: string[] = [];
-  const d = new Diverter(lib, r, { ownPid: currentPid(), onError: (e) => errors.push(String(e)) });
+  const d = new Diverter(lib, r, { onError: (e) => errors.push(String(e)) });
   d.start();
   const want = Number(process.env['SY_EXPECT_SENDS'] ?? '0');
   const deadline = Date.now() + 15_000;

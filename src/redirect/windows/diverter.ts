@@ -16,7 +16,6 @@ export const NETWORK_FILTER = 'outbound and tcp and !loopback';
 export const SOCKET_FILTER = 'event == CONNECT and tcp';
 
 export interface DiverterOptions {
-  ownPid: number;
   /** WinDivert priority of our handles (higher runs first); 0 is WinDivert's default. */
   priority?: number;
   tickMs?: number;

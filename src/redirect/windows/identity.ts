@@ -17,6 +17,8 @@ export interface IdentityDeps {
   lookup: (family: 4 | 6, listenerAddress: string, peerAddress: string, peerPort: number) => NatEntry | undefined;
   /** QueryFullProcessImageNameW wrapper. */
   imagePath: (pid: number) => string | undefined;
+  /** This process: a table row it owns is our side of a connection, never the client. */
+  ownPid: number;
   /** GetExtendedTcpTable(OWNER_PID) wrapper: owner of a local TCP endpoint (optionally with its peer). */
   tcpOwner: (family: 4 | 6, localAddress: string, localPort: number, remote?: { address: string; port: number }) => number | undefined;
 }
@@ -74,9 +76,18 @@ export class WindowsFlowIdentity implements FlowIdentity {
     return this.identifyEndpoints({ address: localAddress, port: localPort }, { address: remoteAddress, port: remotePort });
   }
 
-  /** Proxy inbound: the client's socket has the client endpoint as local and ours as remote. */
+  /**
+   * Proxy inbound: who is the client of a loopback/LAN connection? Both sockets of a local connection
+   * are in the TCP table, so the row is looked up in both orientations and the one owned by another
+   * process than ours is the client's — whichever way round the caller names the endpoints.
+   */
   async processOf(local: Endpoint, remote: Endpoint): Promise<ProcessInfo | undefined> {
-    const pid = this.#d.tcpOwner(remote.family, plain(remote.address), remote.port, { address: plain(local.address), port: local.port });
-    return this.#processOfPid(pid);
+    const a = { address: plain(local.address), port: local.port };
+    const b = { address: plain(remote.address), port: remote.port };
+    for (const [mine, peer] of [[a, b], [b, a]] as const) {
+      const pid = this.#d.tcpOwner(local.family, mine.address, mine.port, peer);
+      if (pid !== undefined && pid !== this.#d.ownPid) return this.#processOfPid(pid);
+    }
+    return undefined;
   }
 }
