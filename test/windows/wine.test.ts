@@ -85,27 +85,38 @@ interface Run {
   log: string[];
 }
 
-/** One scenario in node.exe under Wine; stdout/stderr go to files (pipes fail under Wine). */
+/**
+ * One scenario in node.exe under Wine; stdout/stderr go to files (pipes fail under Wine). A run that
+ * produces nothing within 45 s is retried once: on a loaded machine Wine itself has been seen to
+ * stall before the script's first line (the progress file shows how far a run got).
+ */
 function wine(scenario: string, env: Record<string, string>, name: string): Run {
-  const out = join(app, `${name}.json`);
-  const log = join(app, `${name}.log`);
-  const r = spawnSync('bash', ['-c', `cd "${app}" && exec "${WINE}" node.exe driver.mjs ${scenario} ${name}.json > ${name}.txt 2>&1`], {
-    env: {
-      ...process.env,
-      WINEPREFIX: prefix,
-      WINEDEBUG: '-all',
-      NODE_SKIP_PLATFORM_CHECK: '1',
-      SY_STUB_LOG: winPath(log),
-      ...env,
-    },
-    timeout: 90_000,
-  });
-  const console = existsSync(join(app, `${name}.txt`)) ? readFileSync(join(app, `${name}.txt`), 'utf8') : '';
-  assert.ok(existsSync(out), `scenario ${scenario} wrote no result (exit ${r.status}, signal ${r.signal}): ${console.slice(0, 2000)}`);
-  return {
-    result: JSON.parse(readFileSync(out, 'utf8')) as Record<string, unknown>,
-    log: existsSync(log) ? readFileSync(log, 'utf8').split(/\r?\n/).filter(Boolean) : [],
-  };
+  const attempts: string[] = [];
+  for (let attempt = 1; attempt <= 2; attempt++) {
+    const tag = `${name}-${attempt}`;
+    const out = join(app, `${tag}.json`);
+    const log = join(app, `${tag}.log`);
+    const r = spawnSync('bash', ['-c', `cd "${app}" && exec "${WINE}" node.exe driver.mjs ${scenario} ${tag}.json > ${tag}.txt 2>&1`], {
+      env: {
+        ...process.env,
+        WINEPREFIX: prefix,
+        WINEDEBUG: '-all',
+        NODE_SKIP_PLATFORM_CHECK: '1',
+        SY_STUB_LOG: winPath(log),
+        ...env,
+      },
+      timeout: 45_000,
+    });
+    if (existsSync(out)) {
+      return {
+        result: JSON.parse(readFileSync(out, 'utf8')) as Record<string, unknown>,
+        log: existsSync(log) ? readFileSync(log, 'utf8').split(/\r?\n/).filter(Boolean) : [],
+      };
+    }
+    const read = (f: string) => (existsSync(join(app, f)) ? readFileSync(join(app, f), 'utf8').slice(0, 2000) : '(none)');
+    attempts.push(`attempt ${attempt}: exit ${r.status}, signal ${r.signal}; progress: ${read(`${tag}.json.progress`)}; console: ${read(`${tag}.txt`)}`);
+  }
+  assert.fail(`scenario ${scenario} wrote no result:\n${attempts.join('\n')}`);
 }
 
 const callsOf = (log: string[]) => log.map((l) => l.split(' ')[0]!);

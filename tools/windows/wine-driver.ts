@@ -3,7 +3,7 @@
 // koffi bindings of src/sys/windows against either the test stubs (tools/windows/stubs, which log
 // every call) or Wine's own DLLs, and writes its result as JSON to the file named by argv[3]
 // (under Wine, Node's stdout must be a file anyway).
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type AddressInfo } from 'node:net';
 import { WfpEngine } from '../../src/sys/windows/wfp.ts';
 import { isElevated, currentUserSid } from '../../src/sys/windows/advapi32.ts';
@@ -75,18 +75,28 @@ async function reflect(): Promise<unknown> {
   return { stats: r.stats, nat: [...r.nat.entries()].map((e) => ({ ...e })), errors };
 }
 
+/** Progress marks to a side file, so a scenario that hangs under Wine shows where. */
+function mark(step: string): void {
+  appendFileSync(`${outFile}.progress`, `${Date.now()} ${step}\n`);
+}
+
 async function identity(): Promise<unknown> {
+  mark('start');
   const server = createServer((s) => s.on('error', () => {}));
   await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+  mark('listening');
   const port = (server.address() as AddressInfo).port;
   const client = connect(port, '127.0.0.1');
   await new Promise<void>((res) => client.on('connect', res));
+  mark('connected');
   const local = client.localPort!;
   const out: Record<string, unknown> = { pid: process.pid, clientPort: local, serverPort: port };
   try {
     out['owner'] = tcpOwnerPid(4, '127.0.0.1', local, { address: '127.0.0.1', port });
+    mark('tcp table');
     out['rows'] = tcpTable(4).filter((r) => r.localPort === local || r.localPort === port);
     out['exe'] = processImagePath(process.pid);
+    mark('image path');
     out['execPath'] = process.execPath;
   } catch (e) {
     out['error'] = errInfo(e);
@@ -94,6 +104,7 @@ async function identity(): Promise<unknown> {
   try {
     out['elevated'] = isElevated();
     out['sid'] = currentUserSid();
+    mark('token');
   } catch (e) {
     out['tokenError'] = errInfo(e);
   }
@@ -108,8 +119,10 @@ if (!run) {
   writeFileSync(outFile, JSON.stringify({ error: `unknown scenario ${scenario}` }));
   process.exit(2);
 }
+mark(`scenario ${scenario}`);
 run().then(
   (r) => {
+    mark('done');
     writeFileSync(outFile, JSON.stringify(r, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2));
     process.exit(0);
   },

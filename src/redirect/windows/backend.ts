@@ -19,7 +19,9 @@
 // every filter of our provider at both layers, then the sublayer, then the provider (filters first:
 // a sublayer or provider still referenced by filters cannot be deleted).
 import { OsCallError } from '../../errors.ts';
-import type { WfpFilterSpec, WfpLayer, WfpSession } from '../../sys/windows/wfp.ts';
+import { WfpEngine, type WfpFilterSpec, type WfpLayer, type WfpSession } from '../../sys/windows/wfp.ts';
+import { isElevated } from '../../sys/windows/advapi32.ts';
+import { WFP_PROVIDER_NAME } from '../../ids.ts';
 import type { WfpPlan } from './filter-plan.ts';
 
 export interface WindowsBackendDeps {
@@ -39,6 +41,15 @@ export interface BackendStatus {
 }
 
 const LAYERS: readonly WfpLayer[] = ['v4', 'v6'];
+
+/** The production dependencies: real WFP sessions over fwpuclnt.dll and the token's elevation. */
+export function systemBackendDeps(log?: (msg: string) => void): WindowsBackendDeps {
+  return {
+    openSession: (dynamic) => WfpEngine.open({ dynamic, name: WFP_PROVIDER_NAME }),
+    isElevated,
+    ...(log ? { log } : {}),
+  };
+}
 
 export class WindowsBackend {
   #d: WindowsBackendDeps;
