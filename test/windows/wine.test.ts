@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,6 +43,21 @@ let app = '';
 let prefix = '';
 let scapy: Scapy;
 
+/**
+ * A stub DLL built from tools/windows/stubs/<source> with mingw, cached in .tools/win/stubs and rebuilt
+ * when the source is newer (a mingw build of a windows.h file takes seconds on a busy machine).
+ */
+function stub(source: string): string {
+  const src = join(ROOT, 'tools/windows/stubs', source);
+  const dll = join(ROOT, '.tools/win/stubs', source.replace(/\.c$/, '.dll'));
+  if (!existsSync(dll) || statSync(dll).mtimeMs < statSync(src).mtimeMs) {
+    mkdirSync(join(ROOT, '.tools/win/stubs'), { recursive: true });
+    execFileSync(MINGW, ['-shared', '-O1', '-o', `${dll}.tmp`, src]);
+    renameSync(`${dll}.tmp`, dll);
+  }
+  return dll;
+}
+
 /** Linux path → the Z: path Wine maps it to. */
 const winPath = (p: string) => `Z:${p.replaceAll('/', '\\')}`;
 
@@ -56,8 +71,8 @@ before(() => {
   cpSync(join(ROOT, 'node_modules/koffi'), join(app, 'node_modules/koffi'), { recursive: true });
   cpSync(KOFFI_WIN, join(app, 'node_modules/@koromix/koffi-win32-x64'), { recursive: true });
   copyFileSync(NODE_EXE, join(app, 'node.exe'));
-  execFileSync(MINGW, ['-shared', '-O1', '-o', join(app, 'fwpuclnt.dll'), join(ROOT, 'tools/windows/stubs/fwpuclnt_stub.c')]);
-  execFileSync(MINGW, ['-shared', '-O1', '-o', join(app, 'windivert/WinDivert.dll'), join(ROOT, 'tools/windows/stubs/windivert_stub.c')]);
+  copyFileSync(stub('fwpuclnt_stub.c'), join(app, 'fwpuclnt.dll'));
+  copyFileSync(stub('windivert_stub.c'), join(app, 'windivert/WinDivert.dll'));
   writeFileSync(join(app, 'windivert/WinDivert64.sys'), ''); // only its presence is checked
   execFileSync(join(ROOT, 'node_modules/esbuild/bin/esbuild'), [
     join(ROOT, 'tools/windows/wine-driver.ts'),
