@@ -85,9 +85,10 @@ before(() => {
     '--log-level=warning',
   ]);
   scapy = new Scapy();
-  // One persistent wineserver for all scenarios (else each run may pay for a server start), ended in after().
-  spawnSync(WINESERVER, ['-p'], { env: { ...process.env, WINEPREFIX: prefix }, stdio: 'ignore', timeout: 30_000 });
 });
+
+let persistentServer = false;
+const wineserver = (arg: string) => spawnSync(WINESERVER, [arg], { env: { ...process.env, WINEPREFIX: prefix }, stdio: 'ignore', timeout: 30_000 });
 
 after(() => {
   scapy?.close();
@@ -105,13 +106,27 @@ interface Run {
  * produces nothing within 45 s is retried once: on a loaded machine Wine itself has been seen to
  * stall before the script's first line (the progress file shows how far a run got).
  */
-function wine(scenario: string, env: Record<string, string>, name: string): Run {
+function wine(scenario: string, env: Record<string, string>, name: string, opts: { isolated?: boolean } = {}): Run {
   const attempts: string[] = [];
+  if (opts.isolated) {
+    // Its own wineserver inside the namespaces: none of ours may be running outside them.
+    wineserver('-k');
+    persistentServer = false;
+  } else if (!persistentServer) {
+    // One persistent wineserver for the other scenarios (else each run pays for a server start).
+    wineserver('-p');
+    persistentServer = true;
+  }
   for (let attempt = 1; attempt <= 2; attempt++) {
     const tag = `${name}-${attempt}`;
     const out = join(app, `${tag}.json`);
     const log = join(app, `${tag}.log`);
-    const r = spawnSync('bash', ['-c', `cd "${app}" && exec "${WINE}" node.exe driver.mjs ${scenario} ${tag}.json > ${tag}.txt 2>&1`], {
+    const cmd = `cd "${app}" && exec "${WINE}" node.exe driver.mjs ${scenario} ${tag}.json > ${tag}.txt 2>&1`;
+    // The namespace gets lo and a veth pair whose end sy0 = 198.18.0.10/24 (no dummy module here) with the default route, so
+    // the routing and adapter queries have something to answer with (no packet is ever sent).
+    const net = 'ip link set lo up && ip link add sy0 type veth peer name sy1 && ip addr add 198.18.0.10/24 dev sy0 && ip link set sy0 up && ip link set sy1 up && ip route add default dev sy0';
+    const argv = opts.isolated ? ['unshare', '--net', '--pid', '--fork', '--mount-proc', 'bash', '-c', `${net} && ${cmd}`] : ['bash', '-c', cmd];
+    const r = spawnSync(argv[0]!, argv.slice(1), {
       env: {
         ...process.env,
         WINEPREFIX: prefix,
@@ -199,13 +214,29 @@ test("Wine's own fwpuclnt: FwpmEngineOpen0 says 0x6E4 and enforcement is refused
 
 test("Wine's own iphlpapi/kernel32/advapi32: a live TCP flow maps to this PID and node.exe", (t) => {
   if (why) return t.skip(why);
-  const { result } = wine('identity', {}, 'identity');
+  // Wine's GetExtendedTcpTable finds socket owners by scanning /proc/<pid>/fd of every process it can
+  // see; on a busy host that takes from seconds to minutes. In a private PID and network namespace
+  // (root only) it sees just its own processes and sockets.
+  const isolated = process.getuid?.() === 0 && spawnSync('unshare', ['--net', '--pid', '--fork', '--mount-proc', 'true']).status === 0;
+  if (!isolated) t.diagnostic('not root: running without a private namespace (can be slow on a busy host)');
+  const { result } = wine('identity', isolated ? { SY_BEST_TARGET: '198.18.0.1' } : {}, 'identity', { isolated });
   assert.equal(result['error'], undefined, JSON.stringify(result['error']));
   assert.equal(result['owner'], result['pid'], 'GetExtendedTcpTable owner of the client socket is us');
   assert.equal(result['exe'], result['execPath'], 'QueryFullProcessImageNameW');
   assert.match(String(result['exe']), /node\.exe$/);
   assert.equal(typeof result['elevated'], 'boolean');
   assert.match(String(result['sid']), /^S-1-5-/);
+  // GetAdaptersAddresses walked through its linked lists (IP_ADAPTER_ADDRESSES_LH prefix, unicast
+  // entries, SOCKADDR_IN/IN6), and GetBestInterfaceEx answering with an interface index.
+  const adapters = result['adapters'] as { ifIndex: number; family: number; address: string }[];
+  assert.ok(Array.isArray(adapters) && adapters.length > 0, JSON.stringify(adapters));
+  assert.ok(adapters.some((a) => a.family === 4 && a.address === '127.0.0.1'), JSON.stringify(adapters));
+  assert.equal(typeof result['best'], 'number');
+  if (isolated) {
+    // The listener address choice (listen-address.ts) on Wine's real answers: sy0's address.
+    assert.ok(adapters.some((a) => a.address === '198.18.0.10' && a.ifIndex === result['best']), JSON.stringify(adapters));
+    assert.deepEqual(result['listen'], { 4: { address: '198.18.0.10', ifIndex: result['best'] } });
+  }
 });
 
 function netAddr(family: 4 | 6): string {

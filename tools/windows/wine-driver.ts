@@ -8,13 +8,14 @@ import { createServer, connect, type AddressInfo } from 'node:net';
 import { WfpEngine } from '../../src/sys/windows/wfp.ts';
 import { isElevated, currentUserSid } from '../../src/sys/windows/advapi32.ts';
 import { processImagePath, currentPid } from '../../src/sys/windows/kernel32.ts';
-import { tcpOwnerPid, tcpTable } from '../../src/sys/windows/iphlpapi.ts';
+import { bestInterface, tcpOwnerPid, tcpTable, unicastAddresses } from '../../src/sys/windows/iphlpapi.ts';
 import { windivertLibrary } from '../../src/sys/windows/windivert.ts';
 import { WindowsBackend } from '../../src/redirect/windows/backend.ts';
 import { buildWfpPlan } from '../../src/redirect/windows/filter-plan.ts';
 import { Reflector } from '../../src/redirect/windows/reflector.ts';
 import { Diverter } from '../../src/redirect/windows/diverter.ts';
 import { testConfig } from '../../test/windows/helpers/config.ts';
+import { chooseListenAddresses } from '../../src/redirect/windows/listen-address.ts';
 
 const [scenario, outFile] = [process.argv[2], process.argv[3]!];
 
@@ -97,6 +98,14 @@ async function identity(): Promise<unknown> {
     out['rows'] = tcpTable(4).filter((r) => r.localPort === local || r.localPort === port);
     out['exe'] = processImagePath(process.pid);
     mark('image path');
+    const adapters = unicastAddresses();
+    out['adapters'] = adapters;
+    // A routing-table query; nothing is sent. The test runs this scenario in a namespace it made,
+    // with a veth end on 198.18.0.10/24 holding the default route.
+    const best = bestInterface(process.env['SY_BEST_TARGET'] ?? '127.0.0.1');
+    out['best'] = best;
+    out['listen'] = chooseListenAddresses(adapters, { 4: best });
+    mark('adapters');
     out['execPath'] = process.execPath;
   } catch (e) {
     out['error'] = errInfo(e);
