@@ -66,6 +66,14 @@ export const ERROR_CODES = {
   SY_ERR_REDIRECT_WATCHER: 'the process watcher could not start or failed',
   SY_ERR_SYS_NETLINK: 'a netlink socket call failed',
   SY_ERR_SYS_LIBNFTABLES: 'libnftables could not be loaded or refused a command',
+  SY_ERR_WIN_UNAVAILABLE: 'a Windows DLL could not be loaded (not on Windows, or the file is missing)',
+  SY_ERR_WIN_CALL: 'a Win32 call failed',
+  SY_ERR_WIN_NOT_ADMIN: 'enforcement on Windows needs an elevated (Administrator) process',
+  SY_ERR_WIN_WFP: 'a Windows Filtering Platform call failed; the transaction was aborted',
+  SY_ERR_WIN_WFP_UNSUPPORTED: 'the Windows Filtering Platform is not available on this system',
+  SY_ERR_WIN_WINDIVERT: 'a WinDivert call failed',
+  SY_ERR_WIN_WINDIVERT_PATH: 'enforce.windivertPath is missing or does not hold WinDivert.dll and WinDivert64.sys',
+  SY_ERR_WIN_NOT_REFLECTED: 'a connection reached a Windows transparent listener without a NAT entry; refused',
   // --- control ---
   SY_ERR_CONTROL_PERMISSION: 'the caller may not use this control method',
   SY_ERR_CONTROL_BAD_FRAME: 'a control message is malformed',
@@ -213,6 +221,15 @@ export class RedirectPlanError extends RedirectError {
 export class RedirectUnavailableError extends RedirectError {
   constructor(message: string) {
     super('SY_ERR_REDIRECT_UNAVAILABLE', message);
+  }
+}
+
+/** Windows: a transparent listener's peer that the reflector did not send there (no NAT entry). */
+export class NotReflectedError extends SwitchyardError {
+  readonly peer: string;
+  constructor(peer: string) {
+    super('SY_ERR_WIN_NOT_REFLECTED', `transparent listener: peer ${peer} has no NAT entry (not a reflected connection); refused`);
+    this.peer = peer;
   }
 }
 

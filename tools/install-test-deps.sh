@@ -7,6 +7,7 @@ PKGS=(
   microsocks dante-server tinyproxy redsocks
   curl socat openssl iperf3 hyperfine
   gcc-mingw-w64-x86-64 python3-scapy
+  wine64
 )
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
@@ -16,3 +17,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 echo "test dependencies present: ${PKGS[*]}"
+# Windows build of Node, koffi's win32 binary and a Wine prefix for test/windows/wine.test.ts.
+bash "$(dirname "$0")/windows/wine-setup.sh"
