@@ -4,12 +4,15 @@
 import { domainToASCII } from 'node:url';
 import { isIPv6 } from 'node:net';
 import type { AppPattern, Cidr, DomainPattern, PortRange } from '../policy/types.ts';
+// The config's own checks, so a list pattern is accepted exactly when the same pattern in the
+// config would be (pure functions, no I/O).
+import { checkRegexpSafety, normalizeExePath } from '../policy/patterns.ts';
+import { MAX_REGEXP_LENGTH } from '../policy/config/limits.ts';
 
 /** A bad value; the caller turns it into a ListError with the line. */
 export class ValueError extends Error {}
 
 const ASCII_NAME = /^[a-z0-9_-]+(?:\.[a-z0-9_-]+)*$/;
-const MAX_REGEXP = 1024;
 
 /** Lower case, no trailing dot, punycode; labels of [a-z0-9_-], ≤ 63 each, ≤ 253 in all. */
 export function normalizeDomain(raw: string): string {
@@ -44,15 +47,15 @@ export function keyword(raw: string): DomainPattern {
   return { kind: 'keyword', value: v };
 }
 
-/** A regular expression, checked to compile in JavaScript (Go's RE2 syntax mostly agrees). */
+/**
+ * A regular expression, checked as the config checks one: it must compile in JavaScript (Go's RE2
+ * syntax mostly agrees; `(?i)` and the like do not) and be safe from catastrophic backtracking.
+ */
 export function regexp(raw: string): DomainPattern {
   if (raw === '') throw new ValueError('empty regular expression');
-  if (raw.length > MAX_REGEXP) throw new ValueError(`regular expression is over ${MAX_REGEXP} characters`);
-  try {
-    new RegExp(raw);
-  } catch (e) {
-    throw new ValueError(`invalid regular expression '${raw}': ${(e as Error).message}`);
-  }
+  if (raw.length > MAX_REGEXP_LENGTH) throw new ValueError(`regular expression is over ${MAX_REGEXP_LENGTH} characters`);
+  const problem = checkRegexpSafety(raw);
+  if (problem) throw new ValueError(`regular expression '${raw}': ${problem}`);
   return { kind: 'regexp', value: raw };
 }
 
@@ -82,7 +85,7 @@ export function wildcardToRegexp(pattern: string): DomainPattern {
     if (n.includes('.')) throw new ValueError(`'${pattern}' has an empty label`);
     return escapeLabel(n);
   });
-  return { kind: 'regexp', value: `^${subdomainsOnly ? '.+\\.' : ''}${parts.join('\\.')}$` };
+  return regexp(`^${subdomainsOnly ? '.+\\.' : ''}${parts.join('\\.')}$`);
 }
 
 /** The inverse of wildcardToRegexp for its canonical shapes; null for any other regexp. */
@@ -261,15 +264,13 @@ export function appName(raw: string): AppPattern {
 }
 
 /**
- * A full executable path. Windows paths are case-insensitive: lower-cased with `\` separators.
- * POSIX paths are kept as written. `*`/`?` make it a glob.
+ * A full executable path, normalised as the config does (policy normalizeExePath): Windows paths
+ * lower-cased with `/` separators, POSIX paths kept as written. `*`/`?` make it a glob.
  */
 export function appPath(raw: string): AppPattern {
   const v = raw.trim();
-  let value: string;
-  if (WINDOWS_PATH.test(v)) value = v.replace(/\//g, '\\').toLowerCase();
-  else if (v.startsWith('/')) value = v;
-  else throw new ValueError(`'${raw}' is not an absolute path`);
+  if (!WINDOWS_PATH.test(v) && !v.startsWith('/')) throw new ValueError(`'${raw}' is not an absolute path`);
+  const value = normalizeExePath(v);
   if (value.includes('\0')) throw new ValueError('path holds a NUL character');
   return { kind: /[*?]/.test(value) ? 'glob' : 'path', value };
 }

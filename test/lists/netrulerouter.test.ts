@@ -12,7 +12,7 @@ test('the fixture: every section, suffix syntax, +block, disabled lines counted'
     { line: 9, cidr: { family: 4, address: '203.0.113.0', prefix: 24 } },
     { line: 10, cidr: { family: 6, address: '2001:db8::', prefix: 48 } },
     { line: 13, apps: [{ kind: 'name', value: 'telegram.exe' }], platform: 'windows' },
-    { line: 14, apps: [{ kind: 'path', value: 'c:\\program files\\example app\\app.exe' }], platform: 'windows' },
+    { line: 14, apps: [{ kind: 'path', value: 'c:/program files/example app/app.exe' }], platform: 'windows' },
     { line: 17, apps: [{ kind: 'name', value: 'firefox' }], platform: 'linux' },
     { line: 18, apps: [{ kind: 'path', value: '/usr/bin/curl' }], platform: 'linux', block: true },
   ]);

@@ -33,7 +33,7 @@ test('malformed lines are refused with their line number', async () => {
     ['a.example\nexa$mple.com\n', 2, /not a domain name/],
     ['10.0.0.0/33\n', 1, /prefix length/],
     ['300.1.1.1\n', 1, /not an IP address/],
-    ['regexp:a(\n', 1, /invalid regular expression/],
+    ['regexp:a(\n', 1, /does not compile/],
     ['keyword:has space\n', 1, /whitespace/],
     ['full:\n', 1, /empty domain/],
   ];

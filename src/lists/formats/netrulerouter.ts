@@ -10,7 +10,7 @@
 //   203.0.113.0/24
 //   --- Windows
 //   telegram.exe           a process name (lower-cased)
-//   C:\Apps\x\x.exe        a full path (lower-cased, `\` separators)
+//   C:\Apps\x\x.exe        a full path (lower-cased, `/` separators, as the config does)
 //   --- Linux
 //   firefox                a process name
 //   /usr/bin/curl          a full path
@@ -97,7 +97,7 @@ export function exportNetRuleRouter(entries: readonly ListEntry[]): string {
     } else if (e.apps?.length) {
       for (const a of e.apps) {
         if (a.kind !== 'name' && a.kind !== 'path') throw exportError(f, e, `the format has no app ${a.kind} patterns`);
-        const windowsy = /\.exe$/i.test(a.value) || /^(?:[a-z]:\\|\\\\)/.test(a.value);
+        const windowsy = /\.exe$/i.test(a.value) || /^(?:[a-z]:[\\/]|\\\\|\/\/)/.test(a.value);
         const sec: Section = e.platform ?? (windowsy ? 'windows' : 'linux');
         out[sec].push(a.value + flag);
       }
