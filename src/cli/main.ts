@@ -13,6 +13,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   explain: () => import('./commands/explain.ts'),
   'check-config': () => import('./commands/check-config.ts'),
   config: () => import('./commands/config.ts'),
+  lists: () => import('./commands/lists.ts'),
 };
 
 function usage(): string {

@@ -79,12 +79,17 @@ export class Collector {
   }
 }
 
-/** Entries that cannot be exported: the message names the entry and where it came from. */
-export function exportError(format: ListFormat, e: ListEntry, why: string): ListError {
-  return new ListError('SY_ERR_LIST_EXPORT', `cannot write ${describeEntry(e)} as ${format}: ${why}`, {
-    ...(e.source === undefined ? {} : { file: e.source }),
-    line: e.line,
-  });
+/** An entry an exporter cannot write; exportList turns it into a ListError naming file and line. */
+export class ExportProblem extends Error {
+  readonly entry: ListEntry;
+  constructor(format: ListFormat, e: ListEntry, why: string) {
+    super(`cannot write ${describeEntry(e)} as ${format}: ${why}`);
+    this.entry = e;
+  }
+}
+
+export function exportError(format: ListFormat, e: ListEntry, why: string): ExportProblem {
+  return new ExportProblem(format, e, why);
 }
 
 export function describeEntry(e: ListEntry): string {

@@ -8,7 +8,7 @@
 import { posix as pathPosix, win32 as pathWin32, isAbsolute, resolve as resolvePath, dirname, basename } from 'node:path';
 import { ListError } from '../errors.ts';
 import type { AppPattern, Cidr, DomainPattern, PortRange, RuleConfig, RuleOrigin } from '../policy/types.ts';
-import { Collector, describeEntry, type EntrySink } from './collect.ts';
+import { Collector, ExportProblem, describeEntry, type EntrySink } from './collect.ts';
 import { exportClash, parseClash, type ClashSyntax } from './formats/clash.ts';
 import { exportNetRuleRouter, parseNetRuleRouter } from './formats/netrulerouter.ts';
 import { exportPlain, parsePlain } from './formats/plain.ts';
@@ -52,10 +52,27 @@ export async function parseList(data: Uint8Array | string, format: ListFormat, o
 export interface ExportOptions {
   /** Clash formats: `yaml` (default, `payload:`) or `text`. */
   clashSyntax?: ClashSyntax;
+  /** List name and source file, for messages about entries that cannot be written. */
+  list?: string;
+  file?: string;
 }
 
+/** Writes entries in `format`; an entry the format cannot hold is an SY_ERR_LIST_EXPORT naming its line. */
 export function exportList(entries: readonly ListEntry[], format: ListFormat, opts: ExportOptions = {}): string {
-  const syntax = opts.clashSyntax ?? 'yaml';
+  try {
+    return exportAs(entries, format, opts.clashSyntax ?? 'yaml');
+  } catch (e) {
+    if (!(e instanceof ExportProblem)) throw e;
+    const file = e.entry.source ?? opts.file;
+    throw new ListError('SY_ERR_LIST_EXPORT', e.message, {
+      ...(opts.list === undefined ? {} : { list: opts.list }),
+      ...(file === undefined ? {} : { file }),
+      line: e.entry.line,
+    });
+  }
+}
+
+function exportAs(entries: readonly ListEntry[], format: ListFormat, syntax: ClashSyntax): string {
   switch (format) {
     case 'plain': return exportPlain(entries);
     case 'v2fly': return exportV2fly(entries);
