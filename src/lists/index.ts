@@ -7,7 +7,9 @@
 // Entries repeated within or across lists are loaded once (the first wins) and counted.
 import { posix as pathPosix, win32 as pathWin32, isAbsolute, resolve as resolvePath, dirname, basename } from 'node:path';
 import { ListError } from '../errors.ts';
-import type { AppPattern, Cidr, DomainPattern, PortRange, RuleConfig, RuleOrigin } from '../policy/types.ts';
+import type { AppPattern, Cidr, Decision, DomainPattern, PortRange, RuleConfig, RuleOrigin } from '../policy/types.ts';
+import { domainPatternText } from '../policy/engine/domain-index.ts';
+import { parseCidr } from './normalize.ts';
 import { Collector, ExportProblem, describeEntry, type EntrySink } from './collect.ts';
 import { exportClash, parseClash, type ClashSyntax } from './formats/clash.ts';
 import { exportNetRuleRouter, parseNetRuleRouter } from './formats/netrulerouter.ts';
@@ -119,6 +121,22 @@ export interface ListsToRulesOptions {
   baseDir?: string;
   /** Keep only NetRuleRouter app sections for this OS; default: both. */
   platform?: 'windows' | 'linux';
+  /**
+   * `entry` (default): one RuleConfig per entry, origin {list, file, line}: the engine's explain
+   * names the line by itself. `list`: entries with only a domain or only a CIDR (the bulk of any
+   * big list) share one RuleConfig per list and egress — about a third of the memory at 1M
+   * entries — and their lines live in `patternLines`; listOriginOf() recovers the line of a match.
+   */
+  granularity?: 'entry' | 'list';
+}
+
+/** Lines (and files, where an include differs from the list) parallel to a grouped rule's patterns. */
+export interface PatternLines {
+  domains: Int32Array;
+  cidrs: Int32Array;
+  /** Per pattern index: the v2fly include it came from, when not the list file itself. */
+  domainFiles: Map<number, string> | null;
+  cidrFiles: Map<number, string> | null;
 }
 
 export interface ListSummary {
@@ -153,6 +171,8 @@ export interface ListsResult {
   conflicts: ListConflict[];
   /** One per failed list. A caller must not activate a config while this is non-empty. */
   errors: ListError[];
+  /** granularity `list`: rule index → the lines of its patterns. Empty otherwise. */
+  patternLines: Map<number, PatternLines>;
 }
 
 const LIST_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -204,14 +224,19 @@ export async function listsToRules(defs: readonly ListDef[], readFile: ListReade
   const limits: ListLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const maxTotal = options.maxTotalEntries ?? 3_000_000;
   const start = options.startIndex ?? 0;
+  const grouped = options.granularity === 'list';
   const rules: RuleConfig[] = [];
   const lists: ListSummary[] = [];
   const conflicts: ListConflict[] = [];
   const errors: ListError[] = [];
-  // Dedupe by pattern text per kind, without building a key string for plain destination entries.
-  const seenSimple = new Map<string, number>();
-  const seenOther = new Map<string, number>();
+  const patternLines = new Map<number, PatternLines>();
+  // Dedupe: one Map per domain kind keyed by the value itself (no key string to build for the
+  // common case), one for everything else. Values: a rule index, or for grouped entries
+  // -(group id + 1).
+  const seen = { suffix: new Map<string, number>(), full: new Map<string, number>(), keyword: new Map<string, number>(), regexp: new Map<string, number>(), other: new Map<string, number>() };
+  const groupsMeta: { egress: string; list: string; file: string }[] = [];
   const names = new Set<string>();
+  let unique = 0;
   let entriesTotal = 0;
   let duplicatesTotal = 0;
   let skippedTotal = 0;
@@ -229,34 +254,45 @@ export async function listsToRules(defs: readonly ListDef[], readFile: ListReade
     }
     const source = def.url ?? (options.baseDir && !isAbsolute(def.path!) ? resolvePath(options.baseDir, def.path!) : def.path!);
     const firstRule = rules.length;
+    const firstGroup = groupsMeta.length;
+    const uniqueBefore = unique;
     let entries = 0;
     let duplicates = 0;
+    // granularity `list`: per egress, the destination-only entries of this list.
+    const groups = new Map<string, Group>();
     const sink: EntrySink = (e) => {
       entries++;
       if (e.platform && options.platform && e.platform !== options.platform) return;
-      const plain = !e.apps && !e.ports && !e.network;
-      const map = plain && e.domain ? seenSimple : seenOther;
-      const key = plain && e.domain ? e.domain.kind[0] + e.domain.value : entryKey(e);
+      const simple = !e.apps && !e.ports && !e.network;
+      const map = simple && e.domain ? seen[e.domain.kind] : seen.other;
+      const key = simple && e.domain ? e.domain.value : entryKey(e);
       const egress = e.block ? 'block' : def.egress;
       const prev = map.get(key);
       if (prev !== undefined) {
         duplicates++;
-        const kept = rules[prev - start]!;
+        const kept = prev >= 0 ? { ...rules[prev - start]!.origin, egress: rules[prev - start]!.egress } : { ...groupsMeta[-prev - 1]! };
         if (kept.egress !== egress) {
-          conflicts.push({
-            pattern: describeEntry(e),
-            kept: { ...kept.origin, egress: kept.egress },
-            dropped: { list: def.name, file: e.source ?? source, line: e.line, egress },
-          });
+          conflicts.push({ pattern: describeEntry(e), kept, dropped: { list: def.name, file: e.source ?? source, line: e.line, egress } });
         }
         return;
       }
-      if (rules.length + 1 > maxTotal) {
+      if (++unique > maxTotal) {
         throw new ListError('SY_ERR_LIST_LIMIT', `more than ${maxTotal} entries across all lists`, { list: def.name, line: e.line });
+      }
+      if (grouped && simple && (e.domain || e.cidr)) {
+        let g = groups.get(egress);
+        if (!g) {
+          g = newGroup(groupsMeta.length);
+          groupsMeta.push({ egress, list: def.name, file: source });
+          groups.set(egress, g);
+        }
+        map.set(key, -g.id - 1);
+        g.add(e);
+        return;
       }
       const index = start + rules.length;
       map.set(key, index);
-      rules.push(toRule(e, index, egress, def.name, e.source ?? source));
+      rules.push(toRule(e, index, egress, { list: def.name, file: e.source ?? source, line: e.line }));
     };
     try {
       let data: Uint8Array | string;
@@ -274,8 +310,14 @@ export async function listsToRules(defs: readonly ListDef[], readFile: ListReade
         ...(def.attrs ? { attrs: def.attrs } : {}),
       };
       const parsed = await parseList(data, format, opts, sink);
+      for (const [egress, g] of groups) {
+        for (const r of g.rules(egress, def.name, source, start + rules.length)) {
+          rules.push(r.rule);
+          patternLines.set(r.rule.index, r.lines);
+        }
+      }
       lists.push({
-        name: def.name, format, source, egress: def.egress, entries, loaded: rules.length - firstRule, duplicates,
+        name: def.name, format, source, egress: def.egress, entries, loaded: unique - uniqueBefore, duplicates,
         skipped: parsed.skipped, disabled: parsed.disabled, notices: parsed.notices,
       });
       entriesTotal += entries;
@@ -285,8 +327,10 @@ export async function listsToRules(defs: readonly ListDef[], readFile: ListReade
     } catch (err) {
       // A failed list contributes nothing: drop what it added, so the result never holds half a list.
       rules.length = firstRule;
-      for (const map of [seenSimple, seenOther]) {
-        for (const [k, idx] of map) if (idx >= start + firstRule) map.delete(k);
+      groupsMeta.length = firstGroup;
+      unique = uniqueBefore;
+      for (const map of Object.values(seen)) {
+        for (const [k, idx] of map) if (idx >= start + firstRule || (idx < 0 && -idx - 1 >= firstGroup)) map.delete(k);
       }
       errors.push(err instanceof ListError ? err : new ListError('SY_ERR_LIST_READ', String((err as Error)?.message ?? err), { list: def.name }, err));
     }
@@ -294,13 +338,92 @@ export async function listsToRules(defs: readonly ListDef[], readFile: ListReade
   return {
     rules,
     lists,
-    counts: { entries: entriesTotal, unique: rules.length, duplicates: duplicatesTotal, skipped: skippedTotal, disabled: disabledTotal },
+    counts: { entries: entriesTotal, unique, duplicates: duplicatesTotal, skipped: skippedTotal, disabled: disabledTotal },
     conflicts,
     errors,
+    patternLines,
   };
 }
 
-function toRule(e: ListEntry, index: number, egress: string, list: string, file: string): RuleConfig {
+interface Group {
+  id: number;
+  add(e: ListEntry): void;
+  rules(egress: string, list: string, file: string, nextIndex: number): { rule: RuleConfig; lines: PatternLines }[];
+}
+
+function newGroup(id: number): Group {
+  const domains: DomainPattern[] = [];
+  const dLines: number[] = [];
+  let dFiles: Map<number, string> | null = null;
+  const cidrs: Cidr[] = [];
+  const cLines: number[] = [];
+  let cFiles: Map<number, string> | null = null;
+  return {
+    id,
+    add(e) {
+      if (e.domain) {
+        if (e.source !== undefined) (dFiles ??= new Map()).set(domains.length, e.source);
+        domains.push(e.domain);
+        dLines.push(e.line);
+      } else if (e.cidr) {
+        if (e.source !== undefined) (cFiles ??= new Map()).set(cidrs.length, e.source);
+        cidrs.push(e.cidr);
+        cLines.push(e.line);
+      }
+    },
+    rules(egress, list, file, nextIndex) {
+      // Domains and CIDRs in separate rules: one rule ANDs its conditions, a list ORs its entries.
+      const out: { rule: RuleConfig; lines: PatternLines }[] = [];
+      const origin: RuleOrigin = { list, file };
+      if (domains.length) {
+        out.push({
+          rule: { index: nextIndex, name: null, egress, domains, apps: EMPTY, cidrs: EMPTY, ports: EMPTY, network: null, origin },
+          lines: { domains: Int32Array.from(dLines), cidrs: new Int32Array(0), domainFiles: dFiles, cidrFiles: null },
+        });
+      }
+      if (cidrs.length) {
+        out.push({
+          rule: { index: nextIndex + out.length, name: null, egress, domains: EMPTY, apps: EMPTY, cidrs, ports: EMPTY, network: null, origin },
+          lines: { domains: new Int32Array(0), cidrs: Int32Array.from(cLines), domainFiles: null, cidrFiles: cFiles },
+        });
+      }
+      return out;
+    },
+  };
+}
+
+/**
+ * The origin of a decision with the line filled in: for `entry` rules it is the rule's origin;
+ * for grouped rules it looks the matched pattern up (a linear scan — explain is interactive).
+ */
+export function listOriginOf(result: Pick<ListsResult, 'patternLines' | 'rules'>, d: Pick<Decision, 'rule' | 'matched'>): RuleOrigin | null {
+  if (!d.rule) return null;
+  const lines = result.patternLines.get(d.rule.index);
+  if (!lines) return d.rule.origin;
+  const rule = result.rules.find((r) => r.index === d.rule!.index);
+  if (!rule) return d.rule.origin;
+  for (const m of d.matched) {
+    if (m.condition === 'domain') {
+      const i = rule.domains.findIndex((p) => domainPatternText(p) === m.pattern);
+      if (i >= 0) return { ...d.rule.origin, ...(lines.domainFiles?.has(i) ? { file: lines.domainFiles.get(i)! } : {}), line: lines.domains[i]! };
+    } else if (m.condition === 'cidr') {
+      const want = parseCidrSafe(m.pattern);
+      const i = want === null ? -1 : rule.cidrs.findIndex((c) => c.family === want.family && c.prefix === want.prefix && c.address === want.address);
+      if (i >= 0) return { ...d.rule.origin, ...(lines.cidrFiles?.has(i) ? { file: lines.cidrFiles.get(i)! } : {}), line: lines.cidrs[i]! };
+    }
+  }
+  return d.rule.origin;
+}
+
+function parseCidrSafe(text: string): Cidr | null {
+  try {
+    return parseCidr(text).cidr;
+  } catch {
+    return null;
+  }
+}
+
+function toRule(e: ListEntry, index: number, egress: string, origin: RuleOrigin): RuleConfig {
   return {
     index,
     name: null,
@@ -310,6 +433,6 @@ function toRule(e: ListEntry, index: number, egress: string, list: string, file:
     cidrs: e.cidr ? [e.cidr as Cidr] : EMPTY,
     ports: e.ports ?? EMPTY,
     network: e.network ?? null,
-    origin: { list, file, line: e.line },
+    origin,
   };
 }

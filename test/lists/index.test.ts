@@ -124,3 +124,27 @@ test('list definitions are checked', async () => {
   ], reader);
   assert.match(dup.errors[0]!.message, /used twice/);
 });
+
+test('granularity list: destination-only entries share one rule per list and egress; lines kept aside', async () => {
+  files['/l/g.txt'] = 'a.example\n10.0.0.0/8\nb.example\nshared.example\n';
+  files['/l/nrr2.txt'] = '--- Domains\nads.example +block\nv.example\n--- Linux\napp\n';
+  const r = await listsToRules([
+    { name: 'a', path: '/l/a.txt', format: 'plain', egress: 'vpn' },
+    { name: 'g', path: '/l/g.txt', format: 'plain', egress: 'dpi' },
+    { name: 'n', path: '/l/nrr2.txt', format: 'netrulerouter', egress: 'vpn' },
+  ], reader, { granularity: 'list', startIndex: 2 });
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.rules.map((x) => [x.index, x.egress, x.domains.map((d) => d.value), x.cidrs.map((c) => c.address), x.apps.map((a) => a.value), x.origin]), [
+    [2, 'vpn', ['a.example', 'shared.example'], [], [], { list: 'a', file: '/l/a.txt' }],
+    [3, 'vpn', [], ['10.0.0.0'], [], { list: 'a', file: '/l/a.txt' }],
+    [4, 'dpi', ['b.example'], [], [], { list: 'g', file: '/l/g.txt' }],
+    [5, 'vpn', [], [], ['app'], { list: 'n', file: '/l/nrr2.txt', line: 5 }], // apps stay one rule per entry
+    [6, 'block', ['ads.example'], [], [], { list: 'n', file: '/l/nrr2.txt' }],
+    [7, 'vpn', ['v.example'], [], [], { list: 'n', file: '/l/nrr2.txt' }],
+  ]);
+  assert.deepEqual([...r.patternLines.get(2)!.domains], [1, 2]);
+  assert.deepEqual([...r.patternLines.get(3)!.cidrs], [3]);
+  assert.deepEqual([...r.patternLines.get(4)!.domains], [3]);
+  assert.deepEqual(r.counts, { entries: 11, unique: 7, duplicates: 4, skipped: 0, disabled: 0 });
+  assert.deepEqual(r.conflicts.map((c) => [c.pattern, c.kept.list, c.dropped.list, c.dropped.line]), [['suffix a.example', 'a', 'g', 1], ['cidr 10.0.0.0/8', 'a', 'g', 2], ['suffix shared.example', 'a', 'g', 4]]);
+});

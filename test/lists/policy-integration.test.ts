@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { compilePolicy, loadConfigFromString, type Config } from '../../src/policy/index.ts';
-import { listsToRules, type ListDef } from '../../src/lists/index.ts';
+import { listOriginOf, listsToRules, type ListDef, type ListsToRulesOptions } from '../../src/lists/index.ts';
 import { FIXTURES } from './helpers.ts';
 
 const CONFIG = `
@@ -30,15 +30,16 @@ const files: Record<string, string> = {
   '/lists/ruleset.json': '{\n  "version": 3,\n  "rules": [\n    {\n      "domain_suffix": ["stream.example"],\n      "port": [443]\n    }\n  ]\n}\n',
 };
 
-async function build(defs: ListDef[]): Promise<{ config: Config; policy: ReturnType<typeof compilePolicy> }> {
+async function build(defs: ListDef[], opts: ListsToRulesOptions = {}) {
   const base = loadConfigFromString(CONFIG, 'test.toml');
   const r = await listsToRules(defs, async (p) => files[p] ?? readFile(p), {
     startIndex: base.rules.length,
     egresses: new Set(Object.keys(base.egress)),
+    ...opts,
   });
   assert.deepEqual(r.errors, []);
   const config: Config = { ...base, rules: [...base.rules, ...r.rules] };
-  return { config, policy: compilePolicy(config) };
+  return { config, policy: compilePolicy(config), result: r };
 }
 
 test('decide() uses the list\'s egress; explain() names list, file and line', async () => {
@@ -95,4 +96,38 @@ test('a v2fly include\'s entries name the included file and its line', async () 
   assert.deepEqual(policy.decide({ network: 'tcp', domain: 'ads.example.com' }).rule?.origin, { list: 'geo', file: 'ads', line: 1 });
   assert.equal(policy.decide({ network: 'tcp', domain: 'x1.example.com' }).egress, 'vpn', 'regexp entry');
   assert.equal(policy.projectDomain('youtube.com').egress, 'direct');
+});
+
+test('granularity list: the engine decides the same; listOriginOf recovers the line of the match', async () => {
+  const defs: ListDef[] = [
+    { name: 'video', path: '/lists/video.txt', format: 'plain', egress: 'dpi' },
+    { name: 'telegram', path: '/lists/nrr.txt', format: 'netrulerouter', egress: 'vpn' },
+    { name: 'geo', path: join(FIXTURES, 'v2fly/main'), format: 'v2fly', egress: 'vpn' },
+  ];
+  const entry = await build(defs);
+  const grouped = await build(defs, { granularity: 'list' });
+  assert.ok(grouped.config.rules.length < entry.config.rules.length);
+  const queries = [
+    { network: 'tcp' as const, domain: 'r3---sn-abc.googlevideo.com' },
+    { network: 'tcp' as const, domain: 'www.example.org' },
+    { network: 'tcp' as const, domain: 'mail.example.org' },
+    { network: 'tcp' as const, domain: 'web.telegram.org' },
+    { network: 'tcp' as const, domain: 'ads.example.net' },
+    { network: 'tcp' as const, ip: '149.154.167.51', port: 443 },
+    { network: 'tcp' as const, process: 'telegram-desktop', ip: '192.0.2.10' },
+    { network: 'tcp' as const, domain: 'fonts.gstatic.com' },
+    { network: 'tcp' as const, domain: 'x1.example.com' },
+    { network: 'tcp' as const, domain: 'unrelated.example' },
+  ];
+  for (const q of queries) {
+    const a = entry.policy.explain(q);
+    const b = grouped.policy.explain(q);
+    assert.equal(b.egress, a.egress, JSON.stringify(q));
+    assert.deepEqual(listOriginOf(grouped.result, b), listOriginOf(entry.result, a), `origin for ${JSON.stringify(q)}`);
+  }
+  const g = grouped.policy.explain({ network: 'tcp', domain: 'fonts.gstatic.com' });
+  assert.deepEqual(g.rule?.origin, { list: 'geo', file: join(FIXTURES, 'v2fly/main') }, 'the grouped rule itself names the list only');
+  assert.deepEqual(listOriginOf(grouped.result, g), { list: 'geo', file: 'gstatic', line: 1 });
+  const ip = grouped.policy.explain({ network: 'tcp', ip: '149.154.167.51' });
+  assert.deepEqual(listOriginOf(grouped.result, ip), { list: 'telegram', file: '/lists/nrr.txt', line: 5 });
 });
