@@ -5,6 +5,7 @@
 //
 //   npm run bench:lists            (SWITCHYARD_BENCH_LINES=200000 for a quicker run)
 import { performance } from 'node:perf_hooks';
+import { cpus, loadavg } from 'node:os';
 import { listsToRules, parseList, type ListDef } from '../src/lists/index.ts';
 import { compilePolicy, loadConfigFromString, type Config } from '../src/policy/index.ts';
 
@@ -24,8 +25,10 @@ function heap(): number {
 }
 
 /** Distinct, realistic-looking names: labels of varied length under a few hundred "sites". */
+const TLDS = ['com', 'net', 'org', 'ru', 'io', 'de'];
+
 function plainList(n: number): string {
-  const tlds = ['com', 'net', 'org', 'ru', 'io', 'de'];
+  const tlds = TLDS;
   const out: string[] = ['# generated for bench/lists.bench.ts'];
   for (let i = 0; i < n; i++) {
     const site = `site${i % 997}-${(i * 7919) % 104729}`;
@@ -68,46 +71,51 @@ async function measure<T>(label: string, fn: () => Promise<T> | T): Promise<{ va
   return { value, ms, heap: heapDelta };
 }
 
+async function loadAndCompile(text: string, granularity: 'entry' | 'list' | 'auto', anchorMs: number): Promise<void> {
+  const rules = await measure(`listsToRules plain, granularity ${granularity}`, () =>
+    listsToRules([{ name: 'big', path: '/big.txt', format: 'plain', egress: 'dpi' }], async () => text, { granularity }));
+  if (rules.value.errors.length) throw rules.value.errors[0];
+  const base = loadConfigFromString(BASE, 'bench.toml');
+  const compiled = await measure(`compilePolicy (${rules.value.rules.length} rules)`, () => compilePolicy({ ...base, rules: rules.value.rules }));
+  const q = await measure('10k decide() on names under list entries', () => {
+    let hits = 0;
+    for (let i = 0; i < 10_000; i++) {
+      const j = (i * 7907) % LINES;
+      const site = `site${j % 997}-${(j * 7919) % 104729}`;
+      const name = j % 50 === 0 ? `www${j}.${site}.${TLDS[j % 6]}` : `x.h${j.toString(36)}.${site}.${TLDS[j % 6]}`;
+      if (compiled.value.decide({ network: 'tcp', domain: name }).egress === 'dpi') hits++;
+    }
+    return hits;
+  });
+  const ms = rules.ms + compiled.ms;
+  const heapTotal = rules.heap + compiled.heap;
+  process.stdout.write(`=> ${granularity}: ${LINES} entries load+compile ${ms.toFixed(0)} ms (${(ms / anchorMs).toFixed(1)}x anchor), retained ${mb(heapTotal)} `
+    + `(rules ${mb(rules.heap)}, engine ${mb(compiled.heap)}); ${q.value}/10000 lookups hit; rss ${mb(process.memoryUsage().rss)}\n\n`);
+}
+
 async function main(): Promise<void> {
-  process.stdout.write(`node ${process.version}, ${LINES} plain lines, ${V2FLY} v2fly entries\n\n`);
+  process.stdout.write(`node ${process.version}, ${cpus().length} CPUs, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}; ${LINES} plain lines, ${V2FLY} v2fly entries\n\n`);
   const text = plainList(LINES);
   process.stdout.write(`plain list: ${mb(Buffer.byteLength(text))} of text\n`);
-
   const anchor = await measure('anchor: split + Set of the same text', () => new Set(text.split('\n')).size);
-  const parse = await measure('parse plain (entries counted, not kept)', async () => {
+  await measure('parse plain only (entries counted, not kept)', async () => {
     let n = 0;
     await parseList(text, 'plain', { list: 'big' }, () => { n++; });
     return n;
   });
-  const rules = await measure('listsToRules plain (1 rule per entry)', () =>
-    listsToRules([{ name: 'big', path: '/big.txt', format: 'plain', egress: 'dpi' }], async () => text));
-  if (rules.value.errors.length) throw rules.value.errors[0];
-  const base = loadConfigFromString(BASE, 'bench.toml');
-  const config: Config = { ...base, rules: rules.value.rules };
-  const compiled = await measure('compilePolicy with those rules', () => compilePolicy(config));
-  const q = await measure('10k decide() on list names', () => {
-    let hits = 0;
-    for (let i = 0; i < 10_000; i++) {
-      const site = `site${i % 997}-${(i * 7919) % 104729}`;
-      if (compiled.value.decide({ network: 'tcp', domain: `x.h${i.toString(36)}.${site}.com` }).egress === 'dpi') hits++;
-    }
-    return hits;
-  });
-  const total = { ms: rules.ms + compiled.ms, heap: rules.heap + compiled.heap };
-  process.stdout.write(`\n1M-line plain list: load ${total.ms.toFixed(0)} ms (${(total.ms / anchor.ms).toFixed(1)}× anchor), `
-    + `rules ${mb(rules.heap)} + compiled index ${mb(compiled.heap)} = ${mb(total.heap)} retained; `
-    + `${parse.value} entries, ${rules.value.counts.unique} rules, ${q.value} of 10k lookups hit\n`);
-  process.stdout.write(`rss now ${mb(process.memoryUsage().rss)}\n\n`);
+  process.stdout.write('\n');
+  await loadAndCompile(text, 'auto', anchor.ms);
+  await loadAndCompile(text, 'entry', anchor.ms);
 
+  const base = loadConfigFromString(BASE, 'bench.toml');
   const files = v2flyLists(V2FLY);
-  const v = await measure('listsToRules v2fly (10 includes)', () =>
+  const v = await measure('listsToRules v2fly (10 includes), entry', () =>
     listsToRules([{ name: 'geo', path: '/v2/main', format: 'v2fly', egress: 'dpi' }], async (p) => files[p.slice(4)] ?? ''));
   if (v.value.errors.length) throw v.value.errors[0];
   const vf = await measure('listsToRules v2fly, filter @cn', () =>
     listsToRules([{ name: 'geo', path: '/v2/main', format: 'v2fly', egress: 'dpi', attrs: ['cn'] } as ListDef], async (p) => files[p.slice(4)] ?? ''));
   const vc = await measure('compilePolicy with the v2fly rules', () => compilePolicy({ ...base, rules: v.value.rules }));
-  void vc;
-  process.stdout.write(`\nv2fly: ${v.value.counts.unique} rules (${vf.value.counts.unique} with @cn)\n`);
+  process.stdout.write(`=> v2fly: ${v.value.counts.unique} rules (${vf.value.counts.unique} with @cn), load+compile ${(v.ms + vc.ms).toFixed(0)} ms\n`);
 }
 
 await main();

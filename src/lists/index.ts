@@ -122,12 +122,15 @@ export interface ListsToRulesOptions {
   /** Keep only NetRuleRouter app sections for this OS; default: both. */
   platform?: 'windows' | 'linux';
   /**
-   * `entry` (default): one RuleConfig per entry, origin {list, file, line}: the engine's explain
-   * names the line by itself. `list`: entries with only a domain or only a CIDR (the bulk of any
-   * big list) share one RuleConfig per list and egress — about a third of the memory at 1M
-   * entries — and their lines live in `patternLines`; listOriginOf() recovers the line of a match.
+   * `entry`: one RuleConfig per entry, origin {list, file, line}: the engine's explain names the
+   * line by itself. `list`: entries with only a domain or only a CIDR (the bulk of any big list)
+   * share one RuleConfig per list and egress — under a third of the memory at 1M entries — and
+   * their lines live in `patternLines`. `auto` (default): `list` for lists holding more than
+   * `groupAbove` such entries, `entry` for the others. Either way listOriginOf() gives the line.
    */
-  granularity?: 'entry' | 'list';
+  granularity?: 'entry' | 'list' | 'auto';
+  /** `auto`: group a list with more destination-only entries than this. Default 10,000. */
+  groupAbove?: number;
 }
 
 /** Lines (and files, where an include differs from the list) parallel to a grouped rule's patterns. */
@@ -175,6 +178,8 @@ export interface ListsResult {
   patternLines: Map<number, PatternLines>;
 }
 
+/** Dedupe-map marker base for entries still waiting (granularity auto); group ids stay far above. */
+const WAITING = -(2 ** 30);
 const LIST_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 // Shared by every rule without such conditions (frozen: nobody may push into it). Saves ~3 arrays a rule.
 const EMPTY = Object.freeze([]) as unknown as never[];
@@ -224,7 +229,9 @@ export async function listsToRules(defs: readonly ListDef[], readFile: ListReade
   const limits: ListLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const maxTotal = options.maxTotalEntries ?? 3_000_000;
   const start = options.startIndex ?? 0;
-  const grouped = options.granularity === 'list';
+  const granularity = options.granularity ?? 'auto';
+  const grouped = granularity !== 'entry';
+  const groupAbove = granularity === 'list' ? -1 : (options.groupAbove ?? 10_000);
   const rules: RuleConfig[] = [];
   const lists: ListSummary[] = [];
   const conflicts: ListConflict[] = [];
@@ -260,26 +267,16 @@ export async function listsToRules(defs: readonly ListDef[], readFile: ListReade
     let duplicates = 0;
     // granularity `list`: per egress, the destination-only entries of this list.
     const groups = new Map<string, Group>();
-    const sink: EntrySink = (e) => {
-      entries++;
-      if (e.platform && options.platform && e.platform !== options.platform) return;
-      const simple = !e.apps && !e.ports && !e.network;
-      const map = simple && e.domain ? seen[e.domain.kind] : seen.other;
-      const key = simple && e.domain ? e.domain.value : entryKey(e);
+    // `auto`: entries wait here, in order, until the list proves big (then it is grouped) or ends
+    // (then each becomes its own rule, in file order). Dedupe maps point at waiting entries with
+    // WAITING - position.
+    let waiting: ListEntry[] | null = granularity === 'auto' ? [] : null;
+    let waitingSimple = 0;
+    const keyOf = (e: ListEntry): { map: Map<string, number>; key: string } =>
+      !e.apps && !e.ports && !e.network && e.domain ? { map: seen[e.domain.kind], key: e.domain.value } : { map: seen.other, key: entryKey(e) };
+    const place = (e: ListEntry, map: Map<string, number>, key: string, group: boolean): void => {
       const egress = e.block ? 'block' : def.egress;
-      const prev = map.get(key);
-      if (prev !== undefined) {
-        duplicates++;
-        const kept = prev >= 0 ? { ...rules[prev - start]!.origin, egress: rules[prev - start]!.egress } : { ...groupsMeta[-prev - 1]! };
-        if (kept.egress !== egress) {
-          conflicts.push({ pattern: describeEntry(e), kept, dropped: { list: def.name, file: e.source ?? source, line: e.line, egress } });
-        }
-        return;
-      }
-      if (++unique > maxTotal) {
-        throw new ListError('SY_ERR_LIST_LIMIT', `more than ${maxTotal} entries across all lists`, { list: def.name, line: e.line });
-      }
-      if (grouped && simple && (e.domain || e.cidr)) {
+      if (group && !e.apps && !e.ports && !e.network && (e.domain || e.cidr)) {
         let g = groups.get(egress);
         if (!g) {
           g = newGroup(groupsMeta.length);
@@ -293,6 +290,41 @@ export async function listsToRules(defs: readonly ListDef[], readFile: ListReade
       const index = start + rules.length;
       map.set(key, index);
       rules.push(toRule(e, index, egress, { list: def.name, file: e.source ?? source, line: e.line }));
+    };
+    const flush = (group: boolean): void => {
+      const w = waiting!;
+      waiting = null;
+      for (const e of w) {
+        const { map, key } = keyOf(e);
+        place(e, map, key, group);
+      }
+    };
+    const sink: EntrySink = (e) => {
+      entries++;
+      if (e.platform && options.platform && e.platform !== options.platform) return;
+      const { map, key } = keyOf(e);
+      const egress = e.block ? 'block' : def.egress;
+      const prev = map.get(key);
+      if (prev !== undefined) {
+        duplicates++;
+        const kept = prev <= WAITING
+          ? (() => { const w = waiting![WAITING - prev]!; return { list: def.name, file: w.source ?? source, line: w.line, egress: w.block ? 'block' : def.egress }; })()
+          : prev >= 0 ? { ...rules[prev - start]!.origin, egress: rules[prev - start]!.egress } : { ...groupsMeta[-prev - 1]! };
+        if (kept.egress !== egress) {
+          conflicts.push({ pattern: describeEntry(e), kept, dropped: { list: def.name, file: e.source ?? source, line: e.line, egress } });
+        }
+        return;
+      }
+      if (++unique > maxTotal) {
+        throw new ListError('SY_ERR_LIST_LIMIT', `more than ${maxTotal} entries across all lists`, { list: def.name, line: e.line });
+      }
+      if (waiting) {
+        map.set(key, WAITING - waiting.length);
+        waiting.push(e);
+        if (!e.apps && !e.ports && !e.network && (e.domain || e.cidr) && ++waitingSimple > groupAbove) flush(true);
+        return;
+      }
+      place(e, map, key, grouped);
     };
     try {
       let data: Uint8Array | string;
@@ -310,6 +342,7 @@ export async function listsToRules(defs: readonly ListDef[], readFile: ListReade
         ...(def.attrs ? { attrs: def.attrs } : {}),
       };
       const parsed = await parseList(data, format, opts, sink);
+      if (waiting) flush(false); // `auto` and the list stayed small: one rule per entry, in order
       for (const [egress, g] of groups) {
         for (const r of g.rules(egress, def.name, source, start + rules.length)) {
           rules.push(r.rule);
@@ -330,7 +363,7 @@ export async function listsToRules(defs: readonly ListDef[], readFile: ListReade
       groupsMeta.length = firstGroup;
       unique = uniqueBefore;
       for (const map of Object.values(seen)) {
-        for (const [k, idx] of map) if (idx >= start + firstRule || (idx < 0 && -idx - 1 >= firstGroup)) map.delete(k);
+        for (const [k, idx] of map) if (idx >= start + firstRule || idx <= WAITING || (idx < 0 && -idx - 1 >= firstGroup)) map.delete(k);
       }
       errors.push(err instanceof ListError ? err : new ListError('SY_ERR_LIST_READ', String((err as Error)?.message ?? err), { list: def.name }, err));
     }

@@ -148,3 +148,20 @@ test('granularity list: destination-only entries share one rule per list and egr
   assert.deepEqual(r.counts, { entries: 11, unique: 7, duplicates: 4, skipped: 0, disabled: 0 });
   assert.deepEqual(r.conflicts.map((c) => [c.pattern, c.kept.list, c.dropped.list, c.dropped.line]), [['suffix a.example', 'a', 'g', 1], ['cidr 10.0.0.0/8', 'a', 'g', 2], ['suffix shared.example', 'a', 'g', 4]]);
 });
+
+test('granularity auto (default): small lists one rule per entry in file order, big lists grouped', async () => {
+  files['/l/big.txt'] = 'n1.example\nn2.example\n192.0.2.0/24\nn3.example\nn4.example\n';
+  files['/l/mixed.txt'] = '--- Domains\nm1.example\n--- Linux\nmapp\n--- Domains\nm2.example\n';
+  const r = await listsToRules([
+    { name: 'mixed', path: '/l/mixed.txt', format: 'netrulerouter', egress: 'vpn' },
+    { name: 'big', path: '/l/big.txt', format: 'plain', egress: 'vpn' },
+    { name: 'dup', path: '/l/mixed.txt', format: 'netrulerouter', egress: 'dpi' },
+  ], reader, { groupAbove: 3 });
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.rules.map((x) => [x.domains.map((d) => d.value).join(',') || x.cidrs.map((c) => c.address).join(',') || x.apps[0]?.value, x.origin.line ?? '-']), [
+    ['m1.example', 2], ['mapp', 4], ['m2.example', 6], // file order kept
+    ['n1.example,n2.example,n3.example,n4.example', '-'], ['192.0.2.0', '-'], // 4 > 3: grouped
+  ]);
+  // The third list repeats the first with another egress: conflicts name the kept lines.
+  assert.deepEqual(r.conflicts.map((c) => [c.kept.line, c.dropped.line]), [[2, 2], [4, 4], [6, 6]]);
+});

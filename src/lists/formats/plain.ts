@@ -14,10 +14,18 @@ const PREFIXES: Record<string, (v: string) => ListEntry['domain']> = {
   'regexp:': regexp,
 };
 
+// The common line — an already-normalised name whose last label starts with a letter (so it is
+// not an IPv4 address) — skips the general path. Anything else takes the general path below.
+const FAST_NAME = /^(?:[a-z0-9_-]{1,63}\.)*[a-z_][a-z0-9_-]{0,62}$/;
+
 export function parsePlain(text: string, c: Collector): void {
   forEachLine(text, c.limits.maxLineLength, c.where(), (raw, no) => {
-    const s = stripComment(raw);
+    const s = raw.indexOf('#') < 0 ? raw.trim() : stripComment(raw);
     if (s === '') return;
+    if (s.length <= 253 && FAST_NAME.test(s)) {
+      c.push({ line: no, domain: { kind: 'suffix', value: s } });
+      return;
+    }
     if (/\s/.test(s)) throw c.syntax(no, `'${s}' holds whitespace: one entry a line (hosts-file lines are not a plain list)`);
     if (looksLikeIp(s)) {
       c.push({ line: no, cidr: c.cidr(no, s) });
