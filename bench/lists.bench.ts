@@ -109,7 +109,7 @@ async function main(): Promise<void> {
 
   const base = loadConfigFromString(BASE, 'bench.toml');
   const files = v2flyLists(V2FLY);
-  const v = await measure('listsToRules v2fly (10 includes), entry', () =>
+  const v = await measure('listsToRules v2fly (10 includes), auto', () =>
     listsToRules([{ name: 'geo', path: '/v2/main', format: 'v2fly', egress: 'dpi' }], async (p) => files[p.slice(4)] ?? ''));
   if (v.value.errors.length) throw v.value.errors[0];
   const vf = await measure('listsToRules v2fly, filter @cn', () =>
