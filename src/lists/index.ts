@@ -206,6 +206,11 @@ export function validateListDef(def: ListDef, egresses?: ReadonlySet<string>): L
   if (def.attrs !== undefined && (!Array.isArray(def.attrs) || def.format !== 'v2fly')) throw defError(def, 'attrs is a list of v2fly attributes (format = "v2fly" only)');
   if (def.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(def.sha256)) throw defError(def, 'sha256 must be 64 hex digits');
   if (def.sha256 !== undefined && !hasUrl) throw defError(def, 'sha256 applies to url lists only');
+  if (def.maxBytes !== undefined && (!Number.isSafeInteger(def.maxBytes) || def.maxBytes < 1 || !hasUrl)) throw defError(def, 'max_bytes is a positive integer, for url lists only');
+  if (def.via !== undefined) {
+    if (typeof def.via !== 'string' || def.via === '' || !hasUrl) throw defError(def, 'via names the egress a url list is fetched through');
+    if (egresses && !egresses.has(def.via)) throw defError(def, `via egress '${def.via}' is not declared`);
+  }
   return def.format;
 }
 

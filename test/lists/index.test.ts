@@ -114,6 +114,9 @@ test('list definitions are checked', async () => {
     [{ name: 'x', path: '/x', format: 'plain', egress: 'v', attrs: ["cn"] }, /format = "v2fly" only/],
     [{ name: 'x', url: 'https://a/b', format: 'plain', egress: 'v', sha256: 'abc' }, /64 hex/],
     [{ name: 'x', path: '/x', format: 'plain', egress: 'v', unsupported: 'ignore' as 'skip' }, /unsupported/],
+    [{ name: 'x', path: '/x', format: 'plain', egress: 'v', maxBytes: 10 }, /url lists only/],
+    [{ name: 'x', url: 'https://a/b', format: 'plain', egress: 'v', maxBytes: -1 }, /positive integer/],
+    [{ name: 'x', url: 'https://a/b', format: 'plain', egress: 'v', via: 'tor' }, /via egress 'tor' is not declared/],
   ];
   for (const [def, re] of bad) {
     assert.throws(() => validateListDef(def as ListDef, new Set(['v', 'direct', 'block'])), (e: unknown) => e instanceof ListError && e.code === 'SY_ERR_LIST_DEF' && re.test(e.message), JSON.stringify(def));
