@@ -27,6 +27,8 @@ export function normalizeDomain(raw: string): string {
     v = a;
   }
   if (v.length > 253) throw new ValueError(`domain is ${v.length} characters, over 253`);
+  // No top-level domain is all digits (RFC 3696 §2): `1.2.3` is a mistyped address, not a name.
+  if (/(?:^|\.)[0-9]+$/.test(v)) throw new ValueError(`'${raw}' looks like a mistyped IP address, not a domain name`);
   if (v.length > 63) {
     for (const label of v.split('.')) if (label.length > 63) throw new ValueError(`label '${label.slice(0, 20)}…' is over 63 characters`);
   }
@@ -78,13 +80,12 @@ export function wildcardToRegexp(pattern: string): DomainPattern {
     rest = rest.slice(1);
   }
   if (rest === '') throw new ValueError(`'${pattern}' has no name after the wildcard`);
-  const parts = rest.split('.').map((label) => {
-    if (label === '*') return '[^.]+';
-    if (label.includes('*')) throw new ValueError(`'${pattern}': '*' must stand for a whole label`);
-    const n = normalizeDomain(label);
-    if (n.includes('.')) throw new ValueError(`'${pattern}' has an empty label`);
-    return escapeLabel(n);
-  });
+  const labels = rest.split('.');
+  for (const l of labels) if (l !== '*' && l.includes('*')) throw new ValueError(`'${pattern}': '*' must stand for a whole label`);
+  // Validate the name as a whole (a stand-in label where `*` is), then put the wildcards back.
+  const norm = normalizeDomain(labels.map((l) => (l === '*' ? 'x' : l)).join('.')).split('.');
+  if (norm.length !== labels.length) throw new ValueError(`'${pattern}' is not a domain pattern`);
+  const parts = labels.map((l, i) => (l === '*' ? '[^.]+' : escapeLabel(norm[i]!)));
   return regexp(`^${subdomainsOnly ? '.+\\.' : ''}${parts.join('\\.')}$`);
 }
 

@@ -70,4 +70,7 @@ test('regexps must compile; wildcards map to canonical regexps and back', () => 
   assert.equal(regexpToWildcard('^www\\.example\\.com$'), null, 'an anchored name without a wildcard is not a wildcard');
   assert.equal(regexpToWildcard('^ad[0-9]+\\.example\\.com$'), null);
   assert.throws(() => wildcardToRegexp('a*b.example.com'), ValueError);
+  assert.deepEqual(wildcardToRegexp('*.123.Example.COM').value, '^[^.]+\\.123\\.example\\.com$', 'numeric inner labels are fine');
+  assert.deepEqual(wildcardToRegexp('*.bücher.de').value, '^[^.]+\\.xn--bcher-kva\\.de$');
+  assert.throws(() => wildcardToRegexp('*.example.123'), ValueError);
 });

@@ -36,6 +36,7 @@ test('malformed lines are refused with their line number', async () => {
     ['regexp:a(\n', 1, /does not compile/],
     ['keyword:has space\n', 1, /whitespace/],
     ['full:\n', 1, /empty domain/],
+    ['a.example\n10.0.0\n', 2, /mistyped IP address/],
   ];
   for (const [text, line, re] of cases) await expectError(parse(text, 'plain'), 'SY_ERR_LIST_SYNTAX', line, re);
 });
