@@ -3,17 +3,14 @@
 // pinned sha256, redirect to http, and the pluggable connect function.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fetchList } from '../../src/lists/fetch.ts';
 import { ListError } from '../../src/errors.ts';
+import { makeTestCerts, type TestCerts } from './tls-helpers.ts';
 
-let dir = '';
+let certs: TestCerts | null = null;
 let ca = '';
 let otherCa = '';
 let server: Server | undefined;
@@ -28,28 +25,15 @@ const seen: { path: string; ifNoneMatch?: string; ifModifiedSince?: string }[] =
 let streamedBytes = 0;
 let streamClosedEarly = false;
 
-function sh(args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-}
-
 before(async () => {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'pipe' });
-  } catch {
+  certs = makeTestCerts();
+  if (!certs) {
     openssl = false;
     return;
   }
-  dir = mkdtempSync(join(tmpdir(), 'sy-lists-fetch-'));
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  for (const name of ['ca', 'other']) {
-    sh(['req', '-x509', ...ec, '-keyout', `${name}.key`, '-out', `${name}.crt`, '-subj', `/CN=switchyard test ${name}`, '-days', '2']);
-  }
-  sh(['req', ...ec, '-keyout', 'srv.key', '-out', 'srv.csr', '-subj', '/CN=localhost']);
-  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  sh(['x509', '-req', '-in', 'srv.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'srv.crt', '-days', '2', '-extfile', 'ext.cnf']);
-  ca = readFileSync(join(dir, 'ca.crt'), 'utf8');
-  otherCa = readFileSync(join(dir, 'other.crt'), 'utf8');
-  server = createServer({ key: readFileSync(join(dir, 'srv.key')), cert: readFileSync(join(dir, 'srv.crt')) }, (req, res) => {
+  ca = certs.ca;
+  otherCa = certs.otherCa;
+  server = createServer({ key: certs.key, cert: certs.cert }, (req, res) => {
     seen.push({
       path: req.url ?? '',
       ...(req.headers['if-none-match'] ? { ifNoneMatch: String(req.headers['if-none-match']) } : {}),
@@ -98,7 +82,7 @@ before(async () => {
 after(async () => {
   for (const s of sockets) s.destroy();
   if (server) await new Promise<void>((r) => server!.close(() => r()));
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  certs?.cleanup();
 });
 
 const url = (p: string): string => `https://127.0.0.1:${port}${p}`;
