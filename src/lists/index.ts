@@ -16,6 +16,7 @@ import { exportNetRuleRouter, parseNetRuleRouter } from './formats/netrulerouter
 import { exportPlain, parsePlain } from './formats/plain.ts';
 import { exportSingbox, parseSingbox } from './formats/singbox.ts';
 import { exportV2fly, parseAttrFilter, parseV2fly, type AttrFilter, type IncludeReader } from './formats/v2fly.ts';
+import { StringIndex } from './string-index.ts';
 import { decodeList } from './text.ts';
 import { DEFAULT_LIMITS, LIST_FORMATS, isListFormat, type ListEntry, type ListFormat, type ListLimits, type ListReader, type ParseOptions, type ParsedList } from './types.ts';
 
@@ -180,6 +181,8 @@ export interface ListsResult {
 
 /** Dedupe-map marker base for entries still waiting (granularity auto); group ids stay far above. */
 const WAITING = -(2 ** 30);
+/** Value of an entry just inserted, replaced before the next insertion (StringIndex.setLast). */
+const PROVISIONAL = -(2 ** 31);
 const LIST_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 // Shared by every rule without such conditions (frozen: nobody may push into it). Saves ~3 arrays a rule.
 const EMPTY = Object.freeze([]) as unknown as never[];
@@ -245,7 +248,7 @@ export async function listsToRules(defs: readonly ListDef[], readFile: ListReade
   // Dedupe: one Map per domain kind keyed by the value itself (no key string to build for the
   // common case), one for everything else. Values: a rule index, or for grouped entries
   // -(group id + 1).
-  const seen = { suffix: new Map<string, number>(), full: new Map<string, number>(), keyword: new Map<string, number>(), regexp: new Map<string, number>(), other: new Map<string, number>() };
+  const seen = { suffix: new StringIndex(), full: new StringIndex(), keyword: new StringIndex(), regexp: new StringIndex(), other: new StringIndex() };
   const groupsMeta: { egress: string; list: string; file: string }[] = [];
   const names = new Set<string>();
   let unique = 0;
@@ -277,41 +280,46 @@ export async function listsToRules(defs: readonly ListDef[], readFile: ListReade
     // WAITING - position.
     let waiting: ListEntry[] | null = granularity === 'auto' ? [] : null;
     let waitingSimple = 0;
-    const keyOf = (e: ListEntry): { map: Map<string, number>; key: string } =>
-      !e.apps && !e.ports && !e.network && e.domain ? { map: seen[e.domain.kind], key: e.domain.value } : { map: seen.other, key: entryKey(e) };
-    const place = (e: ListEntry, map: Map<string, number>, key: string, group: boolean): void => {
+    // Hot path (once per entry): no allocation for the common destination-only domain entry.
+    const mapOf = (e: ListEntry): StringIndex => (!e.apps && !e.ports && !e.network && e.domain ? seen[e.domain.kind] : seen.other);
+    const keyOf = (e: ListEntry): string => (!e.apps && !e.ports && !e.network && e.domain ? e.domain.value : entryKey(e));
+    const isDest = (e: ListEntry): boolean => !e.apps && !e.ports && !e.network && (e.domain !== undefined || e.cidr !== undefined);
+    const groupFor = (egress: string): Group => {
+      let g = groups.get(egress);
+      if (!g) {
+        g = newGroup(groupsMeta.length);
+        groupsMeta.push({ egress, list: def.name, file: source });
+        groups.set(egress, g);
+      }
+      return g;
+    };
+    /** Where an entry goes: a group (grouped destination entries) or its own rule. Returns the dedupe value. */
+    const place = (e: ListEntry, group: boolean): number => {
       const egress = e.block ? 'block' : def.egress;
-      if (group && !e.apps && !e.ports && !e.network && (e.domain || e.cidr)) {
-        let g = groups.get(egress);
-        if (!g) {
-          g = newGroup(groupsMeta.length);
-          groupsMeta.push({ egress, list: def.name, file: source });
-          groups.set(egress, g);
-        }
-        map.set(key, -g.id - 1);
+      if (group && isDest(e)) {
+        const g = groupFor(egress);
         g.add(e);
-        return;
+        return -g.id - 1;
       }
       const index = start + rules.length;
-      map.set(key, index);
       rules.push(toRule(e, index, egress, { list: def.name, file: e.source ?? source, line: e.line }));
+      return index;
     };
     const flush = (group: boolean): void => {
       const w = waiting!;
       waiting = null;
-      for (const e of w) {
-        const { map, key } = keyOf(e);
-        place(e, map, key, group);
-      }
+      for (const e of w) mapOf(e).set(keyOf(e), place(e, group));
     };
     const sink: EntrySink = (e) => {
       entries++;
       if (e.platform && options.platform && e.platform !== options.platform) return;
-      const { map, key } = keyOf(e);
-      const egress = e.block ? 'block' : def.egress;
-      const prev = map.get(key);
+      const map = mapOf(e);
+      const key = keyOf(e);
+      // One hash probe for the common case: insert a provisional marker, or learn it is a repeat.
+      const prev = map.addIfAbsent(key, PROVISIONAL);
       if (prev !== undefined) {
         duplicates++;
+        const egress = e.block ? 'block' : def.egress;
         const kept = prev <= WAITING
           ? (() => { const w = waiting![WAITING - prev]!; return { list: def.name, file: w.source ?? source, line: w.line, egress: w.block ? 'block' : def.egress }; })()
           : prev >= 0 ? { ...rules[prev - start]!.origin, egress: rules[prev - start]!.egress } : { ...groupsMeta[-prev - 1]! };
@@ -324,12 +332,12 @@ export async function listsToRules(defs: readonly ListDef[], readFile: ListReade
         throw new ListError('SY_ERR_LIST_LIMIT', `more than ${maxTotal} entries across all lists`, { list: def.name, line: e.line });
       }
       if (waiting) {
-        map.set(key, WAITING - waiting.length);
+        map.setLast(WAITING - waiting.length);
         waiting.push(e);
-        if (!e.apps && !e.ports && !e.network && (e.domain || e.cidr) && ++waitingSimple > groupAbove) flush(true);
+        if (isDest(e) && ++waitingSimple > groupAbove) flush(true);
         return;
       }
-      place(e, map, key, grouped);
+      map.setLast(place(e, grouped));
     };
     try {
       let data: Uint8Array | string;
@@ -368,7 +376,8 @@ export async function listsToRules(defs: readonly ListDef[], readFile: ListReade
       groupsMeta.length = firstGroup;
       unique = uniqueBefore;
       for (const map of Object.values(seen)) {
-        for (const [k, idx] of map) if (idx >= start + firstRule || idx <= WAITING || (idx < 0 && -idx - 1 >= firstGroup)) map.delete(k);
+        map.retain((idx) => !(idx >= start + firstRule || idx <= WAITING || (idx < 0 && -idx - 1 >= firstGroup)));
+        // (PROVISIONAL ≤ WAITING: an entry whose insertion failed half-way goes too.)
       }
       errors.push(err instanceof ListError ? err : new ListError('SY_ERR_LIST_READ', String((err as Error)?.message ?? err), { list: def.name }, err));
     }
