@@ -107,6 +107,19 @@ export const ERROR_CODES = {
   SY_ERR_DAEMON_NO_FLOW: 'no live flow has that id',
   SY_ERR_DAEMON_STOPPING: 'the daemon is stopping',
   SY_ERR_DAEMON_SERVICE: 'installing or removing the system service failed',
+  SY_ERR_LIST_SYNTAX: 'a rule list has a malformed line',
+  SY_ERR_LIST_UNSUPPORTED: 'a rule list uses a field, rule type or version switchyard does not support',
+  SY_ERR_LIST_TOO_LARGE: 'a rule list file exceeds the size limit',
+  SY_ERR_LIST_LIMIT: 'a rule list exceeds a line-length, entry-count or include-depth limit',
+  SY_ERR_LIST_ENCODING: 'a rule list is not valid UTF-8',
+  SY_ERR_LIST_INCLUDE: 'a v2fly include is missing, malformed or forms a cycle',
+  SY_ERR_LIST_READ: 'a rule list could not be read',
+  SY_ERR_LIST_DEF: 'a [[list]] definition is invalid (name, source, format, egress)',
+  SY_ERR_LIST_EXPORT: 'a list entry cannot be written in the requested format',
+  SY_ERR_LIST_FETCH: 'fetching a remote list failed (network, HTTP status, redirect, timeout)',
+  SY_ERR_LIST_FETCH_TLS: 'a remote list server failed certificate verification',
+  SY_ERR_LIST_FETCH_TOO_LARGE: 'a remote list exceeds the download size limit',
+  SY_ERR_LIST_FETCH_HASH: 'a remote list does not match its pinned sha256',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -230,6 +243,38 @@ export class NotReflectedError extends SwitchyardError {
   constructor(peer: string) {
     super('SY_ERR_WIN_NOT_REFLECTED', `transparent listener: peer ${peer} has no NAT entry (not a reflected connection); refused`);
     this.peer = peer;
+  }
+}
+
+/** Where a list problem sits: the list name, the file (or included list) and the 1-based line. */
+export interface ListLocation {
+  list?: string;
+  file?: string;
+  line?: number;
+}
+
+/**
+ * A rule-list problem. Input errors (syntax, limits, unsupported) exit with 2 like config errors;
+ * fetch errors exit with 1. The message already names list, file and line; the fields repeat them
+ * for programs.
+ */
+export class ListError extends SwitchyardError {
+  readonly list: string | undefined;
+  readonly file: string | undefined;
+  readonly line: number | undefined;
+  constructor(code: Extract<ErrorCode, `SY_ERR_LIST${string}`>, message: string, where: ListLocation = {}, cause?: unknown) {
+    const prefix = [
+      where.list === undefined ? null : `list '${where.list}'`,
+      where.file === undefined ? null : where.file,
+      where.line === undefined ? null : `line ${where.line}`,
+    ].filter((x) => x !== null).join(' ');
+    super(code, prefix ? `${prefix}: ${message}` : message, {
+      cause,
+      exitCode: code.startsWith('SY_ERR_LIST_FETCH') || code === 'SY_ERR_LIST_READ' ? 1 : 2,
+    });
+    this.list = where.list;
+    this.file = where.file;
+    this.line = where.line;
   }
 }
 

@@ -26,6 +26,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   service: () => import('./commands/service.ts'),
   exec: () => import('./commands/exec.ts'),
   down: () => import('./commands/down.ts'),
+  lists: () => import('./commands/lists.ts'),
 };
 
 function usage(): string {
