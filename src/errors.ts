@@ -28,6 +28,10 @@ export const ERROR_CODES = {
   SY_ERR_CONFIG_ENCODING: 'the config file is not valid UTF-8',
   SY_ERR_CONFIG_SYNTAX: 'the config file is not valid TOML',
   SY_ERR_CONFIG_READ: 'the config file could not be read',
+  SY_ERR_CONFIG_VERSION: 'the config has no supported `version`',
+  SY_ERR_CONFIG_TOO_MANY_RULES: 'the config has more rules than allowed',
+  SY_ERR_CONFIG_TOO_MANY_PATTERNS: 'a rule or the whole config has more patterns than allowed',
+  SY_ERR_CONFIG_PATTERN_TOO_LONG: 'a pattern is longer than allowed',
   // --- policy ---
   // --- dns ---
   SY_ERR_DNS_UPSTREAM_URL: 'a DNS upstream URL is invalid',

@@ -10,6 +10,9 @@ interface CommandModule {
 // One line per command; loaded lazily so `switchyard explain` does not load the daemon.
 const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   version: () => import('./commands/version.ts'),
+  explain: () => import('./commands/explain.ts'),
+  'check-config': () => import('./commands/check-config.ts'),
+  config: () => import('./commands/config.ts'),
 };
 
 function usage(): string {

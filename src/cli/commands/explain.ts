@@ -1,0 +1,127 @@
+// `switchyard explain`: which egress would a flow take, by which rule, and why the others lost.
+import { UsageError } from '../../errors.ts';
+import { loadConfigFile } from '../../config-file.ts';
+import { compilePolicy, defaultConfig, type Config, type Explanation, type FlowQuery, type MatchReason } from '../../policy/index.ts';
+import { parseIp } from '../../policy/ip.ts';
+import { formatOption, parseCommandArgs } from '../args.ts';
+
+export const summary = 'show which egress a flow would take and why (offline, from a config)';
+
+const HELP = `usage: switchyard explain [--config FILE] (--process NAME | --exe PATH) [--domain NAME]
+                          [--ip IP] [--port N] [--network tcp|udp] [--user NAME] [--group NAME]
+                          [--format text|json]
+
+Decides one flow with the policy and prints the winning rule and every other matching rule with
+the reason it lost. Without --config the embedded default config is used (once the daemon exists,
+a running daemon will be asked instead); the output says which config answered.
+
+  --config FILE     config file (v1, or a policy-router-rs config)
+  --process NAME    process name (zen.exe, telegram; a Windows path is reduced to its base name)
+  --exe PATH        full executable path
+  --domain NAME     destination domain
+  --ip IP           destination address
+  --port N          destination port
+  --network NET     tcp (default) or udp
+  --user NAME       user running the process (for exempt users)
+  --group NAME      OS group the process was placed in
+  --format FMT      text (default) or json (one object: egress, rule, candidates, ...)
+`;
+
+/**
+ * Hook for the daemon: when no --config is given and a daemon runs, it should answer with its live
+ * policy. Returns null while no control client exists (src/control wires this later).
+ */
+export async function explainViaDaemon(_q: FlowQuery): Promise<(Explanation & { config: { source: string } }) | null> {
+  return null;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseCommandArgs(
+    argv,
+    {
+      config: { type: 'string' },
+      process: { type: 'string' },
+      exe: { type: 'string' },
+      domain: { type: 'string' },
+      ip: { type: 'string' },
+      port: { type: 'string' },
+      network: { type: 'string' },
+      user: { type: 'string' },
+      group: { type: 'string' },
+      format: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    false,
+  );
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const format = formatOption(values.format);
+  const network = values.network ?? 'tcp';
+  if (network !== 'tcp' && network !== 'udp') throw new UsageError(`--network must be tcp or udp, not '${network}'`);
+  const q: FlowQuery = { network };
+  if (values.process !== undefined) q.process = values.process;
+  if (values.exe !== undefined) q.exe = values.exe;
+  if (values.domain !== undefined) q.domain = values.domain;
+  if (values.user !== undefined) q.user = values.user;
+  if (values.group !== undefined) q.group = values.group;
+  if (values.ip !== undefined) {
+    if (parseIp(values.ip) === null) throw new UsageError(`--ip '${values.ip}' is not an IPv4 or IPv6 address`);
+    q.ip = values.ip;
+  }
+  if (values.port !== undefined) {
+    if (!/^[0-9]{1,5}$/.test(values.port) || Number(values.port) < 1 || Number(values.port) > 65535) {
+      throw new UsageError(`--port '${values.port}' is not a port (1..65535)`);
+    }
+    q.port = Number(values.port);
+  }
+  if (q.process === undefined && q.exe === undefined && q.domain === undefined && q.ip === undefined && q.group === undefined) {
+    throw new UsageError('give at least --process or --exe (and/or --domain, --ip); see switchyard explain --help');
+  }
+
+  let config: Config;
+  let used: string;
+  if (values.config !== undefined) {
+    config = loadConfigFile(values.config);
+    used = `file ${values.config}`;
+  } else {
+    const live = await explainViaDaemon(q);
+    if (live) return print(live, `daemon (${live.config.source})`, [], format);
+    config = defaultConfig();
+    used = 'embedded default config (no --config given; no daemon is asked yet)';
+  }
+  return print(compilePolicy(config).explain(q), used, config.notices, format);
+}
+
+function reason(m: MatchReason): string {
+  return `${m.condition} ${m.pattern} matches ${m.value}`;
+}
+
+function print(x: Explanation, used: string, notices: string[], format: 'text' | 'json'): number {
+  if (format === 'json') {
+    process.stdout.write(JSON.stringify({ config: used, ...x, notices }) + '\n');
+    return 0;
+  }
+  const q = x.query;
+  const subject = [
+    q.process !== undefined ? `process ${q.process}` : null,
+    q.exe !== undefined ? `exe ${q.exe}` : null,
+    q.user !== undefined ? `user ${q.user}` : null,
+    q.group !== undefined ? `group ${q.group}` : null,
+    q.domain !== undefined ? `domain ${q.domain}` : null,
+    q.ip !== undefined ? `ip ${q.ip}` : null,
+    q.port !== undefined ? `port ${q.port}` : null,
+    q.network,
+  ].filter((s) => s !== null);
+  const by = x.rule === null ? 'by the default (no rule matched)' : `by ${x.rule.id} (${x.matched.map(reason).join(', ')})`;
+  const where = x.rule?.origin.line !== undefined ? ` [${x.rule.origin.file ?? ''}:${x.rule.origin.line}]` : '';
+  const lines = [`config: ${used}`, `${subject.join(', ')} → egress ${x.egress} ${by}${where}; stage ${x.stage}`];
+  if (x.candidates.length) {
+    lines.push('lost:');
+    for (const c of x.candidates) lines.push(`  ${c.rule.id} → ${c.egress} (${c.matched.map(reason).join(', ')}): ${c.lostBecause}`);
+  }
+  for (const n of notices) lines.push(`notice: ${n}`);
+  process.stdout.write(lines.join('\n') + '\n');
+  return 0;
+}

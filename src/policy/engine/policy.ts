@@ -1,0 +1,209 @@
+// compilePolicy(config) → Policy. The fixed decision order (docs/config.md):
+//   exempt → lan → block → domain → cidr → app → other → default
+// exempt: [[exempt]] entries and [enforce] exempt_users — always direct, even when a domain rule
+//         matches (an egress core must never be sent into itself);
+// lan:    with [enforce] lan = "direct" (default), loopback/RFC 1918/link-local/ULA destinations
+//         go direct; lan = "policy" skips this stage;
+// block:  any matching rule whose egress has type block, ranked like the stages below;
+// then the non-block rules by stage, and the default egress.
+// decide() returns at the first match; explain() runs the same walk with a collector (rule-set.ts).
+import type {
+  Candidate,
+  Config,
+  Decision,
+  DomainProjection,
+  Explanation,
+  FlowQuery,
+  MatchReason,
+  Policy,
+  RuleRef,
+  Stage,
+} from '../types.ts';
+import { InternalError } from '../../errors.ts';
+import { cidrContains, cidrText, isLanAddress } from '../ip.ts';
+import { AppIndex, appPatternText } from './app-matcher.ts';
+import { QueryCtx } from './query.ts';
+import type { RuleInfo } from './rule.ts';
+import { RuleSet, type Collector, type Match } from './rule-set.ts';
+import type { ExemptConfig } from '../types.ts';
+
+const STAGE_ORDER: Record<Stage, number> = { exempt: 0, lan: 1, block: 2, domain: 3, cidr: 4, app: 5, other: 6, default: 7 };
+const LAN_REF: RuleRef = { id: 'enforce.lan', index: -1, origin: {} };
+
+interface CompiledExempt {
+  ref: RuleRef;
+  apps: AppIndex<true>;
+  users: Set<string>;
+  cfg: ExemptConfig;
+}
+
+/** A match from any stage, including the pseudo-rules exempt and lan. */
+interface Ranked {
+  ref: RuleRef;
+  egress: string;
+  stage: Stage;
+  matched: MatchReason[];
+  rule: RuleInfo | null;
+  spec: number;
+}
+
+class CollectAll implements Collector {
+  readonly all: Match[] = [];
+  private readonly seen = new Set<number>();
+  add(m: Match): boolean {
+    if (!this.seen.has(m.rule.cfg.index)) {
+      this.seen.add(m.rule.cfg.index);
+      this.all.push(m);
+    }
+    return false;
+  }
+}
+
+/** Projection: records possible egresses; stops at the first match that holds for every flow. */
+class CollectProjection implements Collector {
+  readonly egresses: string[] = [];
+  sure: Match | null = null;
+  add(m: Match): boolean {
+    if (!this.egresses.includes(m.rule.egress)) this.egresses.push(m.rule.egress);
+    if (!m.maybe) {
+      this.sure = m;
+      return true;
+    }
+    return false;
+  }
+}
+
+export class CompiledPolicy implements Policy {
+  readonly config: Config;
+  private readonly blockSet: RuleSet;
+  private readonly mainSet: RuleSet;
+  private readonly exempt: CompiledExempt[];
+  private readonly lanDirect: boolean;
+
+  constructor(config: Config) {
+    this.config = config;
+    const isBlock = (egress: string) => config.egress[egress]?.type === 'block';
+    const rules = config.rules;
+    rules.forEach((r, i) => {
+      if (r.index !== i) throw new InternalError(`rule ${i} has index ${r.index}: rules must be numbered 0..n-1 in order`);
+    });
+    this.blockSet = new RuleSet('block', rules, rules.filter((r) => isBlock(r.egress)));
+    this.mainSet = new RuleSet(null, rules, rules.filter((r) => !isBlock(r.egress)));
+    this.exempt = config.exempt.map((e, i) => {
+      const apps = new AppIndex<true>();
+      for (const p of e.apps) apps.add(p, true);
+      return { ref: { id: `exempt#${i + 1}`, index: i, origin: e.origin }, apps, users: new Set(e.users), cfg: e };
+    });
+    if (config.enforce.exemptUsers.length) {
+      const e: ExemptConfig = { apps: [], users: config.enforce.exemptUsers, cidrs: [], origin: {} };
+      this.exempt.push({ ref: { id: 'enforce.exempt_users', index: -1, origin: {} }, apps: new AppIndex(), users: new Set(e.users), cfg: e });
+    }
+    this.lanDirect = config.enforce.lan === 'direct';
+  }
+
+  decide(q: FlowQuery): Decision {
+    const ctx = new QueryCtx(q);
+    const pre = this.exemptOrLan(ctx);
+    if (pre !== null) return { egress: pre.egress, stage: pre.stage, rule: pre.ref, matched: pre.matched };
+    const m = this.blockSet.search(ctx, null) ?? this.mainSet.search(ctx, null);
+    if (m !== null) return { egress: m.rule.egress, stage: m.stage, rule: m.rule.ref, matched: m.matched };
+    return { egress: this.config.default, stage: 'default', rule: null, matched: [] };
+  }
+
+  explain(q: FlowQuery): Explanation {
+    const ctx = new QueryCtx(q);
+    const ranked: Ranked[] = [];
+    const pre = this.exemptOrLan(ctx);
+    if (pre !== null) ranked.push(pre);
+    for (const set of [this.blockSet, this.mainSet]) {
+      const col = new CollectAll();
+      set.search(ctx, col);
+      for (const m of col.all) ranked.push({ ref: m.rule.ref, egress: m.rule.egress, stage: m.stage, matched: m.matched, rule: m.rule, spec: m.spec });
+    }
+    // The walk already yields matches in rank order, so the first one is what decide() returns.
+    const winner = ranked[0];
+    const decision: Decision = winner
+      ? { egress: winner.egress, stage: winner.stage, rule: winner.ref, matched: winner.matched }
+      : { egress: this.config.default, stage: 'default', rule: null, matched: [] };
+    const candidates: Candidate[] = ranked.slice(1).map((c) => ({
+      rule: c.ref,
+      egress: c.egress,
+      stage: c.stage,
+      matched: c.matched,
+      lostBecause: lostBecause(winner!, c),
+    }));
+    return { ...decision, query: q, candidates };
+  }
+
+  projectDomain(name: string): DomainProjection {
+    const ctx = new QueryCtx({ network: 'tcp', domain: name }, true);
+    const egresses: string[] = [];
+    const addAll = (list: readonly string[]) => { for (const e of list) if (!egresses.includes(e)) egresses.push(e); };
+    let decidedBy: Match | null = null;
+    for (const set of [this.blockSet, this.mainSet]) {
+      const col = new CollectProjection();
+      set.search(ctx, col, true);
+      addAll(col.egresses);
+      if (col.sure) { decidedBy = col.sure; break; }
+      addAll(set.nonDomainEgresses); // an app/cidr/port rule may match some flow to this name
+    }
+    if (decidedBy === null) addAll([this.config.default]);
+    const uniform = egresses.length === 1;
+    return {
+      egresses,
+      uniform,
+      egress: uniform ? egresses[0]! : null,
+      rule: uniform && decidedBy ? decidedBy.rule.ref : null,
+    };
+  }
+
+  private exemptOrLan(ctx: QueryCtx): Ranked | null {
+    for (const e of this.exempt) {
+      const matched = exemptMatch(e, ctx);
+      if (matched) return { ref: e.ref, egress: 'direct', stage: 'exempt', matched: [matched], rule: null, spec: 0 };
+    }
+    if (this.lanDirect && ctx.q.ip !== undefined) {
+      const ip = ctx.ip;
+      if (ip !== null && isLanAddress(ip)) {
+        return { ref: LAN_REF, egress: 'direct', stage: 'lan', matched: [{ condition: 'lan', pattern: 'loopback/LAN', value: ctx.q.ip }], rule: null, spec: 0 };
+      }
+    }
+    return null;
+  }
+}
+
+function exemptMatch(e: CompiledExempt, ctx: QueryCtx): MatchReason | null {
+  if (e.apps.size) {
+    const hit = e.apps.first(ctx);
+    if (hit) return { condition: hit.pattern.kind === 'group' ? 'group' : 'app', pattern: appPatternText(hit.pattern), value: hit.observed };
+  }
+  if (ctx.q.user !== undefined && e.users.has(ctx.q.user)) return { condition: 'user', pattern: ctx.q.user, value: ctx.q.user };
+  if (e.cfg.cidrs.length && ctx.ip !== null) {
+    for (const c of e.cfg.cidrs) if (cidrContains(c, ctx.ip)) return { condition: 'cidr', pattern: cidrText(c), value: ctx.q.ip! };
+  }
+  return null;
+}
+
+function lostBecause(w: Ranked, l: Ranked): string {
+  if (w.stage === 'exempt') return `${w.ref.id} matched: exempt flows always go direct`;
+  if (w.stage === 'lan') return 'the destination is loopback/LAN and [enforce] lan = "direct"';
+  if (STAGE_ORDER[w.stage] < STAGE_ORDER[l.stage]) {
+    return w.stage === 'block' ? `${w.ref.id} blocks (block rules come first)` : `${w.stage} rules come before ${l.stage} rules`;
+  }
+  const ws = w.rule!.stage;
+  const ls = l.rule!.stage;
+  if (ws !== ls) return `${ws} rules come before ${ls} rules`;
+  if (w.spec !== l.spec) {
+    const wp = w.matched[0]?.pattern ?? '';
+    const lp = l.matched[0]?.pattern ?? '';
+    if (ws === 'domain') return `'${wp}' is more specific than '${lp}'`;
+    if (ws === 'cidr') return `${wp} is a longer prefix than ${lp}`;
+    if (ws === 'app') return `'${wp}' (${w.matched[0]?.condition === 'group' ? 'group' : 'app'}) is a more specific app match than '${lp}'`;
+  }
+  if (w.rule!.conds !== l.rule!.conds) return `${w.ref.id} has more conditions (${w.rule!.conds} > ${l.rule!.conds})`;
+  return `${w.ref.id} comes earlier in the config`;
+}
+
+export function compilePolicy(config: Config): Policy {
+  return new CompiledPolicy(config);
+}

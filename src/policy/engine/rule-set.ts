@@ -1,0 +1,183 @@
+// One set of compiled rules (the engine keeps two: rules whose egress is a block egress, and the
+// rest) with one index per stage. `search` walks the stages in order — domain (most specific
+// pattern first), cidr (longest prefix first), app (path, name, glob, group), other — and inside a
+// stage visits rules sharing a pattern by more conditions, then earlier index. decide() stops at
+// the first rule whose other conditions hold; explain() and projectDomain() run the very same walk
+// with a collector that records every match and lets it continue.
+import type { MatchReason, Stage } from '../types.ts';
+import { AppIndex, APP_KIND_RANK, appPatternText } from './app-matcher.ts';
+import { CidrIndex } from './cidr-index.ts';
+import { DomainIndex, domainPatternText } from './domain-index.ts';
+import { byConditionsThenIndex, CompiledRule, isSimple, MATCH_MAYBE, MATCH_NO, MATCH_YES, simpleInfo, stageOf, type MatchResult, type RuleInfo, type RuleStage } from './rule.ts';
+import type { RuleConfig } from '../types.ts';
+import type { QueryCtx } from './query.ts';
+import type { AppPattern, DomainPattern } from '../types.ts';
+
+/** One matching rule as explain() reports it. `spec` ranks matches within a stage (higher wins). */
+export interface Match {
+  rule: RuleInfo;
+  stage: Stage;
+  matched: MatchReason[];
+  spec: number;
+  /** Only while projecting: the rule matches for some apps/addresses/ports only. */
+  maybe: boolean;
+}
+
+/** Receives every match in rank order; returns true to stop the walk. */
+export interface Collector {
+  add(m: Match): boolean;
+}
+
+export class RuleSet {
+  readonly stageName: Stage | null; // 'block' for the block set; null = each rule's own stage
+  // Index values are rule indexes into `rules` (the config's list): small integers, no objects.
+  readonly domain = new DomainIndex<number>();
+  readonly cidr = new CidrIndex<number>();
+  readonly app = new AppIndex<number>();
+  readonly other: number[] = [];
+  /** Egresses of rules outside the domain stage, in rule order (for projections). */
+  readonly nonDomainEgresses: string[] = [];
+  private readonly rules: readonly RuleConfig[];
+  /** Matchers for rules with more than one condition kind (sparse; simple rules have none). */
+  private readonly compiled: (CompiledRule | undefined)[] = [];
+
+  // Scratch state of the current walk: decide() is synchronous, so one set per policy is safe and
+  // spares a closure allocation per decision.
+  private ctx: QueryCtx | null = null;
+  private col: Collector | null = null;
+  private stopped = false;
+  private hit: Match | null = null;
+
+  constructor(stageName: Stage | null, all: readonly RuleConfig[], members: readonly RuleConfig[]) {
+    this.stageName = stageName;
+    this.rules = all;
+    for (const r of members) {
+      const i = r.index;
+      const stage = stageOf(r);
+      if (!isSimple(r)) this.compiled[i] = new CompiledRule(r);
+      if (stage === 'domain') for (const p of r.domains) this.domain.add(p, i);
+      else if (stage === 'cidr') for (const c of r.cidrs) this.cidr.add(c, i);
+      else if (stage === 'app') for (const a of r.apps) this.app.add(a, i);
+      else this.other.push(i);
+      if (stage !== 'domain' && !this.nonDomainEgresses.includes(r.egress)) this.nonDomainEgresses.push(r.egress);
+    }
+    const cmp = (a: number, b: number) => byConditionsThenIndex(all[a]!, all[b]!);
+    this.domain.finish(cmp);
+    this.cidr.finish(cmp);
+    this.app.finish(cmp);
+    this.other.sort(cmp);
+  }
+
+  private info(i: number): RuleInfo {
+    return this.compiled[i] ?? simpleInfo(this.rules[i]!);
+  }
+
+  private matchRest(i: number, reasons: MatchReason[] | null): MatchResult {
+    const c = this.compiled[i];
+    return c === undefined ? MATCH_YES : c.matchRest(this.ctx!, reasons);
+  }
+
+  get size(): number {
+    return this.domain.size + this.cidr.size + this.app.size + this.other.length;
+  }
+
+  /**
+   * Walks the stages for `ctx`. Without a collector: returns the first full match. With one: feeds
+   * it every match (rank order) until it asks to stop, and returns the first.
+   */
+  search(ctx: QueryCtx, col: Collector | null, domainOnly = false): Match | null {
+    this.ctx = ctx;
+    this.col = col;
+    this.stopped = false;
+    this.hit = null;
+    try {
+      if (ctx.domain !== null && this.domain.size !== 0) {
+        this.domain.find(ctx.domain, this.onDomain);
+        if (this.stopped) return this.hit;
+      }
+      if (domainOnly) return this.hit;
+      if (this.cidr.size !== 0 && ctx.q.ip !== undefined) {
+        this.cidr.find(ctx, this.onCidr);
+        if (this.stopped) return this.hit;
+      }
+      if (this.app.size !== 0) {
+        this.app.find(ctx, this.onApp);
+        if (this.stopped) return this.hit;
+      }
+      for (const i of this.other) {
+        if (this.consider(i, 0, PRIMARY_NONE, null, '')) return this.hit;
+      }
+      return this.hit;
+    } finally {
+      this.ctx = null;
+      this.col = null;
+    }
+  }
+
+  // The visitors build no objects unless the rule matches (decide() runs them per candidate).
+  private readonly onDomain = (r: number, kind: DomainPattern['kind'], key: string): boolean => {
+    return this.consider(r, kind === 'full' ? 1000 : kind === 'suffix' ? 2 + countDots(key) : 0, PRIMARY_DOMAIN, kind, key);
+  };
+
+  private readonly onCidr = (r: number, prefix: number): boolean => {
+    return this.consider(r, prefix, PRIMARY_CIDR, '', '');
+  };
+
+  private readonly onApp = (r: number, p: AppPattern, observed: string): boolean => {
+    return this.consider(r, APP_KIND_RANK[p.kind], PRIMARY_APP, p, observed);
+  };
+
+  private primary(code: number, a: unknown, b: string, spec: number): MatchReason | null {
+    const ctx = this.ctx!;
+    if (code === PRIMARY_DOMAIN) {
+      const pattern: DomainPattern = { kind: a as DomainPattern['kind'], value: b };
+      return { condition: 'domain', pattern: domainPatternText(pattern), value: ctx.domain! };
+    }
+    if (code === PRIMARY_CIDR) return { condition: 'cidr', pattern: CidrIndex.describe(ctx, spec), value: ctx.q.ip! };
+    if (code === PRIMARY_APP) {
+      const p = a as AppPattern;
+      return { condition: p.kind === 'group' ? 'group' : 'app', pattern: appPatternText(p), value: b };
+    }
+    return null;
+  }
+
+  /** Rule `i`, whose stage condition matched; true = stop the walk. */
+  private consider(i: number, spec: number, code: number, a: unknown, b: string): boolean {
+    const col = this.col;
+    if (col === null) {
+      if (this.matchRest(i, null) === MATCH_NO) return false;
+      const p = this.primary(code, a, b, spec);
+      const matched: MatchReason[] = p ? [p] : [];
+      this.matchRest(i, matched); // second pass only for the winner, to describe it
+      const rule = this.info(i);
+      this.hit = { rule, stage: this.stageName ?? rule.stage, matched, spec, maybe: false };
+      this.stopped = true;
+      return true;
+    }
+    const p = this.primary(code, a, b, spec);
+    const matched: MatchReason[] = p ? [p] : [];
+    const res = this.matchRest(i, matched);
+    if (res === MATCH_NO) return false;
+    const rule = this.info(i);
+    const m: Match = { rule, stage: this.stageName ?? rule.stage, matched, spec, maybe: res === MATCH_MAYBE };
+    if (this.hit === null && !m.maybe) this.hit = m;
+    if (col.add(m)) {
+      this.stopped = true;
+      return true;
+    }
+    return false;
+  }
+}
+
+const PRIMARY_NONE = 0;
+const PRIMARY_DOMAIN = 1;
+const PRIMARY_CIDR = 2;
+const PRIMARY_APP = 3;
+
+function countDots(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) === 46) n++;
+  return n;
+}
+
+export type { RuleStage };
