@@ -10,7 +10,7 @@ import { connect as http2Connect } from 'node:http2';
 import type { ClientHttp2Session, ClientHttp2Stream } from 'node:http2';
 import { isIP } from 'node:net';
 import type { Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect, rootCertificates } from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import { headerOnlyError, matchesQuery } from './answer.ts';
 import type { OutQuery } from './build.ts';
@@ -28,8 +28,11 @@ export interface UpstreamSpec {
   port: number;
   /** TLS server name (DoT/DoH); defaults to host when it is a name. */
   servername: string | undefined;
-  /** Extra trusted CA (PEM), from `?ca=/path/to/ca.pem`; the system store is used otherwise. */
-  ca: Buffer | undefined;
+  /**
+   * Trusted CAs for DoT/DoH: `?ca=/path/to/ca.pem` trusts only that CA (pinning); else the
+   * system's roots plus `[dns] ca_file` when set; undefined = the system's roots.
+   */
+  ca: Buffer | (string | Buffer)[] | undefined;
   /** DoH only. */
   path: string;
   method: 'POST' | 'GET';
@@ -42,7 +45,7 @@ const DEFAULT_PORT: Record<Proto, number> = { udp: 53, tcp: 53, tls: 853, https:
  * parameters: `ca=PATH` (extra CA file for tests and private resolvers), `sni=NAME` (server name to
  * verify when the host is an IP), `method=get` (DoH GET instead of POST).
  */
-export function parseUpstream(text: string, readFile: (p: string) => Buffer = readFileSync): UpstreamSpec {
+export function parseUpstream(text: string, readFile: (p: string) => Buffer = readFileSync, extraCa?: Buffer): UpstreamSpec {
   let raw = text.trim();
   if (!/^[a-z]+:\/\//i.test(raw)) raw = `udp://${isIP(raw) === 6 ? `[${raw}]` : raw}`;
   let u: URL;
@@ -58,7 +61,7 @@ export function parseUpstream(text: string, readFile: (p: string) => Buffer = re
   const port = u.port ? Number(u.port) : DEFAULT_PORT[proto];
   const params = u.searchParams;
   const caPath = params.get('ca');
-  let ca: Buffer | undefined;
+  let ca: Buffer | (string | Buffer)[] | undefined = extraCa ? [...rootCertificates, extraCa] : undefined;
   if (caPath) {
     try {
       ca = readFile(caPath);

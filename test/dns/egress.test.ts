@@ -9,7 +9,8 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { startDnsForwarder } from '../../src/dns/index.ts';
 import type { DnsForwarder } from '../../src/dns/index.ts';
-import { builtinEgresses, cleanup, dig, dnsConfig, freePort, have, makeCerts, projector, socksEgress, startUnbound, tempDir } from './helpers.ts';
+import { cleanup, dig, freePort, have, makeCerts, startUnbound, tempDir } from './helpers.ts';
+import { compilePolicy, loadConfigFromString } from '../../src/policy/index.ts';
 import type { Certs, Unbound } from './helpers.ts';
 import { connect } from 'node:net';
 
@@ -43,7 +44,7 @@ describe('resolution through a SOCKS5 egress', { skip }, () => {
 
   before(async () => {
     dir = tempDir('egress');
-    certs = await makeCerts(dir);
+    certs = await makeCerts(dir, [RESOLVER]);
     ub = await startUnbound({
       dir,
       host: RESOLVER,
@@ -60,16 +61,52 @@ describe('resolution through a SOCKS5 egress', { skip }, () => {
     const socksPort = await freePort();
     socks = spawn('microsocks', ['-i', '127.0.0.1', '-p', String(socksPort), '-b', EGRESS_SOURCE], { stdio: 'ignore' });
     await waitPort(socksPort);
-    const egress = {
-      ...builtinEgresses(),
-      proxy: socksEgress('proxy', '127.0.0.1', socksPort, [`tcp://${RESOLVER}:${ub.port}`]),
-      dpi: socksEgress('dpi', '127.0.0.1', socksPort, [`udp://${RESOLVER}:${ub.port}`, `tls://${RESOLVER}:${ub.tlsPort}?ca=${certs.ca}&sni=dns.test`], true),
-      dpiplain: socksEgress('dpiplain', '127.0.0.1', socksPort, [`udp://${RESOLVER}:${ub.port}`], true),
-    };
-    fwd = await startDnsForwarder({
-      config: { dns: dnsConfig({ upstreams: [`udp://${RESOLVER}:${ub.port}`] }), egress },
-      projectDomain: projector({ 'p.test': 'proxy', 'h.test': 'proxy', 'o.test': 'dpi', 'n.test': 'dpiplain' }),
-    });
+    // The real config loader and policy engine decide which names take which egress.
+    const config = loadConfigFromString(
+      `version = 1
+default = "direct"
+
+[dns]
+listen = ["127.0.0.1:1053"]
+upstreams = ["udp://${RESOLVER}:${ub.port}"]
+timeout_ms = 2000
+rate_limit = 0
+
+[egress.proxy]
+type = "socks5"
+endpoint = "socks5://127.0.0.1:${socksPort}"
+dns = ["tcp://${RESOLVER}:${ub.port}"]
+
+[egress.dpi]
+type = "socks5"
+endpoint = "socks5://127.0.0.1:${socksPort}"
+obfuscates_only = true
+dns = ["udp://${RESOLVER}:${ub.port}", "tls://${RESOLVER}:${ub.tlsPort}"]
+
+[egress.dpiplain]
+type = "socks5"
+endpoint = "socks5://127.0.0.1:${socksPort}"
+obfuscates_only = true
+dns = ["udp://${RESOLVER}:${ub.port}"]
+
+[[rule]]
+egress = "proxy"
+domains = ["p.test", "h.test"]
+
+[[rule]]
+egress = "dpi"
+domains = ["o.test"]
+
+[[rule]]
+egress = "dpiplain"
+domains = ["n.test"]
+`,
+      'egress-test.toml',
+    );
+    config.dns.listen = [{ host: '127.0.0.1', port: 0 }]; // the loader wants a fixed port; tests take any
+    config.dns.caFile = certs.ca;
+    const policy = compilePolicy(config);
+    fwd = await startDnsForwarder({ config, projectDomain: (n) => policy.projectDomain(n) });
     host = fwd.addresses[0]!.host;
     port = fwd.addresses[0]!.port;
   });
