@@ -41,6 +41,8 @@ export interface DnsForwarder {
   addresses: HostPort[];
   store: CorrelationStore;
   resolver: EgressResolver;
+  /** Resolves an egress or upstream host name by static hosts and bootstrap addresses only. */
+  resolveBootstrap(name: string): Promise<string[]>;
   forwarder: Forwarder;
   stats(): ForwarderStats & { cacheEntries: number; storeEntries: number; storeMax: number };
   /** Applies a new policy (drops cached answers and egress paths). */
@@ -95,6 +97,7 @@ export async function startDnsForwarder(opts: StartDnsOptions): Promise<DnsForwa
     addresses: listeners.map((l) => l.address),
     store,
     resolver,
+    resolveBootstrap: (name) => forwarder.resolveBootstrap(name),
     forwarder,
     stats: () => ({ ...forwarder.stats, cacheEntries: forwarder.cacheSize, storeEntries: store.size, storeMax: store.maxEntries }),
     setPolicy: (p, e) => forwarder.setPolicy(p, e),

@@ -13,8 +13,10 @@ import { cleanup, dig, freePort, have, makeCerts, startUnbound, tempDir } from '
 import { compilePolicy, loadConfigFromString } from '../../src/policy/index.ts';
 import type { Certs, Unbound } from './helpers.ts';
 import { connect } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
-const skip = !have('unbound') || !have('dig') || !have('microsocks') ? 'needs unbound, dig and microsocks' : false;
+const skip = !have('unbound') || !have('dig') || !have('microsocks') || !have('tinyproxy') ? 'needs unbound, dig, microsocks and tinyproxy' : false;
 const RESOLVER = '127.8.0.53';
 const EGRESS_SOURCE = '127.9.9.9';
 
@@ -38,6 +40,7 @@ describe('resolution through a SOCKS5 egress', { skip }, () => {
   let certs: Certs;
   let ub: Unbound;
   let socks: ChildProcess;
+  let tiny: ChildProcess;
   let fwd: DnsForwarder;
   let host: string;
   let port: number;
@@ -56,8 +59,16 @@ describe('resolution through a SOCKS5 egress', { skip }, () => {
         'n.test. 300 IN A 127.5.0.3',
         'h.test. 300 IN HTTPS 1 . alpn=h2 ipv4hint=127.5.0.9 ech=AEX+DQBBBAAgACA= ipv6hint=fd00:5359::9',
         'd.test. 300 IN A 127.5.0.4',
+        'w.test. 300 IN A 127.5.0.5',
       ],
     });
+    const httpPort = await freePort();
+    writeFileSync(
+      join(dir, 'tinyproxy.conf'),
+      [`Port ${httpPort}`, 'Listen 127.0.0.1', `Bind ${EGRESS_SOURCE}`, 'Allow 127.0.0.1', `ConnectPort ${ub.port}`, 'MaxClients 20', 'LogLevel Critical', `PidFile "${join(dir, 'tinyproxy.pid')}"`].join('\n') + '\n',
+    );
+    tiny = spawn('tinyproxy', ['-d', '-c', join(dir, 'tinyproxy.conf')], { stdio: 'ignore' });
+    await waitPort(httpPort);
     const socksPort = await freePort();
     socks = spawn('microsocks', ['-i', '127.0.0.1', '-p', String(socksPort), '-b', EGRESS_SOURCE], { stdio: 'ignore' });
     await waitPort(socksPort);
@@ -89,9 +100,18 @@ endpoint = "socks5://127.0.0.1:${socksPort}"
 obfuscates_only = true
 dns = ["udp://${RESOLVER}:${ub.port}"]
 
+[egress.web]
+type = "http"
+endpoint = "http://127.0.0.1:${httpPort}"
+dns = ["tcp://${RESOLVER}:${ub.port}"]
+
 [[rule]]
 egress = "proxy"
 domains = ["p.test", "h.test"]
+
+[[rule]]
+egress = "web"
+domains = ["w.test"]
 
 [[rule]]
 egress = "dpi"
@@ -114,6 +134,7 @@ domains = ["n.test"]
   after(async () => {
     await fwd?.close();
     socks?.kill();
+    tiny?.kill();
     await ub?.stop();
     cleanup(dir);
   });
@@ -132,6 +153,12 @@ domains = ["n.test"]
     assert.deepEqual(r.answers.map((a) => a.split(' ')[4]), ['127.5.0.1']);
     assert.ok(ub.queriesFrom().includes(`${EGRESS_SOURCE} p.test. A`), 'the resolver saw the egress address');
     assert.equal(fwd.store.lookup('127.5.0.1').names[0]?.upstream, `tcp://${RESOLVER}:${ub.port}`);
+  });
+
+  test('a name routed to an HTTP CONNECT egress is resolved through it', async () => {
+    const r = await dig(host, port, ['w.test', 'A']);
+    assert.deepEqual(r.answers.map((a) => a.split(' ')[4]), ['127.5.0.5']);
+    assert.ok(ub.queriesFrom().includes(`${EGRESS_SOURCE} w.test. A`), 'the resolver saw tinyproxy\'s bound address');
   });
 
   test('an egress that only obfuscates uses DoT through itself, never plaintext', async () => {
