@@ -57,6 +57,7 @@ export interface ForwarderOptions {
   /** Outgoing UDP sockets (random source port per query). */
   udpSocket?: (family: 4 | 6) => UdpSocket;
   /** resolv.conf paths, for tests; the listeners to skip are set by the caller. */
+  savedResolvConf?: string;
   resolvConf?: string;
   resolvedConf?: string;
   /** Addresses we listen on: never used as upstreams. */
@@ -430,6 +431,7 @@ export class Forwarder {
     let urls = this.#cfg.upstreams;
     if (urls.length === 0) {
       urls = systemUpstreams({
+        ...(this.#opts.savedResolvConf ? { savedConf: this.#opts.savedResolvConf } : {}),
         ...(this.#opts.resolvConf ? { resolvConf: this.#opts.resolvConf } : {}),
         ...(this.#opts.resolvedConf ? { resolvedConf: this.#opts.resolvedConf } : {}),
         ownListeners: this.#opts.ownListeners ?? this.#cfg.listen,

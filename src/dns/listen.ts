@@ -27,7 +27,8 @@ export interface Listener {
 function bindUdp(host: string, port: number, handler: Handler, log: DnsLog): Promise<UdpSocket> {
   return new Promise((resolve, reject) => {
     const six = isIP(host) === 6;
-    const sock = createSocket({ type: six ? 'udp6' : 'udp4', ...(six ? { ipv6Only: true } : {}) });
+    // Larger buffers absorb bursts (the kernel caps them at net.core.rmem_max / wmem_max).
+    const sock = createSocket({ type: six ? 'udp6' : 'udp4', recvBufferSize: 1 << 20, sendBufferSize: 1 << 20, ...(six ? { ipv6Only: true } : {}) });
     // No per-send callback: send errors reach the socket's 'error' listener below.
     const send = (out: Buffer | null, port: number, addr: string): void => {
       if (out) sock.send(out, port, addr);
