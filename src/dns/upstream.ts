@@ -17,6 +17,7 @@ import type { OutQuery } from './build.ts';
 import { randomId } from './build.ts';
 import type { Dialer, ResolveHost } from './dial.ts';
 import { DnsError } from './errors.ts';
+import { FrameReader, frame } from './frame.ts';
 
 export type Proto = 'udp' | 'tcp' | 'tls' | 'https';
 
@@ -173,15 +174,9 @@ class StreamExchange implements Exchange {
     const raw = await this.#deps.dial(this.#spec.host, this.#spec.port, timeoutMs);
     let s: Socket = raw;
     if (this.#tls) s = await startTls(raw, this.#spec, timeoutMs, []);
-    let acc: Buffer = Buffer.alloc(0);
+    const reader = new FrameReader();
     s.on('data', (d: Buffer) => {
-      acc = acc.length ? Buffer.concat([acc, d]) : d;
-      while (acc.length >= 2) {
-        const len = acc.readUInt16BE(0);
-        if (acc.length < 2 + len) break;
-        this.#deliver(acc.subarray(2, 2 + len));
-        acc = acc.subarray(2 + len);
-      }
+      for (const msg of reader.push(d)) this.#deliver(msg);
     });
     const fail = (err: Error): void => {
       if (this.#conn && s === current) this.#conn = null;
@@ -214,7 +209,7 @@ class StreamExchange implements Exchange {
     }
     this.#pending.delete(msg.readUInt16BE(0));
     clearTimeout(p.timer);
-    p.resolve(Buffer.from(msg));
+    p.resolve(msg);
     this.#armIdle();
   }
 
@@ -250,10 +245,7 @@ class StreamExchange implements Exchange {
         reject(new DnsError('SY_ERR_DNS_TIMEOUT', `${this.#spec.label} did not answer in ${timeoutMs} ms`));
       }, Math.max(1, left));
       this.#pending.set(id, { q, resolve, reject, timer });
-      const frame = Buffer.allocUnsafe(2 + q.buf.length);
-      frame.writeUInt16BE(q.buf.length, 0);
-      q.buf.copy(frame, 2);
-      s.write(frame);
+      s.write(frame(q.buf));
     });
   }
 
