@@ -532,6 +532,7 @@ export class Forwarder {
     const key = name.toLowerCase().replace(/\.$/, '');
     const e = this.#egresses[egress];
     if (egress === 'block' || e?.type === 'block') throw new DnsError('SY_ERR_DNS_BLOCKED', `${name}: egress ${egress} blocks`);
+    if (!e && egress !== 'direct') throw new DnsError('SY_ERR_DNS_NO_UPSTREAM', `egress ${egress} is not declared`);
     const hosts = this.#hosts.get(key);
     if (hosts?.length) return hosts.filter((ip) => family === undefined || (family === 6) === ip.includes(':'));
     const path = e && (e.type === 'socks5' || e.type === 'http') ? egress : PATH_DEFAULT;

@@ -183,6 +183,8 @@ domains = ["n.test"]
     assert.deepEqual(await fwd.resolver.resolve('p.test', 'proxy', 4), ['127.5.0.1']);
     await assert.rejects(fwd.resolver.resolve('d.test', 'direct', 4), /rcode 5 without a question/);
     await assert.rejects(fwd.resolver.resolve('p.test', 'block'), { code: 'SY_ERR_DNS_BLOCKED' });
+    await assert.rejects(fwd.resolver.resolve('p.test', 'nosuch'), { code: 'SY_ERR_DNS_NO_UPSTREAM' });
+    assert.deepEqual(await fwd.resolver.resolve('w.test', 'web', 4), ['127.5.0.5']);
     assert.deepEqual(await fwd.resolver.resolve('127.0.0.9', 'proxy'), ['127.0.0.9']);
   });
 });
