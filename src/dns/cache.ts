@@ -111,8 +111,8 @@ export function serve(p: Prepared, client: Buffer, q: Query, now: number, udp: b
   }
   const out = Buffer.allocUnsafe(len);
   const src = p.bytes;
-  // Small messages: a plain loop beats Buffer#copy's argument checks.
-  for (let i = 0; i < len; i++) out[i] = src[i]!;
+  // TypedArray#set is a plain memcpy (measured faster here than Buffer#copy or a loop).
+  out.set(len === src.length ? src : src.subarray(0, len));
   out[0] = q.id >> 8;
   out[1] = q.id & 0xff;
   out[2] = (out[2]! & ~(FLAG.RD >> 8)) | ((q.flags >> 8) & (FLAG.RD >> 8));
@@ -139,11 +139,14 @@ export function serve(p: Prepared, client: Buffer, q: Query, now: number, udp: b
 
 export class AnswerCache {
   readonly #lru: LRUCache<string, Prepared>;
+  #touch = 0;
   constructor(maxEntries: number) {
     this.#lru = new LRUCache<string, Prepared>({ max: Math.max(1, maxEntries) });
   }
   get(key: string, now: number): Prepared | undefined {
-    const p = this.#lru.get(key);
+    // Refreshing recency on every hit costs a measurable share of the hit path; every 8th hit
+    // is enough to keep hot names away from eviction.
+    const p = (this.#touch++ & 7) === 0 ? this.#lru.get(key) : this.#lru.peek(key);
     if (p === undefined) return undefined;
     if (p.expiresAt <= now) {
       this.#lru.delete(key);

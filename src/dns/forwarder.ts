@@ -7,6 +7,7 @@
 //
 // Every failure past parsing becomes SERVFAIL for that client; nothing here throws to the caller.
 import type { Socket as UdpSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import type { Binding, BindingHook } from '../flow/types.ts';
 import type { DnsConfig, DomainProjection, EgressConfig } from '../policy/types.ts';
 import { analyse } from './answer.ts';
@@ -26,7 +27,7 @@ import type { CorrelationStore } from './store.ts';
 import { canonicalIp } from './store.ts';
 import { systemUpstreams } from './system.ts';
 import { defaultUdpSocket, parseUpstream } from './upstream.ts';
-import type { TransportDeps } from './upstream.ts';
+import type { TransportDeps, UpstreamSpec } from './upstream.ts';
 import { FLAG, RCODE, TYPE, WireError, parseQuery, readHeader } from './wire.ts';
 import type { Query } from './wire.ts';
 
@@ -56,6 +57,7 @@ export interface ForwarderOptions {
   /** Outgoing UDP sockets (random source port per query). */
   udpSocket?: (family: 4 | 6) => UdpSocket;
   /** resolv.conf paths, for tests; the listeners to skip are set by the caller. */
+  savedResolvConf?: string;
   resolvConf?: string;
   resolvedConf?: string;
   /** Addresses we listen on: never used as upstreams. */
@@ -105,6 +107,7 @@ export class Forwarder {
   readonly #egressPools = new Map<string, UpstreamPool | DnsError>();
   readonly #bootCache = new Map<string, { ips: string[]; until: number }>();
   #hookGen = 0;
+  #extraCa: Buffer | undefined;
   readonly stats: ForwarderStats = {
     queries: 0,
     cacheHits: 0,
@@ -138,6 +141,13 @@ export class Forwarder {
     for (const [name, ips] of Object.entries(opts.config.hosts)) {
       const key = name.toLowerCase().replace(/\.$/, '');
       this.#hosts.set(key, ips.map((ip) => canonicalIp(ip)).filter((x): x is string => x !== null));
+    }
+    if (opts.config.caFile) {
+      try {
+        this.#extraCa = readFileSync(opts.config.caFile);
+      } catch (err) {
+        throw new DnsError('SY_ERR_DNS_UPSTREAM_URL', `cannot read [dns] ca_file ${opts.config.caFile}: ${(err as Error).message}`, err);
+      }
     }
     // Parse every upstream URL now, so a bad config fails at start rather than on the first query.
     this.#defaultPool = this.#makeDefaultPool();
@@ -421,13 +431,18 @@ export class Forwarder {
     let urls = this.#cfg.upstreams;
     if (urls.length === 0) {
       urls = systemUpstreams({
+        ...(this.#opts.savedResolvConf ? { savedConf: this.#opts.savedResolvConf } : {}),
         ...(this.#opts.resolvConf ? { resolvConf: this.#opts.resolvConf } : {}),
         ...(this.#opts.resolvedConf ? { resolvedConf: this.#opts.resolvedConf } : {}),
         ownListeners: this.#opts.ownListeners ?? this.#cfg.listen,
       });
       if (urls.length === 0) this.#log.warn({}, 'dns: no upstreams configured and none usable in resolv.conf');
     }
-    return new UpstreamPool(urls.map((u) => parseUpstream(u)), this.#deps(), this.#cfg.timeoutMs);
+    return new UpstreamPool(urls.map((u) => this.#parse(u)), this.#deps(), this.#cfg.timeoutMs);
+  }
+
+  #parse(url: string): UpstreamSpec {
+    return parseUpstream(url, undefined, this.#extraCa);
   }
 
   #poolFor(path: string): UpstreamPool {
@@ -452,7 +467,7 @@ export class Forwarder {
     const dial = egressDialer(e, this.#connectTcp, this.#resolveHost);
     if (!dial) return new DnsError('SY_ERR_DNS_NO_UPSTREAM', `egress ${name} (${e.type}) cannot carry DNS`);
     try {
-      let specs = (e.dns.length ? e.dns : this.#cfg.upstreams).map((u) => parseUpstream(u));
+      let specs = (e.dns.length ? e.dns : this.#cfg.upstreams).map((u) => this.#parse(u));
       if (e.obfuscatesOnly) specs = specs.filter((s) => s.proto === 'tls' || s.proto === 'https');
       if (specs.length === 0) {
         return new DnsError('SY_ERR_DNS_NO_UPSTREAM', `egress ${name} has no resolver it may use${e.obfuscatesOnly ? ' (it only obfuscates: DoT or DoH needed)' : ''}`);
@@ -517,6 +532,7 @@ export class Forwarder {
     const key = name.toLowerCase().replace(/\.$/, '');
     const e = this.#egresses[egress];
     if (egress === 'block' || e?.type === 'block') throw new DnsError('SY_ERR_DNS_BLOCKED', `${name}: egress ${egress} blocks`);
+    if (!e && egress !== 'direct') throw new DnsError('SY_ERR_DNS_NO_UPSTREAM', `egress ${egress} is not declared`);
     const hosts = this.#hosts.get(key);
     if (hosts?.length) return hosts.filter((ip) => family === undefined || (family === 6) === ip.includes(':'));
     const path = e && (e.type === 'socks5' || e.type === 'http') ? egress : PATH_DEFAULT;

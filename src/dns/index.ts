@@ -9,6 +9,7 @@ import type { DnsLog, ForwarderStats } from './forwarder.ts';
 import { listen } from './listen.ts';
 import type { Listener } from './listen.ts';
 import { CorrelationStore, STORE_FILE_NAME } from './store.ts';
+import { SAVED_RESOLVERS_FILE } from './system.ts';
 import type { HostPort } from '../policy/types.ts';
 import type { Socket as UdpSocket } from 'node:dgram';
 
@@ -16,7 +17,7 @@ export { CorrelationStore, canonicalIp, STORE_FILE_NAME } from './store.ts';
 export { Forwarder, CANARY } from './forwarder.ts';
 export type { DnsLog, ForwarderStats } from './forwarder.ts';
 export { parseUpstream } from './upstream.ts';
-export { systemUpstreams, parseResolvConf } from './system.ts';
+export { systemUpstreams, parseResolvConf, SAVED_RESOLVERS_FILE } from './system.ts';
 
 export interface StartDnsOptions {
   config: Pick<Config, 'dns' | 'egress'>;
@@ -41,6 +42,8 @@ export interface DnsForwarder {
   addresses: HostPort[];
   store: CorrelationStore;
   resolver: EgressResolver;
+  /** Resolves an egress or upstream host name by static hosts and bootstrap addresses only. */
+  resolveBootstrap(name: string): Promise<string[]>;
   forwarder: Forwarder;
   stats(): ForwarderStats & { cacheEntries: number; storeEntries: number; storeMax: number };
   /** Applies a new policy (drops cached answers and egress paths). */
@@ -75,6 +78,7 @@ export async function startDnsForwarder(opts: StartDnsOptions): Promise<DnsForwa
     log,
     ...(opts.connectTcp ? { connectTcp: opts.connectTcp } : {}),
     ...(opts.udpSocket ? { udpSocket: opts.udpSocket } : {}),
+    ...(stateDir ? { savedResolvConf: join(stateDir, SAVED_RESOLVERS_FILE) } : {}),
     ...(opts.resolvConf ? { resolvConf: opts.resolvConf } : {}),
     ...(opts.resolvedConf ? { resolvedConf: opts.resolvedConf } : {}),
     ownListeners: cfg.listen,
@@ -95,6 +99,7 @@ export async function startDnsForwarder(opts: StartDnsOptions): Promise<DnsForwa
     addresses: listeners.map((l) => l.address),
     store,
     resolver,
+    resolveBootstrap: (name) => forwarder.resolveBootstrap(name),
     forwarder,
     stats: () => ({ ...forwarder.stats, cacheEntries: forwarder.cacheSize, storeEntries: store.size, storeMax: store.maxEntries }),
     setPolicy: (p, e) => forwarder.setPolicy(p, e),

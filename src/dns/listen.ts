@@ -8,6 +8,7 @@ import type { Server, Socket } from 'node:net';
 import type { HostPort } from '../policy/types.ts';
 import { DnsError } from './errors.ts';
 import type { DnsLog } from './forwarder.ts';
+import { FrameReader, frame } from './frame.ts';
 
 export type Handler = (msg: Buffer, client: string, udp: boolean) => Buffer | null | Promise<Buffer | null>;
 
@@ -27,10 +28,16 @@ export interface Listener {
 function bindUdp(host: string, port: number, handler: Handler, log: DnsLog): Promise<UdpSocket> {
   return new Promise((resolve, reject) => {
     const six = isIP(host) === 6;
-    const sock = createSocket({ type: six ? 'udp6' : 'udp4', ...(six ? { ipv6Only: true } : {}) });
+    // Larger buffers absorb bursts (the kernel caps them at net.core.rmem_max / wmem_max).
+    const sock = createSocket({ type: six ? 'udp6' : 'udp4', recvBufferSize: 1 << 20, sendBufferSize: 1 << 20, ...(six ? { ipv6Only: true } : {}) });
     // No per-send callback: send errors reach the socket's 'error' listener below.
     const send = (out: Buffer | null, port: number, addr: string): void => {
-      if (out) sock.send(out, port, addr);
+      if (!out) return;
+      try {
+        sock.send(out, port, addr);
+      } catch (err) {
+        log.debug({ err }, 'dns: udp send failed'); // e.g. the listener closed while the answer was pending
+      }
     };
     sock.on('message', (msg, rinfo) => {
       let r: Buffer | null | Promise<Buffer | null>;
@@ -53,28 +60,18 @@ function bindUdp(host: string, port: number, handler: Handler, log: DnsLog): Pro
 }
 
 function serveTcp(conn: Socket, handler: Handler, limits: ListenLimits, log: DnsLog): void {
-  let acc: Buffer = Buffer.alloc(0);
+  const reader = new FrameReader();
   let inFlight = 0;
   conn.setNoDelay(true);
   conn.setTimeout(limits.tcpIdleMs, () => conn.destroy());
   conn.on('error', () => {});
   const reply = (out: Buffer | null): void => {
     inFlight--;
-    if (out && !conn.destroyed) {
-      const frame = Buffer.allocUnsafe(2 + out.length);
-      frame.writeUInt16BE(out.length, 0);
-      out.copy(frame, 2);
-      conn.write(frame);
-    }
+    if (out && !conn.destroyed) conn.write(frame(out));
     if (inFlight < limits.maxQueriesPerConnection && conn.isPaused()) conn.resume();
   };
   conn.on('data', (d: Buffer) => {
-    acc = acc.length ? Buffer.concat([acc, d]) : d;
-    while (acc.length >= 2) {
-      const len = acc.readUInt16BE(0);
-      if (acc.length < 2 + len) break;
-      const msg = Buffer.from(acc.subarray(2, 2 + len));
-      acc = acc.subarray(2 + len);
+    for (const msg of reader.push(d)) {
       inFlight++;
       let r: Buffer | null | Promise<Buffer | null>;
       try {

@@ -1,4 +1,6 @@
-// The system's resolvers, used when `[dns] upstreams` is empty. Read from resolv.conf; when it
+// The system's resolvers, used when `[dns] upstreams` is empty. First the servers saved before
+// switchyard became the system resolver (SAVED_RESOLVERS_FILE in the state directory, written by the
+// OS backend), then resolv.conf; when it
 // names only systemd-resolved's stub (127.0.0.53 / 127.0.0.54), from the file listing resolved's
 // own upstreams. Any address that is one of switchyard's listeners is skipped: once switchyard is
 // the system resolver, resolv.conf points at it, and asking ourselves would loop.
@@ -8,10 +10,17 @@ import type { HostPort } from '../policy/types.ts';
 import { canonicalIp } from './store.ts';
 
 export const RESOLV_CONF = '/etc/resolv.conf';
+/** File name, inside the state directory, of the servers saved before switchyard took over DNS. */
+export const SAVED_RESOLVERS_FILE = 'saved-resolv.conf';
 export const RESOLVED_UPSTREAMS = '/run/systemd/resolve/resolv.conf';
 const RESOLVED_STUBS = new Set(['127.0.0.53', '127.0.0.54']);
 
 export interface SystemResolverOptions {
+  /**
+   * resolv.conf-format file of the servers in use before switchyard became the system resolver
+   * (written by the OS backend when it takes over); preferred when it names a usable server.
+   */
+  savedConf?: string;
   resolvConf?: string;
   resolvedConf?: string;
   /** switchyard's own listeners, never used as upstreams. */
@@ -53,6 +62,10 @@ export function systemUpstreams(opts: SystemResolverOptions): string[] {
       return [];
     }
   };
+  if (opts.savedConf) {
+    const saved = tryRead(opts.savedConf).filter((s) => !RESOLVED_STUBS.has(s) && !isOwn(s, opts.ownListeners));
+    if (saved.length > 0) return saved.map((s) => (isIP(s) === 6 ? `udp://[${s}]:53` : `udp://${s}:53`));
+  }
   let servers = tryRead(opts.resolvConf ?? RESOLV_CONF);
   if (servers.length > 0 && servers.every((s) => RESOLVED_STUBS.has(s))) {
     const behind = tryRead(opts.resolvedConf ?? RESOLVED_UPSTREAMS).filter((s) => !RESOLVED_STUBS.has(s));

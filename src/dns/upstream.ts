@@ -10,13 +10,14 @@ import { connect as http2Connect } from 'node:http2';
 import type { ClientHttp2Session, ClientHttp2Stream } from 'node:http2';
 import { isIP } from 'node:net';
 import type { Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect, rootCertificates } from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import { headerOnlyError, matchesQuery } from './answer.ts';
 import type { OutQuery } from './build.ts';
 import { randomId } from './build.ts';
 import type { Dialer, ResolveHost } from './dial.ts';
 import { DnsError } from './errors.ts';
+import { FrameReader, frame } from './frame.ts';
 
 export type Proto = 'udp' | 'tcp' | 'tls' | 'https';
 
@@ -28,8 +29,11 @@ export interface UpstreamSpec {
   port: number;
   /** TLS server name (DoT/DoH); defaults to host when it is a name. */
   servername: string | undefined;
-  /** Extra trusted CA (PEM), from `?ca=/path/to/ca.pem`; the system store is used otherwise. */
-  ca: Buffer | undefined;
+  /**
+   * Trusted CAs for DoT/DoH: `?ca=/path/to/ca.pem` trusts only that CA (pinning); else the
+   * system's roots plus `[dns] ca_file` when set; undefined = the system's roots.
+   */
+  ca: Buffer | (string | Buffer)[] | undefined;
   /** DoH only. */
   path: string;
   method: 'POST' | 'GET';
@@ -42,7 +46,7 @@ const DEFAULT_PORT: Record<Proto, number> = { udp: 53, tcp: 53, tls: 853, https:
  * parameters: `ca=PATH` (extra CA file for tests and private resolvers), `sni=NAME` (server name to
  * verify when the host is an IP), `method=get` (DoH GET instead of POST).
  */
-export function parseUpstream(text: string, readFile: (p: string) => Buffer = readFileSync): UpstreamSpec {
+export function parseUpstream(text: string, readFile: (p: string) => Buffer = readFileSync, extraCa?: Buffer): UpstreamSpec {
   let raw = text.trim();
   if (!/^[a-z]+:\/\//i.test(raw)) raw = `udp://${isIP(raw) === 6 ? `[${raw}]` : raw}`;
   let u: URL;
@@ -58,7 +62,7 @@ export function parseUpstream(text: string, readFile: (p: string) => Buffer = re
   const port = u.port ? Number(u.port) : DEFAULT_PORT[proto];
   const params = u.searchParams;
   const caPath = params.get('ca');
-  let ca: Buffer | undefined;
+  let ca: Buffer | (string | Buffer)[] | undefined = extraCa ? [...rootCertificates, extraCa] : undefined;
   if (caPath) {
     try {
       ca = readFile(caPath);
@@ -170,15 +174,9 @@ class StreamExchange implements Exchange {
     const raw = await this.#deps.dial(this.#spec.host, this.#spec.port, timeoutMs);
     let s: Socket = raw;
     if (this.#tls) s = await startTls(raw, this.#spec, timeoutMs, []);
-    let acc: Buffer = Buffer.alloc(0);
+    const reader = new FrameReader();
     s.on('data', (d: Buffer) => {
-      acc = acc.length ? Buffer.concat([acc, d]) : d;
-      while (acc.length >= 2) {
-        const len = acc.readUInt16BE(0);
-        if (acc.length < 2 + len) break;
-        this.#deliver(acc.subarray(2, 2 + len));
-        acc = acc.subarray(2 + len);
-      }
+      for (const msg of reader.push(d)) this.#deliver(msg);
     });
     const fail = (err: Error): void => {
       if (this.#conn && s === current) this.#conn = null;
@@ -211,7 +209,7 @@ class StreamExchange implements Exchange {
     }
     this.#pending.delete(msg.readUInt16BE(0));
     clearTimeout(p.timer);
-    p.resolve(Buffer.from(msg));
+    p.resolve(msg);
     this.#armIdle();
   }
 
@@ -247,10 +245,7 @@ class StreamExchange implements Exchange {
         reject(new DnsError('SY_ERR_DNS_TIMEOUT', `${this.#spec.label} did not answer in ${timeoutMs} ms`));
       }, Math.max(1, left));
       this.#pending.set(id, { q, resolve, reject, timer });
-      const frame = Buffer.allocUnsafe(2 + q.buf.length);
-      frame.writeUInt16BE(q.buf.length, 0);
-      q.buf.copy(frame, 2);
-      s.write(frame);
+      s.write(frame(q.buf));
     });
   }
 

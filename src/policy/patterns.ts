@@ -9,6 +9,7 @@ import {
   MAX_KEYWORD_LENGTH,
   MAX_REGEXP_LENGTH,
   MAX_REGEXP_UNBOUNDED,
+  MAX_REGEXP_ALTERNATIONS,
 } from './config/limits.ts';
 
 /** A pattern longer than its limit: reported with its own error code by the loader. */
@@ -89,10 +90,17 @@ export function parseDomainPattern(raw: string): DomainPattern | PatternTooLong 
 }
 
 /**
- * Rejects regexps whose matching time can explode. Names are at most 253 characters, which bounds
- * the input, but not backtracking: nested unbounded quantifiers (`(a+)+`) are exponential and
- * several unbounded quantifiers in a row are polynomial of high degree. We reject nesting,
- * backreferences and lookarounds, and allow at most MAX_REGEXP_UNBOUNDED unbounded quantifiers.
+ * Rejects regexps whose matching time can explode. JavaScript regexps backtrack: nested or
+ * repeated variable quantifiers are exponential (`(a+)+`, `(a|a)+`) and k variable quantifiers in
+ * a row are O(n^k), times n more when the pattern is not anchored with `^` (the engine retries at
+ * every start position): `.*a.*a.*x` took 1.6 s on one 253-character name on the test machine.
+ * Names are at most 253 characters, so bounding the *structure* bounds the time. Allowed:
+ *  - at most MAX_REGEXP_UNBOUNDED (2) variable quantifiers (`*` `+` `?` `{n,}` `{n,m}`), where a
+ *    pattern not starting with `^` spends one of them on the implicit scan over start positions;
+ *  - a group may carry `?`, or an exact `{n}` if it holds no variable quantifier and no `|`;
+ *  - at most MAX_REGEXP_ALTERNATIONS (3) `|`;
+ *  - no backreferences, no lookarounds.
+ * The worst case is then about 2^3 · 253^2 ≈ 500 000 backtracking steps per test.
  */
 export function checkRegexpSafety(src: string): string | null {
   try {
@@ -102,45 +110,73 @@ export function checkRegexpSafety(src: string): string | null {
   }
   if (/\\[1-9]|\\k</.test(src)) return 'backreferences are not allowed';
   if (/\(\?<?[=!]/.test(src)) return 'lookarounds are not allowed';
-  // Track, per open group, whether it holds an unbounded quantifier.
-  const stack: boolean[] = [];
-  let inner = false; // current group holds an unbounded quantifier
-  let unbounded = 0;
+  interface Group { variable: boolean; alternation: boolean }
+  const stack: Group[] = [];
+  let cur: Group = { variable: false, alternation: false };
+  let variable = 0;
+  let alternations = 0;
   let inClass = false;
   for (let i = 0; i < src.length; i++) {
     const c = src[i]!;
     if (c === '\\') { i++; continue; }
     if (inClass) { if (c === ']') inClass = false; continue; }
     if (c === '[') { inClass = true; continue; }
-    if (c === '(') { stack.push(inner); inner = false; continue; }
-    if (c === ')') {
-      const groupHad = inner;
-      inner = stack.pop() ?? false;
-      const q = quantifierAt(src, i + 1);
-      if (q === 'unbounded' && groupHad) return 'nested unbounded quantifiers (like (a+)+) are not allowed';
-      if (q === 'unbounded' || groupHad) inner = true;
-      if (q === 'unbounded') { unbounded++; }
+    if (c === '|') { alternations++; cur.alternation = true; continue; }
+    if (c === '(') {
+      stack.push(cur);
+      cur = { variable: false, alternation: false };
+      if (src[i + 1] === '?' && src[i + 2] === ':') i += 2;
+      else if (src[i + 1] === '?' && src[i + 2] === '<') { const close = src.indexOf('>', i); if (close > 0) i = close; }
       continue;
     }
-    if (quantifierAt(src, i) === 'unbounded' && i > 0 && src[i - 1] !== ')') {
-      unbounded++;
-      inner = true;
+    const q = quantifierAt(src, i);
+    if (q === null) {
+      if (c === ')') {
+        const inner = cur;
+        cur = stack.pop() ?? { variable: false, alternation: false };
+        const gq = quantifierAt(src, i + 1);
+        if (gq !== null) {
+          const qlen = quantifierLength(src, i + 1);
+          const exact = gq === 'exact';
+          const optional = src[i + 1] === '?';
+          if (!optional && !(exact && !inner.variable && !inner.alternation)) {
+            return 'a repeated group may only be optional (?) or repeated an exact number of times without | or variable quantifiers inside';
+          }
+          if (gq !== 'exact') variable++;
+          i += qlen;
+          if (src[i + 1] === '?') i++; // lazy marker
+        }
+        if (inner.variable || gq === 'variable') cur.variable = true;
+      }
+      continue;
     }
+    // A quantifier on a single atom.
+    if (q === 'variable') { variable++; cur.variable = true; }
+    i += quantifierLength(src, i) - 1;
+    if (src[i + 1] === '?') i++; // lazy marker, not a quantifier
   }
-  if (unbounded > MAX_REGEXP_UNBOUNDED) return `more than ${MAX_REGEXP_UNBOUNDED} unbounded quantifiers (*, +, {n,})`;
+  if (!src.startsWith('^')) variable++; // the implicit scan over start positions
+  if (variable > MAX_REGEXP_UNBOUNDED) {
+    return `more than ${MAX_REGEXP_UNBOUNDED} variable quantifiers (*, +, ?, {n,}, {n,m}; an unanchored pattern — no leading ^ — counts one more)`;
+  }
+  if (alternations > MAX_REGEXP_ALTERNATIONS) return `more than ${MAX_REGEXP_ALTERNATIONS} alternatives (|)`;
   return null;
 }
 
-function quantifierAt(src: string, i: number): 'unbounded' | 'bounded' | null {
+function quantifierAt(src: string, i: number): 'variable' | 'exact' | null {
   const c = src[i];
-  if (c === '*' || c === '+') return 'unbounded';
-  if (c === '?') return 'bounded';
+  if (c === '*' || c === '+' || c === '?') return 'variable';
   if (c === '{') {
-    const m = /^\{(\d+)(,(\d*))?\}/.exec(src.slice(i));
+    const m = /^\{(\d+)(,(\d*))?\}/.exec(src.slice(i, i + 24));
     if (!m) return null;
-    return m[2] !== undefined && m[3] === '' ? 'unbounded' : 'bounded';
+    return m[2] === undefined || m[3] === m[1] ? 'exact' : 'variable';
   }
   return null;
+}
+
+function quantifierLength(src: string, i: number): number {
+  if (src[i] !== '{') return 1;
+  return src.indexOf('}', i) - i + 1;
 }
 
 /** Windows-looking paths: a drive letter, a UNC prefix, or any backslash. */

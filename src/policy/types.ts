@@ -148,6 +148,12 @@ export interface DnsConfig {
   rateLimit: number;
   cache: DnsCacheConfig;
   store: DnsStoreConfig;
+  /**
+   * Optional PEM file of an extra CA trusted for DoT/DoH upstreams (a private resolver; tests), on
+   * top of the system's roots. Absent = system roots only. (Added by the dns helper; the TOML key
+   * would be `ca_file`.)
+   */
+  caFile?: string | null;
 }
 
 export interface InboundConfig {

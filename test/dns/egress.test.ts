@@ -9,11 +9,14 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { startDnsForwarder } from '../../src/dns/index.ts';
 import type { DnsForwarder } from '../../src/dns/index.ts';
-import { builtinEgresses, cleanup, dig, dnsConfig, freePort, have, makeCerts, projector, socksEgress, startUnbound, tempDir } from './helpers.ts';
+import { cleanup, dig, freePort, have, makeCerts, startUnbound, tempDir } from './helpers.ts';
+import { compilePolicy, loadConfigFromString } from '../../src/policy/index.ts';
 import type { Certs, Unbound } from './helpers.ts';
 import { connect } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
-const skip = !have('unbound') || !have('dig') || !have('microsocks') ? 'needs unbound, dig and microsocks' : false;
+const skip = !have('unbound') || !have('dig') || !have('microsocks') || !have('tinyproxy') ? 'needs unbound, dig, microsocks and tinyproxy' : false;
 const RESOLVER = '127.8.0.53';
 const EGRESS_SOURCE = '127.9.9.9';
 
@@ -37,13 +40,14 @@ describe('resolution through a SOCKS5 egress', { skip }, () => {
   let certs: Certs;
   let ub: Unbound;
   let socks: ChildProcess;
+  let tiny: ChildProcess;
   let fwd: DnsForwarder;
   let host: string;
   let port: number;
 
   before(async () => {
     dir = tempDir('egress');
-    certs = await makeCerts(dir);
+    certs = await makeCerts(dir, [RESOLVER]);
     ub = await startUnbound({
       dir,
       host: RESOLVER,
@@ -55,21 +59,74 @@ describe('resolution through a SOCKS5 egress', { skip }, () => {
         'n.test. 300 IN A 127.5.0.3',
         'h.test. 300 IN HTTPS 1 . alpn=h2 ipv4hint=127.5.0.9 ech=AEX+DQBBBAAgACA= ipv6hint=fd00:5359::9',
         'd.test. 300 IN A 127.5.0.4',
+        'w.test. 300 IN A 127.5.0.5',
       ],
     });
+    const httpPort = await freePort();
+    writeFileSync(
+      join(dir, 'tinyproxy.conf'),
+      [`Port ${httpPort}`, 'Listen 127.0.0.1', `Bind ${EGRESS_SOURCE}`, 'Allow 127.0.0.1', `ConnectPort ${ub.port}`, 'MaxClients 20', 'LogLevel Critical', `PidFile "${join(dir, 'tinyproxy.pid')}"`].join('\n') + '\n',
+    );
+    tiny = spawn('tinyproxy', ['-d', '-c', join(dir, 'tinyproxy.conf')], { stdio: 'ignore' });
+    await waitPort(httpPort);
     const socksPort = await freePort();
     socks = spawn('microsocks', ['-i', '127.0.0.1', '-p', String(socksPort), '-b', EGRESS_SOURCE], { stdio: 'ignore' });
     await waitPort(socksPort);
-    const egress = {
-      ...builtinEgresses(),
-      proxy: socksEgress('proxy', '127.0.0.1', socksPort, [`tcp://${RESOLVER}:${ub.port}`]),
-      dpi: socksEgress('dpi', '127.0.0.1', socksPort, [`udp://${RESOLVER}:${ub.port}`, `tls://${RESOLVER}:${ub.tlsPort}?ca=${certs.ca}&sni=dns.test`], true),
-      dpiplain: socksEgress('dpiplain', '127.0.0.1', socksPort, [`udp://${RESOLVER}:${ub.port}`], true),
-    };
-    fwd = await startDnsForwarder({
-      config: { dns: dnsConfig({ upstreams: [`udp://${RESOLVER}:${ub.port}`] }), egress },
-      projectDomain: projector({ 'p.test': 'proxy', 'h.test': 'proxy', 'o.test': 'dpi', 'n.test': 'dpiplain' }),
-    });
+    // The real config loader and policy engine decide which names take which egress.
+    const config = loadConfigFromString(
+      `version = 1
+default = "direct"
+
+[dns]
+listen = ["127.0.0.1:1053"]
+upstreams = ["udp://${RESOLVER}:${ub.port}"]
+timeout_ms = 2000
+rate_limit = 0
+
+[egress.proxy]
+type = "socks5"
+endpoint = "socks5://127.0.0.1:${socksPort}"
+dns = ["tcp://${RESOLVER}:${ub.port}"]
+
+[egress.dpi]
+type = "socks5"
+endpoint = "socks5://127.0.0.1:${socksPort}"
+obfuscates_only = true
+dns = ["udp://${RESOLVER}:${ub.port}", "tls://${RESOLVER}:${ub.tlsPort}"]
+
+[egress.dpiplain]
+type = "socks5"
+endpoint = "socks5://127.0.0.1:${socksPort}"
+obfuscates_only = true
+dns = ["udp://${RESOLVER}:${ub.port}"]
+
+[egress.web]
+type = "http"
+endpoint = "http://127.0.0.1:${httpPort}"
+dns = ["tcp://${RESOLVER}:${ub.port}"]
+
+[[rule]]
+egress = "proxy"
+domains = ["p.test", "h.test"]
+
+[[rule]]
+egress = "web"
+domains = ["w.test"]
+
+[[rule]]
+egress = "dpi"
+domains = ["o.test"]
+
+[[rule]]
+egress = "dpiplain"
+domains = ["n.test"]
+`,
+      'egress-test.toml',
+    );
+    config.dns.listen = [{ host: '127.0.0.1', port: 0 }]; // the loader wants a fixed port; tests take any
+    config.dns.caFile = certs.ca;
+    const policy = compilePolicy(config);
+    fwd = await startDnsForwarder({ config, projectDomain: (n) => policy.projectDomain(n) });
     host = fwd.addresses[0]!.host;
     port = fwd.addresses[0]!.port;
   });
@@ -77,6 +134,7 @@ describe('resolution through a SOCKS5 egress', { skip }, () => {
   after(async () => {
     await fwd?.close();
     socks?.kill();
+    tiny?.kill();
     await ub?.stop();
     cleanup(dir);
   });
@@ -95,6 +153,12 @@ describe('resolution through a SOCKS5 egress', { skip }, () => {
     assert.deepEqual(r.answers.map((a) => a.split(' ')[4]), ['127.5.0.1']);
     assert.ok(ub.queriesFrom().includes(`${EGRESS_SOURCE} p.test. A`), 'the resolver saw the egress address');
     assert.equal(fwd.store.lookup('127.5.0.1').names[0]?.upstream, `tcp://${RESOLVER}:${ub.port}`);
+  });
+
+  test('a name routed to an HTTP CONNECT egress is resolved through it', async () => {
+    const r = await dig(host, port, ['w.test', 'A']);
+    assert.deepEqual(r.answers.map((a) => a.split(' ')[4]), ['127.5.0.5']);
+    assert.ok(ub.queriesFrom().includes(`${EGRESS_SOURCE} w.test. A`), 'the resolver saw tinyproxy\'s bound address');
   });
 
   test('an egress that only obfuscates uses DoT through itself, never plaintext', async () => {
@@ -119,6 +183,8 @@ describe('resolution through a SOCKS5 egress', { skip }, () => {
     assert.deepEqual(await fwd.resolver.resolve('p.test', 'proxy', 4), ['127.5.0.1']);
     await assert.rejects(fwd.resolver.resolve('d.test', 'direct', 4), /rcode 5 without a question/);
     await assert.rejects(fwd.resolver.resolve('p.test', 'block'), { code: 'SY_ERR_DNS_BLOCKED' });
+    await assert.rejects(fwd.resolver.resolve('p.test', 'nosuch'), { code: 'SY_ERR_DNS_NO_UPSTREAM' });
+    assert.deepEqual(await fwd.resolver.resolve('w.test', 'web', 4), ['127.5.0.5']);
     assert.deepEqual(await fwd.resolver.resolve('127.0.0.9', 'proxy'), ['127.0.0.9']);
   });
 });

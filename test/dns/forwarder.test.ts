@@ -8,6 +8,7 @@ import type { DnsForwarder } from '../../src/dns/index.ts';
 import type { Binding } from '../../src/flow/types.ts';
 import type { DomainProjection } from '../../src/policy/types.ts';
 import { buildNameQuery } from '../../src/dns/build.ts';
+import { createSocket } from 'node:dgram';
 import { builtinEgresses, cleanup, dig, dnsConfig, have, kdig, projector, startUnbound, tempDir, udpQuery } from './helpers.ts';
 import type { Unbound } from './helpers.ts';
 
@@ -299,6 +300,49 @@ describe('the binding hook', { skip }, () => {
       assert.equal(d.answers.length, 1);
       assert.ok(fwd.stats().hookFailures >= 2);
     } finally {
+      await fwd.close();
+    }
+  });
+});
+
+describe('robustness', { skip }, () => {
+  test('an upstream that never answers gives SERVFAIL after timeout_ms, not a hang', async () => {
+    const silent = createSocket('udp4');
+    await new Promise<void>((r) => silent.bind(0, '127.0.0.1', () => r()));
+    let seen = 0;
+    silent.on('message', () => seen++);
+    const fwd = await startDnsForwarder({
+      config: { dns: dnsConfig({ upstreams: [`udp://127.0.0.1:${silent.address().port}`], timeoutMs: 300 }), egress: builtinEgresses() },
+      projectDomain: projector({}),
+    });
+    try {
+      const { host, port } = fwd.addresses[0]!;
+      const r = await dig(host, port, ['quiet.test', 'A']);
+      assert.equal(r.status, 'SERVFAIL');
+      assert.equal(seen, 1, 'the upstream was asked once');
+    } finally {
+      await fwd.close();
+      silent.close();
+    }
+  });
+
+  test('per-client rate limit: excess queries are dropped, not answered', async () => {
+    const fwd = await startDnsForwarder({
+      config: { dns: dnsConfig({ upstreams: ['udp://127.0.0.1:9'], rateLimit: 5, hosts: { 'rl.test': ['127.1.0.77'] } }), egress: builtinEgresses() },
+      projectDomain: projector({}),
+    });
+    const sock = createSocket('udp4');
+    try {
+      const { host, port } = fwd.addresses[0]!;
+      let answered = 0;
+      sock.on('message', () => answered++);
+      await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+      for (let i = 0; i < 40; i++) sock.send(buildNameQuery('rl.test', 1).buf, port, host);
+      await new Promise((r) => setTimeout(r, 500));
+      assert.ok(answered >= 5 && answered <= 20, `answered ${answered} of 40 (burst 10, 5/s)`);
+      assert.ok(fwd.stats().rateLimited >= 20);
+    } finally {
+      sock.close();
       await fwd.close();
     }
   });

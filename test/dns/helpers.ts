@@ -48,14 +48,14 @@ export interface Certs {
   wrongCa: string;
 }
 
-/** A CA and a server certificate for dns.test and 127.0.0.1, plus an unrelated CA. */
-export async function makeCerts(dir: string): Promise<Certs> {
+/** A CA and a server certificate for dns.test and the given IPs, plus an unrelated CA. */
+export async function makeCerts(dir: string, ips: string[] = ['127.0.0.1']): Promise<Certs> {
   const o = (args: string[]): Promise<unknown> => run('openssl', args, { cwd: dir });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   await o(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=switchyard test CA']);
   await o(['req', '-x509', ...ec, '-keyout', 'wrong.key', '-out', 'wrong.pem', '-days', '2', '-subj', '/CN=switchyard wrong CA']);
   await o(['req', ...ec, '-keyout', 'srv.key', '-out', 'srv.csr', '-subj', '/CN=dns.test']);
-  writeFileSync(join(dir, 'ext'), 'subjectAltName=DNS:dns.test,IP:127.0.0.1\n');
+  writeFileSync(join(dir, 'ext'), `subjectAltName=DNS:dns.test,${ips.map((ip) => `IP:${ip}`).join(',')}\n`);
   await o(['x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'srv.pem', '-days', '2', '-extfile', 'ext']);
   return { ca: join(dir, 'ca.pem'), key: join(dir, 'srv.key'), cert: join(dir, 'srv.pem'), wrongCa: join(dir, 'wrong.pem') };
 }

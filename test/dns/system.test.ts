@@ -37,6 +37,13 @@ describe('resolv.conf parsing', () => {
       'udp://[::1]:53',
     ]);
     assert.deepEqual(systemUpstreams({ resolvConf: '/missing', ownListeners: [], readFile }), []);
+    // Servers saved before switchyard took over DNS win over the (now switchyard's) resolv.conf.
+    files['/saved'] = 'nameserver 127.0.0.9\n';
+    assert.deepEqual(systemUpstreams({ savedConf: '/saved', resolvConf: '/r1', ownListeners: [], readFile }), ['udp://127.0.0.9:53']);
+    files['/saved-own'] = 'nameserver 127.0.0.1\n';
+    assert.deepEqual(systemUpstreams({ savedConf: '/saved-own', resolvConf: '/r1', ownListeners: [{ host: '127.0.0.1', port: 53 }], readFile }), [
+      'udp://127.0.0.2:53',
+    ]);
   });
 });
 

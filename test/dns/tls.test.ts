@@ -49,6 +49,11 @@ describe('encrypted upstreams', { skip }, () => {
     assert.ok(ub.queries().includes('t.test. A'));
   });
 
+  test('DoT trusting [dns] ca_file on top of the system roots', async () => {
+    const r = await ask({ upstreams: [`tls://127.0.0.1:${ub.tlsPort}`], caFile: certs.ca }, 't.test');
+    assert.deepEqual(r.answers, ['127.2.0.1']);
+  });
+
   test('DoT by name, the name from static hosts (never the OS resolver)', async () => {
     const r = await ask({ upstreams: [`tls://dns.test:${ub.tlsPort}?ca=${certs.ca}`], hosts: { 'dns.test': ['127.0.0.1'] } }, 't.test');
     assert.deepEqual(r.answers, ['127.2.0.1']);

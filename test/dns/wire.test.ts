@@ -8,6 +8,7 @@ import { analyse, matchesQuery, MismatchError } from '../../src/dns/answer.ts';
 import { buildLocalAnswer, buildNameQuery, buildUpstreamQuery, ipv6Bytes } from '../../src/dns/build.ts';
 import { prepare, serve } from '../../src/dns/cache.ts';
 import { stripEch } from '../../src/dns/ech.ts';
+import { FrameReader, frame } from '../../src/dns/frame.ts';
 
 const CACHE = { maxEntries: 10, minTtl: 0, maxTtl: 86400, negativeTtl: 300 };
 
@@ -201,4 +202,15 @@ describe('stripEch', () => {
     assert.deepEqual(mandatory, [1]);
     assert.equal(stripEch(out, w.records), out, 'nothing left to strip: same buffer');
   });
+});
+
+test('FrameReader: frames split anywhere, several per chunk, byte by byte', () => {
+  const msgs = [Buffer.from('hello'), Buffer.alloc(0), Buffer.alloc(300, 7), Buffer.from('x')];
+  const stream = Buffer.concat(msgs.map(frame));
+  for (const size of [1, 2, 3, 7, 64, stream.length]) {
+    const r = new FrameReader();
+    const got: Buffer[] = [];
+    for (let i = 0; i < stream.length; i += size) got.push(...r.push(stream.subarray(i, i + size)));
+    assert.deepEqual(got, msgs, `chunk size ${size}`);
+  }
 });

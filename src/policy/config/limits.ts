@@ -20,8 +20,9 @@ export const MAX_KEYWORD_LENGTH = 253;
 export const MAX_REGEXP_LENGTH = 256;
 export const MAX_APP_PATTERN_LENGTH = 4096; // Linux PATH_MAX
 
-/** A regexp may hold at most this many unbounded quantifiers (`*`, `+`, `{n,}`): see docs/config.md. */
-export const MAX_REGEXP_UNBOUNDED = 3;
+/** Regexp structure bounds that keep backtracking small on ≤ 253-character names (docs/config.md). */
+export const MAX_REGEXP_UNBOUNDED = 2; // variable quantifiers: * + ? {n,} {n,m}
+export const MAX_REGEXP_ALTERNATIONS = 3;
 
 /** Declared egresses and `[[exempt]]` entries. */
 export const MAX_EGRESSES = 256;
