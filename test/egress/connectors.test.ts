@@ -111,8 +111,8 @@ test('block refuses without touching the network', { skip }, async () => {
 test('fail closed: a stopped proxy turns health down through the egress; flows are refused, the reachable target sees nothing', { skip }, async () => {
   const target = await h.recordingServer('127.0.0.1', (s) => s.end('x'));
   const victim = await h.startMicrosocks('127.0.0.6');
-  const cfg = h.testConfig([h.egressSocks('vpn', victim.port, { health: { target: { host: '127.0.0.1', port: target.port }, intervalMs: 60_000, timeoutMs: 1000 } })]);
-  const egress = createEgressSet({ egresses: cfg.egress, resolver: h.staticResolver({}), connectTimeoutMs: 1000 });
+  const cfg = h.testConfig([h.egressSocks('vpn', victim.port, { health: { target: { host: '127.0.0.1', port: target.port }, intervalMs: 60_000, timeoutMs: 4000 } })]);
+  const egress = createEgressSet({ egresses: cfg.egress, resolver: h.staticResolver({}), connectTimeoutMs: 4000 });
   try {
     assert.equal((await egress.probe('vpn')).state, 'up');
     assert.deepEqual(target.arrivals, ['127.0.0.6'], 'the probe went through the proxy');
@@ -133,7 +133,7 @@ test('a proxy that dies is marked down by the first failing flow; only an explic
   const target = await h.recordingServer('127.0.0.1', (s) => s.end('y'));
   const victim = await h.startMicrosocks('127.0.0.7');
   const cfg = h.testConfig([h.egressSocks('vpn', victim.port), { ...h.egressSocks('vpn2', victim.port), fallback: 'ms' }, h.egressSocks('ms', ms.port)]);
-  const egress = createEgressSet({ egresses: cfg.egress, resolver: h.staticResolver({}), connectTimeoutMs: 1000 });
+  const egress = createEgressSet({ egresses: cfg.egress, resolver: h.staticResolver({}), connectTimeoutMs: 4000 });
   const states: string[] = [];
   egress.on('health', (s) => states.push(`${s.egress}:${s.state}`));
   try {
