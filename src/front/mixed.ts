@@ -136,6 +136,8 @@ function handleConnection(deps: FrontDeps, inbound: MixedInbound, socket: net.So
         ...(a.family === 0 ? { domain: a.host } : { ip: a.host }),
         ...(processOf ? { process: processOf } : {}),
       };
+      // The request is complete: from here the egress connect timeout governs, not the handshake's.
+      clearTimeout(timer);
       socket.pause();
       let d;
       try {
@@ -144,7 +146,6 @@ function handleConnection(deps: FrontDeps, inbound: MixedInbound, socket: net.So
         socket.end(socksReply(socksReplyFor(err)));
         throw err;
       }
-      clearTimeout(timer);
       if (socket.destroyed) {
         d.connection.upstream.destroy();
         return;
@@ -164,6 +165,7 @@ function handleConnection(deps: FrontDeps, inbound: MixedInbound, socket: net.So
         if (err instanceof HttpRequestError) socket.end(httpError(err.status, err.message, err.extraHeaders));
         throw err;
       }
+      clearTimeout(timer);
       socket.pause();
       const fr: FlowRequest = {
         inbound: 'http',
@@ -183,7 +185,6 @@ function handleConnection(deps: FrontDeps, inbound: MixedInbound, socket: net.So
         socket.end(httpError(status, err instanceof SwitchyardError ? `${err.code}: ${err.message}` : String(err), `X-Switchyard-Error: ${err instanceof SwitchyardError ? err.code : 'SY_ERR_INTERNAL'}\r\n`));
         throw err;
       }
-      clearTimeout(timer);
       if (socket.destroyed) {
         d.connection.upstream.destroy();
         return;
