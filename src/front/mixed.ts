@@ -72,6 +72,7 @@ export function allowed(deps: Pick<FrontDeps, 'inbound'>, remote: string | undef
 
 function handleConnection(deps: FrontDeps, inbound: MixedInbound, socket: net.Socket): void {
   socket.on('error', () => {});
+  socket.setNoDelay(true); // handshake replies are small and must not wait for an ACK
   if (!allowed(deps, socket.remoteAddress)) {
     inbound.deniedClients++;
     socket.destroy();
