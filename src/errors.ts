@@ -209,7 +209,12 @@ export class EgressError extends SwitchyardError {
 export class HandshakeError extends SwitchyardError {
   readonly reason: string;
   constructor(reason: string, message: string) {
+    // Routine outcome of hostile or broken clients: a stack trace says nothing here and capturing
+    // one was the largest cost of rejecting a malformed request (profiled), so none is taken.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super('SY_ERR_FRONT_HANDSHAKE', message);
+    Error.stackTraceLimit = limit;
     this.reason = reason;
   }
 }

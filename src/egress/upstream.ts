@@ -158,6 +158,7 @@ export function dial(o: DialOptions): Promise<Upstream> {
     const timer = setTimeout(() => done(wrap('timeout', `timed out after ${o.timeoutMs} ms`)), o.timeoutMs);
     s.once('error', onError);
     o.signal?.addEventListener('abort', onAbort, { once: true });
+    s.setNoDelay(true); // proxy handshakes and relayed small writes must not wait for ACKs
     s.connect({ host: o.address, port: o.port, ...(o.localAddress ? { localAddress: o.localAddress } : {}) }, () => done());
   });
 }

@@ -72,6 +72,8 @@ export function isLoopbackIp(ip: string): boolean {
 export interface Decided {
   record: FlowRecord;
   connection: EgressConnection;
+  /** The lazy process lookup, for listings when the decision did not need it. */
+  lookupProcess?: () => Promise<ProcessInfo | undefined>;
 }
 
 /** Decides and connects. Rejects with EgressError (refused/failed) after reporting the flow. */
@@ -121,7 +123,7 @@ export async function decideAndConnect(deps: FrontDeps, req: FlowRequest, signal
     const connectReq = { port: req.port, domainTrusted: req.domainTrusted, ...(ip ? { ip } : {}), ...(domain ? { domain } : {}) };
     const connection = await deps.egress.connect(egressName, connectReq, signal);
     record.egress = connection.egress;
-    return { record, connection };
+    return { record, connection, ...(req.process ? { lookupProcess: req.process } : {}) };
   } catch (err) {
     deps.onFlow?.({ record, outcome: 'refused', error: err instanceof Error ? err.message : String(err) });
     if (err instanceof EgressError) throw err;
@@ -135,6 +137,7 @@ export function startRelay(deps: FrontDeps, session: SessionHandle, client: net.
   const relay = new Relay(client, d.connection.upstream, { idleTimeoutMs: deps.inbound.idleTimeoutMs, initialUp, clientEnded });
   session.record = d.record;
   session.counters = relay;
+  if (d.lookupProcess) session.lookupProcess = d.lookupProcess;
   session.close = () => relay.close('closed');
   deps.onFlow?.({ record: d.record, outcome: 'connected' });
   void relay.done.then(() => deps.sessions.release(session.id));

@@ -34,6 +34,11 @@ export class Relay {
     this.idleMs = o.idleTimeoutMs;
     this.done = new Promise((resolve) => (this.finish = resolve));
     const us = up.socket;
+    // A relay forwards what it gets at once: Nagle's algorithm on top would hold a small write
+    // (the byte after a SOCKS reply, a keystroke) until the previous one is acknowledged, and a
+    // delayed ACK turns that into tens of milliseconds per exchange.
+    client.setNoDelay(true);
+    us.setNoDelay(true);
 
     // client → upstream
     for (const b of o.initialUp ?? []) {

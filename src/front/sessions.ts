@@ -2,7 +2,7 @@
 // closing one flow or every flow of an egress, and a cap. A slot is taken at accept time (before
 // any handshake work) so that a flood of half-open handshakes counts against the cap too.
 import { randomBytes } from 'node:crypto';
-import type { FlowRecord } from '../flow/types.ts';
+import type { FlowRecord, ProcessInfo } from '../flow/types.ts';
 
 export interface SessionHandle {
   readonly id: string;
@@ -11,6 +11,8 @@ export interface SessionHandle {
   /** Live counters (the relay's). */
   counters: { bytesUp: number; bytesDown: number } | null;
   close(reason: string): void;
+  /** Lazy process lookup for listings (set when the decision did not need the process). */
+  lookupProcess?: () => Promise<ProcessInfo | undefined>;
 }
 
 export interface SessionTableOptions {
@@ -61,6 +63,24 @@ export class SessionTable {
       out.push({ ...h.record, bytesUp: h.counters?.bytesUp ?? 0, bytesDown: h.counters?.bytesDown ?? 0 });
     }
     return out;
+  }
+
+  /**
+   * Like list(), but fills in the process of flows whose decision did not need it (the lookup
+   * runs now, once per flow, and is kept in the record).
+   */
+  async listWithProcesses(): Promise<FlowRecord[]> {
+    const handles = [...this.sessions.values()].filter((h) => h.record);
+    await Promise.all(
+      handles.map(async (h) => {
+        if (h.record && h.record.process === null && h.lookupProcess) {
+          const look = h.lookupProcess;
+          h.lookupProcess = undefined;
+          h.record.process = (await look().catch(() => undefined)) ?? null;
+        }
+      }),
+    );
+    return this.list();
   }
 
   close(id: string, reason = 'closed by request'): boolean {

@@ -60,6 +60,7 @@ test('each proxy egress dials out from its own address', { skip }, async () => {
     const r = await through(egress, name, { ip: '127.0.0.1', port: srv.port, domainTrusted: false });
     assert.equal(r.text, 'hello');
     assert.equal(r.egress, name);
+    await h.waitFor(() => srv.arrivals.length > before);
     assert.deepEqual(srv.arrivals.slice(before), [from], `${name} should arrive from ${from}`);
   }
 });
@@ -93,6 +94,7 @@ test('socks5 username/password (RFC 1929) against microsocks -u/-P', { skip }, a
   const good = set([h.egressSocks('a', msAuth.port, { auth: { username: 'u1', password: 'p1' } })]).egress;
   const before = srv.arrivals.length;
   assert.equal((await through(good, 'a', { ip: '127.0.0.1', port: srv.port, domainTrusted: false })).text, 'hello');
+  await h.waitFor(() => srv.arrivals.length > before);
   assert.deepEqual(srv.arrivals.slice(before), ['127.0.0.5']);
   const bad = set([h.egressSocks('a', msAuth.port, { auth: { username: 'u1', password: 'wrong' } })]).egress;
   await assert.rejects(bad.connect('a', { ip: '127.0.0.1', port: srv.port, domainTrusted: false }), (e: unknown) => e instanceof EgressError && e.code === 'SY_ERR_EGRESS_PROXY');
@@ -111,10 +113,11 @@ test('block refuses without touching the network', { skip }, async () => {
 test('fail closed: a stopped proxy turns health down through the egress; flows are refused, the reachable target sees nothing', { skip }, async () => {
   const target = await h.recordingServer('127.0.0.1', (s) => s.end('x'));
   const victim = await h.startMicrosocks('127.0.0.6');
-  const cfg = h.testConfig([h.egressSocks('vpn', victim.port, { health: { target: { host: '127.0.0.1', port: target.port }, intervalMs: 60_000, timeoutMs: 1000 } })]);
-  const egress = createEgressSet({ egresses: cfg.egress, resolver: h.staticResolver({}), connectTimeoutMs: 1000 });
+  const cfg = h.testConfig([h.egressSocks('vpn', victim.port, { health: { target: { host: '127.0.0.1', port: target.port }, intervalMs: 60_000, timeoutMs: 4000 } })]);
+  const egress = createEgressSet({ egresses: cfg.egress, resolver: h.staticResolver({}), connectTimeoutMs: 4000 });
   try {
     assert.equal((await egress.probe('vpn')).state, 'up');
+    await h.waitFor(() => target.arrivals.length > 0);
     assert.deepEqual(target.arrivals, ['127.0.0.6'], 'the probe went through the proxy');
     await victim.stop();
     const s = await egress.probe('vpn');
@@ -133,7 +136,7 @@ test('a proxy that dies is marked down by the first failing flow; only an explic
   const target = await h.recordingServer('127.0.0.1', (s) => s.end('y'));
   const victim = await h.startMicrosocks('127.0.0.7');
   const cfg = h.testConfig([h.egressSocks('vpn', victim.port), { ...h.egressSocks('vpn2', victim.port), fallback: 'ms' }, h.egressSocks('ms', ms.port)]);
-  const egress = createEgressSet({ egresses: cfg.egress, resolver: h.staticResolver({}), connectTimeoutMs: 1000 });
+  const egress = createEgressSet({ egresses: cfg.egress, resolver: h.staticResolver({}), connectTimeoutMs: 4000 });
   const states: string[] = [];
   egress.on('health', (s) => states.push(`${s.egress}:${s.state}`));
   try {
@@ -150,6 +153,7 @@ test('a proxy that dies is marked down by the first failing flow; only an explic
     assert.equal(c.egress, 'ms');
     assert.equal(c.fallbackFrom, 'vpn2');
     c.upstream.destroy();
+    await h.waitFor(() => target.arrivals.length > 0);
     assert.deepEqual(target.arrivals, ['127.0.0.2']);
   } finally {
     egress.stop();

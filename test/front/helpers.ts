@@ -344,3 +344,9 @@ export async function httpProxyRequest(port: number, request: string): Promise<{
   const text = Buffer.concat(chunks).toString('latin1');
   return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), text };
 }
+
+/** Waits until `cond()` holds (servers in this process may see an arrival a tick after the client). */
+export async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+}

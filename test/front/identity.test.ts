@@ -72,3 +72,21 @@ test('identify() on a connection that was not redirected fails with SY_ERR_FRONT
     a.close();
   }
 });
+
+test('a listing fills in the process lazily, through the mixed inbound and the Linux identity', async () => {
+  const h = await import('./helpers.ts');
+  const echo = await h.recordingServer();
+  const f = await h.startFront({ identity: new LinuxFlowIdentity() });
+  try {
+    const { rep, socket } = await h.socksConnect(f.port, '127.0.0.1', echo.port);
+    assert.equal(rep, 0);
+    // No app rule in the config: the decision did not look the process up.
+    assert.equal(f.sessions.list()[0]?.process, null);
+    const listed = await f.sessions.listWithProcesses();
+    assert.equal(listed[0]?.process?.pid, process.pid, 'the SOCKS client is this process');
+    socket.destroy();
+  } finally {
+    await echo.close();
+    await f.close();
+  }
+});

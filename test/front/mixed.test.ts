@@ -170,7 +170,7 @@ test('half-close is carried both ways (client FIN first, server answers after it
 test('a stopped egress: exact SOCKS reply byte and HTTP status, a reachable target counts 0, health down', { skip }, async () => {
   const victim = await h.startMicrosocks('127.0.0.6');
   const target = await h.recordingServer('127.0.0.1', (s) => s.end('x'));
-  const f = await h.startFront({ egresses: [h.egressSocks('vpn', victim.port, { sendDomain: false, health: { target: { host: '127.0.0.1', port: target.port }, intervalMs: 60_000, timeoutMs: 1000 } })], pick: () => 'vpn', resolve: { 'vpn.test': ['127.0.0.1'] } });
+  const f = await h.startFront({ egresses: [h.egressSocks('vpn', victim.port, { sendDomain: false, health: { target: { host: '127.0.0.1', port: target.port }, intervalMs: 60_000, timeoutMs: 4000 } })], pick: () => 'vpn', resolve: { 'vpn.test': ['127.0.0.1'] } });
   try {
     assert.equal((await f.egress.probe('vpn')).state, 'up');
     for (let i = 0; i < 100 && target.arrivals.length === 0; i++) await new Promise((r) => setTimeout(r, 10));

@@ -42,6 +42,7 @@ domains = ["blocked.test"]
     const a = await h.socksConnect(f.port, 'ms.test', web.port);
     assert.equal(a.rep, 0);
     a.socket.destroy();
+    await h.waitFor(() => web.arrivals.length > 0);
     assert.equal(web.arrivals.at(-1), '127.0.0.2', 'domain rule sent it through microsocks');
     const flow = f.flows.at(-1)!.record;
     assert.equal(flow.decision.stage, 'domain');

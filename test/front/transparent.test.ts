@@ -7,7 +7,7 @@ import * as h from './helpers.ts';
 
 const skip = h.canNetns && h.has('nft') && h.has('curl') ? false : 'needs root, unshare, ip, nft and curl';
 
-test('redirected flows get their original destination (IPv4, IPv6), process, SNI, and server-first is not held', { skip }, async () => {
+test('redirected flows get their original destination (IPv4, IPv6), process, SNI; server-first is not held; refusals fail closed', { skip }, async () => {
   const r = await h.runInNetns(new URL('../fixtures/front/transparent-ns.ts', import.meta.url).pathname);
   assert.equal(r.error, undefined, String(r.error));
   assert.equal(r.curl4, 'origin 198.18.5.5 from 198.18.5.5');
@@ -33,4 +33,10 @@ test('redirected flows get their original destination (IPv4, IPv6), process, SNI
   assert.deepEqual(r.sinkHashes, [r.helloSha]);
   assert.equal(r.tlsReply, 'thanks', 'half-close carried and the answer came back');
   assert.equal(r.rejected, 1, 'a direct connection to the listener is rejected');
+  // Fail closed on the transparent path: reset (curl 56, "Recv failure"), and nothing arrived.
+  assert.equal(r.blocked, 'curl exit 56');
+  assert.equal(r.vpnDown, 'curl exit 56');
+  assert.deepEqual(r.counts, [], 'the reachable targets saw no connection');
+  const refused = flows.filter((f) => f.outcome === 'refused').map((f) => f.dst.port).sort();
+  assert.deepEqual(refused, [81, 82]);
 });
