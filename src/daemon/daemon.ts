@@ -132,7 +132,7 @@ export class Daemon {
     // enforcing. When it cannot even be made, enforcement is refused below.
     let os: string | null = null;
     try {
-      this.backend = await createRedirectBackend(this.opts.backend);
+      this.backend = await createRedirectBackend({ config: () => this.config, ...this.opts.backend });
       os = this.backend.os;
     } catch (err) {
       if (this.enforcing) throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `[enforce] enabled, but the OS backend cannot start: ${(err as Error).message}; refusing to run unenforced`, err);
