@@ -1,12 +1,12 @@
 // The one place that asks which OS this is. Everything else sees RedirectBackend and FlowIdentity.
-import type { RedirectBackend } from './types.ts';
+import type { RedirectBackend, SystemDns } from './types.ts';
 import type { LinuxBackendOptions } from './linux/backend.ts';
 import type { WindowsRedirectOptions } from './windows/redirect-backend.ts';
 import type { FlowIdentity } from '../flow/types.ts';
 import type { Config } from '../policy/types.ts';
 import { UnavailableBackend } from './unavailable.ts';
 
-export type { RedirectBackend, RedirectPlan, ListenerPorts, BackendStatus, ApplyResult, PlacementRule } from './types.ts';
+export type { RedirectBackend, RedirectPlan, ListenerPorts, BackendStatus, ApplyResult, PlacementRule, SystemDns, SystemDnsResult } from './types.ts';
 export { buildPlan, placementRules } from './plan.ts';
 
 export interface BackendOptions {
@@ -60,4 +60,14 @@ export async function createFlowIdentity(os: string | null, o: FlowIdentityOptio
     default:
       return undefined;
   }
+}
+
+/**
+ * The OS resolver switch for `switchyard dns system`, or null where switchyard does not manage it
+ * (Linux: point resolv.conf / systemd-resolved at the forwarder yourself, see docs/linux.md).
+ */
+export async function createSystemDns(stateDir: string, platform: NodeJS.Platform = process.platform): Promise<SystemDns | null> {
+  if (platform !== 'win32') return null;
+  const { nrptSystemDns } = await import('./windows/system-dns.ts');
+  return nrptSystemDns(stateDir);
 }

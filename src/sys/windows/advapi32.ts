@@ -4,7 +4,20 @@ import './types.ts';
 import { OsCallError } from '../../errors.ts';
 import { lazyLibrary, ok } from './load.ts';
 import { kernel32, lastError } from './kernel32.ts';
-import { TOKEN_QUERY, TokenElevation, TokenUser } from './constants.ts';
+import {
+  ERROR_FILE_NOT_FOUND,
+  ERROR_MORE_DATA,
+  ERROR_NO_MORE_ITEMS,
+  ERROR_SUCCESS,
+  HKEY_LOCAL_MACHINE,
+  KEY_ALL_ACCESS,
+  KEY_READ,
+  KEY_WOW64_64KEY,
+  REG_OPTION_NON_VOLATILE,
+  TOKEN_QUERY,
+  TokenElevation,
+  TokenUser,
+} from './constants.ts';
 import { TOKEN_USER } from './types.ts';
 
 export const advapi32 = lazyLibrary('advapi32.dll', (lib) => ({
@@ -59,4 +72,117 @@ export function currentUserSid(): string {
       kernel32.get().LocalFree(out[0]);
     }
   });
+}
+
+// ---------------------------------------------------------------- registry (winreg.h)
+// HKEY parameters are declared intptr_t: the predefined keys are small negative numbers
+// (HKEY_LOCAL_MACHINE = (HKEY)(LONG)0x80000002, sign-extended), and opened keys come back as
+// pointer-sized integers through the out parameter.
+
+export const advapi32Registry = lazyLibrary('advapi32.dll', (lib) => ({
+  // https://learn.microsoft.com/windows/win32/api/winreg/nf-winreg-regopenkeyexw
+  RegOpenKeyExW: lib.func('int32_t __stdcall RegOpenKeyExW(intptr_t hKey, const char16_t *lpSubKey, uint32_t ulOptions, uint32_t samDesired, _Out_ intptr_t *phkResult)'),
+  // https://learn.microsoft.com/windows/win32/api/winreg/nf-winreg-regcreatekeyexw
+  RegCreateKeyExW: lib.func('int32_t __stdcall RegCreateKeyExW(intptr_t hKey, const char16_t *lpSubKey, uint32_t Reserved, void *lpClass, uint32_t dwOptions, uint32_t samDesired, void *lpSecurityAttributes, _Out_ intptr_t *phkResult, _Out_ uint32_t *lpdwDisposition)'),
+  // https://learn.microsoft.com/windows/win32/api/winreg/nf-winreg-regclosekey
+  RegCloseKey: lib.func('int32_t __stdcall RegCloseKey(intptr_t hKey)'),
+  // https://learn.microsoft.com/windows/win32/api/winreg/nf-winreg-regenumkeyexw
+  RegEnumKeyExW: lib.func('int32_t __stdcall RegEnumKeyExW(intptr_t hKey, uint32_t dwIndex, _Out_ uint8_t *lpName, _Inout_ uint32_t *lpcchName, void *lpReserved, void *lpClass, void *lpcchClass, void *lpftLastWriteTime)'),
+  // https://learn.microsoft.com/windows/win32/api/winreg/nf-winreg-regenumvaluew
+  RegEnumValueW: lib.func('int32_t __stdcall RegEnumValueW(intptr_t hKey, uint32_t dwIndex, _Out_ uint8_t *lpValueName, _Inout_ uint32_t *lpcchValueName, void *lpReserved, _Out_ uint32_t *lpType, _Out_ uint8_t *lpData, _Inout_ uint32_t *lpcbData)'),
+  // https://learn.microsoft.com/windows/win32/api/winreg/nf-winreg-regsetvalueexw
+  RegSetValueExW: lib.func('int32_t __stdcall RegSetValueExW(intptr_t hKey, const char16_t *lpValueName, uint32_t Reserved, uint32_t dwType, const uint8_t *lpData, uint32_t cbData)'),
+  // https://learn.microsoft.com/windows/win32/api/winreg/nf-winreg-regdeletevaluew
+  RegDeleteValueW: lib.func('int32_t __stdcall RegDeleteValueW(intptr_t hKey, const char16_t *lpValueName)'),
+  // https://learn.microsoft.com/windows/win32/api/winreg/nf-winreg-regdeletetreew
+  RegDeleteTreeW: lib.func('int32_t __stdcall RegDeleteTreeW(intptr_t hKey, const char16_t *lpSubKey)'),
+  // https://learn.microsoft.com/windows/win32/api/winreg/nf-winreg-regdeletekeyexw
+  RegDeleteKeyExW: lib.func('int32_t __stdcall RegDeleteKeyExW(intptr_t hKey, const char16_t *lpSubKey, uint32_t samDesired, uint32_t Reserved)'),
+}));
+
+/** A registry value exactly as stored: type number and raw bytes (restored byte for byte). */
+export interface RegValue {
+  name: string;
+  type: number;
+  data: Buffer;
+}
+
+export interface RegKeyContent {
+  values: RegValue[];
+  subkeys: string[];
+}
+
+function regCheck(status: number, call: string, detail?: string): void {
+  if (status !== ERROR_SUCCESS) throw new OsCallError('SY_ERR_WIN_CALL', call, status, detail);
+}
+
+function withKey<T>(path: string, write: boolean, fn: (hk: number | bigint) => T): T | null {
+  const r = advapi32Registry.get();
+  const out: (number | bigint)[] = [0];
+  const st = write
+    ? (r.RegCreateKeyExW(HKEY_LOCAL_MACHINE, path, 0, null, REG_OPTION_NON_VOLATILE, KEY_ALL_ACCESS | KEY_WOW64_64KEY, null, out, [0]) as number)
+    : (r.RegOpenKeyExW(HKEY_LOCAL_MACHINE, path, 0, KEY_READ | KEY_WOW64_64KEY, out) as number);
+  if (!write && st === ERROR_FILE_NOT_FOUND) return null;
+  regCheck(st, write ? 'RegCreateKeyExW' : 'RegOpenKeyExW', `HKLM\\${path}`);
+  try {
+    return fn(out[0]!);
+  } finally {
+    r.RegCloseKey(out[0]!);
+  }
+}
+
+/** Values and subkey names of HKLM\path, or null when the key does not exist. */
+export function regReadKey(path: string): RegKeyContent | null {
+  const r = advapi32Registry.get();
+  return withKey(path, false, (hk) => {
+    const subkeys: string[] = [];
+    for (let i = 0; i < 4096; i++) {
+      const name = Buffer.alloc(512);
+      const len = [256];
+      const st = r.RegEnumKeyExW(hk, i, name, len, null, null, null, null) as number;
+      if (st === ERROR_NO_MORE_ITEMS) break;
+      regCheck(st, 'RegEnumKeyExW', `HKLM\\${path}`);
+      subkeys.push(name.toString('utf16le', 0, len[0]! * 2));
+    }
+    const values: RegValue[] = [];
+    for (let i = 0; i < 4096; i++) {
+      const name = Buffer.alloc(2 * 16384);
+      const nameLen = [16384];
+      const type = [0];
+      let data = Buffer.alloc(4096);
+      const dataLen = [data.length];
+      let st = r.RegEnumValueW(hk, i, name, nameLen, null, type, data, dataLen) as number;
+      if (st === ERROR_MORE_DATA) {
+        data = Buffer.alloc(dataLen[0]!);
+        nameLen[0] = 16384;
+        st = r.RegEnumValueW(hk, i, name, nameLen, null, type, data, dataLen) as number;
+      }
+      if (st === ERROR_NO_MORE_ITEMS) break;
+      regCheck(st, 'RegEnumValueW', `HKLM\\${path}`);
+      values.push({ name: name.toString('utf16le', 0, nameLen[0]! * 2), type: type[0]!, data: Buffer.from(data.subarray(0, dataLen[0]!)) });
+    }
+    return { values, subkeys };
+  });
+}
+
+/** Replaces HKLM\path with exactly `values` (the key is emptied first; subkeys are kept). */
+export function regWriteKey(path: string, values: readonly RegValue[]): void {
+  const r = advapi32Registry.get();
+  withKey(path, true, (hk) => {
+    const old = regReadKey(path);
+    // Value names compare case-insensitively in the registry.
+    for (const v of old?.values ?? []) {
+      if (!values.some((w) => w.name.toLowerCase() === v.name.toLowerCase())) regCheck(r.RegDeleteValueW(hk, v.name) as number, 'RegDeleteValueW', v.name);
+    }
+    for (const v of values) regCheck(r.RegSetValueExW(hk, v.name, 0, v.type, v.data, v.data.length) as number, 'RegSetValueExW', `${v.name}`);
+  });
+}
+
+/** Deletes HKLM\path with everything under it; a missing key is not an error. */
+export function regDeleteKey(path: string): void {
+  const st = advapi32Registry.get().RegDeleteTreeW(HKEY_LOCAL_MACHINE, path) as number;
+  if (st === ERROR_FILE_NOT_FOUND) return;
+  regCheck(st, 'RegDeleteTreeW', `HKLM\\${path}`);
+  const st2 = advapi32Registry.get().RegDeleteKeyExW(HKEY_LOCAL_MACHINE, path, KEY_WOW64_64KEY, 0) as number;
+  if (st2 !== ERROR_FILE_NOT_FOUND) regCheck(st2, 'RegDeleteKeyExW', `HKLM\\${path}`);
 }
