@@ -3,7 +3,7 @@ import koffi from 'koffi';
 import './types.ts';
 import { OsCallError } from '../../errors.ts';
 import { lazyLibrary, ok } from './load.ts';
-import { kernel32, lastError } from './kernel32.ts';
+import { closeHandle, kernel32, lastError, openProcessForQuery } from './kernel32.ts';
 import {
   ERROR_FILE_NOT_FOUND,
   ERROR_MORE_DATA,
@@ -16,9 +16,10 @@ import {
   REG_OPTION_NON_VOLATILE,
   TOKEN_QUERY,
   TokenElevation,
+  TokenGroups,
   TokenUser,
 } from './constants.ts';
-import { TOKEN_USER } from './types.ts';
+import { SID_AND_ATTRIBUTES, TOKEN_GROUPS, TOKEN_USER } from './types.ts';
 
 export const advapi32 = lazyLibrary('advapi32.dll', (lib) => ({
   // https://learn.microsoft.com/windows/win32/api/processthreadsapi/nf-processthreadsapi-openprocesstoken
@@ -29,11 +30,11 @@ export const advapi32 = lazyLibrary('advapi32.dll', (lib) => ({
   ConvertSidToStringSidW: lib.func('int32_t __stdcall ConvertSidToStringSidW(void *Sid, _Out_ void **StringSid)'),
 }));
 
-function withToken<T>(fn: (token: unknown) => T): T {
+function withToken<T>(fn: (token: unknown) => T, process?: unknown): T {
   const k = kernel32.get();
   const a = advapi32.get();
   const out: unknown[] = [null];
-  if (!ok(a.OpenProcessToken(k.GetCurrentProcess(), TOKEN_QUERY, out) as number)) {
+  if (!ok(a.OpenProcessToken(process ?? k.GetCurrentProcess(), TOKEN_QUERY, out) as number)) {
     throw new OsCallError('SY_ERR_WIN_CALL', 'OpenProcessToken', lastError());
   }
   try {
@@ -57,21 +58,82 @@ export function isElevated(): boolean {
   return withToken((t) => tokenInfo(t, TokenElevation, 4).readUInt32LE(0) !== 0);
 }
 
+function sidText(sid: unknown): string {
+  const out: unknown[] = [null];
+  if (!ok(advapi32.get().ConvertSidToStringSidW(sid, out) as number)) {
+    throw new OsCallError('SY_ERR_WIN_CALL', 'ConvertSidToStringSidW', lastError());
+  }
+  try {
+    return koffi.decode(out[0], 'char16_t', -1) as string;
+  } finally {
+    kernel32.get().LocalFree(out[0]);
+  }
+}
+
+function userSidOf(t: unknown): string {
+  const buf = tokenInfo(t, TokenUser, 256);
+  const user = koffi.decode(buf, TOKEN_USER) as { User: { Sid: unknown } };
+  return sidText(user.User.Sid);
+}
+
 /** The process user's SID as text (S-1-5-18 for LocalSystem). */
 export function currentUserSid(): string {
-  return withToken((t) => {
-    const buf = tokenInfo(t, TokenUser, 256);
-    const user = koffi.decode(buf, TOKEN_USER) as { User: { Sid: unknown } };
-    const out: unknown[] = [null];
-    if (!ok(advapi32.get().ConvertSidToStringSidW(user.User.Sid, out) as number)) {
-      throw new OsCallError('SY_ERR_WIN_CALL', 'ConvertSidToStringSidW', lastError());
-    }
-    try {
-      return koffi.decode(out[0], 'char16_t', -1) as string;
-    } finally {
-      kernel32.get().LocalFree(out[0]);
-    }
-  });
+  return withToken(userSidOf);
+}
+
+/** What a token says about its holder, for the control permission classes. */
+export interface TokenFacts {
+  /** The user's SID (S-1-5-18 = LocalSystem). */
+  sid: string;
+  elevated: boolean;
+  /** Group SIDs with their SE_GROUP_* attributes (deny-only groups count for nothing). */
+  groups: { sid: string; attributes: number }[];
+}
+
+const MAX_GROUPS = 1024;
+
+/** Group SIDs of a token; the count is checked against the buffer before each entry is read. */
+function groupsOf(t: unknown): TokenFacts['groups'] {
+  const size = [0];
+  advapi32.get().GetTokenInformation(t, TokenGroups, null, 0, size);
+  const len = size[0]!;
+  if (len < 8 || len > 1 << 20) throw new OsCallError('SY_ERR_WIN_CALL', 'GetTokenInformation', lastError(), `TokenGroups size ${len}`);
+  const buf = tokenInfo(t, TokenGroups, len);
+  const count = buf.readUInt32LE(0);
+  const entry = koffi.sizeof(SID_AND_ATTRIBUTES);
+  const first = koffi.offsetof(TOKEN_GROUPS, 'Groups');
+  if (count > MAX_GROUPS || first + count * entry > len) throw new OsCallError('SY_ERR_WIN_CALL', 'GetTokenInformation', undefined, `TokenGroups count ${count} does not fit ${len} bytes`);
+  const out: TokenFacts['groups'] = [];
+  for (let i = 0; i < count; i++) {
+    const g = koffi.decode(buf, first + i * entry, SID_AND_ATTRIBUTES) as { Sid: unknown; Attributes: number };
+    out.push({ sid: sidText(g.Sid), attributes: g.Attributes });
+  }
+  return out;
+}
+
+function factsOf(t: unknown): TokenFacts {
+  return { sid: userSidOf(t), elevated: tokenInfo(t, TokenElevation, 4).readUInt32LE(0) !== 0, groups: groupsOf(t) };
+}
+
+/** Token facts of this process. */
+export function currentTokenFacts(): TokenFacts {
+  return withToken(factsOf);
+}
+
+/**
+ * Token facts of another process (OpenProcess with PROCESS_QUERY_LIMITED_INFORMATION, then its
+ * token). Undefined when the process is gone or its token cannot be read: callers refuse then.
+ */
+export function processTokenFacts(pid: number): TokenFacts | undefined {
+  const h = openProcessForQuery(pid);
+  if (h === null) return undefined;
+  try {
+    return withToken(factsOf, h);
+  } catch {
+    return undefined;
+  } finally {
+    closeHandle(h);
+  }
 }
 
 // ---------------------------------------------------------------- registry (winreg.h)

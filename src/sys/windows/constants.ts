@@ -81,6 +81,12 @@ export const SE_GROUP_USE_FOR_DENY_ONLY = 0x10;
 export const ERROR_FILE_NOT_FOUND = 2;
 export const ERROR_MORE_DATA = 234;
 export const ERROR_PIPE_CONNECTED = 535;
+export const PIPE_ACCESS_DUPLEX = 0x3;
+export const PIPE_TYPE_BYTE = 0x0;
+export const PIPE_READMODE_BYTE = 0x0;
+export const PIPE_WAIT = 0x0;
+export const PIPE_REJECT_REMOTE_CLIENTS = 0x8;
+export const PIPE_UNLIMITED_INSTANCES = 255;
 /** (HKEY)(LONG)0x80000002, sign-extended to 64 bits. */
 export const HKEY_LOCAL_MACHINE = -0x7ffffffe;
 export const KEY_READ = 0x20019;
@@ -153,6 +159,9 @@ export const WIN_CONSTANTS: Readonly<Record<string, number>> = {
   ERROR_FILE_NOT_FOUND,
   ERROR_MORE_DATA,
   ERROR_PIPE_CONNECTED,
+  PIPE_ACCESS_DUPLEX,
+  PIPE_REJECT_REMOTE_CLIENTS,
+  PIPE_UNLIMITED_INSTANCES,
   HKEY_LOCAL_MACHINE,
   KEY_READ,
   KEY_ALL_ACCESS,
