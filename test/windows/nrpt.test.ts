@@ -12,9 +12,14 @@ import { fileState, nrptSystemDns } from '../../src/redirect/windows/system-dns.
 import type { RegKeyContent, RegValue } from '../../src/sys/windows/advapi32.ts';
 import { NRPT_RULE_GUID } from '../../src/ids.ts';
 
-/** HKLM in memory: keys by case-insensitive path; subkeys are derived from the paths below. */
+const PARENTS = [NRPT_LOCAL, NRPT_POLICY].map((t) => t.slice(0, t.lastIndexOf('\\')));
+
+/**
+ * HKLM in memory: keys by case-insensitive path; subkeys are derived from the paths below. Like
+ * RegCreateKeyExW, a write creates the missing keys above it (the tables' parents exist already).
+ */
 class MemRegistry implements RegistryIo {
-  keys = new Map<string, { path: string; values: RegValue[] }>();
+  keys = new Map<string, { path: string; values: RegValue[] }>(PARENTS.map((p) => [p.toLowerCase(), { path: p, values: [] }]));
   writes = 0;
   read(path: string): RegKeyContent | null {
     const k = this.keys.get(path.toLowerCase());
@@ -26,6 +31,10 @@ class MemRegistry implements RegistryIo {
   }
   write(path: string, values: readonly RegValue[]): void {
     this.writes++;
+    for (let i = path.indexOf('\\'); i > 0; i = path.indexOf('\\', i + 1)) {
+      const up = path.slice(0, i);
+      if (PARENTS.some((p) => up.length > p.length && up.toLowerCase().startsWith(p.toLowerCase())) && !this.keys.has(up.toLowerCase())) this.keys.set(up.toLowerCase(), { path: up, values: [] });
+    }
     this.keys.set(path.toLowerCase(), { path, values: values.map((v) => ({ ...v, data: Buffer.from(v.data) })) });
   }
   remove(path: string): void {
@@ -70,6 +79,21 @@ test('on → off on a machine without NRPT rules: written to the local table, th
   assert.equal(r.reg.snapshot(), before);
   assert.equal(r.flushes(), 2);
   assert.equal(fileState(r.dir).load(), null, 'the save is gone');
+  r.done();
+});
+
+test('the table key created by on is removed by off when nothing else is in it, kept when it is', () => {
+  const r = rig();
+  const before = r.reg.snapshot();
+  r.sys.on('127.0.0.1');
+  assert.ok(r.reg.keys.has(NRPT_LOCAL.toLowerCase()), 'on created the table key');
+  r.reg.write(`${NRPT_LOCAL}\\{dddddddd-0000-0000-0000-000000000004}`, [{ name: 'Name', type: 7, data: Buffer.from('.y\0\0', 'utf16le') }]);
+  r.sys.off();
+  assert.ok(r.reg.keys.has(NRPT_LOCAL.toLowerCase()), 'another rule appeared meanwhile: the table stays');
+  r.reg.remove(`${NRPT_LOCAL}\\{dddddddd-0000-0000-0000-000000000004}`);
+  r.sys.on('127.0.0.1');
+  r.sys.off();
+  assert.notEqual(r.reg.snapshot(), before, 'the table existed before this on, so it stays');
   r.done();
 });
 

@@ -46,6 +46,8 @@ export interface NrptSaved {
   previous: { name: string; type: number; hex: string }[] | null;
   /** The forwarder address written (for status and for noticing a change by someone else). */
   server: string;
+  /** Whether the table key (DnsPolicyConfig) existed; `off` removes it again when it did not and is empty. */
+  tableExisted?: boolean;
 }
 
 export interface SavedStateIo {
@@ -140,8 +142,9 @@ export function planOn(reg: Pick<RegistryIo, 'read'>, saved: NrptSaved | null, s
   let key: string;
   if (!saved) {
     const policyRules = (reg.read(NRPT_POLICY)?.subkeys ?? []).filter((s) => s.toLowerCase() !== NRPT_RULE_GUID.toLowerCase());
-    key = ruleKey(policyRules.length > 0 ? NRPT_POLICY : NRPT_LOCAL);
-    steps.push({ op: 'save', saved: { version: 1, key, previous: toSaved(reg.read(key)), server } });
+    const table = policyRules.length > 0 ? NRPT_POLICY : NRPT_LOCAL;
+    key = ruleKey(table);
+    steps.push({ op: 'save', saved: { version: 1, key, previous: toSaved(reg.read(key)), server, tableExisted: reg.read(table) !== null } });
   } else {
     key = saved.key;
     if (saved.server !== server) steps.push({ op: 'save', saved: { ...saved, server } });
@@ -162,6 +165,13 @@ export function planOff(reg: Pick<RegistryIo, 'read'>, saved: NrptSaved | null):
   const steps: NrptStep[] = [];
   if (saved.previous === null) steps.push({ op: 'delete', key: saved.key });
   else steps.push({ op: 'write', key: saved.key, values: saved.previous.map((v) => ({ name: v.name, type: v.type, data: Buffer.from(v.hex, 'hex') })) });
+  if (saved.tableExisted === false && saved.previous === null) {
+    // The table key was created by `on`: remove it too when nothing but our rule is in it.
+    const table = saved.key.slice(0, saved.key.lastIndexOf('\\'));
+    const t = reg.read(table);
+    const onlyOurs = t !== null && t.values.length === 0 && t.subkeys.every((k) => k.toLowerCase() === NRPT_RULE_GUID.toLowerCase());
+    if (onlyOurs) steps.push({ op: 'delete', key: table });
+  }
   steps.push({ op: 'clearSave' }, { op: 'flush' });
   const now = reg.read(saved.key);
   const ours = nrptRuleValues(saved.server);

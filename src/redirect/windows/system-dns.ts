@@ -28,7 +28,7 @@ export function fileState(stateDir: string): SavedStateIo {
       } catch {
         v = {} as NrptSaved;
       }
-      if (v?.version !== 1 || typeof v.key !== 'string' || typeof v.server !== 'string' || !(v.previous === null || Array.isArray(v.previous))) {
+      if (v?.version !== 1 || typeof v.key !== 'string' || typeof v.server !== 'string' || !(v.tableExisted === undefined || typeof v.tableExisted === 'boolean') || !(v.previous === null || Array.isArray(v.previous))) {
         throw new NrptError(`${file} is not a saved NRPT state; remove it only after checking the registry by hand`);
       }
       return v;
