@@ -74,6 +74,7 @@ export const ERROR_CODES = {
   SY_ERR_WIN_WINDIVERT: 'a WinDivert call failed',
   SY_ERR_WIN_WINDIVERT_PATH: 'enforce.windivertPath is missing or does not hold WinDivert.dll and WinDivert64.sys',
   SY_ERR_WIN_NOT_REFLECTED: 'a connection reached a Windows transparent listener without a NAT entry; refused',
+  SY_ERR_WIN_NRPT: 'the Windows NRPT rule for the system resolver cannot be set or restored',
   // --- control ---
   SY_ERR_CONTROL_PERMISSION: 'the caller may not use this control method',
   SY_ERR_CONTROL_BAD_FRAME: 'a control message is malformed',
@@ -312,5 +313,12 @@ export class StoreError extends SwitchyardError {
 export class DaemonError extends SwitchyardError {
   constructor(code: Extract<ErrorCode, `SY_ERR_DAEMON${string}`>, message: string, cause?: unknown) {
     super(code, message, { cause });
+  }
+}
+
+/** Windows system DNS (NRPT rule) failures. */
+export class NrptError extends SwitchyardError {
+  constructor(message: string, cause?: unknown) {
+    super('SY_ERR_WIN_NRPT', message, { cause });
   }
 }

@@ -29,6 +29,9 @@ export const WFP_SUBLAYER_NAME = 'switchyard split tunnelling';
 /** Sublayer weight: high, so switchyard's block/permit pair is evaluated before most others. */
 export const WFP_SUBLAYER_WEIGHT = 0xfff0;
 
+/** Windows NRPT rule key of `switchyard dns system on` (the "." rule pointing at the forwarder). */
+export const NRPT_RULE_GUID = '{6c2f9b1e-53a9-4d4b-9f2e-7377697463a3}';
+
 /** Windows named pipe of the control server. */
 export const WINDOWS_PIPE_NAME = '\\\\.\\pipe\\switchyard-control';
 /** Windows service name. */

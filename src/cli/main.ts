@@ -27,6 +27,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   exec: () => import('./commands/exec.ts'),
   down: () => import('./commands/down.ts'),
   lists: () => import('./commands/lists.ts'),
+  dns: () => import('./commands/dns.ts'),
 };
 
 function usage(): string {

@@ -29,8 +29,11 @@ export interface ControlServerOptions {
   endpoint: string;
   mode: RunMode;
   registry: MethodRegistry;
-  /** Reads the peer's identity from an accepted connection (Linux: SO_PEERCRED). */
-  identify: (socket: Socket) => PeerIdentity;
+  /**
+   * Reads the peer's identity from an accepted connection (Linux: SO_PEERCRED), or returns the
+   * classified Caller itself (Windows pipe: src/control/identity-windows.ts).
+   */
+  identify: (socket: Socket) => PeerIdentity | Caller;
   /** `[control] group`. */
   group?: string;
   /** `[control] read_users`. */
@@ -143,7 +146,8 @@ export class ControlServer {
     socket.on('error', () => {}); // resets from clients are their business
     let caller: Caller;
     try {
-      caller = classifyCaller(this.opts.identify(socket), {
+      const id = this.opts.identify(socket);
+      caller = 'privileged' in id ? id : classifyCaller(id, {
         mode: this.opts.mode,
         daemonUid: this.opts.uid,
         group: this.opts.group,

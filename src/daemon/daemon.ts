@@ -22,6 +22,7 @@ import type { FlowIdentity, FlowRecord } from '../flow/types.ts';
 import { createRedirectBackend, buildPlan, type RedirectBackend, type BackendOptions } from '../redirect/index.ts';
 import { ControlServer, MethodRegistry } from '../control/index.ts';
 import { unixPeerIdentity } from '../control/identity-unix.ts';
+import { windowsPipeCaller } from '../control/identity-windows.ts';
 import { isPipeEndpoint } from '../control/endpoint.ts';
 import { LivePolicy } from './live-policy.ts';
 import { Supervisor } from './supervisor.ts';
@@ -132,7 +133,7 @@ export class Daemon {
     // enforcing. When it cannot even be made, enforcement is refused below.
     let os: string | null = null;
     try {
-      this.backend = await createRedirectBackend(this.opts.backend);
+      this.backend = await createRedirectBackend({ config: () => this.config, ...this.opts.backend });
       os = this.backend.os;
     } catch (err) {
       if (this.enforcing) throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `[enforce] enabled, but the OS backend cannot start: ${(err as Error).message}; refusing to run unenforced`, err);
@@ -178,15 +179,15 @@ export class Daemon {
       endpoint: this.paths.controlEndpoint,
       mode: this.paths.mode,
       registry: registerMethods(new MethodRegistry(), this),
-      identify: (s) => {
-        if (isPipeEndpoint(this.paths.controlEndpoint)) throw new ControlError('SY_ERR_CONTROL_IDENTITY', 'named-pipe caller identity is not built yet (Windows backend)');
-        return unixPeerIdentity(s);
-      },
+      identify: isPipeEndpoint(this.paths.controlEndpoint) ? () => windowsPipeCaller(this.paths.mode) : unixPeerIdentity,
       group: config.control.group,
       readUsers: config.control.readUsers,
       log: this.log.child({ component: 'control' }),
     });
     await this.control.listen();
+    if (isPipeEndpoint(this.paths.controlEndpoint) && config.control.readUsers.length > 0) {
+      this.log.warn('[control] read_users has no effect on Windows yet: only the daemon user, elevated Administrators and LocalSystem can open the control pipe (docs/windows.md)');
+    }
 
     this.#reconcileSupervisors(config);
     this.egress.start();

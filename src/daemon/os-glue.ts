@@ -10,6 +10,7 @@ import { FWMARK } from '../ids.ts';
 import type { FlowIdentity } from '../flow/types.ts';
 import type { SocketFactory } from '../egress/index.ts';
 import type { Config } from '../policy/types.ts';
+import { createFlowIdentity } from '../redirect/index.ts';
 
 export interface OsGlue {
   identity: FlowIdentity | undefined;
@@ -36,10 +37,8 @@ export const NO_GLUE: OsGlue = {
  * @param enforcing whether the OS backend is active (then own sockets must be marked).
  */
 export async function osGlue(os: string | null, enforcing: boolean, groupOfPort: (port: number) => string | undefined): Promise<OsGlue> {
-  if (os !== 'linux') return NO_GLUE;
-  const { LinuxFlowIdentity } = await import('../redirect/linux/identity.ts');
-  const identity = new LinuxFlowIdentity({ groupOfPort });
-  if (!enforcing) return { ...NO_GLUE, identity };
+  const identity = await createFlowIdentity(os, { groupOfPort });
+  if (os !== 'linux' || !enforcing) return { ...NO_GLUE, identity };
   const sock = await import('../sys/linux/socket.ts');
   const factory = sock.exemptSocketFactory(FWMARK) as SocketFactory;
   const markUdp = (s: UdpSocket) => {

@@ -1,13 +1,20 @@
-// The one place that asks which OS this is. Everything else sees RedirectBackend.
-import type { RedirectBackend } from './types.ts';
+// The one place that asks which OS this is. Everything else sees RedirectBackend and FlowIdentity.
+import type { RedirectBackend, SystemDns } from './types.ts';
 import type { LinuxBackendOptions } from './linux/backend.ts';
+import type { WindowsRedirectOptions } from './windows/redirect-backend.ts';
+import type { FlowIdentity } from '../flow/types.ts';
+import type { Config } from '../policy/types.ts';
 import { UnavailableBackend } from './unavailable.ts';
 
-export type { RedirectBackend, RedirectPlan, ListenerPorts, BackendStatus, ApplyResult, PlacementRule } from './types.ts';
+export type { RedirectBackend, RedirectPlan, ListenerPorts, BackendStatus, ApplyResult, PlacementRule, SystemDns, SystemDnsResult } from './types.ts';
 export { buildPlan, placementRules } from './plan.ts';
 
 export interface BackendOptions {
   linux?: LinuxBackendOptions;
+  /** Windows: everything but the config (tests inject WFP sessions and the reflection here). */
+  windows?: Omit<WindowsRedirectOptions, 'config'>;
+  /** The config the daemon runs; backends that match apps themselves (Windows WFP) build from it. */
+  config?: () => Config | undefined;
   /** For tests: pretend to be another platform. */
   platform?: NodeJS.Platform;
 }
@@ -19,10 +26,48 @@ export async function createRedirectBackend(opts: BackendOptions = {}): Promise<
       const { LinuxBackend } = await import('./linux/backend.ts');
       return new LinuxBackend(opts.linux);
     }
-    case 'win32':
-      // The Windows backend (WFP + WinDivert) lives in src/redirect/windows and is wired here once built.
-      return new UnavailableBackend('windows', 'the Windows backend (WFP + WinDivert) is not built yet: enforcement is unavailable on Windows');
+    case 'win32': {
+      // WFP refusals (not elevated, no WinDivert, 0x6E4, reflection not wired) come from apply(),
+      // before anything is changed: creating the backend touches nothing.
+      const { WindowsRedirectBackend } = await import('./windows/redirect-backend.ts');
+      return new WindowsRedirectBackend({ ...opts.windows, config: opts.config ?? (() => undefined) });
+    }
     default:
       return new UnavailableBackend(platform, `no OS backend for platform '${platform}': enforcement is unavailable (the proxy inbound still works)`);
   }
+}
+
+export interface FlowIdentityOptions {
+  /** Egress group of a transparent listener port (Linux: the port tells the group). */
+  groupOfPort: (port: number) => string | undefined;
+}
+
+/**
+ * The FlowIdentity for the OS a backend was made for (`backend.os`), or undefined when there is
+ * none. Windows: the NAT table is the reflection's (not wired yet), so transparent connections are
+ * refused as not reflected; processOf (the SOCKS/HTTP inbound's client) answers from the TCP table.
+ */
+export async function createFlowIdentity(os: string | null, o: FlowIdentityOptions): Promise<FlowIdentity | undefined> {
+  switch (os) {
+    case 'linux': {
+      const { LinuxFlowIdentity } = await import('./linux/identity.ts');
+      return new LinuxFlowIdentity({ groupOfPort: o.groupOfPort });
+    }
+    case 'windows': {
+      const { systemWindowsIdentity } = await import('./windows/identity.ts');
+      return systemWindowsIdentity();
+    }
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The OS resolver switch for `switchyard dns system`, or null where switchyard does not manage it
+ * (Linux: point resolv.conf / systemd-resolved at the forwarder yourself, see docs/linux.md).
+ */
+export async function createSystemDns(stateDir: string, platform: NodeJS.Platform = process.platform): Promise<SystemDns | null> {
+  if (platform !== 'win32') return null;
+  const { nrptSystemDns } = await import('./windows/system-dns.ts');
+  return nrptSystemDns(stateDir);
 }

@@ -133,3 +133,21 @@ export interface RedirectBackend {
   /** Releases in-process resources (library handles, watcher); leaves the OS state alone. */
   close(): Promise<void>;
 }
+
+/** `switchyard dns system on|off`: the OS resolver pointed at switchyard's forwarder, and back. */
+export interface SystemDnsResult {
+  on: boolean;
+  /** Where the setting lives (Windows: the NRPT rule's registry key). */
+  key: string | null;
+  /** The forwarder address the OS resolver uses now. */
+  server: string | null;
+  /** False when the setting was changed by someone else since switchyard wrote it. */
+  intact: boolean;
+  warnings: string[];
+}
+
+export interface SystemDns {
+  on(server: string): SystemDnsResult;
+  off(): SystemDnsResult;
+  status(): SystemDnsResult;
+}

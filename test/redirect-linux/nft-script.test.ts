@@ -148,8 +148,9 @@ test('parseListedTable rejects hostile or foreign output with a named error', ()
   assert.deepEqual(t.rules, [{ chain: 'c', cgroupv2: ['7'] }]);
 });
 
-test('index: Windows gets a stub that fails clearly; unknown platforms are unavailable', async () => {
-  for (const platform of ['win32', 'darwin'] as const) {
+// win32 now gets the Windows backend (its refusals: test/windows/redirect-backend.test.ts).
+test('index: platforms without a backend get a stub that fails clearly', async () => {
+  for (const platform of ['darwin', 'freebsd'] as const) {
     const be = await createRedirectBackend({ platform });
     await assert.rejects(be.apply({} as never), (e: unknown) => isSwitchyardError(e) && e.code === 'SY_ERR_REDIRECT_UNAVAILABLE');
     await assert.rejects(be.addBindings([]), (e: unknown) => isSwitchyardError(e) && e.code === 'SY_ERR_REDIRECT_UNAVAILABLE');

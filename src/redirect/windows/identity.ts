@@ -91,3 +91,19 @@ export class WindowsFlowIdentity implements FlowIdentity {
     return undefined;
   }
 }
+
+/**
+ * The production FlowIdentity: image paths from kernel32, owners from iphlpapi. Until the WinDivert
+ * reflection is wired there is no NAT table, so every transparent connection is refused as not
+ * reflected (fail closed); processOf works for the proxy inbound.
+ */
+export async function systemWindowsIdentity(lookup?: IdentityDeps['lookup']): Promise<WindowsFlowIdentity> {
+  const { processImagePath, currentPid } = await import('../../sys/windows/kernel32.ts');
+  const { tcpOwnerPid } = await import('../../sys/windows/iphlpapi.ts');
+  return new WindowsFlowIdentity({
+    lookup: lookup ?? (() => undefined),
+    imagePath: processImagePath,
+    ownPid: currentPid(),
+    tcpOwner: tcpOwnerPid,
+  });
+}

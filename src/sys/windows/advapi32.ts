@@ -3,9 +3,23 @@ import koffi from 'koffi';
 import './types.ts';
 import { OsCallError } from '../../errors.ts';
 import { lazyLibrary, ok } from './load.ts';
-import { kernel32, lastError } from './kernel32.ts';
-import { TOKEN_QUERY, TokenElevation, TokenUser } from './constants.ts';
-import { TOKEN_USER } from './types.ts';
+import { closeHandle, kernel32, lastError, openProcessForQuery } from './kernel32.ts';
+import {
+  ERROR_FILE_NOT_FOUND,
+  ERROR_MORE_DATA,
+  ERROR_NO_MORE_ITEMS,
+  ERROR_SUCCESS,
+  HKEY_LOCAL_MACHINE,
+  KEY_ALL_ACCESS,
+  KEY_READ,
+  KEY_WOW64_64KEY,
+  REG_OPTION_NON_VOLATILE,
+  TOKEN_QUERY,
+  TokenElevation,
+  TokenGroups,
+  TokenUser,
+} from './constants.ts';
+import { SID_AND_ATTRIBUTES, TOKEN_GROUPS, TOKEN_USER } from './types.ts';
 
 export const advapi32 = lazyLibrary('advapi32.dll', (lib) => ({
   // https://learn.microsoft.com/windows/win32/api/processthreadsapi/nf-processthreadsapi-openprocesstoken
@@ -16,11 +30,11 @@ export const advapi32 = lazyLibrary('advapi32.dll', (lib) => ({
   ConvertSidToStringSidW: lib.func('int32_t __stdcall ConvertSidToStringSidW(void *Sid, _Out_ void **StringSid)'),
 }));
 
-function withToken<T>(fn: (token: unknown) => T): T {
+function withToken<T>(fn: (token: unknown) => T, process?: unknown): T {
   const k = kernel32.get();
   const a = advapi32.get();
   const out: unknown[] = [null];
-  if (!ok(a.OpenProcessToken(k.GetCurrentProcess(), TOKEN_QUERY, out) as number)) {
+  if (!ok(a.OpenProcessToken(process ?? k.GetCurrentProcess(), TOKEN_QUERY, out) as number)) {
     throw new OsCallError('SY_ERR_WIN_CALL', 'OpenProcessToken', lastError());
   }
   try {
@@ -44,19 +58,193 @@ export function isElevated(): boolean {
   return withToken((t) => tokenInfo(t, TokenElevation, 4).readUInt32LE(0) !== 0);
 }
 
+function sidText(sid: unknown): string {
+  const out: unknown[] = [null];
+  if (!ok(advapi32.get().ConvertSidToStringSidW(sid, out) as number)) {
+    throw new OsCallError('SY_ERR_WIN_CALL', 'ConvertSidToStringSidW', lastError());
+  }
+  try {
+    return koffi.decode(out[0], 'char16_t', -1) as string;
+  } finally {
+    kernel32.get().LocalFree(out[0]);
+  }
+}
+
+function userSidOf(t: unknown): string {
+  const buf = tokenInfo(t, TokenUser, 256);
+  const user = koffi.decode(buf, TOKEN_USER) as { User: { Sid: unknown } };
+  return sidText(user.User.Sid);
+}
+
 /** The process user's SID as text (S-1-5-18 for LocalSystem). */
 export function currentUserSid(): string {
-  return withToken((t) => {
-    const buf = tokenInfo(t, TokenUser, 256);
-    const user = koffi.decode(buf, TOKEN_USER) as { User: { Sid: unknown } };
-    const out: unknown[] = [null];
-    if (!ok(advapi32.get().ConvertSidToStringSidW(user.User.Sid, out) as number)) {
-      throw new OsCallError('SY_ERR_WIN_CALL', 'ConvertSidToStringSidW', lastError());
+  return withToken(userSidOf);
+}
+
+/** What a token says about its holder, for the control permission classes. */
+export interface TokenFacts {
+  /** The user's SID (S-1-5-18 = LocalSystem). */
+  sid: string;
+  elevated: boolean;
+  /** Group SIDs with their SE_GROUP_* attributes (deny-only groups count for nothing). */
+  groups: { sid: string; attributes: number }[];
+}
+
+const MAX_GROUPS = 1024;
+
+/** Group SIDs of a token; the count is checked against the buffer before each entry is read. */
+function groupsOf(t: unknown): TokenFacts['groups'] {
+  const size = [0];
+  advapi32.get().GetTokenInformation(t, TokenGroups, null, 0, size);
+  const len = size[0]!;
+  if (len < 8 || len > 1 << 20) throw new OsCallError('SY_ERR_WIN_CALL', 'GetTokenInformation', lastError(), `TokenGroups size ${len}`);
+  const buf = tokenInfo(t, TokenGroups, len);
+  const count = buf.readUInt32LE(0);
+  const entry = koffi.sizeof(SID_AND_ATTRIBUTES);
+  const first = koffi.offsetof(TOKEN_GROUPS, 'Groups');
+  if (count > MAX_GROUPS || first + count * entry > len) throw new OsCallError('SY_ERR_WIN_CALL', 'GetTokenInformation', undefined, `TokenGroups count ${count} does not fit ${len} bytes`);
+  const out: TokenFacts['groups'] = [];
+  for (let i = 0; i < count; i++) {
+    const g = koffi.decode(buf, first + i * entry, SID_AND_ATTRIBUTES) as { Sid: unknown; Attributes: number };
+    out.push({ sid: sidText(g.Sid), attributes: g.Attributes });
+  }
+  return out;
+}
+
+function factsOf(t: unknown): TokenFacts {
+  return { sid: userSidOf(t), elevated: tokenInfo(t, TokenElevation, 4).readUInt32LE(0) !== 0, groups: groupsOf(t) };
+}
+
+/** Token facts of this process. */
+export function currentTokenFacts(): TokenFacts {
+  return withToken(factsOf);
+}
+
+/**
+ * Token facts of another process (OpenProcess with PROCESS_QUERY_LIMITED_INFORMATION, then its
+ * token). Undefined when the process is gone or its token cannot be read: callers refuse then.
+ */
+export function processTokenFacts(pid: number): TokenFacts | undefined {
+  const h = openProcessForQuery(pid);
+  if (h === null) return undefined;
+  try {
+    return withToken(factsOf, h);
+  } catch {
+    return undefined;
+  } finally {
+    closeHandle(h);
+  }
+}
+
+// ---------------------------------------------------------------- registry (winreg.h)
+// HKEY parameters are declared intptr_t: the predefined keys are small negative numbers
+// (HKEY_LOCAL_MACHINE = (HKEY)(LONG)0x80000002, sign-extended), and opened keys come back as
+// pointer-sized integers through the out parameter.
+
+export const advapi32Registry = lazyLibrary('advapi32.dll', (lib) => ({
+  // https://learn.microsoft.com/windows/win32/api/winreg/nf-winreg-regopenkeyexw
+  RegOpenKeyExW: lib.func('int32_t __stdcall RegOpenKeyExW(intptr_t hKey, const char16_t *lpSubKey, uint32_t ulOptions, uint32_t samDesired, _Out_ intptr_t *phkResult)'),
+  // https://learn.microsoft.com/windows/win32/api/winreg/nf-winreg-regcreatekeyexw
+  RegCreateKeyExW: lib.func('int32_t __stdcall RegCreateKeyExW(intptr_t hKey, const char16_t *lpSubKey, uint32_t Reserved, void *lpClass, uint32_t dwOptions, uint32_t samDesired, void *lpSecurityAttributes, _Out_ intptr_t *phkResult, _Out_ uint32_t *lpdwDisposition)'),
+  // https://learn.microsoft.com/windows/win32/api/winreg/nf-winreg-regclosekey
+  RegCloseKey: lib.func('int32_t __stdcall RegCloseKey(intptr_t hKey)'),
+  // https://learn.microsoft.com/windows/win32/api/winreg/nf-winreg-regenumkeyexw
+  RegEnumKeyExW: lib.func('int32_t __stdcall RegEnumKeyExW(intptr_t hKey, uint32_t dwIndex, _Out_ uint8_t *lpName, _Inout_ uint32_t *lpcchName, void *lpReserved, void *lpClass, void *lpcchClass, void *lpftLastWriteTime)'),
+  // https://learn.microsoft.com/windows/win32/api/winreg/nf-winreg-regenumvaluew
+  RegEnumValueW: lib.func('int32_t __stdcall RegEnumValueW(intptr_t hKey, uint32_t dwIndex, _Out_ uint8_t *lpValueName, _Inout_ uint32_t *lpcchValueName, void *lpReserved, _Out_ uint32_t *lpType, _Out_ uint8_t *lpData, _Inout_ uint32_t *lpcbData)'),
+  // https://learn.microsoft.com/windows/win32/api/winreg/nf-winreg-regsetvalueexw
+  RegSetValueExW: lib.func('int32_t __stdcall RegSetValueExW(intptr_t hKey, const char16_t *lpValueName, uint32_t Reserved, uint32_t dwType, const uint8_t *lpData, uint32_t cbData)'),
+  // https://learn.microsoft.com/windows/win32/api/winreg/nf-winreg-regdeletevaluew
+  RegDeleteValueW: lib.func('int32_t __stdcall RegDeleteValueW(intptr_t hKey, const char16_t *lpValueName)'),
+  // https://learn.microsoft.com/windows/win32/api/winreg/nf-winreg-regdeletetreew
+  RegDeleteTreeW: lib.func('int32_t __stdcall RegDeleteTreeW(intptr_t hKey, const char16_t *lpSubKey)'),
+  // https://learn.microsoft.com/windows/win32/api/winreg/nf-winreg-regdeletekeyexw
+  RegDeleteKeyExW: lib.func('int32_t __stdcall RegDeleteKeyExW(intptr_t hKey, const char16_t *lpSubKey, uint32_t samDesired, uint32_t Reserved)'),
+}));
+
+/** A registry value exactly as stored: type number and raw bytes (restored byte for byte). */
+export interface RegValue {
+  name: string;
+  type: number;
+  data: Buffer;
+}
+
+export interface RegKeyContent {
+  values: RegValue[];
+  subkeys: string[];
+}
+
+function regCheck(status: number, call: string, detail?: string): void {
+  if (status !== ERROR_SUCCESS) throw new OsCallError('SY_ERR_WIN_CALL', call, status, detail);
+}
+
+function withKey<T>(path: string, write: boolean, fn: (hk: number | bigint) => T): T | null {
+  const r = advapi32Registry.get();
+  const out: (number | bigint)[] = [0];
+  const st = write
+    ? (r.RegCreateKeyExW(HKEY_LOCAL_MACHINE, path, 0, null, REG_OPTION_NON_VOLATILE, KEY_ALL_ACCESS | KEY_WOW64_64KEY, null, out, [0]) as number)
+    : (r.RegOpenKeyExW(HKEY_LOCAL_MACHINE, path, 0, KEY_READ | KEY_WOW64_64KEY, out) as number);
+  if (!write && st === ERROR_FILE_NOT_FOUND) return null;
+  regCheck(st, write ? 'RegCreateKeyExW' : 'RegOpenKeyExW', `HKLM\\${path}`);
+  try {
+    return fn(out[0]!);
+  } finally {
+    r.RegCloseKey(out[0]!);
+  }
+}
+
+/** Values and subkey names of HKLM\path, or null when the key does not exist. */
+export function regReadKey(path: string): RegKeyContent | null {
+  const r = advapi32Registry.get();
+  return withKey(path, false, (hk) => {
+    const subkeys: string[] = [];
+    for (let i = 0; i < 4096; i++) {
+      const name = Buffer.alloc(512);
+      const len = [256];
+      const st = r.RegEnumKeyExW(hk, i, name, len, null, null, null, null) as number;
+      if (st === ERROR_NO_MORE_ITEMS) break;
+      regCheck(st, 'RegEnumKeyExW', `HKLM\\${path}`);
+      subkeys.push(name.toString('utf16le', 0, len[0]! * 2));
     }
-    try {
-      return koffi.decode(out[0], 'char16_t', -1) as string;
-    } finally {
-      kernel32.get().LocalFree(out[0]);
+    const values: RegValue[] = [];
+    for (let i = 0; i < 4096; i++) {
+      const name = Buffer.alloc(2 * 16384);
+      const nameLen = [16384];
+      const type = [0];
+      let data = Buffer.alloc(4096);
+      const dataLen = [data.length];
+      let st = r.RegEnumValueW(hk, i, name, nameLen, null, type, data, dataLen) as number;
+      if (st === ERROR_MORE_DATA) {
+        data = Buffer.alloc(dataLen[0]!);
+        nameLen[0] = 16384;
+        st = r.RegEnumValueW(hk, i, name, nameLen, null, type, data, dataLen) as number;
+      }
+      if (st === ERROR_NO_MORE_ITEMS) break;
+      regCheck(st, 'RegEnumValueW', `HKLM\\${path}`);
+      values.push({ name: name.toString('utf16le', 0, nameLen[0]! * 2), type: type[0]!, data: Buffer.from(data.subarray(0, dataLen[0]!)) });
     }
+    return { values, subkeys };
   });
+}
+
+/** Replaces HKLM\path with exactly `values` (the key is emptied first; subkeys are kept). */
+export function regWriteKey(path: string, values: readonly RegValue[]): void {
+  const r = advapi32Registry.get();
+  withKey(path, true, (hk) => {
+    const old = regReadKey(path);
+    // Value names compare case-insensitively in the registry.
+    for (const v of old?.values ?? []) {
+      if (!values.some((w) => w.name.toLowerCase() === v.name.toLowerCase())) regCheck(r.RegDeleteValueW(hk, v.name) as number, 'RegDeleteValueW', v.name);
+    }
+    for (const v of values) regCheck(r.RegSetValueExW(hk, v.name, 0, v.type, v.data, v.data.length) as number, 'RegSetValueExW', `${v.name}`);
+  });
+}
+
+/** Deletes HKLM\path with everything under it; a missing key is not an error. */
+export function regDeleteKey(path: string): void {
+  const st = advapi32Registry.get().RegDeleteTreeW(HKEY_LOCAL_MACHINE, path) as number;
+  if (st === ERROR_FILE_NOT_FOUND) return;
+  regCheck(st, 'RegDeleteTreeW', `HKLM\\${path}`);
+  const st2 = advapi32Registry.get().RegDeleteKeyExW(HKEY_LOCAL_MACHINE, path, KEY_WOW64_64KEY, 0) as number;
+  if (st2 !== ERROR_FILE_NOT_FOUND) regCheck(st2, 'RegDeleteKeyExW', `HKLM\\${path}`);
 }

@@ -75,6 +75,27 @@ export const PROCESS_QUERY_LIMITED_INFORMATION = 0x1000;
 export const TOKEN_QUERY = 0x8;
 export const TokenUser = 1;
 export const TokenElevation = 20;
+export const TokenGroups = 2;
+export const SE_GROUP_ENABLED = 0x4;
+export const SE_GROUP_USE_FOR_DENY_ONLY = 0x10;
+export const ERROR_FILE_NOT_FOUND = 2;
+export const ERROR_MORE_DATA = 234;
+export const ERROR_PIPE_CONNECTED = 535;
+export const PIPE_ACCESS_DUPLEX = 0x3;
+export const PIPE_TYPE_BYTE = 0x0;
+export const PIPE_READMODE_BYTE = 0x0;
+export const PIPE_WAIT = 0x0;
+export const PIPE_REJECT_REMOTE_CLIENTS = 0x8;
+export const PIPE_UNLIMITED_INSTANCES = 255;
+/** (HKEY)(LONG)0x80000002, sign-extended to 64 bits. */
+export const HKEY_LOCAL_MACHINE = -0x7ffffffe;
+export const KEY_READ = 0x20019;
+export const KEY_ALL_ACCESS = 0xf003f;
+export const KEY_WOW64_64KEY = 0x100;
+export const REG_OPTION_NON_VOLATILE = 0;
+export const REG_SZ = 1;
+export const REG_DWORD = 4;
+export const REG_MULTI_SZ = 7;
 
 // ---------------------------------------------------------------- WinDivert (from its documentation)
 export const WINDIVERT_LAYER_NETWORK = 0;
@@ -132,6 +153,23 @@ export const WIN_CONSTANTS: Readonly<Record<string, number>> = {
   TOKEN_QUERY,
   TokenUser,
   TokenElevation,
+  TokenGroups,
+  SE_GROUP_ENABLED,
+  SE_GROUP_USE_FOR_DENY_ONLY,
+  ERROR_FILE_NOT_FOUND,
+  ERROR_MORE_DATA,
+  ERROR_PIPE_CONNECTED,
+  PIPE_ACCESS_DUPLEX,
+  PIPE_REJECT_REMOTE_CLIENTS,
+  PIPE_UNLIMITED_INSTANCES,
+  HKEY_LOCAL_MACHINE,
+  KEY_READ,
+  KEY_ALL_ACCESS,
+  KEY_WOW64_64KEY,
+  REG_OPTION_NON_VOLATILE,
+  REG_SZ,
+  REG_DWORD,
+  REG_MULTI_SZ,
 };
 
 /** WinDivert constants checked against test/windows/c/windivert.h. */

@@ -4,7 +4,20 @@ import koffi from 'koffi';
 import './types.ts';
 import { OsCallError } from '../../errors.ts';
 import { lazyLibrary, ok } from './load.ts';
-import { ERROR_INSUFFICIENT_BUFFER, PROCESS_QUERY_LIMITED_INFORMATION } from './constants.ts';
+import {
+  ERROR_INSUFFICIENT_BUFFER,
+  ERROR_PIPE_CONNECTED,
+  PIPE_ACCESS_DUPLEX,
+  PIPE_READMODE_BYTE,
+  PIPE_REJECT_REMOTE_CLIENTS,
+  PIPE_TYPE_BYTE,
+  PIPE_UNLIMITED_INSTANCES,
+  PIPE_WAIT,
+  PROCESS_QUERY_LIMITED_INFORMATION,
+} from './constants.ts';
+
+/** INVALID_HANDLE_VALUE = (HANDLE)-1. */
+const INVALID_HANDLE_ADDRESS = 0xffff_ffff_ffff_ffffn;
 
 export const kernel32 = lazyLibrary('kernel32.dll', (lib) => ({
   // https://learn.microsoft.com/windows/win32/api/errhandlingapi/nf-errhandlingapi-getlasterror
@@ -19,6 +32,12 @@ export const kernel32 = lazyLibrary('kernel32.dll', (lib) => ({
   CloseHandle: lib.func('int32_t __stdcall CloseHandle(HANDLE hObject)'),
   // https://learn.microsoft.com/windows/win32/api/winbase/nf-winbase-queryfullprocessimagenamew
   QueryFullProcessImageNameW: lib.func('int32_t __stdcall QueryFullProcessImageNameW(HANDLE hProcess, uint32_t dwFlags, _Out_ uint8_t *lpExeName, _Inout_ uint32_t *lpdwSize)'),
+  // https://learn.microsoft.com/windows/win32/api/winbase/nf-winbase-getnamedpipeclientprocessid
+  GetNamedPipeClientProcessId: lib.func('int32_t __stdcall GetNamedPipeClientProcessId(HANDLE Pipe, _Out_ uint32_t *ClientProcessId)'),
+  // https://learn.microsoft.com/windows/win32/api/winbase/nf-winbase-createnamedpipew
+  CreateNamedPipeW: lib.func('HANDLE __stdcall CreateNamedPipeW(const char16_t *lpName, uint32_t dwOpenMode, uint32_t dwPipeMode, uint32_t nMaxInstances, uint32_t nOutBufferSize, uint32_t nInBufferSize, uint32_t nDefaultTimeOut, void *lpSecurityAttributes)'),
+  // https://learn.microsoft.com/windows/win32/api/namedpipeapi/nf-namedpipeapi-connectnamedpipe
+  ConnectNamedPipe: lib.func('int32_t __stdcall ConnectNamedPipe(HANDLE hNamedPipe, void *lpOverlapped)'),
   // https://learn.microsoft.com/windows/win32/api/winbase/nf-winbase-localfree
   LocalFree: lib.func('void * __stdcall LocalFree(void *hMem)'),
 }));
@@ -56,4 +75,41 @@ export function processImagePath(pid: number): string | undefined {
   } finally {
     k.CloseHandle(h);
   }
+}
+
+/** The PID of the client at the other end of a server-side pipe handle. */
+export function pipeClientPid(pipe: unknown): number {
+  const out = [0];
+  if (!ok(kernel32.get().GetNamedPipeClientProcessId(pipe, out) as number)) {
+    throw new OsCallError('SY_ERR_WIN_CALL', 'GetNamedPipeClientProcessId', lastError());
+  }
+  return out[0]!;
+}
+
+/**
+ * A server instance of a byte pipe that refuses remote clients, default security (see
+ * docs/windows.md for what that admits). For the pipe-identity check and its test; the control
+ * server itself is Node's (libuv's) pipe server.
+ */
+export function createPipeInstance(name: string): unknown {
+  const h = kernel32.get().CreateNamedPipeW(name, PIPE_ACCESS_DUPLEX, PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS, PIPE_UNLIMITED_INSTANCES, 4096, 4096, 0, null);
+  if (isNull(h) || koffi.address(h) === INVALID_HANDLE_ADDRESS) throw new OsCallError('SY_ERR_WIN_CALL', 'CreateNamedPipeW', lastError(), name);
+  return h;
+}
+
+/** Waits for (or confirms) a client on a server instance; a client that came first is fine. */
+export function connectPipe(pipe: unknown): void {
+  if (ok(kernel32.get().ConnectNamedPipe(pipe, null) as number)) return;
+  const err = lastError();
+  if (err !== ERROR_PIPE_CONNECTED) throw new OsCallError('SY_ERR_WIN_CALL', 'ConnectNamedPipe', err);
+}
+
+/** Opens a process for querying its token (PROCESS_QUERY_LIMITED_INFORMATION), or null when denied/gone. */
+export function openProcessForQuery(pid: number): unknown | null {
+  const h = kernel32.get().OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid);
+  return isNull(h) ? null : h;
+}
+
+export function closeHandle(h: unknown): void {
+  kernel32.get().CloseHandle(h);
 }

@@ -296,6 +296,12 @@ export const TOKEN_USER = koffi.struct('TOKEN_USER', {
   User: SID_AND_ATTRIBUTES,
 });
 
+/** Groups[ANYSIZE_ARRAY]: the real count is GroupCount; entries follow at Groups' offset. */
+export const TOKEN_GROUPS = koffi.struct('TOKEN_GROUPS', {
+  GroupCount: 'uint32_t',
+  Groups: koffi.array(SID_AND_ATTRIBUTES, 1),
+});
+
 // ---------------------------------------------------------------- windivert.h (2.2)
 
 export const WINDIVERT_DATA_NETWORK = koffi.struct('WINDIVERT_DATA_NETWORK', {
@@ -394,6 +400,7 @@ export const ALL_STRUCTS: readonly { name: string; type: TypeObject; prefix?: bo
   { name: 'TOKEN_ELEVATION', type: TOKEN_ELEVATION },
   { name: 'SID_AND_ATTRIBUTES', type: SID_AND_ATTRIBUTES },
   { name: 'TOKEN_USER', type: TOKEN_USER },
+  { name: 'TOKEN_GROUPS', type: TOKEN_GROUPS },
   { name: 'WINDIVERT_DATA_NETWORK', type: WINDIVERT_DATA_NETWORK },
   { name: 'WINDIVERT_DATA_FLOW', type: WINDIVERT_DATA_FLOW },
   { name: 'WINDIVERT_DATA_SOCKET', type: WINDIVERT_DATA_SOCKET },
