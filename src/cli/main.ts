@@ -26,6 +26,14 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   service: () => import('./commands/service.ts'),
   exec: () => import('./commands/exec.ts'),
   down: () => import('./commands/down.ts'),
+  revisions: () => import('./commands/revisions.ts'),
+  diff: () => import('./commands/diff.ts'),
+  approve: () => import('./commands/approve.ts'),
+  reject: () => import('./commands/reject.ts'),
+  rollback: () => import('./commands/rollback.ts'),
+  alerts: () => import('./commands/alerts.ts'),
+  audit: () => import('./commands/audit.ts'),
+  import: () => import('./commands/import.ts'),
 };
 
 function usage(): string {

@@ -25,7 +25,7 @@ import {
   until,
   type CountServer,
   type DaemonProc,
-} from './helpers/daemon.ts';
+} from '../helpers/daemon.ts';
 
 const isRoot = process.getuid?.() === 0;
 const hasSetpriv = spawnSync('setpriv', ['--version']).status === 0;

@@ -29,6 +29,13 @@ export interface StatusReply {
   flows: { live: number; sessions: number; max: number; refusedByCap: number };
   dns: { cacheEntries: number; storeEntries: number; storeMax: number } | null;
   enforcement: { enabled: boolean; os: string | null; state: string; problems: string[] };
+  policy: {
+    active: number | null;
+    lastKnownGood: number | null;
+    pending: number[];
+    alerts: { id: number; kind: string; message: string; revision?: number; time: string }[];
+    notices: { time: number; message: string }[];
+  };
 }
 
 export function egressTable(rows: EgressRow[]): string {
@@ -68,6 +75,10 @@ export async function run(argv: string[]): Promise<number> {
   lines.push(`flows: ${s.flows.live} live (cap ${s.flows.max}${s.flows.refusedByCap ? `, ${s.flows.refusedByCap} refused by the cap` : ''})`);
   if (s.dns) lines.push(`dns: ${s.dns.cacheEntries} cached answers, ${s.dns.storeEntries}/${s.dns.storeMax} addresses in the store`);
   lines.push(`enforcement: ${s.enforcement.enabled ? `${s.enforcement.state} (${s.enforcement.os})` : 'off'}${s.enforcement.problems.length ? ` — problems: ${s.enforcement.problems.join('; ')}` : ''}`);
+  const p = s.policy;
+  lines.push(`policy: revision #${p.active ?? '- (none trusted: everything blocked)'}, last-known-good #${p.lastKnownGood ?? '-'}${p.pending.length ? `; PENDING ${p.pending.map((n) => `#${n}`).join(' ')} (switchyard diff / approve / reject)` : ''}`);
+  for (const a of p.alerts) lines.push(`ALERT ${a.id} [${a.kind}] ${a.message} (switchyard alerts ack ${a.id})`);
+  for (const n of p.notices) lines.push(`notice: ${n.message}`);
   process.stdout.write(lines.join('\n') + '\n\n' + egressTable(s.egress));
   return 0;
 }
