@@ -70,6 +70,14 @@ export function policyHash(c: Config): string {
   return contentHash(JSON.parse(JSON.stringify(c, (k, v: unknown) => (PROVENANCE_KEYS.has(k) ? undefined : v))));
 }
 
+/**
+ * The config as the store keeps it (keys sorted, as read back from a revision file): the daemon
+ * compares configs by their JSON (src/daemon/config-diff.ts), so every config it runs has one form.
+ */
+export function canonicalConfig(c: Config): Config {
+  return JSON.parse(canonicalJson(c)) as Config;
+}
+
 /** Everything blocked, listeners and exemptions as in `c`: what runs when no revision can be trusted. */
 export function blockAll(c: Config): Config {
   return { ...c, default: 'block', rules: [], source: `${c.source} (fail closed: no trusted revision)` };
@@ -161,7 +169,7 @@ export class Revisions {
     if (this.store.list().length === 0) {
       const rev = this.store.create(file.config, this.#provenance('file', file.path, file.sha, this.selfActor, true, 'first start'), null);
       this.store.commitActivation(rev.n, this.selfActor);
-      return file.config;
+      return rev.config as Config;
     }
     // History, but nothing trusted is left.
     const rev = this.#create(file.config, null, { channel: 'file', source: file.path, sha: file.sha, interactive: false, note: 'no trusted revision at start' });
@@ -173,7 +181,7 @@ export class Revisions {
     const path = this.#d.configPath;
     try {
       const bytes = path ? readConfigBytes(path) : new TextEncoder().encode(DEFAULT_CONFIG_TOML);
-      return { config: loadConfigFromBytes(bytes, path ?? 'embedded'), sha: sourceSha256(Buffer.from(bytes)), path };
+      return { config: canonicalConfig(loadConfigFromBytes(bytes, path ?? 'embedded')), sha: sourceSha256(Buffer.from(bytes)), path };
     } catch (err) {
       if (isSwitchyardError(err)) return { error: err };
       throw err;
