@@ -488,13 +488,13 @@ export class Revisions {
     for (const path of this.#sources.keys()) this.#sourceChanged(path);
   }
 
+  /** Import sources are watched even with `--no-watch` (that turns off the config file's watcher only). */
   startWatchers(debounceMs: number): void {
-    if (this.#d.opts.watch === false) return;
     for (const path of this.#sources.keys()) this.#watch(path, debounceMs);
   }
 
   #watch(path: string, debounceMs: number): void {
-    if (this.#d.opts.watch === false || this.#watchers.has(path)) return;
+    if (this.#watchers.has(path)) return;
     const w = new ConfigWatcher(path, debounceMs, () => void this.#d.serial(async () => this.#sourceChanged(path)).catch(() => {}));
     w.start();
     this.#watchers.set(path, w);
