@@ -358,7 +358,8 @@ export class Daemon {
         const e = isSwitchyardError(err) ? err : new SwitchyardError('SY_ERR_INTERNAL', String(err));
         this.lastReload = { at: Date.now(), trigger, ok: false, error: { code: e.code, message: e.message }, revision: null, state: null };
         this.log.warn({ trigger, code: e.code }, 'config refused; the running policy stays');
-        if (e.code === 'SY_ERR_DAEMON_RELOAD') throw e;
+        // Only an invalid file is "refused"; an activation that failed says so with its own code.
+        if (!e.code.startsWith('SY_ERR_CONFIG')) throw e;
         throw new DaemonError('SY_ERR_DAEMON_RELOAD', `config refused, the running policy stays (generation ${this.generation}): ${e.code}: ${e.message}`, e);
       }
     });
