@@ -390,7 +390,8 @@ export class Daemon {
     const restartNeeded = restartOnlyChanges(old, config);
     const egressRebuilt = egressFingerprint(old) !== egressFingerprint(config);
     if (this.enforcing && egressRebuilt) {
-      throw new DaemonError('SY_ERR_DAEMON_RELOAD', 'egresses changed while enforcing: the OS groups and listeners follow the egress list; restart the daemon (`switchyard stop` then `up`) after approving is not possible either — change the egresses with the daemon stopped');
+      // The OS groups and transparent listeners were made for the egress list at start.
+      throw new DaemonError('SY_ERR_DAEMON_RELOAD', 'this revision changes the egress list, which cannot change while enforcing (the OS groups and transparent listeners are made at start); the running policy stays');
     }
     if (this.enforcing) await this.#applyEnforcement(config);
     const newSet = egressRebuilt ? this.#makeEgressSet(config) : this.egress;
