@@ -2,7 +2,7 @@
 // open to permitted readers; `change` needs root, the daemon's user (user mode) or the control
 // group. conns, rdns and explain --flow reveal browsing: a caller who is not privileged sees only
 // flows (and names of addresses) of its own uid — the server applies the filter (privacy.items).
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { ControlError, DaemonError } from '../errors.ts';
 import { PACKAGE_ROOT_URL } from '../paths.ts';
 import type { CallContext, MethodRegistry } from '../control/index.ts';
@@ -33,6 +33,24 @@ function optString(p: Record<string, unknown>, k: string, max = 1024): string | 
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'string' || v.length === 0 || v.length > max) bad(`${k} must be a non-empty string of at most ${max} characters`);
   return v;
+}
+
+/**
+ * The daemon (root in service mode) reads an import for its caller: only a file the caller could
+ * read anyway — its own, or readable by everyone — so `import` (and the error messages of a
+ * refused file) cannot be used to read files through the daemon.
+ */
+function callerMayRead(path: string, uid: number): void {
+  if (uid === 0 || uid === process.getuid?.()) return;
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    throw new ControlError('SY_ERR_CONTROL_PERMISSION', `cannot import ${path}: it cannot be read`);
+  }
+  if (st.uid !== uid && (st.mode & 0o004) === 0) {
+    throw new ControlError('SY_ERR_CONTROL_PERMISSION', `cannot import ${path}: the daemon reads imports only when the caller owns them or everyone may read them`);
+  }
 }
 
 function optRevision(p: Record<string, unknown>): number | undefined {
@@ -415,6 +433,7 @@ export function registerMethods(reg: MethodRegistry, d: Daemon): MethodRegistry 
       const p = obj(params);
       const path = optString(p, 'path', 4096);
       if (path === undefined || !isAbsolute(path)) bad('path must be an absolute file path');
+      callerMayRead(path, ctx.caller.uid);
       return d.serial(() => d.revisions.importFile(path, p['linked'] === true, actorOf(ctx.caller), p['interactive'] === true));
     },
   });
