@@ -176,6 +176,22 @@ test('SIGKILL before the commit point: last-known-good after restart; after it: 
   assert.equal(ack.status, 0, ack.stderr);
   assert.ok(!(await status(d)).policy.alerts.some((x: any) => x.id === tamper.id));
   await stop(d);
+
+  // Now revision 1 (active, and no last-known-good is left) is edited too: nothing can be
+  // trusted, so the daemon fails closed — everything blocked — until a person approves the file.
+  const one = join(dir, 'state', 'store', 'revisions', '1.json');
+  writeFileSync(one, readFileSync(one, 'utf8').replace('"default":"direct"', '"default":"ms"'));
+  d = await start(dir, cfg);
+  st = await status(d);
+  assert.equal(st.policy.active, null);
+  assert.equal(st.policy.pending.length, 1);
+  assert.ok(st.policy.alerts.some((x: any) => x.kind === 'tamper' && x.revision === 1));
+  await assert.rejects(pathOf('count.test'), /403/, 'fail closed: refused, not direct');
+  const n = st.policy.pending[0];
+  const ok = await cliIn(d.env, ['approve', String(n)]);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.equal(await pathOf('count.test'), '127.0.0.1', 'the approved file runs');
+  await stop(d);
 });
 
 test('a config file changed while the daemon was down becomes a pending revision with an alert', async (t) => {
