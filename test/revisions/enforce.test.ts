@@ -20,6 +20,7 @@ test('enforcing: a failed verify restores the OS ruleset; an approved revision c
   const out = await runFixture('../../revisions/fixtures/enforce.ts', { SY_TEST_CGROUP_ROOT: root, SY_TEST_DIR: tempDir('sy-rev-enforce-') }, 60_000);
   const r = out.result as Record<string, any> | null;
   assert.ok(r, `no result:\n${out.stdout}\n${out.stderr}`);
+  t.diagnostic(`fixture result: ${JSON.stringify(r)}`);
   assert.equal(r['error'], undefined, `${r['error']}\n${out.stderr}`);
   assert.equal(r['clientA'], 'from 198.18.0.10', 'before: direct');
   assert.equal(r['candidate1'], 'pending');
