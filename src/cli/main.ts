@@ -28,6 +28,14 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   down: () => import('./commands/down.ts'),
   lists: () => import('./commands/lists.ts'),
   dns: () => import('./commands/dns.ts'),
+  revisions: () => import('./commands/revisions.ts'),
+  diff: () => import('./commands/diff.ts'),
+  approve: () => import('./commands/approve.ts'),
+  reject: () => import('./commands/reject.ts'),
+  rollback: () => import('./commands/rollback.ts'),
+  alerts: () => import('./commands/alerts.ts'),
+  audit: () => import('./commands/audit.ts'),
+  import: () => import('./commands/import.ts'),
 };
 
 function usage(): string {

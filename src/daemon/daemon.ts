@@ -30,6 +30,8 @@ import { NO_GLUE, osGlue, type OsGlue } from './os-glue.ts';
 import { ConfigWatcher } from './watch.ts';
 import { registerMethods } from './methods.ts';
 import { egressFingerprint, restartOnlyChanges } from './config-diff.ts';
+import { Revisions } from './revisions.ts';
+import type { Actor } from '../store/index.ts';
 
 export interface DaemonOptions {
   /** Config file; null/undefined = the embedded default. */
@@ -47,7 +49,13 @@ export interface DaemonOptions {
 }
 
 export interface ReloadResult {
+  /** The candidate became active. */
   applied: boolean;
+  /** The candidate revision (null when the file holds the running policy already). */
+  revision: number | null;
+  /** `active`, `pending` (waits for `switchyard approve`) or `unchanged`. */
+  state: 'active' | 'pending' | 'unchanged';
+  risk: { level: string; reasons: string[] } | null;
   generation: number;
   trigger: string;
   /** Parts of the config that changed but need a restart (listen addresses, control, enforce). */
@@ -62,6 +70,21 @@ export interface LastReload {
   trigger: string;
   ok: boolean;
   error: { code: string; message: string } | null;
+  /** The candidate revision the reload made (or reused), and what became of it. */
+  revision: number | null;
+  state: string | null;
+}
+
+export interface LiveSnapshot {
+  config: Config;
+  policy: import('../policy/types.ts').Policy;
+  egress: EgressSet;
+  plan: import('../redirect/index.ts').RedirectPlan | null;
+}
+
+export interface ApplyOutcome {
+  restartNeeded: string[];
+  egressRebuilt: boolean;
 }
 
 export class Daemon {
@@ -84,6 +107,7 @@ export class Daemon {
   control: ControlServer | null = null;
   supervisors = new Map<string, Supervisor>();
   lastReload: LastReload | null = null;
+  revisions!: Revisions;
   /** flow id → owner uid (null = looked up, unknown), for the privacy of conns/rdns. */
   readonly owners = new Map<string, number | null>();
   #watcher: ConfigWatcher | null = null;
@@ -123,10 +147,13 @@ export class Daemon {
   }
 
   async #start(): Promise<void> {
-    const config = this.loadConfig();
+    mkdirSync(this.paths.stateDir, { recursive: true, mode: 0o700 });
+    // The policy that runs is the store's active revision (integrity-checked), not the file: see
+    // src/daemon/revisions.ts for the first start and a file changed while the daemon was down.
+    this.revisions = Revisions.open(this);
+    const config = this.revisions.startupConfig();
     this.config = config;
     this.live = new LivePolicy(compilePolicy(config));
-    mkdirSync(this.paths.stateDir, { recursive: true, mode: 0o700 });
     this.enforcing = config.enforce.enabled;
 
     // The backend tells which OS this is (src/redirect/index.ts asks); it touches the OS only when
@@ -193,12 +220,14 @@ export class Daemon {
     this.egress.start();
     if (this.configPath && this.opts.watch !== false) {
       this.#watcher = new ConfigWatcher(this.configPath, this.opts.watchDebounceMs ?? 300, () => {
+        // Never activates by itself: the change becomes a pending revision (with an alert).
         void this.reload('file change').catch(() => {
           /* logged and recorded in lastReload */
         });
       });
       this.#watcher.start();
     }
+    this.revisions.startWatchers(this.opts.watchDebounceMs ?? 300);
     this.log.info(
       {
         generation: this.generation,
@@ -315,65 +344,94 @@ export class Daemon {
   }
 
   /**
-   * Validates the config file and swaps it in, or keeps the running one and says why. Calls are
-   * serialised. Live flows keep going; `close --changed` ends those whose decision changed.
+   * `switchyard reload` (trigger `control`) and the file watcher (`file change`): the config file
+   * becomes a candidate revision (src/daemon/revisions.ts decides whether it is activated at once
+   * or waits for `switchyard approve`). Calls are serialised with every other store change.
    */
-  reload(trigger: string): Promise<ReloadResult> {
-    const next = this.#reloading.then(() => this.#reload(trigger));
+  reload(trigger: string, opts: { interactive?: boolean; actor?: Actor } = {}): Promise<ReloadResult> {
+    return this.serial(async () => {
+      if (this.#stopping) throw new DaemonError('SY_ERR_DAEMON_STOPPING', 'the daemon is stopping');
+      try {
+        const r = await this.revisions.fromConfigFile(trigger, opts.interactive === true, opts.actor ?? this.revisions.selfActor);
+        this.lastReload = { at: Date.now(), trigger, ok: true, error: null, revision: r.revision, state: r.state };
+        return r;
+      } catch (err) {
+        const e = isSwitchyardError(err) ? err : new SwitchyardError('SY_ERR_INTERNAL', String(err));
+        this.lastReload = { at: Date.now(), trigger, ok: false, error: { code: e.code, message: e.message }, revision: null, state: null };
+        this.log.warn({ trigger, code: e.code }, 'config refused; the running policy stays');
+        // Only an invalid file is "refused"; an activation that failed says so with its own code.
+        if (!e.code.startsWith('SY_ERR_CONFIG')) throw e;
+        throw new DaemonError('SY_ERR_DAEMON_RELOAD', `config refused, the running policy stays (generation ${this.generation}): ${e.code}: ${e.message}`, e);
+      }
+    });
+  }
+
+  /** Runs store-changing work one at a time (reload, approve, reject, rollback, import, watchers). */
+  serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.#reloading.then(fn);
     this.#reloading = next.catch(() => {});
     return next;
   }
 
-  async #reload(trigger: string): Promise<ReloadResult> {
-    if (this.#stopping) throw new DaemonError('SY_ERR_DAEMON_STOPPING', 'the daemon is stopping');
-    let config: Config;
-    let policy;
-    try {
-      config = this.loadConfig();
-      policy = compilePolicy(config);
-    } catch (err) {
-      const e = isSwitchyardError(err) ? err : new SwitchyardError('SY_ERR_INTERNAL', String(err));
-      this.lastReload = { at: Date.now(), trigger, ok: false, error: { code: e.code, message: e.message } };
-      this.log.warn({ trigger, code: e.code, err: e.message }, 'config refused; the running policy stays');
-      throw new DaemonError('SY_ERR_DAEMON_RELOAD', `config refused, the running policy stays (generation ${this.generation}): ${e.code}: ${e.message}`, e);
-    }
+  // ---- the live half of an atomic activation (src/store/apply.ts calls these through revisions.ts)
+
+  /** What is running now, to put back if an activation fails before its commit point. */
+  snapshotLive(): LiveSnapshot {
+    return { config: this.config, policy: this.live.current.policy, egress: this.egress, plan: this.#plan };
+  }
+
+  /**
+   * Swaps in `config`: OS plan first (one backend transaction), then policy, egress set and the
+   * DNS projection in one synchronous step. The old egress set keeps running until commit, so a
+   * restore can put it back untouched.
+   */
+  async applyLive(config: Config): Promise<ApplyOutcome> {
+    const policy = compilePolicy(config);
     const old = this.config;
     const restartNeeded = restartOnlyChanges(old, config);
     const egressRebuilt = egressFingerprint(old) !== egressFingerprint(config);
     if (this.enforcing && egressRebuilt) {
-      const err = new DaemonError('SY_ERR_DAEMON_RELOAD', 'egresses changed while enforcing: the OS groups and listeners follow the egress list, restart the daemon (`switchyard stop` then `up`) to apply it; the running policy stays');
-      this.lastReload = { at: Date.now(), trigger, ok: false, error: { code: err.code, message: err.message } };
-      throw err;
+      // The OS groups and transparent listeners were made for the egress list at start.
+      throw new DaemonError('SY_ERR_DAEMON_RELOAD', 'this revision changes the egress list, which cannot change while enforcing (the OS groups and transparent listeners are made at start); the running policy stays');
     }
-    if (this.enforcing) {
-      const oldPlan = this.#plan;
-      try {
-        await this.#applyEnforcement(config);
-      } catch (err) {
-        // The backend rolled its transaction back; put the watcher's rules back too.
-        if (oldPlan) await this.#applyEnforcement(old).catch(() => {});
-        const e = err as DaemonError;
-        this.lastReload = { at: Date.now(), trigger, ok: false, error: { code: e.code, message: e.message } };
-        throw new DaemonError('SY_ERR_DAEMON_RELOAD', `the OS backend refused the new plan, the running policy stays: ${e.message}`, err);
-      }
-    }
+    if (this.enforcing) await this.#applyEnforcement(config);
     const newSet = egressRebuilt ? this.#makeEgressSet(config) : this.egress;
-    const oldSet = this.egress;
     // The swap: synchronous, so no flow is decided between its parts.
     this.live.swap(policy);
     this.egress = newSet;
     this.deps.egress = newSet;
     this.config = config;
     this.dns?.setPolicy((n) => this.live.projectDomain(n), config.egress);
-    if (egressRebuilt) {
-      oldSet.stop();
-      newSet.start();
+    if (egressRebuilt) newSet.start();
+    return { restartNeeded, egressRebuilt };
+  }
+
+  /** Reads back what runs: the policy object holds `config`, and the OS plan is the one built for it. */
+  async verifyLive(config: Config): Promise<void> {
+    if (this.live.config !== config || this.config !== config || this.deps.egress !== this.egress) {
+      throw new DaemonError('SY_ERR_DAEMON_RELOAD', 'verify: the running policy is not the revision just applied');
     }
-    this.#reconcileSupervisors(config);
-    this.lastReload = { at: Date.now(), trigger, ok: true, error: null };
-    const changedFlows = this.sessions.list().filter((f) => this.decisionChanged(f)).length;
-    this.log.info({ trigger, generation: this.generation, restartNeeded, changedFlows }, 'config reloaded');
-    return { applied: true, generation: this.generation, trigger, restartNeeded, egressRebuilt, changedFlows };
+    if (this.enforcing && this.backend) {
+      const st = await this.backend.status();
+      if (st.state !== 'active') throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `verify: the OS backend reports ${st.state}${st.problems.length ? `: ${st.problems.join('; ')}` : ''}`);
+    }
+  }
+
+  async restoreLive(snap: LiveSnapshot): Promise<void> {
+    if (this.enforcing && snap.plan && this.#plan !== snap.plan) await this.#applyEnforcement(snap.config);
+    const replaced = this.egress;
+    this.live.swap(snap.policy);
+    this.egress = snap.egress;
+    this.deps.egress = snap.egress;
+    this.config = snap.config;
+    this.dns?.setPolicy((n) => this.live.projectDomain(n), snap.config.egress);
+    if (replaced !== snap.egress) replaced.stop();
+  }
+
+  /** After the commit point: release what the old revision used, start what the new one needs. */
+  afterCommit(snap: LiveSnapshot): void {
+    if (snap.egress !== this.egress) snap.egress.stop();
+    this.#reconcileSupervisors(this.config);
   }
 
   /** Would the running policy send this live flow elsewhere now? */
@@ -409,6 +467,7 @@ export class Daemon {
     };
     this.#watcher?.close();
     this.#watcher = null;
+    this.revisions?.close();
     if (this.mixed) await step('mixed inbound', () => this.mixed!.close());
     if (this.transparent) await step('transparent inbounds', () => this.transparent!.close());
     this.sessions?.closeAll('daemon stopping');

@@ -2,7 +2,7 @@
 // open to permitted readers; `change` needs root, the daemon's user (user mode) or the control
 // group. conns, rdns and explain --flow reveal browsing: a caller who is not privileged sees only
 // flows (and names of addresses) of its own uid — the server applies the filter (privacy.items).
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { ControlError, DaemonError } from '../errors.ts';
 import { PACKAGE_ROOT_URL } from '../paths.ts';
 import type { CallContext, MethodRegistry } from '../control/index.ts';
@@ -10,6 +10,8 @@ import type { FlowQuery } from '../policy/types.ts';
 import type { Endpoint, FlowRecord, ProcessInfo, StoreName } from '../flow/types.ts';
 import { parseIp } from '../policy/ip.ts';
 import { queryOfFlow, type Daemon } from './daemon.ts';
+import { actorOf } from './revisions.ts';
+import { isAbsolute } from 'node:path';
 
 const VERSION = (JSON.parse(readFileSync(new URL('package.json', PACKAGE_ROOT_URL), 'utf8')) as { version: string }).version;
 /** Owner lookups per call for a non-privileged caller (each scans /proc). */
@@ -31,6 +33,37 @@ function optString(p: Record<string, unknown>, k: string, max = 1024): string | 
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'string' || v.length === 0 || v.length > max) bad(`${k} must be a non-empty string of at most ${max} characters`);
   return v;
+}
+
+/**
+ * The daemon (root in service mode) reads an import for its caller: only a file the caller could
+ * read anyway — its own, or readable by everyone — so `import` (and the error messages of a
+ * refused file) cannot be used to read files through the daemon.
+ */
+function callerMayRead(path: string, uid: number): void {
+  if (uid === 0 || uid === process.getuid?.()) return;
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    throw new ControlError('SY_ERR_CONTROL_PERMISSION', `cannot import ${path}: it cannot be read`);
+  }
+  if (st.uid !== uid && (st.mode & 0o004) === 0) {
+    throw new ControlError('SY_ERR_CONTROL_PERMISSION', `cannot import ${path}: the daemon reads imports only when the caller owns them or everyone may read them`);
+  }
+}
+
+function optRevision(p: Record<string, unknown>): number | undefined {
+  const v = p['revision'];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) bad('revision must be a positive integer');
+  return v;
+}
+
+function reqRevision(p: Record<string, unknown>): number {
+  const n = optRevision(p);
+  if (n === undefined) bad('revision is required');
+  return n;
 }
 
 function hostPort(e: Endpoint | { host: string; port: number }): string {
@@ -201,6 +234,7 @@ export function registerMethods(reg: MethodRegistry, d: Daemon): MethodRegistry 
           mixed: d.mixed ? `${d.mixed.address.address}:${d.mixed.address.port}` : null,
           transparent: d.transparent?.listeners.map((l) => ({ group: l.group, port4: l.port4, port6: l.port6 })) ?? [],
         },
+        policy: d.revisions.summary(),
         egress: egressRows(d),
         flows: { live: d.sessions.list().length, sessions: d.sessions.size, max: d.sessions.maxSessions, refusedByCap: d.sessions.refusedByCap },
         dns: dnsStats ? { cacheEntries: dnsStats.cacheEntries, storeEntries: dnsStats.storeEntries, storeMax: dnsStats.storeMax } : null,
@@ -311,8 +345,97 @@ export function registerMethods(reg: MethodRegistry, d: Daemon): MethodRegistry 
   reg.register({
     name: 'reload',
     permission: 'change',
-    summary: 'validate the config file and swap it in (an invalid one is refused; the running policy stays)',
-    handler: () => d.reload('control'),
+    summary: 'read the config file into a candidate revision; a low-risk one asked for interactively is activated at once',
+    handler: (params, ctx) => {
+      const p = obj(params);
+      return d.reload('control', { interactive: p['interactive'] === true, actor: actorOf(ctx.caller) });
+    },
+  });
+
+  reg.register({
+    name: 'revisions',
+    permission: 'read',
+    summary: 'policy revisions with state, provenance and risk',
+    handler: () => d.revisions.list(),
+  });
+
+  reg.register({
+    name: 'diff',
+    permission: 'read',
+    summary: 'what a revision changes against the running policy (default: the newest pending)',
+    handler: (params) => d.revisions.diff(optRevision(obj(params))),
+  });
+
+  reg.register({
+    name: 'approve',
+    permission: 'change',
+    summary: 'activate a pending revision (atomic: snapshot, apply, verify, commit; rolled back on failure)',
+    handler: (params, ctx) => {
+      const n = reqRevision(obj(params));
+      return d.serial(() => d.revisions.approve(n, actorOf(ctx.caller)));
+    },
+  });
+
+  reg.register({
+    name: 'reject',
+    permission: 'change',
+    summary: 'reject a pending revision',
+    handler: (params, ctx) => {
+      const p = obj(params);
+      const n = reqRevision(p);
+      const reason = optString(p, 'reason', 500) ?? 'rejected by switchyard reject';
+      return d.serial(async () => d.revisions.reject(n, actorOf(ctx.caller), reason));
+    },
+  });
+
+  reg.register({
+    name: 'rollback',
+    permission: 'change',
+    summary: 'activate last-known-good again, as a new revision',
+    handler: (_p, ctx) => d.serial(() => d.revisions.rollback(actorOf(ctx.caller))),
+  });
+
+  reg.register({
+    name: 'alerts',
+    permission: 'read',
+    summary: 'store alerts (tamper, high-risk, non-interactive, apply-failed, audit); unreviewed unless all',
+    handler: (params) => ({ alerts: d.revisions.store.alerts({ all: obj(params)['all'] === true }) }),
+  });
+
+  reg.register({
+    name: 'alerts.ack',
+    permission: 'change',
+    summary: 'mark an alert as reviewed (audited)',
+    handler: (params, ctx) => {
+      const id = obj(params)['id'];
+      if (typeof id !== 'number' || !Number.isInteger(id) || id < 1) bad('id must be a positive integer');
+      return d.serial(async () => d.revisions.ackAlert(id, actorOf(ctx.caller)));
+    },
+  });
+
+  reg.register({
+    name: 'audit',
+    permission: 'read',
+    summary: 'the audit log (events only for privileged callers) and its verification against the protected anchor',
+    handler: (params, ctx) => {
+      const p = obj(params);
+      const limit = p['limit'] === undefined ? 50 : p['limit'];
+      if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1) bad('limit must be a positive integer');
+      return d.revisions.audit({ verify: p['verify'] === true, limit, privileged: ctx.caller.privileged });
+    },
+  });
+
+  reg.register({
+    name: 'import',
+    permission: 'change',
+    summary: 'import a config or rule-list file as a pending revision (linked: later changes make pending revisions too)',
+    handler: (params, ctx) => {
+      const p = obj(params);
+      const path = optString(p, 'path', 4096);
+      if (path === undefined || !isAbsolute(path)) bad('path must be an absolute file path');
+      callerMayRead(path, ctx.caller.uid);
+      return d.serial(() => d.revisions.importFile(path, p['linked'] === true, actorOf(ctx.caller), p['interactive'] === true));
+    },
   });
 
   reg.register({

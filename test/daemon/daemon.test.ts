@@ -25,7 +25,7 @@ import {
   until,
   type CountServer,
   type DaemonProc,
-} from './helpers/daemon.ts';
+} from '../helpers/daemon.ts';
 
 const isRoot = process.getuid?.() === 0;
 const hasSetpriv = spawnSync('setpriv', ['--version']).status === 0;
@@ -194,39 +194,47 @@ test('status, conns, rdns, explain and rules round trips', async (t) => {
   assert.match((await cliIn(d!.env, ['rules'])).stdout, /^count +direct +1 +0/m);
 });
 
-test('a valid reload flips a decision while a live flow keeps going', async (t) => {
+test('a reload makes a pending revision; approving it flips a decision while a live flow keeps going', async (t) => {
   if (!hasMicrosocks) return t.skip('needs microsocks');
   const live = tunnels[0]!;
-  writeFileSync(configPath, config('ms')); // in place: the watcher may race the command; both apply the same file
-  const r = await cliIn(d!.env, ['reload', '--format', 'json']);
-  const rr = json(r);
-  assert.equal(rr.applied, true);
-  assert.ok(rr.generation >= 2);
+  writeFileSync(configPath, config('ms')); // in place: the watcher may race the command; both make the same candidate
+  const rr = json(await cliIn(d!.env, ['reload', '--format', 'json']));
+  // count.test direct → ms reroutes an existing destination: high risk, so it waits (docs/store.md).
+  assert.equal(rr.applied, false);
+  assert.equal(rr.state, 'pending');
+  assert.equal(rr.risk.level, 'high');
+  const still = await flow();
+  assert.equal(still.from, '127.0.0.1', 'nothing changes before approve');
+  const ap = json(await cliIn(d!.env, ['approve', String(rr.revision), '--format', 'json']));
+  assert.equal(ap.state, 'active');
   const f2 = await flow();
-  assert.equal(f2.from, '127.0.0.2', 'after the reload count.test goes through microsocks');
-  assert.equal(await roundTrip(live, 'still-alive'), 'still-alive', 'the flow decided before the reload keeps going');
+  assert.equal(f2.from, '127.0.0.2', 'after approve count.test goes through microsocks');
+  assert.equal(await roundTrip(live, 'still-alive'), 'still-alive', 'the flow decided before the change keeps going');
   const conns = json(await cliIn(d!.env, ['conns', '--format', 'json']));
   const byEgress = (e: string) => conns.flows.filter((f: any) => f.egress === e);
-  assert.equal(byEgress('direct').length, 1);
-  assert.equal(byEgress('direct')[0].changed, true, 'the old direct flow would now go elsewhere');
+  assert.equal(byEgress('direct').length, 2);
+  assert.ok(byEgress('direct').every((f: any) => f.changed === true), 'the old direct flows would now go elsewhere');
   assert.equal(byEgress('ms')[0].changed, false);
+  for (const f of [still]) f.s.destroy();
 });
 
-test('a change of the config file reloads by itself', async (t) => {
+test('a change of the config file becomes a pending revision; approving it applies it', async (t) => {
   if (!hasMicrosocks) return t.skip('needs microsocks');
   await sleep(400); // let a watcher event from the previous test settle
-  const before = ((await call(d!, 'status')) as any).config.generation as number;
+  const pendingBefore = ((await call(d!, 'status')) as any).policy.pending as number[];
   writeConfig(config('direct'));
-  // Wait for the new content to be live (a late watcher event of the previous test could bump the
-  // generation with the old content first).
   const egressNow = async () => ((await call(d!, 'explain', { query: { network: 'tcp', domain: 'count.test' } })) as any).egress;
-  await until(async () => ((await call(d!, 'status')) as any).config.generation > before && (await egressNow()) === 'direct', 'the file-change reload');
+  const n = await until(async () => ((await call(d!, 'status')) as any).policy.pending.find((x: number) => !pendingBefore.includes(x)), 'the watcher candidate');
   const st = (await call(d!, 'status')) as any;
   assert.equal(st.config.lastReload.trigger, 'file change');
-  assert.equal(st.config.lastReload.ok, true);
+  assert.equal(st.config.lastReload.state, 'pending');
+  assert.ok(st.policy.alerts.some((a: any) => a.kind === 'non-interactive' && a.revision === n), 'a watcher change raises an alert');
+  assert.equal(await egressNow(), 'ms', 'the watcher never activates by itself');
+  json(await cliIn(d!.env, ['approve', String(n), '--format', 'json']));
+  assert.equal(await egressNow(), 'direct');
   const f3 = await flow();
-  assert.equal(f3.from, '127.0.0.1', 'back to direct after the file changed');
-  const viaMs = tunnels[1]!;
+  assert.equal(f3.from, '127.0.0.1', 'back to direct after approving the file change');
+  const viaMs = tunnels.find((s) => !s.destroyed && s !== tunnels[0] && s !== tunnels[1])!;
   assert.equal(await roundTrip(viaMs, 'ms-alive'), 'ms-alive', 'the flow through microsocks keeps going');
   // close --changed ends exactly the flows the new policy would route elsewhere (the ms one).
   const closed = once(viaMs, 'close');

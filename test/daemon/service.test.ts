@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { renderUnit, windowsServiceCommands } from '../../src/daemon/service.ts';
-import { cliIn, tempDir, ROOT } from './helpers/daemon.ts';
+import { cliIn, tempDir, ROOT } from '../helpers/daemon.ts';
 
 const hasAnalyze = spawnSync('systemd-analyze', ['--version']).status === 0;
 const ENV = { ...process.env };

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { alive, call, cliIn, connectVia, countServer, freePort, listening, roundTrip, startDaemon, tempDir, until, type CountServer, type DaemonProc } from './helpers/daemon.ts';
+import { alive, call, cliIn, connectVia, countServer, freePort, listening, roundTrip, startDaemon, tempDir, until, type CountServer, type DaemonProc } from '../helpers/daemon.ts';
 
 const hasMicrosocks = spawnSync('sh', ['-c', 'command -v microsocks']).status === 0;
 

@@ -23,12 +23,19 @@ export interface StatusReply {
   pid: number;
   uptimeMs: number;
   mode: string;
-  config: { source: string; generation: number; loadedAt: number; watched: boolean; lastReload: { at: number; trigger: string; ok: boolean; error: { code: string; message: string } | null } | null };
+  config: { source: string; generation: number; loadedAt: number; watched: boolean; lastReload: { at: number; trigger: string; ok: boolean; error: { code: string; message: string } | null; revision: number | null; state: string | null } | null };
   listeners: { dns: string[]; mixed: string | null; transparent: { group: string | null; port4: number | null; port6: number | null }[] };
   egress: EgressRow[];
   flows: { live: number; sessions: number; max: number; refusedByCap: number };
   dns: { cacheEntries: number; storeEntries: number; storeMax: number } | null;
   enforcement: { enabled: boolean; os: string | null; state: string; problems: string[] };
+  policy: {
+    active: number | null;
+    lastKnownGood: number | null;
+    pending: number[];
+    alerts: { id: number; kind: string; message: string; revision?: number; time: string }[];
+    notices: { time: number; message: string }[];
+  };
 }
 
 export function egressTable(rows: EgressRow[]): string {
@@ -63,11 +70,15 @@ export async function run(argv: string[]): Promise<number> {
     `switchyard ${s.version}, pid ${s.pid}, up ${duration(s.uptimeMs)} (${s.mode} mode)`,
     `config: ${s.config.source} (generation ${s.config.generation}, loaded ${ago(s.config.loadedAt)} ago${s.config.watched ? ', watched' : ''})`,
   ];
-  if (lr) lines.push(`last reload: ${lr.ok ? 'applied' : 'REFUSED'} ${ago(lr.at)} ago (${lr.trigger})${lr.error ? `: ${lr.error.code}: ${lr.error.message}` : ''}`);
+  if (lr) lines.push(`last reload: ${lr.ok ? (lr.state === 'pending' ? `revision #${lr.revision} pending` : lr.state === 'unchanged' ? 'no change' : 'applied') : 'REFUSED'} ${ago(lr.at)} ago (${lr.trigger})${lr.error ? `: ${lr.error.code}: ${lr.error.message}` : ''}`);
   lines.push(`listeners: dns ${s.listeners.dns.join(', ') || '-'}; proxy ${s.listeners.mixed ?? 'off'}${s.listeners.transparent.length ? `; transparent ${s.listeners.transparent.map((t) => `${t.group ?? 'captured'}:${t.port4 ?? t.port6}`).join(' ')}` : ''}`);
   lines.push(`flows: ${s.flows.live} live (cap ${s.flows.max}${s.flows.refusedByCap ? `, ${s.flows.refusedByCap} refused by the cap` : ''})`);
   if (s.dns) lines.push(`dns: ${s.dns.cacheEntries} cached answers, ${s.dns.storeEntries}/${s.dns.storeMax} addresses in the store`);
   lines.push(`enforcement: ${s.enforcement.enabled ? `${s.enforcement.state} (${s.enforcement.os})` : 'off'}${s.enforcement.problems.length ? ` — problems: ${s.enforcement.problems.join('; ')}` : ''}`);
+  const p = s.policy;
+  lines.push(`policy: revision #${p.active ?? '- (none trusted: everything blocked)'}, last-known-good #${p.lastKnownGood ?? '-'}${p.pending.length ? `; PENDING ${p.pending.map((n) => `#${n}`).join(' ')} (switchyard diff / approve / reject)` : ''}`);
+  for (const a of p.alerts) lines.push(`ALERT ${a.id} [${a.kind}] ${a.message} (switchyard alerts ack ${a.id})`);
+  for (const n of p.notices) lines.push(`notice: ${n.message}`);
   process.stdout.write(lines.join('\n') + '\n\n' + egressTable(s.egress));
   return 0;
 }

@@ -8,11 +8,11 @@ import { once } from 'node:events';
 import { chmodSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { callDaemon } from '../../../src/control/index.ts';
+import { callDaemon } from '../../src/control/index.ts';
 
 export const CLI = new URL('./cli.ts', import.meta.url).pathname;
-export const TSX = new URL('../../../node_modules/tsx/dist/esm/index.mjs', import.meta.url).pathname;
-export const ROOT = new URL('../../../', import.meta.url).pathname;
+export const TSX = new URL('../../node_modules/tsx/dist/esm/index.mjs', import.meta.url).pathname;
+export const ROOT = new URL('../../', import.meta.url).pathname;
 
 /** A port free for both TCP and UDP on 127.0.0.1 (the DNS listener binds both). */
 export async function freePort(): Promise<number> {
@@ -52,9 +52,9 @@ export function daemonEnv(dir: string): NodeJS.ProcessEnv {
   return { ...process.env, SWITCHYARD_RUNTIME_DIR: join(dir, 'run'), SWITCHYARD_STATE_DIR: join(dir, 'state'), SWITCHYARD_LOG: 'debug' };
 }
 
-/** Spawns `switchyard up --config FILE` and waits until its control socket answers `status`. */
-export async function startDaemon(dir: string, configPath: string, extraArgs: string[] = []): Promise<DaemonProc> {
-  const env = daemonEnv(dir);
+/** Spawns `switchyard up --config FILE` (extraEnv: e.g. the test-only SWITCHYARD_FAILPOINT) and waits until its control socket answers `status`. */
+export async function startDaemon(dir: string, configPath: string, extraArgs: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<DaemonProc> {
+  const env = { ...daemonEnv(dir), ...extraEnv };
   const proc = spawn(process.execPath, ['--import', TSX, CLI, 'up', '--config', configPath, ...extraArgs], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   proc.stderr!.on('data', (b: Buffer) => (err += b.toString()));
@@ -225,7 +225,7 @@ export function alive(pid: number): boolean {
  * ~1 s start of a new tsx process): output captured, environment switched for the call.
  */
 export async function cliIn(env: NodeJS.ProcessEnv, args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  const { main } = await import('../../../src/cli/main.ts');
+  const { main } = await import('../../src/cli/main.ts');
   const keys = ['SWITCHYARD_RUNTIME_DIR', 'SWITCHYARD_STATE_DIR'] as const;
   const saved = keys.map((k) => process.env[k]);
   for (const k of keys) process.env[k] = env[k];

@@ -1,5 +1,5 @@
 // Runs the CLI from source (tests spawn this instead of bin/switchyard.js, which needs a build).
-import { main } from '../../../src/cli/main.ts';
+import { main } from '../../src/cli/main.ts';
 
 main(process.argv.slice(2)).then(
   (code) => {

@@ -1,0 +1,549 @@
+// The daemon's side of the policy store (docs/store.md): the running policy is the store's active
+// revision; config files and imports are artifacts that become candidate revisions.
+//
+// Start:
+//   - first start (an empty store): the config file (or the embedded default) becomes revision 1
+//     and is activated at once, audited (`revision.created`, `revision.activated`). Trust on
+//     first use: there is nothing to compare it with.
+//   - later starts: the active revision is read and integrity-checked (HMAC, content hash). A
+//     tampered one is refused: last-known-good runs, a tamper alert is raised and audited. If
+//     the config file now differs from the active revision (edited while the daemon was down),
+//     it becomes a PENDING candidate with a non-interactive alert — never activated by a start.
+//   - history exists but no revision can be trusted: the file becomes a pending candidate and
+//     the daemon runs it with everything blocked (default `block`, no rules; exemptions kept so
+//     egress cores still work) until someone approves a revision: fail closed.
+//
+// Changes:
+//   - `switchyard reload` (a privileged caller): the file becomes a candidate; a LOW-risk one
+//     that a person asked for at a terminal is activated at once (audited), medium/high wait.
+//   - the file watcher, imports, linked files and scripts only ever make pending candidates.
+//   - activation is atomic (src/store/apply.ts): snapshot → apply (OS plan, policy, egress set,
+//     DNS projection) → verify → commit (the store's state write) → old egress set released.
+//
+// SWITCHYARD_FAILPOINT (TEST ONLY, documented in docs/store.md): a comma list like
+// `fail:apply,kill:before-commit`; each activation takes the next entry: `fail:P` makes it fail
+// right after point P, `kill:P` SIGKILLs the daemon on entering P.
+import { closeSync, openSync, readFileSync, readSync, fstatSync } from 'node:fs';
+import { join } from 'node:path';
+import { userInfo } from 'node:os';
+import { readConfigBytes } from '../config-file.ts';
+import { StoreError, isSwitchyardError } from '../errors.ts';
+import { DEFAULT_CONFIG_TOML, loadConfigFromBytes, type Config } from '../policy/index.ts';
+import {
+  APPLY_POINTS,
+  PolicyStore,
+  activate,
+  activatesAtOnce,
+  classifyRisk,
+  contentHash,
+  describeDiff,
+  diffConfigs,
+  loadOrCreateKey,
+  sourceSha256,
+  type Actor,
+  type ApplyPoint,
+  type Channel,
+  type Provenance,
+  type Revision,
+  type RiskAssessment,
+} from '../store/index.ts';
+import { verifyAuditText, type AuditEvent } from '../store/audit.ts';
+import type { HmacKey } from '../store/key.ts';
+import { writeFileAtomic } from '../store/atomic.ts';
+import { canonicalJson } from '../store/canonical.ts';
+import { buildImport } from './import.ts';
+import { ConfigWatcher } from './watch.ts';
+import type { ApplyOutcome, Daemon, LiveSnapshot, ReloadResult } from './daemon.ts';
+
+/** Lines of a diff sent over the control socket (frames are at most 1 MiB). */
+export const MAX_DIFF_LINES = 400;
+/** Audit events `switchyard audit` returns at most. */
+export const MAX_AUDIT_EVENTS = 1000;
+const MAX_NOTICES = 20;
+const MAC_SOURCES = 'switchyard/sources/v1';
+
+/** Keys that say where a config came from, not what it does: ignored when comparing policies. */
+const PROVENANCE_KEYS = new Set(['line', 'origin', 'source', 'notices']);
+
+/** Hash of what a config does (line numbers, comments and its path do not count). */
+export function policyHash(c: Config): string {
+  return contentHash(JSON.parse(JSON.stringify(c, (k, v: unknown) => (PROVENANCE_KEYS.has(k) ? undefined : v))));
+}
+
+/**
+ * The config as the store keeps it (keys sorted, as read back from a revision file): the daemon
+ * compares configs by their JSON (src/daemon/config-diff.ts), so every config it runs has one form.
+ */
+export function canonicalConfig(c: Config): Config {
+  return JSON.parse(canonicalJson(c)) as Config;
+}
+
+/** Everything blocked, listeners and exemptions as in `c`: what runs when no revision can be trusted. */
+export function blockAll(c: Config): Config {
+  return { ...c, default: 'block', rules: [], source: `${c.source} (fail closed: no trusted revision)` };
+}
+
+interface SourceRecord {
+  path: string;
+  linked: boolean;
+  sha256: string;
+  revision: number | null;
+}
+
+export interface Notice {
+  time: number;
+  message: string;
+}
+
+type Failpoint = { kind: 'fail' | 'kill'; point: ApplyPoint };
+
+function parseFailpoints(v: string | undefined): Failpoint[] {
+  if (!v) return [];
+  const out: Failpoint[] = [];
+  for (const part of v.split(',')) {
+    const m = /^(fail|kill):([a-z-]+)$/.exec(part.trim());
+    if (m && (APPLY_POINTS as readonly string[]).includes(m[2]!)) out.push({ kind: m[1] as 'fail' | 'kill', point: m[2] as ApplyPoint });
+  }
+  return out;
+}
+
+export class Revisions {
+  readonly store: PolicyStore;
+  readonly selfActor: Actor;
+  readonly notices: Notice[] = [];
+  readonly #d: Daemon;
+  readonly #key: HmacKey;
+  readonly #failpoints: Failpoint[];
+  #sources = new Map<string, SourceRecord>();
+  #watchers = new Map<string, ConfigWatcher>();
+  /** policyHash per revision number (revisions never change). */
+  #hashes = new Map<number, string>();
+
+  private constructor(d: Daemon, store: PolicyStore, key: HmacKey) {
+    this.#d = d;
+    this.store = store;
+    this.#key = key;
+    let user = String(process.getuid?.() ?? 'unknown');
+    try {
+      user = userInfo().username;
+    } catch {
+      /* no passwd entry */
+    }
+    this.selfActor = { user: `${user} (daemon)`, uid: process.getuid?.() ?? null };
+    this.#failpoints = parseFailpoints(process.env['SWITCHYARD_FAILPOINT']);
+  }
+
+  static open(d: Daemon): Revisions {
+    const { key, created } = loadOrCreateKey(d.paths.stateDir, { checkPerms: process.platform !== 'win32' });
+    const store = PolicyStore.open(d.paths.stateDir, { key });
+    const r = new Revisions(d, store, key);
+    if (created) d.log.info('created the store key (0600) in the state directory');
+    for (const a of store.openReport.raised) d.log.error({ alert: a.id, kind: a.kind }, 'store alert raised while opening: see switchyard status');
+    r.#loadSources();
+    return r;
+  }
+
+  // ------------------------------------------------------------------ start
+
+  /** The config the daemon starts with (see the header comment). */
+  startupConfig(): Config {
+    const file = this.#readConfigSource();
+    const { revision, fellBackFrom } = this.store.resolveActive();
+    if (fellBackFrom !== null) {
+      this.#d.log.error({ refused: fellBackFrom, running: revision?.n ?? null }, 'the active revision failed its integrity check; it is refused (see switchyard status)');
+    }
+    if (revision) {
+      const active = revision.config as Config;
+      if ('config' in file) {
+        if (policyHash(file.config) !== policyHash(active) && !this.#pendingWithHash(policyHash(file.config))) {
+          const rev = this.#create(file.config, active, { channel: 'file', source: file.path, sha: file.sha, interactive: false, note: 'the config file differs from the active revision at start' });
+          this.#d.log.warn({ revision: rev.n }, 'the config file changed while the daemon was not running: it is a pending revision (switchyard diff / approve)');
+        }
+      } else {
+        this.#d.log.warn({ code: file.error.code }, 'the config file is invalid; the active revision runs');
+      }
+      this.#checkSourcesAtStart();
+      return active;
+    }
+    if ('error' in file) throw file.error;
+    if (this.store.list().length === 0) {
+      const rev = this.store.create(file.config, this.#provenance('file', file.path, file.sha, this.selfActor, true, 'first start'), null);
+      this.store.commitActivation(rev.n, this.selfActor);
+      return rev.config as Config;
+    }
+    // History, but nothing trusted is left.
+    const rev = this.#create(file.config, null, { channel: 'file', source: file.path, sha: file.sha, interactive: false, note: 'no trusted revision at start' });
+    this.#d.log.error({ pending: rev.n }, 'no trusted revision: running with everything blocked until a revision is approved');
+    return blockAll(file.config);
+  }
+
+  #readConfigSource(): { config: Config; sha: string; path: string | null } | { error: import('../errors.ts').SwitchyardError } {
+    const path = this.#d.configPath;
+    try {
+      const bytes = path ? readConfigBytes(path) : new TextEncoder().encode(DEFAULT_CONFIG_TOML);
+      return { config: canonicalConfig(loadConfigFromBytes(bytes, path ?? 'embedded')), sha: sourceSha256(Buffer.from(bytes)), path };
+    } catch (err) {
+      if (isSwitchyardError(err)) return { error: err };
+      throw err;
+    }
+  }
+
+  // ------------------------------------------------------------------ candidates
+
+  #provenance(channel: Channel, source: string | null, sha: string | null, actor: Actor, interactive: boolean, note?: string): Provenance {
+    return { channel, source, sourceSha256: sha, user: actor.user, uid: actor.uid, time: new Date().toISOString(), interactive, ...(note ? { note } : {}) };
+  }
+
+  #create(config: Config, against: Config | null, o: { channel: Channel; source: string | null; sha: string | null; interactive: boolean; actor?: Actor; note?: string }): Revision {
+    const risk = against ? classifyRisk(diffConfigs(against, config)) : { level: 'high' as const, reasons: ['no trusted revision to compare with'] };
+    const rev = this.store.create(config, this.#provenance(o.channel, o.source, o.sha, o.actor ?? this.selfActor, o.interactive, o.note), risk);
+    this.#hashes.set(rev.n, policyHash(config));
+    return rev;
+  }
+
+  #policyHashOf(n: number): string | null {
+    const h = this.#hashes.get(n);
+    if (h !== undefined) return h;
+    try {
+      const v = policyHash(this.store.get(n).config as Config);
+      this.#hashes.set(n, v);
+      return v;
+    } catch {
+      return null;
+    }
+  }
+
+  /** The newest pending revision with this policy, so a burst of the same change makes one candidate. */
+  #pendingWithHash(h: string): number | null {
+    const pending = this.store.list().filter((e) => e.state === 'pending');
+    for (let i = pending.length - 1; i >= 0; i--) if (this.#policyHashOf(pending[i]!.n) === h) return pending[i]!.n;
+    return null;
+  }
+
+  /** `switchyard reload` and the file watcher. */
+  async fromConfigFile(trigger: string, interactive: boolean, actor: Actor): Promise<ReloadResult> {
+    const file = this.#readConfigSource();
+    if ('error' in file) throw file.error;
+    const running = this.#d.config;
+    const base = { trigger, restartNeeded: [] as string[], egressRebuilt: false, changedFlows: 0, generation: this.#d.generation };
+    const h = policyHash(file.config);
+    if (h === policyHash(running)) return { ...base, applied: false, revision: this.store.active, state: 'unchanged', risk: null };
+    const risk = classifyRisk(diffConfigs(running, file.config));
+    const n =
+      this.#pendingWithHash(h) ??
+      this.#create(file.config, running, { channel: 'file', source: file.path, sha: file.sha, interactive, actor, note: trigger === 'file change' ? 'file watcher' : 'switchyard reload' }).n;
+    if (!activatesAtOnce(risk, { channel: 'file', interactive })) {
+      this.#d.log.info({ revision: n, risk: risk.level, trigger }, 'candidate revision pending: switchyard diff / approve');
+      return { ...base, applied: false, revision: n, state: 'pending', risk };
+    }
+    const r = await this.activateRevision(n, actor);
+    return { ...base, ...r, applied: true, revision: n, state: 'active', risk, generation: this.#d.generation };
+  }
+
+  // ------------------------------------------------------------------ activation
+
+  /** Atomic activation of pending revision `n` (approve, low-risk reload, rollback). */
+  async activateRevision(n: number, actor: Actor, opts: { rollback?: boolean } = {}): Promise<ApplyOutcome & { changedFlows: number }> {
+    const rev = this.store.get(n);
+    const config = rev.config as Config;
+    let snap: LiveSnapshot | null = null;
+    let outcome: ApplyOutcome = { restartNeeded: [], egressRebuilt: false };
+    const fp = this.#failpoints.shift();
+    const d = this.#d;
+    try {
+      await activate(
+        this.store,
+        n,
+        {
+          snapshot: () => (snap = d.snapshotLive()),
+          apply: async () => {
+            outcome = await d.applyLive(config);
+          },
+          verify: () => d.verifyLive(config),
+          restore: (s: LiveSnapshot) => d.restoreLive(s),
+        },
+        {
+          actor,
+          ...(opts.rollback ? { rollback: true } : {}),
+          ...(fp?.kind === 'fail' ? { failAt: fp.point } : {}),
+          ...(fp?.kind === 'kill'
+            ? {
+                at: (p: ApplyPoint) => {
+                  if (p === fp.point) process.kill(process.pid, 'SIGKILL');
+                },
+              }
+            : {}),
+        },
+      );
+    } catch (err) {
+      if (this.store.active === n && snap) {
+        // Past the commit point (an injected after-commit failure): the new revision stays.
+        d.afterCommit(snap);
+        throw new StoreError('SY_ERR_STORE_APPLY', `revision #${n} is active, but: ${(err as Error).message}`, err);
+      }
+      d.log.error({ revision: n, code: isSwitchyardError(err) ? err.code : undefined }, 'activation failed; the previous policy was restored');
+      throw err;
+    }
+    d.afterCommit(snap!);
+    this.#reviewAlertsOf(n, actor);
+    const changedFlows = d.sessions.list().filter((f) => d.decisionChanged(f)).length;
+    d.log.info({ revision: n, rollback: opts.rollback === true, changedFlows }, 'revision activated');
+    return { ...outcome, changedFlows };
+  }
+
+  /** Approving or rejecting a revision reviews the alerts it raised. */
+  #reviewAlertsOf(n: number, actor: Actor): void {
+    for (const a of this.store.alerts()) if (a.revision === n && a.kind !== 'tamper') this.store.reviewAlert(a.id, actor);
+  }
+
+  async approve(n: number, actor: Actor): Promise<{ revision: number; state: string } & ApplyOutcome & { changedFlows: number }> {
+    const r = await this.activateRevision(n, actor);
+    return { revision: n, state: 'active', ...r };
+  }
+
+  reject(n: number, actor: Actor, reason: string): { revision: number; state: string } {
+    this.store.reject(n, actor, reason);
+    this.#reviewAlertsOf(n, actor);
+    return { revision: n, state: 'rejected' };
+  }
+
+  async rollback(actor: Actor): Promise<{ revision: number; to: number; state: string } & ApplyOutcome & { changedFlows: number }> {
+    const to = this.store.lastKnownGood;
+    const rev = this.store.rollbackCandidate(actor);
+    this.#hashes.set(rev.n, policyHash(rev.config as Config));
+    const r = await this.activateRevision(rev.n, actor, { rollback: true });
+    return { revision: rev.n, to: to!, state: 'active', ...r };
+  }
+
+  // ------------------------------------------------------------------ review
+
+  list(): unknown {
+    const rows = this.store.list().map((e) => {
+      let prov: Provenance | null = null;
+      let risk: RiskAssessment | null = null;
+      let createdAt: string | null = null;
+      let tampered: string | null = null;
+      try {
+        const r = this.store.get(e.n);
+        prov = r.provenance;
+        risk = r.risk;
+        createdAt = r.createdAt;
+      } catch (err) {
+        tampered = (err as Error).message;
+      }
+      return {
+        n: e.n,
+        state: e.state,
+        hash: e.hash,
+        reason: e.reason ?? null,
+        changedAt: e.changedAt,
+        createdAt,
+        channel: prov?.channel ?? null,
+        source: prov?.source ?? null,
+        sourceSha256: prov?.sourceSha256 ?? null,
+        user: prov?.user ?? null,
+        interactive: prov?.interactive ?? null,
+        note: prov?.note ?? null,
+        risk: risk?.level ?? null,
+        integrity: tampered ?? 'ok',
+      };
+    });
+    return { active: this.store.active, lastKnownGood: this.store.lastKnownGood, revisions: rows };
+  }
+
+  /** The diff of revision `n` (default: the newest pending) against the running policy. */
+  diff(n: number | undefined): unknown {
+    const target = n ?? [...this.store.list()].reverse().find((e) => e.state === 'pending')?.n;
+    if (target === undefined) throw new StoreError('SY_ERR_STORE_NOT_FOUND', 'no pending revision (give a revision number: switchyard revisions)');
+    const rev = this.store.get(target);
+    const d = diffConfigs(this.#d.config, rev.config as Config);
+    const risk = classifyRisk(d);
+    const lines = describeDiff(d);
+    return {
+      revision: target,
+      state: this.store.entry(target)?.state ?? null,
+      against: this.store.active,
+      provenance: rev.provenance,
+      risk,
+      counts: { added: d.added.length, removed: d.removed.length, rerouted: d.rerouted.length, exemptAdded: d.exemptAdded.length, exemptRemoved: d.exemptRemoved.length },
+      lines: lines.slice(0, MAX_DIFF_LINES),
+      moreLines: Math.max(0, lines.length - MAX_DIFF_LINES),
+    };
+  }
+
+  ackAlert(id: number, actor: Actor): { alert: number; reviewed: boolean } {
+    this.store.reviewAlert(id, actor);
+    return { alert: id, reviewed: true };
+  }
+
+  /** The audit log's last events and, on request, its verification against the protected anchor. */
+  audit(o: { verify: boolean; limit: number; privileged: boolean }): unknown {
+    let text = '';
+    try {
+      text = readFileSync(this.store.auditPath, 'utf8');
+    } catch {
+      /* missing: verification says so */
+    }
+    const anchor = this.store.auditAnchor;
+    const out: Record<string, unknown> = { count: anchor.count, head: anchor.head };
+    if (o.verify) {
+      const v = verifyAuditText(text, anchor);
+      out['verification'] = { ok: v.ok, count: v.count, problems: v.problems, firstBadLine: v.firstBadLine ?? null };
+    }
+    // Events name users and file paths: only privileged callers see them.
+    if (o.privileged) {
+      const lines = text.split('\n').filter((l) => l !== '');
+      const events: unknown[] = [];
+      for (const l of lines.slice(-Math.min(o.limit, MAX_AUDIT_EVENTS))) {
+        try {
+          events.push(JSON.parse(l) as AuditEvent);
+        } catch {
+          events.push({ unreadable: l.slice(0, 200) });
+        }
+      }
+      out['events'] = events;
+    } else out['events'] = null;
+    return out;
+  }
+
+  /** For `status`. */
+  summary(): unknown {
+    const list = this.store.list();
+    return {
+      active: this.store.active,
+      lastKnownGood: this.store.lastKnownGood,
+      pending: list.filter((e) => e.state === 'pending').map((e) => e.n),
+      alerts: this.store.alerts(),
+      notices: this.notices,
+      sources: [...this.#sources.values()].map((s) => ({ path: s.path, linked: s.linked, revision: s.revision })),
+    };
+  }
+
+  // ------------------------------------------------------------------ imports
+
+  async importFile(path: string, linked: boolean, actor: Actor, interactive: boolean): Promise<unknown> {
+    const bytes = readConfigBytes(path);
+    const sha = sourceSha256(Buffer.from(bytes));
+    const running = this.#d.config;
+    const built = buildImport(bytes, path, running);
+    const channel: Channel = linked ? 'linked' : 'import';
+    let revision: number | null = null;
+    let risk: RiskAssessment | null = null;
+    if (policyHash(built.config) !== policyHash(running)) {
+      const rev = this.#create(built.config, running, { channel, source: path, sha, interactive, actor, note: `${built.kind} import` });
+      revision = rev.n;
+      risk = rev.risk;
+    }
+    this.#sources.set(path, { path, linked, sha256: sha, revision });
+    this.#saveSources();
+    this.#watch(path, this.#d.opts.watchDebounceMs ?? 300);
+    return { revision, state: revision === null ? 'unchanged' : 'pending', kind: built.kind, rules: built.rules, linked, source: path, sourceSha256: sha, risk };
+  }
+
+  /** A watched import source changed (or differs at start): linked → pending revision; snapshot → notice. */
+  #sourceChanged(path: string): void {
+    const rec = this.#sources.get(path);
+    if (!rec) return;
+    let bytes: Uint8Array;
+    try {
+      bytes = readConfigBytes(path);
+    } catch (err) {
+      this.#notice(`import source ${path} cannot be read (${isSwitchyardError(err) ? err.code : 'error'}); nothing changes`);
+      return;
+    }
+    const sha = sourceSha256(Buffer.from(bytes));
+    if (sha === rec.sha256) return;
+    rec.sha256 = sha;
+    if (!rec.linked) {
+      this.store.audit({ type: 'import.source-changed', detail: { source: path, sourceSha256: sha, linked: false } });
+      this.#notice(`snapshot import ${path} changed on disk; nothing changes (import it again to make a candidate)`);
+      this.#saveSources();
+      return;
+    }
+    try {
+      const running = this.#d.config;
+      const built = buildImport(bytes, path, running);
+      if (policyHash(built.config) === policyHash(running)) {
+        this.#saveSources();
+        return;
+      }
+      const rev = this.#create(built.config, running, { channel: 'linked', source: path, sha, interactive: false, note: 'linked source changed' });
+      rec.revision = rev.n;
+      this.#d.log.warn({ revision: rev.n, risk: rev.risk?.level }, 'a linked source changed: pending revision (switchyard diff / approve)');
+    } catch (err) {
+      const code = isSwitchyardError(err) ? err.code : 'SY_ERR_INTERNAL';
+      this.store.audit({ type: 'import.refused', detail: { source: path, sourceSha256: sha, code, message: (err as Error).message.slice(0, 500) } });
+      this.#notice(`linked source ${path} changed but was refused (${code}); nothing changes`);
+    }
+    this.#saveSources();
+  }
+
+  #notice(message: string): void {
+    this.notices.push({ time: Date.now(), message });
+    if (this.notices.length > MAX_NOTICES) this.notices.shift();
+    this.#d.log.warn('import source notice: see switchyard status');
+  }
+
+  #checkSourcesAtStart(): void {
+    for (const path of this.#sources.keys()) this.#sourceChanged(path);
+  }
+
+  /** Import sources are watched even with `--no-watch` (that turns off the config file's watcher only). */
+  startWatchers(debounceMs: number): void {
+    for (const path of this.#sources.keys()) this.#watch(path, debounceMs);
+  }
+
+  #watch(path: string, debounceMs: number): void {
+    if (this.#watchers.has(path)) return;
+    const w = new ConfigWatcher(path, debounceMs, () => void this.#d.serial(async () => this.#sourceChanged(path)).catch(() => {}));
+    w.start();
+    this.#watchers.set(path, w);
+  }
+
+  close(): void {
+    for (const w of this.#watchers.values()) w.close();
+    this.#watchers.clear();
+  }
+
+  get #sourcesPath(): string {
+    return join(this.store.dir, 'sources.json');
+  }
+
+  #saveSources(): void {
+    const body = { sources: [...this.#sources.values()] };
+    writeFileAtomic(this.#sourcesPath, canonicalJson({ mac: this.#key.mac(MAC_SOURCES, canonicalJson(body)), body }));
+  }
+
+  /** The list of imported sources, MAC-checked like the rest of the store. */
+  #loadSources(): void {
+    let text: string;
+    try {
+      const fd = openSync(this.#sourcesPath, 'r');
+      try {
+        const size = fstatSync(fd).size;
+        if (size > 1024 * 1024) throw new Error('too large');
+        const buf = Buffer.alloc(size);
+        readSync(fd, buf, 0, size, 0);
+        text = buf.toString('utf8');
+      } finally {
+        closeSync(fd);
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      text = '';
+    }
+    try {
+      const f = JSON.parse(text) as { mac?: unknown; body?: { sources?: SourceRecord[] } };
+      if (!f.body || !this.#key.verify(MAC_SOURCES, canonicalJson(f.body), f.mac) || !Array.isArray(f.body.sources)) throw new Error('MAC');
+      for (const s of f.body.sources) this.#sources.set(s.path, s);
+    } catch {
+      this.store.audit({ type: 'sources.tampered', detail: { file: this.#sourcesPath } });
+      this.#notice('the list of imported sources failed its integrity check and was ignored (import the sources again)');
+    }
+  }
+}
+
+export function actorOf(caller: { uid: number; user: string | undefined }): Actor {
+  return { user: caller.user ?? `uid ${caller.uid}`, uid: caller.uid };
+}
+
