@@ -43,6 +43,11 @@ export interface DaemonOptions {
   /** Debounce of the file watcher, ms. */
   watchDebounceMs?: number;
   backend?: BackendOptions;
+  /**
+   * While enforcing: how often the OS state is checked against the plan and repaired (a group
+   * removed and re-created by hand), ms. Default 5000; 0 = never.
+   */
+  repairIntervalMs?: number;
 }
 
 export interface ReloadResult {
@@ -86,6 +91,9 @@ export class Daemon {
   /** flow id → owner uid (null = looked up, unknown), for the privacy of conns/rdns. */
   readonly owners = new Map<string, number | null>();
   #watcher: ConfigWatcher | null = null;
+  #repairTimer: NodeJS.Timeout | null = null;
+  /** Last periodic check of the OS state: what it found, and whether it could repair it. */
+  lastRepair: { at: number; problems: string[]; ok: boolean; error: string | null } | null = null;
   #ports: import('../redirect/index.ts').ListenerPorts | null = null;
   #plan: import('../redirect/index.ts').RedirectPlan | null = null;
   #watchRules: unknown[] | null = null;
@@ -153,6 +161,10 @@ export class Daemon {
       stateDir: this.paths.stateDir,
       log: dnsLog,
       ...(this.enforcing && this.backend ? { onBindings: async (b) => void (await this.backend!.addBindings(b)) } : {}),
+      // While enforcing, the captured sets outlive a crash (the table stays) but the names behind
+      // them live in the store: save it often, so that after a SIGKILL and `up` the front door
+      // still knows which domain (and so which egress) a captured address belongs to.
+      ...(this.enforcing ? { autosaveSeconds: 2 } : {}),
       ...(this.glue.dnsConnectTcp ? { connectTcp: this.glue.dnsConnectTcp } : {}),
       ...(this.glue.dnsUdpSocket ? { udpSocket: this.glue.dnsUdpSocket } : {}),
     });
@@ -233,6 +245,42 @@ export class Daemon {
       throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `cannot place the daemon in the exempt group: ${(err as Error).message}`, err);
     }
     this.log.info({ groups: this.#plan?.groups.length ?? 0 }, 'enforcement active');
+    this.#startRepairCheck();
+  }
+
+  /**
+   * A group removed and re-created by hand (or a table edited behind our back) silently stops
+   * matching: the rules hold the old cgroup id. Check periodically and re-apply the plan; when
+   * that fails, install the skeleton (selected traffic refused rather than direct) and say so.
+   */
+  #startRepairCheck(): void {
+    const every = this.opts.repairIntervalMs ?? 5000;
+    const backend = this.backend;
+    if (every <= 0 || !backend || typeof backend.repair !== 'function') return;
+    let busy = false;
+    this.#repairTimer = setInterval(() => {
+      if (busy || this.#stopping) return;
+      busy = true;
+      // Serialised with reloads: a reload's apply must not interleave with a repair.
+      const check = this.#reloading.then(() => backend.repair!());
+      void check
+        .then(
+          (problems) => {
+            if (problems.length === 0) return;
+            this.lastRepair = { at: Date.now(), problems, ok: true, error: null };
+            this.log.warn({ problems }, 'OS enforcement state drifted from the plan; re-applied');
+          },
+          async (err: unknown) => {
+            this.lastRepair = { at: Date.now(), problems: [], ok: false, error: (err as Error).message };
+            this.log.error({ err }, 'OS enforcement state drifted and could not be repaired; installing the fail-closed skeleton');
+            await backend.skeleton().catch(() => {});
+          },
+        )
+        .finally(() => {
+          busy = false;
+        });
+    }, every);
+    this.#repairTimer.unref();
   }
 
   /**
@@ -408,6 +456,8 @@ export class Daemon {
     };
     this.#watcher?.close();
     this.#watcher = null;
+    if (this.#repairTimer) clearInterval(this.#repairTimer);
+    this.#repairTimer = null;
     if (this.mixed) await step('mixed inbound', () => this.mixed!.close());
     if (this.transparent) await step('transparent inbounds', () => this.transparent!.close());
     this.sessions?.closeAll('daemon stopping');

@@ -209,6 +209,7 @@ export function registerMethods(reg: MethodRegistry, d: Daemon): MethodRegistry 
           os: d.backend?.os ?? null,
           state: backend?.state ?? 'off',
           problems: backend?.problems ?? [],
+          lastRepair: d.lastRepair,
         },
       };
     },

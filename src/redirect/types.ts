@@ -130,6 +130,12 @@ export interface RedirectBackend {
    * Optional: a backend that identifies processes per connection (Windows) needs no placement.
    */
   watch?(rules: PlacementRule[], opts?: WatchOptions): Promise<WatchStart>;
+  /**
+   * Checks the installed state against the applied plan and re-applies it when it drifted (Linux:
+   * a group removed and re-created by hand leaves rules that hold a dead cgroup id). Resolves with
+   * the problems it found and repaired (empty = nothing to do); throws when it cannot repair.
+   */
+  repair?(): Promise<string[]>;
   /** Releases in-process resources (library handles, watcher); leaves the OS state alone. */
   close(): Promise<void>;
 }
