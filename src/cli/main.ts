@@ -26,6 +26,8 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   service: () => import('./commands/service.ts'),
   exec: () => import('./commands/exec.ts'),
   down: () => import('./commands/down.ts'),
+  enforce: () => import('./commands/enforce.ts'),
+  dns: () => import('./commands/dns.ts'),
   lists: () => import('./commands/lists.ts'),
 };
 

@@ -115,8 +115,11 @@ export interface RedirectBackend {
   addBindings(batch: Binding[]): Promise<BindingStats>;
   /** Moves a process into an egress group (or `exempt`); its existing TCP sockets are reset. */
   placeProcess(pid: number, group: string): Promise<void>;
-  /** Keeps a fail-closed skeleton in place of the active rules (`stop`). */
-  skeleton(): Promise<void>;
+  /**
+   * Keeps a fail-closed skeleton in place of the active rules (`stop`). With `plan`, installs that
+   * plan's skeleton instead of the applied one's (early boot: no plan was applied since boot).
+   */
+  skeleton(plan?: RedirectPlan): Promise<void>;
   /** Removes the table and groups; processes go back to where they came from. */
   down(): Promise<void>;
   status(): Promise<BackendStatus>;

@@ -88,9 +88,9 @@ export class LinuxBackend implements RedirectBackend {
     return this.#serial(() => this.#install(plan, 'active', opts.canary ?? true));
   }
 
-  skeleton(): Promise<void> {
+  skeleton(given?: RedirectPlan): Promise<void> {
     return this.#serial(async () => {
-      const plan = this.#plan;
+      const plan = given ?? this.#plan;
       if (!plan) throw new RedirectError('SY_ERR_REDIRECT_UNAVAILABLE', 'no plan was applied and no state file exists: nothing to keep as a skeleton');
       await this.#install(plan, 'skeleton', false);
     });
