@@ -61,6 +61,8 @@ export interface WatchOptions {
   rescanMs?: number;
   /** Linux: use the netlink proc connector (default true). */
   netlink?: boolean;
+  /** Linux: open the proc connector in this network namespace (tests; see ProcessWatcher). */
+  connectorNetns?: string;
 }
 
 export interface WatchStart {

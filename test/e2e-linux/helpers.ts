@@ -33,7 +33,7 @@ export function runFixture(name: string, cgroupRoot: string, timeoutMs: number, 
   const dir = mkdtempSync(join(tmpdir(), 'sy-e2e-'));
   return new Promise((resolve) => {
     const c = spawn('unshare', ['--mount', '--net', '--propagation', 'private', '--', process.execPath, '--import', 'tsx', file], {
-      env: { ...process.env, ...env, SY_TEST_CGROUP_ROOT: cgroupRoot, SY_TEST_DIR: dir },
+      env: { ...process.env, ...env, SY_TEST_CGROUP_ROOT: cgroupRoot, SY_TEST_DIR: dir, SY_TEST_HOST_NETNS: `/proc/${process.pid}/ns/net` },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

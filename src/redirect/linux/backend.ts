@@ -32,6 +32,8 @@ export interface LinuxBackendOptions {
   canaryTimeoutMs?: number;
   /** Reset a moved process's existing TCP sockets (default true). */
   destroySockets?: boolean;
+  /** The watcher opens the proc connector in this network namespace (tests; see ProcessWatcher). */
+  connectorNetns?: string;
 }
 
 interface StateFile {
@@ -302,6 +304,7 @@ export class LinuxBackend implements RedirectBackend {
     const w = new ProcessWatcher({
       rules: rules.filter((r) => procs[r.group] !== undefined),
       placer: { procs, rootPath: this.cgroups.hierarchyRootPath() },
+      ...(this.#opts.connectorNetns ? { connectorNetns: this.#opts.connectorNetns } : {}),
       ...opts,
       onPlaced: async (p) => {
         if (!this.cgroups.originals.has(p.pid)) this.cgroups.originals.set(p.pid, p.from);
