@@ -84,6 +84,8 @@ export class Daemon {
   transparent: TransparentInbounds | null = null;
   backend: RedirectBackend | null = null;
   enforcing = false;
+  /** Enforcement switched off at run time (`switchyard enforce off`): nothing is installed in the OS. */
+  suspended = false;
   glue: OsGlue = NO_GLUE;
   control: ControlServer | null = null;
   supervisors = new Map<string, Supervisor>();
@@ -160,7 +162,8 @@ export class Daemon {
       projectDomain: (n) => this.live.projectDomain(n),
       stateDir: this.paths.stateDir,
       log: dnsLog,
-      ...(this.enforcing && this.backend ? { onBindings: async (b) => void (await this.backend!.addBindings(b)) } : {}),
+      // While enforcement is switched off at run time (`switchyard enforce off`) there are no sets to fill.
+      ...(this.enforcing && this.backend ? { onBindings: async (b) => void (this.suspended ? undefined : await this.backend!.addBindings(b)) } : {}),
       // While enforcing, the captured sets outlive a crash (the table stays) but the names behind
       // them live in the store: save it often, so that after a SIGKILL and `up` the front door
       // still knows which domain (and so which egress) a captured address belongs to.
@@ -362,6 +365,55 @@ export class Daemon {
   }
 
   /**
+   * `switchyard enforce on|off` for a daemon started with [enforce] enabled. Off removes what the
+   * backend installed (table and groups; processes go back) — traffic is then not steered at the
+   * OS level at all, on purpose, until `on`. On applies the plan again, puts the daemon and the
+   * supervised cores back into the exempt group and makes cached DNS answers re-fill the sets.
+   * Serialised with reloads.
+   */
+  setEnforcement(on: boolean): Promise<{ active: boolean; changed: boolean }> {
+    const next = this.#reloading.then(() => this.#setEnforcement(on));
+    this.#reloading = next.catch(() => {});
+    return next;
+  }
+
+  async #setEnforcement(on: boolean): Promise<{ active: boolean; changed: boolean }> {
+    if (this.#stopping) throw new DaemonError('SY_ERR_DAEMON_STOPPING', 'the daemon is stopping');
+    const backend = this.backend;
+    if (!this.enforcing || !backend) {
+      throw new DaemonError('SY_ERR_DAEMON_ENFORCE', 'enforcement is not enabled in the running config: set [enforce] enabled = true and restart the daemon');
+    }
+    if (on === !this.suspended) return { active: on, changed: false };
+    if (!on) {
+      if (this.#repairTimer) clearInterval(this.#repairTimer);
+      this.#repairTimer = null;
+      this.suspended = true;
+      await backend.down();
+      this.#plan = null;
+      this.#watchRules = null;
+      this.log.warn('enforcement switched off at run time (`switchyard enforce on` or a restart turns it on again)');
+      return { active: false, changed: true };
+    }
+    await this.#applyEnforcement(this.config);
+    try {
+      await backend.placeProcess(process.pid, 'exempt');
+      for (const sup of this.supervisors.values()) {
+        const pid = sup.status().pid;
+        if (pid !== null && pid !== undefined) await backend.placeProcess(pid, 'exempt').catch((err) => this.log.warn({ err, egress: sup.egress }, 'cannot put a supervised core back into the exempt group'));
+      }
+    } catch (err) {
+      await backend.skeleton().catch(() => {});
+      throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `cannot place the daemon in the exempt group: ${(err as Error).message}; the skeleton is installed`, err);
+    }
+    this.suspended = false;
+    // The sets start empty: cached answers must run the hook again on their next hit.
+    this.dns?.forwarder.invalidateHooks();
+    this.#startRepairCheck();
+    this.log.info('enforcement switched on');
+    return { active: true, changed: true };
+  }
+
+  /**
    * Validates the config file and swaps it in, or keeps the running one and says why. Calls are
    * serialised. Live flows keep going; `close --changed` ends those whose decision changed.
    */
@@ -392,7 +444,7 @@ export class Daemon {
       this.lastReload = { at: Date.now(), trigger, ok: false, error: { code: err.code, message: err.message } };
       throw err;
     }
-    if (this.enforcing) {
+    if (this.enforcing && !this.suspended) {
       const oldPlan = this.#plan;
       try {
         await this.#applyEnforcement(config);
@@ -468,7 +520,7 @@ export class Daemon {
     if (this.backend) {
       const b = this.backend;
       // Fail closed: selected traffic stays refused until the next `up` or `down`.
-      if (leaveSkeleton && this.enforcing) await step('backend skeleton', () => b.skeleton());
+      if (leaveSkeleton && this.enforcing && !this.suspended) await step('backend skeleton', () => b.skeleton());
       await step('backend close', () => b.close());
     }
     if (this.control) await step('control server', () => this.control!.close());

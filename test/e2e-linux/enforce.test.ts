@@ -9,7 +9,7 @@ import { missing, removeCgroupTree, runFixture, uniqueCgroupRoot } from './helpe
 const root = uniqueCgroupRoot('e2e');
 after(() => removeCgroupTree(root));
 
-test('e2e: exec, DNS-learned destinations, DNS redirect, 853/QUIC, reload, repair, egress down, SIGKILL, stop/up, down', async (t) => {
+test('e2e: exec, DNS-learned destinations, DNS redirect, 853/QUIC, reload, repair, egress down, SIGKILL, stop/up, down, enforce off/on', async (t) => {
   const why = missing(['curl', 'dig', 'dnsmasq', 'microsocks', 'socat']);
   if (why) return t.skip(why);
   const hostBefore = spawnSync('nft', ['list', 'ruleset'], { encoding: 'utf8' }).stdout;
@@ -49,6 +49,14 @@ test('e2e: exec, DNS-learned destinations, DNS redirect, 853/QUIC, reload, repai
   assert.ok(r['problemsAfterRecreate'] > 0 || r['lastRepairProblems'] > 0, 'the drift was detected');
   assert.equal(r['afterRepair'], VIA, 'repaired: the new group is redirected again');
   assert.equal(r['problemsAfterRepair'], 0);
+
+  // enforce off / on.
+  assert.deepEqual(r['enforceOff'], { active: false, changed: true });
+  assert.equal(r['tableWhileOff'], false, 'off removes the table');
+  assert.equal(r['capturedWhileOff'], 'from 198.18.0.30', 'off: nothing is steered');
+  assert.deepEqual(r['enforceOn'], { active: true, changed: true });
+  assert.equal(r['groupAfterOn'], VIA, 'on: the group is redirected again');
+  assert.deepEqual(r['digThenCurlAfterOn'], ['198.18.0.30', VIA], 'on: a cached answer re-fills the set before it leaves');
 
   // Egress down: refused, nothing direct.
   assert.match(r['egressDown'], /^failed/);
