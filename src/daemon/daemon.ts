@@ -233,6 +233,10 @@ export class Daemon {
     if (!this.deps.identity) throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `[enforce] enabled, but no FlowIdentity exists for ${backend.os}; refusing to run unenforced`);
     const groups = Object.keys(config.egress).filter((n) => n !== 'direct' && n !== 'block');
     this.transparent = await startTransparentInbounds(this.deps, { groups });
+    // The nft rules name one port per listener for both families (`redirect to :port`): IPv6 flows
+    // would land on a port where the IPv4 listener's twin is not. Refuse instead of half-working.
+    const split = this.transparent.listeners.find((l) => l.port4 !== null && l.port6 !== null && l.port4 !== l.port6);
+    if (split) throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `transparent listener ${split.group ?? 'captured'} got port ${split.port4} on IPv4 but ${split.port6} on IPv6; the OS rules need one port for both (try again)`);
     const ports = {
       groups: Object.fromEntries(this.transparent.listeners.filter((l) => l.group !== null && l.port4 !== null).map((l) => [l.group!, l.port4!])),
       captured: this.transparent.listeners.find((l) => l.group === null)?.port4 ?? null,

@@ -44,6 +44,7 @@ test('e2e: exec, DNS-learned destinations, DNS redirect, 853/QUIC, reload, repai
   assert.equal(r['staticAfterReload'], true, 'the new plan is installed');
   assert.equal(r['capturedAfterReload'], VIA, 'learned destinations survive the reload');
   assert.equal(r['capturedAfterReload2'], VIA);
+  assert.deepEqual(r['digThenCurlAfterReload'], ['198.18.0.30', VIA], 'dig then curl after the reload');
 
   // A group removed and re-created by hand.
   assert.ok(r['problemsAfterRecreate'] > 0 || r['lastRepairProblems'] > 0, 'the drift was detected');

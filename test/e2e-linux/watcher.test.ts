@@ -30,5 +30,7 @@ test('e2e watcher: keep-alive reset at the move; launches that connect at once, 
   assert.ok(r['viaEgress'] > 0, 'the watcher placed launches at exec');
   t.diagnostic(`launches ${r['launches']}: ${r['direct']} arrived direct, ${r['viaEgress']} through the egress, ${r['failed']} curl failures (reset at the move), ${r['launchMs']} ms`);
   assert.equal(r['down'], 0);
+  assert.equal(r['rulesetAfter'], r['rulesetBefore'], 'nft list ruleset as before');
+  assert.equal(r['cgroupRootAfter'], false, 'the per-run cgroup root is gone');
   assert.equal(run.code, 0);
 });
