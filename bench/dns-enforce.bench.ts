@@ -7,7 +7,7 @@
 // `unshare --mount --net` with a per-run cgroup root: nothing touches the host's ruleset.
 import { spawn, execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { existsSync, rmdirSync } from 'node:fs';
+import { removeCgroupTree } from '../test/redirect-linux/helpers/host.ts';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 
@@ -85,7 +85,7 @@ async function inside(): Promise<void> {
       ['added by the hook (p50 difference)', f(pct(a, 0.5) - pct(b, 0.5)), ''],
     ];
     process.stdout.write(`| measure (${N} misses each, alternating) | p50 | p99 |\n|---|---|---|\n${rows.map((r) => `| ${r.join(' | ')} |`).join('\n')}\n`);
-    process.stdout.write(`hook calls: ${hooked.forwarder.stats.hookFailures} failures\n`);
+    process.stdout.write(`hook failures: ${hooked.forwarder.stats.hookFailures}\n`);
     await hooked.close();
     await plain.close();
     await backend.down();
@@ -105,13 +105,13 @@ if (process.env['SY_BENCH_INSIDE'] === '1') {
     },
   );
 } else {
-  const root = `switchyard-bench-dnsenf-${process.pid}`;
+  const root = `switchyard-test-bench-dnsenf-${process.pid}`;
   const c = spawn('unshare', ['--mount', '--net', '--propagation', 'private', '--', process.execPath, '--import', 'tsx', fileURLToPath(import.meta.url)], {
     stdio: 'inherit',
     env: { ...process.env, SY_BENCH_INSIDE: '1', SY_BENCH_CGROUP_ROOT: root },
   });
   c.on('close', (code) => {
-    for (const d of [`/sys/fs/cgroup/unified/${root}/exempt`, `/sys/fs/cgroup/unified/${root}/egress-vpn`, `/sys/fs/cgroup/unified/${root}`]) if (existsSync(d)) try { rmdirSync(d); } catch {}
+    removeCgroupTree(root);
     process.exit(code ?? 1);
   });
 }

@@ -1,7 +1,7 @@
 // Host side of the end-to-end tests: what they need, and a runner that starts a fixture inside
 // `unshare --mount --net` and removes the per-run cgroup root afterwards whatever happened.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,6 +43,7 @@ export function runFixture(name: string, cgroupRoot: string, timeoutMs: number, 
     const timer = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
     c.on('close', (code) => {
       clearTimeout(timer);
+      rmSync(dir, { recursive: true, force: true });
       const line = stdout.split('\n').reverse().find((l) => l.startsWith('RESULT '));
       const result = line ? (JSON.parse(line.slice(7)) as Record<string, any>) : { error: `no result (exit ${code}):\n${stdout}\n${stderr}` };
       resolve({ code: code ?? 1, stdout, stderr, result });
