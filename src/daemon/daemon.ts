@@ -163,7 +163,18 @@ export class Daemon {
       stateDir: this.paths.stateDir,
       log: dnsLog,
       // While enforcement is switched off at run time (`switchyard enforce off`) there are no sets to fill.
-      ...(this.enforcing && this.backend ? { onBindings: async (b) => void (this.suspended ? undefined : await this.backend!.addBindings(b)) } : {}),
+      // Captured sets are for what neither groups nor static CIDR sets already redirect: the DNS-side
+      // projection counts app and CIDR rules for every name, so one such rule would put every
+      // resolved address into the captured set (projectDomain's `capture` option leaves them out).
+      ...(this.enforcing && this.backend
+        ? {
+            onBindings: async (b) => {
+              if (this.suspended) return;
+              const batch = b.map((x) => (x.egresses.every((e) => e === 'direct') ? x : { ...x, egresses: this.live.projectDomain(x.name, { capture: true }).egresses }));
+              await this.backend!.addBindings(batch);
+            },
+          }
+        : {}),
       // While enforcing, the captured sets outlive a crash (the table stays) but the names behind
       // them live in the store: save it often, so that after a SIGKILL and `up` the front door
       // still knows which domain (and so which egress) a captured address belongs to.

@@ -51,6 +51,17 @@ test('e2e: exec, DNS-learned destinations, DNS redirect, 853/QUIC, reload, repai
   assert.equal(r['afterRepair'], VIA, 'repaired: the new group is redirected again');
   assert.equal(r['problemsAfterRepair'], 0);
 
+  // The table deleted by hand: no answer leaves without its address in the set.
+  const hf = r['hookFailedDig'] as string[];
+  assert.ok(
+    (hf[0] === 'status: SERVFAIL' && /^from 198\.18\.0\.31$|^curl/.test(hf[1] ?? '')) || (hf[0] === 'status: NOERROR' && hf[1] === VIA),
+    `a non-direct name while the set is gone: SERVFAIL, or an answer only with the address captured (${hf.join(' | ')})`,
+  );
+  assert.equal(r['hookFailedDirectName'], 'status: NOERROR', 'a direct name is still answered');
+  assert.equal(r['tableBack'], true, 'the periodic check put the table back');
+  assert.deepEqual(r['digThenCurlTableBack'], ['198.18.0.31', VIA]);
+  assert.equal(r['plainCaptured'], false, 'a name that only app/CIDR rules could route is not captured');
+
   // enforce off / on.
   assert.deepEqual(r['enforceOff'], { active: false, changed: true });
   assert.equal(r['tableWhileOff'], false, 'off removes the table');
