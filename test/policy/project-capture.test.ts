@@ -38,7 +38,7 @@ cidrs = ["198.18.0.0/24"]
   ),
 );
 
-test('app rules leave unselected projections alone; domain and port rules still count', () => {
+test('capture projection: app and CIDR rules left out; domain and port rules still count', () => {
   assert.ok(policy.projectDomain('plain.example').egresses.includes('vpn'), 'the full projection counts the app rule');
   assert.deepEqual(policy.projectDomain('plain.example', { capture: true }).egresses.sort(), ['direct', 'dpi'], 'app and CIDR rules gone, port rule kept');
   assert.deepEqual(policy.projectDomain('cap.example', { capture: true }).egresses, ['vpn']);
