@@ -64,6 +64,7 @@ export const ERROR_CODES = {
   SY_ERR_REDIRECT_CGROUP: 'a cgroup operation failed or the cgroup v2 layout is unusable',
   SY_ERR_REDIRECT_CANARY: 'a canary process in a group did not reach its transparent port',
   SY_ERR_REDIRECT_WATCHER: 'the process watcher could not start or failed',
+  SY_ERR_REDIRECT_SYSTEM_DNS: 'switchyard could not make itself the system resolver, or undo it',
   SY_ERR_SYS_NETLINK: 'a netlink socket call failed',
   SY_ERR_SYS_LIBNFTABLES: 'libnftables could not be loaded or refused a command',
   SY_ERR_WIN_UNAVAILABLE: 'a Windows DLL could not be loaded (not on Windows, or the file is missing)',

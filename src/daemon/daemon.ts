@@ -46,6 +46,11 @@ export interface DaemonOptions {
   /** Debounce of the file watcher, ms. */
   watchDebounceMs?: number;
   backend?: BackendOptions;
+  /**
+   * While enforcing: how often the OS state is checked against the plan and repaired (a group
+   * removed and re-created by hand), ms. Default 5000; 0 = never.
+   */
+  repairIntervalMs?: number;
 }
 
 export interface ReloadResult {
@@ -103,6 +108,8 @@ export class Daemon {
   transparent: TransparentInbounds | null = null;
   backend: RedirectBackend | null = null;
   enforcing = false;
+  /** Enforcement switched off at run time (`switchyard enforce off`): nothing is installed in the OS. */
+  suspended = false;
   glue: OsGlue = NO_GLUE;
   control: ControlServer | null = null;
   supervisors = new Map<string, Supervisor>();
@@ -111,6 +118,9 @@ export class Daemon {
   /** flow id → owner uid (null = looked up, unknown), for the privacy of conns/rdns. */
   readonly owners = new Map<string, number | null>();
   #watcher: ConfigWatcher | null = null;
+  #repairTimer: NodeJS.Timeout | null = null;
+  /** Last periodic check of the OS state: what it found, and whether it could repair it. */
+  lastRepair: { at: number; problems: string[]; ok: boolean; error: string | null } | null = null;
   #ports: import('../redirect/index.ts').ListenerPorts | null = null;
   #plan: import('../redirect/index.ts').RedirectPlan | null = null;
   #watchRules: unknown[] | null = null;
@@ -180,7 +190,23 @@ export class Daemon {
       projectDomain: (n) => this.live.projectDomain(n),
       stateDir: this.paths.stateDir,
       log: dnsLog,
-      ...(this.enforcing && this.backend ? { onBindings: async (b) => void (await this.backend!.addBindings(b)) } : {}),
+      // While enforcement is switched off at run time (`switchyard enforce off`) there are no sets to fill.
+      // Captured sets are for what neither groups nor static CIDR sets already redirect: the DNS-side
+      // projection counts app and CIDR rules for every name, so one such rule would put every
+      // resolved address into the captured set (projectDomain's `capture` option leaves them out).
+      ...(this.enforcing && this.backend
+        ? {
+            onBindings: async (b) => {
+              if (this.suspended) return;
+              const batch = b.map((x) => (x.egresses.every((e) => e === 'direct') ? x : { ...x, egresses: this.live.projectDomain(x.name, { capture: true }).egresses }));
+              await this.backend!.addBindings(batch);
+            },
+          }
+        : {}),
+      // While enforcing, the captured sets outlive a crash (the table stays) but the names behind
+      // them live in the store: save it often, so that after a SIGKILL and `up` the front door
+      // still knows which domain (and so which egress) a captured address belongs to.
+      ...(this.enforcing ? { autosaveSeconds: 2 } : {}),
       ...(this.glue.dnsConnectTcp ? { connectTcp: this.glue.dnsConnectTcp } : {}),
       ...(this.glue.dnsUdpSocket ? { udpSocket: this.glue.dnsUdpSocket } : {}),
     });
@@ -248,6 +274,10 @@ export class Daemon {
     if (!this.deps.identity) throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `[enforce] enabled, but no FlowIdentity exists for ${backend.os}; refusing to run unenforced`);
     const groups = Object.keys(config.egress).filter((n) => n !== 'direct' && n !== 'block');
     this.transparent = await startTransparentInbounds(this.deps, { groups });
+    // The nft rules name one port per listener for both families (`redirect to :port`): IPv6 flows
+    // would land on a port where the IPv4 listener's twin is not. Refuse instead of half-working.
+    const split = this.transparent.listeners.find((l) => l.port4 !== null && l.port6 !== null && l.port4 !== l.port6);
+    if (split) throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `transparent listener ${split.group ?? 'captured'} got port ${split.port4} on IPv4 but ${split.port6} on IPv6; the OS rules need one port for both (try again)`);
     const ports = {
       groups: Object.fromEntries(this.transparent.listeners.filter((l) => l.group !== null && l.port4 !== null).map((l) => [l.group!, l.port4!])),
       captured: this.transparent.listeners.find((l) => l.group === null)?.port4 ?? null,
@@ -263,6 +293,42 @@ export class Daemon {
       throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `cannot place the daemon in the exempt group: ${(err as Error).message}`, err);
     }
     this.log.info({ groups: this.#plan?.groups.length ?? 0 }, 'enforcement active');
+    this.#startRepairCheck();
+  }
+
+  /**
+   * A group removed and re-created by hand (or a table edited behind our back) silently stops
+   * matching: the rules hold the old cgroup id. Check periodically and re-apply the plan; when
+   * that fails, install the skeleton (selected traffic refused rather than direct) and say so.
+   */
+  #startRepairCheck(): void {
+    const every = this.opts.repairIntervalMs ?? 5000;
+    const backend = this.backend;
+    if (every <= 0 || !backend || typeof backend.repair !== 'function') return;
+    let busy = false;
+    this.#repairTimer = setInterval(() => {
+      if (busy || this.#stopping) return;
+      busy = true;
+      // Serialised with reloads: a reload's apply must not interleave with a repair.
+      const check = this.#reloading.then(() => backend.repair!());
+      void check
+        .then(
+          (problems) => {
+            if (problems.length === 0) return;
+            this.lastRepair = { at: Date.now(), problems, ok: true, error: null };
+            this.log.warn({ problems }, 'OS enforcement state drifted from the plan; re-applied');
+          },
+          async (err: unknown) => {
+            this.lastRepair = { at: Date.now(), problems: [], ok: false, error: (err as Error).message };
+            this.log.error({ err }, 'OS enforcement state drifted and could not be repaired; installing the fail-closed skeleton');
+            await backend.skeleton().catch(() => {});
+          },
+        )
+        .finally(() => {
+          busy = false;
+        });
+    }, every);
+    this.#repairTimer.unref();
   }
 
   /**
@@ -344,6 +410,53 @@ export class Daemon {
   }
 
   /**
+   * `switchyard enforce on|off` for a daemon started with [enforce] enabled. Off removes what the
+   * backend installed (table and groups; processes go back) — traffic is then not steered at the
+   * OS level at all, on purpose, until `on`. On applies the plan again, puts the daemon and the
+   * supervised cores back into the exempt group and makes cached DNS answers re-fill the sets.
+   * Serialised with reloads.
+   */
+  setEnforcement(on: boolean): Promise<{ active: boolean; changed: boolean }> {
+    return this.serial(() => this.#setEnforcement(on));
+  }
+
+  async #setEnforcement(on: boolean): Promise<{ active: boolean; changed: boolean }> {
+    if (this.#stopping) throw new DaemonError('SY_ERR_DAEMON_STOPPING', 'the daemon is stopping');
+    const backend = this.backend;
+    if (!this.enforcing || !backend) {
+      throw new DaemonError('SY_ERR_DAEMON_ENFORCE', 'enforcement is not enabled in the running config: set [enforce] enabled = true and restart the daemon');
+    }
+    if (on === !this.suspended) return { active: on, changed: false };
+    if (!on) {
+      if (this.#repairTimer) clearInterval(this.#repairTimer);
+      this.#repairTimer = null;
+      this.suspended = true;
+      await backend.down();
+      this.#plan = null;
+      this.#watchRules = null;
+      this.log.warn('enforcement switched off at run time (`switchyard enforce on` or a restart turns it on again)');
+      return { active: false, changed: true };
+    }
+    await this.#applyEnforcement(this.config);
+    try {
+      await backend.placeProcess(process.pid, 'exempt');
+      for (const sup of this.supervisors.values()) {
+        const pid = sup.status().pid;
+        if (pid !== null && pid !== undefined) await backend.placeProcess(pid, 'exempt').catch((err) => this.log.warn({ err, egress: sup.egress }, 'cannot put a supervised core back into the exempt group'));
+      }
+    } catch (err) {
+      await backend.skeleton().catch(() => {});
+      throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `cannot place the daemon in the exempt group: ${(err as Error).message}; the skeleton is installed`, err);
+    }
+    this.suspended = false;
+    // The sets start empty: cached answers must run the hook again on their next hit.
+    this.dns?.forwarder.invalidateHooks();
+    this.#startRepairCheck();
+    this.log.info('enforcement switched on');
+    return { active: true, changed: true };
+  }
+
+  /**
    * `switchyard reload` (trigger `control`) and the file watcher (`file change`): the config file
    * becomes a candidate revision (src/daemon/revisions.ts decides whether it is activated at once
    * or waits for `switchyard approve`). Calls are serialised with every other store change.
@@ -394,7 +507,7 @@ export class Daemon {
       // The OS groups and transparent listeners were made for the egress list at start.
       throw new DaemonError('SY_ERR_DAEMON_RELOAD', 'this revision changes the egress list, which cannot change while enforcing (the OS groups and transparent listeners are made at start); the running policy stays');
     }
-    if (this.enforcing) await this.#applyEnforcement(config);
+    if (this.enforcing && !this.suspended) await this.#applyEnforcement(config);
     const newSet = egressRebuilt ? this.#makeEgressSet(config) : this.egress;
     // The swap: synchronous, so no flow is decided between its parts.
     this.live.swap(policy);
@@ -468,6 +581,8 @@ export class Daemon {
     this.#watcher?.close();
     this.#watcher = null;
     this.revisions?.close();
+    if (this.#repairTimer) clearInterval(this.#repairTimer);
+    this.#repairTimer = null;
     if (this.mixed) await step('mixed inbound', () => this.mixed!.close());
     if (this.transparent) await step('transparent inbounds', () => this.transparent!.close());
     this.sessions?.closeAll('daemon stopping');
@@ -478,7 +593,7 @@ export class Daemon {
     if (this.backend) {
       const b = this.backend;
       // Fail closed: selected traffic stays refused until the next `up` or `down`.
-      if (leaveSkeleton && this.enforcing) await step('backend skeleton', () => b.skeleton());
+      if (leaveSkeleton && this.enforcing && !this.suspended) await step('backend skeleton', () => b.skeleton());
       await step('backend close', () => b.close());
     }
     if (this.control) await step('control server', () => this.control!.close());

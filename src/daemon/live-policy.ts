@@ -46,8 +46,8 @@ export class LivePolicy implements Policy {
     return this.#current.policy.explain(q);
   }
 
-  projectDomain(name: string): DomainProjection {
-    return this.#current.policy.projectDomain(name);
+  projectDomain(name: string, opts?: import('../policy/types.ts').ProjectOptions): DomainProjection {
+    return this.#current.policy.projectDomain(name, opts);
   }
 
   /** The one swap. Counters restart: rule numbers may mean other rules now. */

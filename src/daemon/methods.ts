@@ -243,6 +243,8 @@ export function registerMethods(reg: MethodRegistry, d: Daemon): MethodRegistry 
           os: d.backend?.os ?? null,
           state: backend?.state ?? 'off',
           problems: backend?.problems ?? [],
+          lastRepair: d.lastRepair,
+          suspended: d.suspended,
         },
       };
     },
@@ -446,6 +448,17 @@ export function registerMethods(reg: MethodRegistry, d: Daemon): MethodRegistry 
       // Reply first, then stop: the server writes the reply when this returns.
       setTimeout(() => void d.stop('switchyard stop'), 50);
       return { stopping: true, pid: process.pid, skeleton: d.enforcing };
+    },
+  });
+
+  reg.register({
+    name: 'enforce',
+    permission: 'change',
+    summary: 'switch OS enforcement off (table and groups removed) or on again, for a daemon started with it',
+    handler: async (params) => {
+      const p = obj(params);
+      if (typeof p['on'] !== 'boolean') throw new ControlError('SY_ERR_CONTROL_BAD_PARAMS', 'enforce: `on` must be true or false');
+      return d.setEnforcement(p['on']);
     },
   });
 

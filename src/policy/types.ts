@@ -277,9 +277,19 @@ export interface DomainProjection {
   rule: RuleRef | null;
 }
 
+export interface ProjectOptions {
+  /**
+   * For the OS backend's captured sets: leave out rules with an app condition (selected apps are
+   * redirected by their group whatever the destination) and rules with a CIDR condition (their
+   * addresses are redirected by the static sets). Without this, one app or CIDR rule would put
+   * every resolved address into the captured set and through the front door.
+   */
+  capture?: boolean;
+}
+
 export interface Policy {
   readonly config: Config;
   decide(q: FlowQuery): Decision;
   explain(q: FlowQuery): Explanation;
-  projectDomain(name: string): DomainProjection;
+  projectDomain(name: string, opts?: ProjectOptions): DomainProjection;
 }

@@ -62,12 +62,17 @@ export async function createFlowIdentity(os: string | null, o: FlowIdentityOptio
   }
 }
 
-/**
- * The OS resolver switch for `switchyard dns system`, or null where switchyard does not manage it
- * (Linux: point resolv.conf / systemd-resolved at the forwarder yourself, see docs/linux.md).
- */
+/** Which mechanism `switchyard dns system` uses on this OS: NRPT (Windows), resolv.conf or
+ * systemd-resolved (Linux), or none. */
+export function systemDnsKind(platform: NodeJS.Platform = process.platform): 'nrpt' | 'linux' | null {
+  if (platform === 'win32') return 'nrpt';
+  if (platform === 'linux') return 'linux';
+  return null;
+}
+
+/** The Windows resolver switch (NRPT rule for "."), or null on other systems. */
 export async function createSystemDns(stateDir: string, platform: NodeJS.Platform = process.platform): Promise<SystemDns | null> {
-  if (platform !== 'win32') return null;
+  if (systemDnsKind(platform) !== 'nrpt') return null;
   const { nrptSystemDns } = await import('./windows/system-dns.ts');
   return nrptSystemDns(stateDir);
 }

@@ -61,6 +61,8 @@ export interface WatchOptions {
   rescanMs?: number;
   /** Linux: use the netlink proc connector (default true). */
   netlink?: boolean;
+  /** Linux: open the proc connector in this network namespace (tests; see ProcessWatcher). */
+  connectorNetns?: string;
 }
 
 export interface WatchStart {
@@ -115,8 +117,11 @@ export interface RedirectBackend {
   addBindings(batch: Binding[]): Promise<BindingStats>;
   /** Moves a process into an egress group (or `exempt`); its existing TCP sockets are reset. */
   placeProcess(pid: number, group: string): Promise<void>;
-  /** Keeps a fail-closed skeleton in place of the active rules (`stop`). */
-  skeleton(): Promise<void>;
+  /**
+   * Keeps a fail-closed skeleton in place of the active rules (`stop`). With `plan`, installs that
+   * plan's skeleton instead of the applied one's (early boot: no plan was applied since boot).
+   */
+  skeleton(plan?: RedirectPlan): Promise<void>;
   /** Removes the table and groups; processes go back to where they came from. */
   down(): Promise<void>;
   status(): Promise<BackendStatus>;
@@ -130,6 +135,12 @@ export interface RedirectBackend {
    * Optional: a backend that identifies processes per connection (Windows) needs no placement.
    */
   watch?(rules: PlacementRule[], opts?: WatchOptions): Promise<WatchStart>;
+  /**
+   * Checks the installed state against the applied plan and re-applies it when it drifted (Linux:
+   * a group removed and re-created by hand leaves rules that hold a dead cgroup id). Resolves with
+   * the problems it found and repaired (empty = nothing to do); throws when it cannot repair.
+   */
+  repair?(): Promise<string[]>;
   /** Releases in-process resources (library handles, watcher); leaves the OS state alone. */
   close(): Promise<void>;
 }

@@ -35,13 +35,21 @@ export async function run(argv: string[]): Promise<number> {
   const before = await backend.status();
   await backend.down();
   await backend.close();
+  // `dns system on` is undone by down too (nothing happens when it was never on).
+  let dnsRestored: string | null = null;
+  if (backend.os === 'linux') {
+    const { systemDnsOff } = await import('../../redirect/linux/system-dns.ts');
+    const { systemDnsOptions } = await import('../dns-system/linux.ts');
+    dnsRestored = systemDnsOff(systemDnsOptions())?.path ?? null;
+  }
   const moved = before.groups.reduce((n, g) => n + g.pids.length, 0);
   if (format === 'json') {
-    process.stdout.write(JSON.stringify({ os: backend.os, table: before.state !== 'absent' ? 'removed' : 'absent', groups: before.groups.map((g) => g.name), processesRestored: moved }) + '\n');
+    process.stdout.write(JSON.stringify({ os: backend.os, table: before.state !== 'absent' ? 'removed' : 'absent', groups: before.groups.map((g) => g.name), processesRestored: moved, systemDnsRestored: dnsRestored }) + '\n');
   } else {
     process.stdout.write(
       `${before.state !== 'absent' ? 'removed the firewall table' : 'no firewall table was installed'}; ` +
-        `${before.groups.length > 0 ? `removed ${before.groups.length} group(s), ${moved} process(es) moved back` : 'no groups'}\n`,
+        `${before.groups.length > 0 ? `removed ${before.groups.length} group(s), ${moved} process(es) moved back` : 'no groups'}` +
+        `${dnsRestored ? `; restored ${dnsRestored}` : ''}\n`,
     );
   }
   return 0;

@@ -32,7 +32,18 @@ export async function run(argv: string[]): Promise<number> {
   const log = createLogger({ level: values['log-level'], component: 'daemon' });
   // SWITCHYARD_CGROUP_ROOT: the same override `switchyard down` honours (tests use a per-run root).
   const cgroupRoot = process.env['SWITCHYARD_CGROUP_ROOT'];
-  const daemon = new Daemon({ configPath: values.config ?? null, log, watch: !values['no-watch'], ...(cgroupRoot ? { backend: { linux: { cgroupRoot } } } : {}) });
+  // SWITCHYARD_REPAIR_MS: interval of the OS-state check while enforcing (tests shorten it).
+  const connectorNetns = process.env['SWITCHYARD_PROC_CONNECTOR_NETNS'];
+  const repairMs = Number(process.env['SWITCHYARD_REPAIR_MS'] ?? '');
+  const daemon = new Daemon({
+    configPath: values.config ?? null,
+    log,
+    watch: !values['no-watch'],
+    // SWITCHYARD_PROC_CONNECTOR_NETNS: tests that run the daemon in their own network namespace
+    // let the watcher open the proc connector in the initial one (docs/linux.md).
+    ...(cgroupRoot || connectorNetns ? { backend: { linux: { ...(cgroupRoot ? { cgroupRoot } : {}), ...(connectorNetns ? { connectorNetns } : {}) } } } : {}),
+    ...(Number.isFinite(repairMs) && repairMs > 0 ? { repairIntervalMs: repairMs } : {}),
+  });
   const onSignal = (sig: NodeJS.Signals) => void daemon.stop(sig);
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

@@ -25,7 +25,7 @@ import { AppIndex, appPatternText } from './app-matcher.ts';
 import { QueryCtx } from './query.ts';
 import type { RuleInfo } from './rule.ts';
 import { RuleSet, type Collector, type Match } from './rule-set.ts';
-import type { ExemptConfig } from '../types.ts';
+import type { ExemptConfig, ProjectOptions } from '../types.ts';
 
 const STAGE_ORDER: Record<Stage, number> = { exempt: 0, lan: 1, block: 2, domain: 3, cidr: 4, app: 5, other: 6, default: 7 };
 const LAN_REF: RuleRef = { id: 'enforce.lan', index: -1, origin: {} };
@@ -63,7 +63,12 @@ class CollectAll implements Collector {
 class CollectProjection implements Collector {
   readonly egresses: string[] = [];
   sure: Match | null = null;
+  readonly capture: boolean;
+  constructor(capture: boolean) {
+    this.capture = capture;
+  }
   add(m: Match): boolean {
+    if (this.capture && (m.rule.cfg.apps.length > 0 || m.rule.cfg.cidrs.length > 0)) return false;
     if (!this.egresses.includes(m.rule.egress)) this.egresses.push(m.rule.egress);
     if (!m.maybe) {
       this.sure = m;
@@ -135,17 +140,18 @@ export class CompiledPolicy implements Policy {
     return { ...decision, query: q, candidates };
   }
 
-  projectDomain(name: string): DomainProjection {
+  projectDomain(name: string, opts: ProjectOptions = {}): DomainProjection {
+    const capture = opts.capture === true;
     const ctx = new QueryCtx({ network: 'tcp', domain: name }, true);
     const egresses: string[] = [];
     const addAll = (list: readonly string[]) => { for (const e of list) if (!egresses.includes(e)) egresses.push(e); };
     let decidedBy: Match | null = null;
     for (const set of [this.blockSet, this.mainSet]) {
-      const col = new CollectProjection();
+      const col = new CollectProjection(capture);
       set.search(ctx, col, true);
       addAll(col.egresses);
       if (col.sure) { decidedBy = col.sure; break; }
-      addAll(set.nonDomainEgresses); // an app/cidr/port rule may match some flow to this name
+      addAll(capture ? set.nonDomainCaptureEgresses : set.nonDomainEgresses); // an app/cidr/port rule may match some flow to this name
     }
     if (decidedBy === null) addAll([this.config.default]);
     const uniform = egresses.length === 1;

@@ -37,6 +37,8 @@ export class RuleSet {
   readonly other: number[] = [];
   /** Egresses of rules outside the domain stage, in rule order (for projections). */
   readonly nonDomainEgresses: string[] = [];
+  /** The same, without rules that have an app or a CIDR condition (projections for capture). */
+  readonly nonDomainCaptureEgresses: string[] = [];
   private readonly rules: readonly RuleConfig[];
   /** Matchers for rules with more than one condition kind (sparse; simple rules have none). */
   private readonly compiled: (CompiledRule | undefined)[] = [];
@@ -60,6 +62,7 @@ export class RuleSet {
       else if (stage === 'app') for (const a of r.apps) this.app.add(a, i);
       else this.other.push(i);
       if (stage !== 'domain' && !this.nonDomainEgresses.includes(r.egress)) this.nonDomainEgresses.push(r.egress);
+      if (stage !== 'domain' && r.apps.length === 0 && r.cidrs.length === 0 && !this.nonDomainCaptureEgresses.includes(r.egress)) this.nonDomainCaptureEgresses.push(r.egress);
     }
     const cmp = (a: number, b: number) => byConditionsThenIndex(all[a]!, all[b]!);
     this.domain.finish(cmp);

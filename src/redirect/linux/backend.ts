@@ -32,6 +32,8 @@ export interface LinuxBackendOptions {
   canaryTimeoutMs?: number;
   /** Reset a moved process's existing TCP sockets (default true). */
   destroySockets?: boolean;
+  /** The watcher opens the proc connector in this network namespace (tests; see ProcessWatcher). */
+  connectorNetns?: string;
 }
 
 interface StateFile {
@@ -88,9 +90,9 @@ export class LinuxBackend implements RedirectBackend {
     return this.#serial(() => this.#install(plan, 'active', opts.canary ?? true));
   }
 
-  skeleton(): Promise<void> {
+  skeleton(given?: RedirectPlan): Promise<void> {
     return this.#serial(async () => {
-      const plan = this.#plan;
+      const plan = given ?? this.#plan;
       if (!plan) throw new RedirectError('SY_ERR_REDIRECT_UNAVAILABLE', 'no plan was applied and no state file exists: nothing to keep as a skeleton');
       await this.#install(plan, 'skeleton', false);
     });
@@ -302,6 +304,7 @@ export class LinuxBackend implements RedirectBackend {
     const w = new ProcessWatcher({
       rules: rules.filter((r) => procs[r.group] !== undefined),
       placer: { procs, rootPath: this.cgroups.hierarchyRootPath() },
+      ...(this.#opts.connectorNetns ? { connectorNetns: this.#opts.connectorNetns } : {}),
       ...opts,
       onPlaced: async (p) => {
         if (!this.cgroups.originals.has(p.pid)) this.cgroups.originals.set(p.pid, p.from);

@@ -5,6 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { hrtime } from 'node:process';
 import { ProcConnector } from '../../sys/linux/proc-connector.ts';
+import { inNetNamespace } from '../../sys/linux/netns.ts';
 import { compileRules, type WatchRule } from './app-match.ts';
 import { placeOne, type PlacerConfig } from './placer.ts';
 
@@ -14,6 +15,8 @@ interface Data {
   rules: WatchRule[];
   placer: PlacerConfig;
   stop: SharedArrayBuffer;
+  /** Open the connector in this network namespace (a path such as /proc/1/ns/net); see WatcherOptions. */
+  connectorNetns?: string;
 }
 
 const data = workerData as Data;
@@ -23,7 +26,7 @@ const rules = compileRules(data.rules);
 
 let pc: ProcConnector;
 try {
-  pc = new ProcConnector(200);
+  pc = data.connectorNetns ? inNetNamespace(data.connectorNetns, () => new ProcConnector(200)) : new ProcConnector(200);
   port.postMessage({ type: 'ready' });
 } catch (err) {
   port.postMessage({ type: 'error', message: (err as Error).message });

@@ -25,6 +25,13 @@ export interface WatcherOptions {
   netlink?: boolean;
   /** Called for every placement (worker or rescan), e.g. to reset the process's TCP sockets. */
   onPlaced?: (p: Placement & { latencyNs?: number; via: 'netlink' | 'rescan' }) => void | Promise<void>;
+  /**
+   * Open the proc connector in this network namespace (e.g. `/proc/1/ns/net`) although the daemon
+   * runs in another one: the worker thread enters it with setns() only to create the socket. For
+   * tests that run the daemon in a namespace of their own; events then cover every process of the
+   * pid namespace, so their rules must name unique programs.
+   */
+  connectorNetns?: string;
 }
 
 export type { WatchStart as WatcherStart } from '../types.ts';
@@ -64,7 +71,7 @@ export class ProcessWatcher extends EventEmitter {
     let netlink = false;
     let reason: string | undefined;
     if (this.#opts.netlink === false) reason = 'disabled';
-    else if (inInitialNetNamespace() === false) reason = 'not in the initial network namespace (the proc connector sends nothing here)';
+    else if (this.#opts.connectorNetns === undefined && inInitialNetNamespace() === false) reason = 'not in the initial network namespace (the proc connector sends nothing here)';
     else {
       try {
         await this.#startWorker();
@@ -87,7 +94,7 @@ export class ProcessWatcher extends EventEmitter {
   #startWorker(): Promise<void> {
     const self = fileURLToPath(import.meta.url);
     const url = new URL(`./watcher-worker${extname(self)}`, import.meta.url);
-    const workerData = { rules: this.#opts.rules, placer: this.#opts.placer, stop: this.#stop };
+    const workerData = { rules: this.#opts.rules, placer: this.#opts.placer, stop: this.#stop, ...(this.#opts.connectorNetns ? { connectorNetns: this.#opts.connectorNetns } : {}) };
     // Production runs the tsc build (.js). Under tsx (development, tests) a worker does not inherit
     // the loader hooks, so a tiny bootstrap registers tsx in the worker before importing the file.
     const w =
