@@ -200,9 +200,9 @@ function writeDocs(results: Result[]): void {
     '',
     'Reading the figures: when the anchor (one hashed lookup) costs microseconds instead of the tens of nanoseconds it',
     'costs on an idle core, the machine was contended and absolute times are inflated alike; the ratio column and the',
-    'compile CPU time are the comparable numbers. A decision costs about two hashed lookups: one right-to-left hash pass',
-    'over the name with a Bloom filter rejecting missing suffixes, one or two Map probes, the keyword/regexp scan, and',
-    'the CIDR and app stages for names no domain rule matches.',
+    'compile CPU time are the comparable numbers. A decision is one right-to-left hash pass over the name, one table',
+    'probe per label (compared in place, no substrings), the keyword/regexp scan, and the CIDR (binary search) and app',
+    'stages for names no domain rule matches.',
     '',
   ].join('\n');
   const re = /## policy\n[\s\S]*?(?=\n## |$)/;
