@@ -30,10 +30,22 @@ function suffixHash(s: string): number {
   return h;
 }
 
+function countLabels(s: string): number {
+  let n = 1;
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) === 46) n++;
+  return n;
+}
+
+function labelBit(labels: number): number {
+  return 1 << (Math.min(labels, 32) - 1);
+}
+
 /** Open addressing, linear probing, load ≤ 1/2; entries hold key, full hash and value slot. */
 class KeyTable<V> {
   private slots = new Int32Array(64).fill(-1);
   private mask = 63;
+  /** Bit k set when some key has k+1 labels (bit 31: 32 or more): probes skip other depths. */
+  labelMask = 0;
   readonly keys: string[] = [];
   private readonly hashes: number[] = [];
   readonly values: Slot<V>[] = [];
@@ -51,6 +63,7 @@ class KeyTable<V> {
       else if (cur !== value) this.values[e] = [cur, value];
       return;
     }
+    this.labelMask |= labelBit(countLabels(key));
     this.keys.push(key);
     this.hashes.push(h);
     this.values.push(value);
@@ -116,17 +129,28 @@ export class DomainIndex<V> {
     const full = this.full;
     const suffix = this.suffix;
     if (full.size !== 0 || suffix.size !== 0) {
-      // One right-to-left pass: h is the hash of name[i..]; suffixes start at 0 and after each dot.
+      // One right-to-left pass: h is the hash of name[i+1..] when name[i] is a dot, and of the
+      // whole name at the end. Only depths (label counts) that some pattern has are probed.
+      const mask = suffix.labelMask;
       let h = 0x811c9dc5;
       let n = 0;
+      let labels = 1;
       for (let i = name.length - 1; i >= 0; i--) {
-        h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
-        if ((i === 0 || name.charCodeAt(i - 1) === 46) && n < MAX_LABELS) {
-          this.starts[n] = i;
-          this.hashes[n++] = h;
+        const c = name.charCodeAt(i);
+        if (c === 46) {
+          if ((mask & labelBit(labels)) !== 0 && n < MAX_LABELS) {
+            this.starts[n] = i + 1;
+            this.hashes[n++] = h;
+          }
+          labels++;
         }
+        h = Math.imul(h ^ c, 0x01000193);
       }
-      if (full.size !== 0) {
+      if ((mask & labelBit(labels)) !== 0 && n < MAX_LABELS) {
+        this.starts[n] = 0;
+        this.hashes[n++] = h;
+      }
+      if (full.size !== 0 && (full.labelMask & labelBit(labels)) !== 0) {
         const e = full.lookup(name, 0, h);
         if (e >= 0 && visitSlot(full.values[e]!, 'full', full.keys[e]!, visit)) return true;
       }
