@@ -1,5 +1,5 @@
 // The stage indexes against brute force on large random sets: the IPv4 CIDR forest must yield
-// every containing block, longest first; the Bloom-filtered suffix walk must never miss a suffix.
+// every containing block, longest first; the hashed suffix walk must never miss a suffix.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CidrIndex } from '../../src/policy/engine/cidr-index.ts';
@@ -33,7 +33,7 @@ test('IPv4 CIDR forest: all containing blocks, longest prefix first', () => {
   }
 });
 
-test('suffix index: every matching pattern, most specific first, no Bloom false negatives', () => {
+test('suffix index: every matching pattern, most specific first, no missed depth or hash', () => {
   const r = new Rng(6);
   const labels = ['a', 'b', 'c', 'd', 'ex', 'com', 'ru', 'xn--p1ai'];
   const name = () => Array.from({ length: 1 + r.int(4) }, () => r.pick(labels)).join('.');
