@@ -43,6 +43,8 @@ interface Result {
   timerNs: number;
   /** Anchor: ns for one Map.get of a fresh query-like string in a Map as big as the suffix set. */
   anchorNs: number;
+  /** CPU ns per iteration of a trivial integer loop: ~0.5–1 ns on an unthrottled core. */
+  loopNs: number;
   /** 1-minute load average when the size started (os.loadavg), to show contention. */
   load: number;
   stages: Record<string, number>;
@@ -52,6 +54,16 @@ interface Result {
  * The anchor: the cheapest conceivable domain lookup — one Map.get of a fresh name — measured in
  * the same process, so results from a loaded or slow machine can be read as a ratio.
  */
+/** CPU speed calibration: CPU time per iteration of `x = (x + i * 7) | 0`. */
+function loopCalibration(): number {
+  let x = 0;
+  const c0 = process.cpuUsage();
+  for (let i = 0; i < 100_000_000; i++) x = (x + i * 7) | 0;
+  const c = process.cpuUsage(c0);
+  if (x === 0.5) throw new Error('unreachable');
+  return Math.round(((c.user + c.system) * 1000 / 100_000_000) * 100) / 100;
+}
+
 function anchor(keys: string[]): number {
   const m = new Map<string, number>();
   for (let i = 0; i < keys.length; i++) m.set(keys[i]!, i);
@@ -139,6 +151,7 @@ function runOne(size: string, queries: number): Result {
   }
   samples.sort();
   const anchorNs = anchor(set.domains);
+  const loopNs = loopCalibration();
   const pct = (p: number) => Math.max(0, Math.round(samples[Math.min(samples.length - 1, Math.floor(p * samples.length))]!));
   return {
     size,
@@ -160,6 +173,7 @@ function runOne(size: string, queries: number): Result {
     p999ns: pct(0.999),
     timerNs: Math.round(timer),
     anchorNs,
+    loopNs,
     load,
     stages,
   };
@@ -192,7 +206,8 @@ function writeDocs(results: Result[]): void {
     '<!-- written by bench/policy.bench.ts (npm run bench:policy); edit the script, not this section -->',
     '',
     `Run ${new Date().toISOString().slice(0, 16)}Z on ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.cpus().length} cores, shared), Node ${process.version};`,
-    `1-minute load average at the start of each size: ${results.map((x) => x.load ?? '?').join(', ')} (other jobs ran on the same cores).`,
+    `1-minute load average at the start of each size: ${results.map((x) => x.load ?? '?').join(', ')} (other jobs ran on the same cores);`,
+    `CPU calibration: one iteration of a trivial integer loop took ${results.map((x) => x.loopNs ?? '?').join(', ')} CPU-ns (about 0.5–1 ns on an unthrottled core).`,
     `Each size in its own process; ${q.toLocaleString('en')} distinct query names per size from a seeded generator (half under a rule's`,
     'domain, half unrelated; process, IPv4 address and port set), no result cache. Domain rules are 90 % suffix, 9 % `full:`,',
     '1 % suffix + app condition, plus 5 `keyword:` and 3 `regexp:` patterns that every query scans. App rules: 80 % names,',
