@@ -22,8 +22,8 @@ export class PatternTooLong {
   }
 }
 
-const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$|^[a-z0-9_]$/;
-const LABEL_LOOSE = /^[a-z0-9_-]{1,63}$/; // real names have labels like r1---sn-x; allow inner/edge '-'
+// Letters, digits, '_' (SRV/DMARC names) and '-' anywhere: real names have labels like r1---sn-x.
+const LABEL = /^[a-z0-9_-]{1,63}$/;
 
 /** Lower case, one trailing dot dropped, IDN → punycode, labels checked. Returns an error text. */
 export function normalizeDomainName(input: string): string | PatternTooLong | { error: string } {
@@ -34,7 +34,6 @@ export function normalizeDomainName(input: string): string | PatternTooLong | { 
   if (/[\s]/.test(s)) return { error: `'${input}' contains whitespace` };
   if (s.startsWith('*.')) return { error: `'${input}': no wildcards — a bare name already matches its subdomains` };
   if (s.startsWith('.')) return { error: `'${input}': leading dot — a bare name already matches its subdomains` };
-  // eslint-disable-next-line no-control-regex
   if (/[^\x00-\x7f]/.test(s)) {
     const ascii = domainToASCII(s);
     if (ascii === '') return { error: `'${input}' is not a valid internationalised domain name` };
@@ -47,7 +46,7 @@ export function normalizeDomainName(input: string): string | PatternTooLong | { 
   for (const l of labels) {
     if (l.length === 0) return { error: `'${input}' has an empty label` };
     if (l.length > 63) return { error: `'${input}' has a label longer than 63 characters` };
-    if (!LABEL_LOOSE.test(l) && !LABEL.test(l)) return { error: `'${input}' has invalid characters in label '${l}'` };
+    if (!LABEL.test(l)) return { error: `'${input}' has invalid characters in label '${l}'` };
   }
   return s;
 }
@@ -72,8 +71,7 @@ export function parseDomainPattern(raw: string): DomainPattern | PatternTooLong 
       if (body.length === 0) return { error: 'empty keyword' };
       if (body.length > MAX_KEYWORD_LENGTH) return new PatternTooLong('keyword', MAX_KEYWORD_LENGTH);
       // Keywords match the punycode form, so non-ASCII keywords are converted like names.
-      // eslint-disable-next-line no-control-regex
-      const value = /[^\x00-\x7f]/.test(body) ? domainToASCII(body) : body.toLowerCase();
+          const value = /[^\x00-\x7f]/.test(body) ? domainToASCII(body) : body.toLowerCase();
       if (value === '' || /[\s]/.test(value)) return { error: `'${body}' is not a usable keyword` };
       return { kind: 'keyword', value };
     }

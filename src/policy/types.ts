@@ -1,5 +1,7 @@
-// The normalised config and the policy contracts every part shares. src/policy/config.ts parses
-// TOML into `Config`; src/policy/engine.ts compiles it into a `Policy`. Pure data: no I/O here.
+// The normalised config and the policy contracts every part shares. src/policy/config/load.ts parses
+// TOML into `Config`; src/policy/engine/policy.ts compiles it into a `Policy` (public API:
+// src/policy/index.ts). Pure data: no I/O here. Rules built in code (lists) must carry
+// `index` equal to their position in `Config.rules`.
 //
 // Names of egresses are user-chosen, except two built-ins that always exist: `direct` and `block`.
 

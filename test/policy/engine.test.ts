@@ -221,3 +221,29 @@ test('projectDomain: app, CIDR and port rules make names non-uniform', () => {
   // A domain rule still loses to a block rule on port 25: block stays possible.
   assert.deepEqual(p.projectDomain('youtube.com').egresses.sort(), ['block', 'dpi']);
 });
+
+test('hostile queries are decided without throwing', () => {
+  const p = policy('[[rule]]\negress = "vpn"\ndomains = ["example.com", "keyword:ex", "regexp:^a"]\n[[rule]]\negress = "wan"\ncidrs = ["198.18.0.0/15"]\n[[rule]]\negress = "dpi"\napps = ["/opt/**/x", "z*"]\n');
+  const weird: FlowQuery[] = [
+    tcp({ domain: 'a'.repeat(1_000_000) + '.example.com' }),
+    tcp({ domain: Array.from({ length: 300 }, () => 'a').join('.') + '.example.com' }),
+    tcp({ domain: '\u202e\u0000\ud800..' }),
+    tcp({ domain: '.' }),
+    tcp({ domain: '....example.com' }),
+    tcp({ ip: '999.1.1.1' }),
+    tcp({ ip: '::ffff:999.1.1.1' }),
+    tcp({ ip: '[::1' }),
+    tcp({ ip: '1:2:3:4:5:6:7:8:9' }),
+    tcp({ exe: '/'.repeat(10_000) }),
+    tcp({ process: '\\\\\\', exe: 'C:' }),
+    tcp({ port: -1 }),
+    { network: 'udp' },
+  ];
+  for (const q of weird) {
+    const d = p.decide(q);
+    assert.equal(typeof d.egress, 'string');
+    assert.deepEqual(p.explain(q).egress, d.egress);
+  }
+  assert.equal(p.decide(weird[0]!).egress, 'vpn', 'a huge name still matches its suffix');
+  assert.equal(p.decide(weird[1]!).egress, 'vpn');
+});

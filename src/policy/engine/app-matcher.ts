@@ -69,8 +69,20 @@ export class AppIndex<V> {
     return false;
   }
 
+  /** Whether any pattern matches; allocates nothing (the common, non-matching case is cheap). */
+  matches(ctx: QueryCtx): boolean {
+    if (ctx.exe !== null && this.paths.size !== 0 && this.paths.has(ctx.exe)) return true;
+    if (ctx.name !== null && this.names.size !== 0 && this.names.has(ctx.name)) return true;
+    for (const g of this.globs) {
+      const subject = g.onPath ? ctx.exe : ctx.name;
+      if (subject !== null && g.re.test(subject)) return true;
+    }
+    return ctx.q.group !== undefined && this.groups.size !== 0 && this.groups.has(ctx.q.group);
+  }
+
   /** First matching pattern, or null (for a rule's secondary condition). */
   first(ctx: QueryCtx): { pattern: AppPattern; observed: string } | null {
+    if (!this.matches(ctx)) return null;
     let found: { pattern: AppPattern; observed: string } | null = null;
     this.find(ctx, (_v, pattern, observed) => {
       found = { pattern, observed };

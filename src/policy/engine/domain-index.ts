@@ -1,13 +1,14 @@
-// Domain lookup for one rule set. Exact (`full:`) names sit in one Map; suffix patterns in a second
-// Map keyed by the suffix text, which is a label trie flattened into one hash table: the node for
-// labels com → youtube is the key "youtube.com". A lookup considers the query name and each of its
-// parent names, longest first — at most one probe per label, no candidate list.
+// Domain lookup for one rule set: a label trie for suffix patterns, flattened into one hash table
+// keyed by the suffix text (the trie node for labels com → youtube is the key "youtube.com"), and
+// a second table for exact (`full:`) names. A lookup considers the query name and each of its parent
+// names, longest first — at most one probe per label, no candidate list.
 //
-// Most probes miss, and with 10^5–10^6 keys a Map probe is a cache miss or three. So one pass over
-// the name, right to left, hashes every suffix without creating strings; a Bloom filter (two bits
-// per key, 16 bits per key) rejects almost all misses, and only the survivors are cut out with
-// substring() and looked up. Keywords and regexps are scanned linearly (cost: one `includes` or one
-// regexp test per pattern per query; see docs/config.md).
+// The tables are our own open-addressing tables over a hash that one right-to-left pass over the
+// name computes for every suffix at once, and a probe compares the stored key in place
+// (`startsWith(key, offset)`). So a lookup creates no substrings and hashes each character once;
+// with a JavaScript Map each parent name would be cut out and hashed again. Keywords and regexps
+// are scanned linearly (cost: one `includes` or one regexp test per pattern per query; see
+// docs/config.md).
 import type { DomainPattern } from '../types.ts';
 
 type Slot<V> = V | V[];
@@ -22,11 +23,11 @@ export function domainPatternText(p: DomainPattern): string {
   return p.kind === 'suffix' ? p.value : `${p.kind}:${p.value}`;
 }
 
-/** Specificity of a domain match: full beats any suffix, more labels beat fewer, keyword/regexp last. */
-export function domainSpecificity(p: DomainPattern): number {
-  if (p.kind === 'full') return 1000;
-  if (p.kind === 'suffix') return 1 + countLabels(p.value);
-  return 0;
+/** FNV-1a style hash of a string read right to left: the value the lookup pass computes. */
+function suffixHash(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = s.length - 1; i >= 0; i--) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h;
 }
 
 function countLabels(s: string): number {
@@ -35,68 +36,89 @@ function countLabels(s: string): number {
   return n;
 }
 
-/** FNV-1a style hash of s[from..] read right to left: the same value the lookup pass computes. */
-function suffixHash(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = s.length - 1; i >= 0; i--) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  return h;
+function labelBit(labels: number): number {
+  return 1 << (Math.min(labels, 32) - 1);
 }
 
-class Bloom {
-  private readonly bits: Int32Array;
-  private readonly mask: number;
-  constructor(keys: Iterable<string>, count: number) {
-    let size = 1024;
-    while (size < count * 16) size *= 2;
-    this.bits = new Int32Array(size >>> 5);
-    this.mask = size - 1;
-    for (const k of keys) this.addHash(suffixHash(k));
+/** Open addressing, linear probing, load ≤ 1/2; entries hold key, full hash and value slot. */
+class KeyTable<V> {
+  private slots = new Int32Array(64).fill(-1);
+  private mask = 63;
+  /** Bit k set when some key has k+1 labels (bit 31: 32 or more): probes skip other depths. */
+  labelMask = 0;
+  readonly keys: string[] = [];
+  private readonly hashes: number[] = [];
+  readonly values: Slot<V>[] = [];
+
+  get size(): number {
+    return this.keys.length;
   }
-  private addHash(h: number): void {
-    const a = h & this.mask;
-    const b = Math.imul(h, 0x9e3779b1) >>> 7 & this.mask;
-    this.bits[a >>> 5]! |= 1 << (a & 31);
-    this.bits[b >>> 5]! |= 1 << (b & 31);
+
+  add(key: string, value: V): void {
+    const h = suffixHash(key);
+    const e = this.lookup(key, 0, h);
+    if (e >= 0) {
+      const cur = this.values[e]!;
+      if (Array.isArray(cur)) { if (!cur.includes(value)) cur.push(value); }
+      else if (cur !== value) this.values[e] = [cur, value];
+      return;
+    }
+    this.labelMask |= labelBit(countLabels(key));
+    this.keys.push(key);
+    this.hashes.push(h);
+    this.values.push(value);
+    if (this.keys.length * 2 > this.slots.length) this.grow();
+    else this.place(h, this.keys.length - 1);
   }
-  has(h: number): boolean {
-    const a = h & this.mask;
-    if ((this.bits[a >>> 5]! & (1 << (a & 31))) === 0) return false;
-    const b = Math.imul(h, 0x9e3779b1) >>> 7 & this.mask;
-    return (this.bits[b >>> 5]! & (1 << (b & 31))) !== 0;
+
+  private place(h: number, e: number): void {
+    let i = h & this.mask;
+    while (this.slots[i] !== -1) i = (i + 1) & this.mask;
+    this.slots[i] = e;
+  }
+
+  private grow(): void {
+    this.slots = new Int32Array(this.slots.length * 2).fill(-1);
+    this.mask = this.slots.length - 1;
+    for (let e = 0; e < this.keys.length; e++) this.place(this.hashes[e]!, e);
+  }
+
+  /** Entry whose key equals name[start..], given that substring's hash; -1 if none. */
+  lookup(name: string, start: number, h: number): number {
+    const len = name.length - start;
+    for (let i = h & this.mask; ; i = (i + 1) & this.mask) {
+      const e = this.slots[i]!;
+      if (e === -1) return -1;
+      if (this.hashes[e] === h) {
+        const k = this.keys[e]!;
+        if (k.length === len && name.startsWith(k, start)) return e;
+      }
+    }
   }
 }
 
 const MAX_LABELS = 128; // a 253-character name has at most 127 labels
 
 export class DomainIndex<V> {
-  private readonly full = new Map<string, Slot<V>>();
-  private readonly suffix = new Map<string, Slot<V>>();
+  private readonly full = new KeyTable<V>();
+  private readonly suffix = new KeyTable<V>();
   private readonly scanned: Scanned<V>[] = [];
-  private fullBloom: Bloom | null = null;
-  private suffixBloom: Bloom | null = null;
-  // Scratch for one lookup: start offsets of suffixes that passed the filter (find is synchronous).
+  // Scratch for one lookup: suffix start offsets and their hashes (find is synchronous).
   private readonly starts = new Int32Array(MAX_LABELS + 1);
+  private readonly hashes = new Int32Array(MAX_LABELS + 1);
   size = 0;
 
   add(p: DomainPattern, value: V): void {
     this.size++;
-    if (p.kind === 'full' || p.kind === 'suffix') {
-      const m = p.kind === 'full' ? this.full : this.suffix;
-      const cur = m.get(p.value);
-      if (cur === undefined) m.set(p.value, value);
-      else if (Array.isArray(cur)) { if (!cur.includes(value)) cur.push(value); }
-      else if (cur !== value) m.set(p.value, [cur, value]);
-    } else {
-      this.scanned.push({ value, pattern: p, re: p.kind === 'regexp' ? new RegExp(p.value) : null });
-    }
+    if (p.kind === 'full') this.full.add(p.value, value);
+    else if (p.kind === 'suffix') this.suffix.add(p.value, value);
+    else this.scanned.push({ value, pattern: p, re: p.kind === 'regexp' ? new RegExp(p.value) : null });
   }
 
   /** Orders values that share a pattern (or share the scanned level) by `cmp`; call after adding. */
   finish(cmp: (a: V, b: V) => number): void {
-    for (const m of [this.full, this.suffix]) for (const v of m.values()) if (Array.isArray(v)) v.sort(cmp);
+    for (const t of [this.full, this.suffix]) for (const v of t.values) if (Array.isArray(v)) v.sort(cmp);
     this.scanned.sort((a, b) => cmp(a.value, b.value));
-    this.fullBloom = new Bloom(this.full.keys(), this.full.size);
-    this.suffixBloom = new Bloom(this.suffix.keys(), this.suffix.size);
   }
 
   /**
@@ -104,27 +126,40 @@ export class DomainIndex<V> {
    * `kind`/`key` describe the matched pattern (key = the pattern's value).
    */
   find(name: string, visit: (value: V, kind: DomainPattern['kind'], key: string) => boolean): boolean {
-    if (this.fullBloom === null) throw new Error('DomainIndex: find before finish');
-    if (this.full.size !== 0 || this.suffix.size !== 0) {
-      // One right-to-left pass: h is the hash of name[i..]; suffixes start at 0 and after each dot.
+    const full = this.full;
+    const suffix = this.suffix;
+    if (full.size !== 0 || suffix.size !== 0) {
+      // One right-to-left pass: h is the hash of name[i+1..] when name[i] is a dot, and of the
+      // whole name at the end. Only depths (label counts) that some pattern has are probed.
+      const mask = suffix.labelMask;
       let h = 0x811c9dc5;
       let n = 0;
-      const suffixBloom = this.suffixBloom!;
+      let labels = 1;
       for (let i = name.length - 1; i >= 0; i--) {
         const c = name.charCodeAt(i);
+        if (c === 46) {
+          if ((mask & labelBit(labels)) !== 0 && n < MAX_LABELS) {
+            this.starts[n] = i + 1;
+            this.hashes[n++] = h;
+          }
+          labels++;
+        }
         h = Math.imul(h ^ c, 0x01000193);
-        if ((i === 0 || name.charCodeAt(i - 1) === 46) && n < MAX_LABELS && suffixBloom.has(h)) this.starts[n++] = i;
       }
-      if (this.full.size !== 0 && this.fullBloom.has(h)) {
-        const s = this.full.get(name);
-        if (s !== undefined && visitSlot(s, 'full', name, visit)) return true;
+      if ((mask & labelBit(labels)) !== 0 && n < MAX_LABELS) {
+        this.starts[n] = 0;
+        this.hashes[n++] = h;
       }
-      // Longest suffix first: starts were collected from the right, so walk them backwards.
-      for (let k = n - 1; k >= 0; k--) {
-        const i = this.starts[k]!;
-        const key = i === 0 ? name : name.substring(i);
-        const s = this.suffix.get(key);
-        if (s !== undefined && visitSlot(s, 'suffix', key, visit)) return true;
+      if (full.size !== 0 && (full.labelMask & labelBit(labels)) !== 0) {
+        const e = full.lookup(name, 0, h);
+        if (e >= 0 && visitSlot(full.values[e]!, 'full', full.keys[e]!, visit)) return true;
+      }
+      if (suffix.size !== 0) {
+        // Longest suffix first: starts were collected from the right, so walk them backwards.
+        for (let k = n - 1; k >= 0; k--) {
+          const e = suffix.lookup(name, this.starts[k]!, this.hashes[k]!);
+          if (e >= 0 && visitSlot(suffix.values[e]!, 'suffix', suffix.keys[e]!, visit)) return true;
+        }
       }
     }
     for (const e of this.scanned) {
@@ -132,11 +167,6 @@ export class DomainIndex<V> {
       if (hit && visit(e.value, e.pattern.kind, e.pattern.value)) return true;
     }
     return false;
-  }
-
-  /** Every (pattern, value) pair, for projections and tests. */
-  get hasScanned(): boolean {
-    return this.scanned.length !== 0;
   }
 }
 

@@ -1,6 +1,6 @@
 // node:util parseArgs with errors turned into UsageError (exit 2), shared by the policy commands.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { UsageError } from '../errors.ts';
+import { UsageError } from '../../errors.ts';
 
 export function parseCommandArgs<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T, allowPositionals: boolean) {
   try {
