@@ -1,7 +1,7 @@
 // `switchyard check-config FILE`: validate a config; exit 0 when valid, 2 with every problem named.
 import { UsageError } from '../../errors.ts';
 import { loadConfigFile } from '../../config-file.ts';
-import { formatOption, parseCommandArgs } from './policy-args.ts';
+import { formatOption, parseCommandArgs } from '../args.ts';
 
 export const summary = 'validate a config file (exit 2 with each problem\'s key path and line)';
 

@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { UsageError } from '../../errors.ts';
 import { loadConfigFile } from '../../config-file.ts';
 import { configToToml } from '../../policy/index.ts';
-import { parseCommandArgs } from './policy-args.ts';
+import { parseCommandArgs } from '../args.ts';
 
 export const summary = 'config tools: `config convert FILE` writes the v1 form of a config';
 

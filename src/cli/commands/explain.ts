@@ -3,7 +3,7 @@ import { UsageError } from '../../errors.ts';
 import { loadConfigFile } from '../../config-file.ts';
 import { compilePolicy, defaultConfig, type Config, type Explanation, type FlowQuery, type MatchReason } from '../../policy/index.ts';
 import { parseIp } from '../../policy/ip.ts';
-import { formatOption, parseCommandArgs } from './policy-args.ts';
+import { formatOption, parseCommandArgs } from '../args.ts';
 
 export const summary = 'show which egress a flow would take and why (offline, from a config)';
 
