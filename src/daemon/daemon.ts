@@ -10,6 +10,8 @@ import { mkdirSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { loadConfigFile } from '../config-file.ts';
+import { expandLists } from '../lists-load.ts';
+import { DaemonLists } from './lists.ts';
 import { ControlError, DaemonError, SwitchyardError, isSwitchyardError } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { resolvePaths, type Paths } from '../paths.ts';
@@ -108,6 +110,7 @@ export class Daemon {
   supervisors = new Map<string, Supervisor>();
   lastReload: LastReload | null = null;
   revisions!: Revisions;
+  lists!: DaemonLists;
   /** flow id → owner uid (null = looked up, unknown), for the privacy of conns/rdns. */
   readonly owners = new Map<string, number | null>();
   #watcher: ConfigWatcher | null = null;
@@ -125,6 +128,14 @@ export class Daemon {
     this.configPath = opts.configPath ? resolvePath(opts.configPath) : null;
     this.log = opts.log ?? createLogger({ level: opts.logLevel, component: 'daemon' });
     this.paths = opts.paths ?? resolvePaths();
+  }
+
+  /** The config (a revision's) the running policy was compiled from, before its lists were expanded. */
+  #compiledFrom: Config | null = null;
+
+  async #expand(config: Config) {
+    const platform = process.platform === 'win32' ? ('windows' as const) : ('linux' as const);
+    return expandLists(config, { configPath: this.configPath, cache: this.lists.cache, platform });
   }
 
   get generation(): number {
@@ -153,7 +164,11 @@ export class Daemon {
     this.revisions = Revisions.open(this);
     const config = this.revisions.startupConfig();
     this.config = config;
-    this.live = new LivePolicy(compilePolicy(config));
+    this.lists = new DaemonLists(this);
+    const expanded = await this.#expand(config);
+    this.live = new LivePolicy(compilePolicy(expanded.config));
+    this.#compiledFrom = config;
+    this.lists.result = expanded.result;
     this.enforcing = config.enforce.enabled;
 
     // The backend tells which OS this is (src/redirect/index.ts asks); it touches the OS only when
@@ -218,6 +233,7 @@ export class Daemon {
 
     this.#reconcileSupervisors(config);
     this.egress.start();
+    this.lists.schedule(config);
     if (this.configPath && this.opts.watch !== false) {
       this.#watcher = new ConfigWatcher(this.configPath, this.opts.watchDebounceMs ?? 300, () => {
         // Never activates by itself: the change becomes a pending revision (with an alert).
@@ -386,7 +402,10 @@ export class Daemon {
    * restore can put it back untouched.
    */
   async applyLive(config: Config): Promise<ApplyOutcome> {
-    const policy = compilePolicy(config);
+    // [[list]] rules come from the bodies the revision pins (src/lists-load.ts); a list that
+    // cannot be read fails the activation and the running policy stays.
+    const expanded = await this.#expand(config);
+    const policy = compilePolicy(expanded.config);
     const old = this.config;
     const restartNeeded = restartOnlyChanges(old, config);
     const egressRebuilt = egressFingerprint(old) !== egressFingerprint(config);
@@ -398,6 +417,8 @@ export class Daemon {
     const newSet = egressRebuilt ? this.#makeEgressSet(config) : this.egress;
     // The swap: synchronous, so no flow is decided between its parts.
     this.live.swap(policy);
+    this.#compiledFrom = config;
+    this.lists.result = expanded.result;
     this.egress = newSet;
     this.deps.egress = newSet;
     this.config = config;
@@ -408,7 +429,7 @@ export class Daemon {
 
   /** Reads back what runs: the policy object holds `config`, and the OS plan is the one built for it. */
   async verifyLive(config: Config): Promise<void> {
-    if (this.live.config !== config || this.config !== config || this.deps.egress !== this.egress) {
+    if (this.#compiledFrom !== config || this.config !== config || this.deps.egress !== this.egress) {
       throw new DaemonError('SY_ERR_DAEMON_RELOAD', 'verify: the running policy is not the revision just applied');
     }
     if (this.enforcing && this.backend) {
@@ -421,6 +442,7 @@ export class Daemon {
     if (this.enforcing && snap.plan && this.#plan !== snap.plan) await this.#applyEnforcement(snap.config);
     const replaced = this.egress;
     this.live.swap(snap.policy);
+    this.#compiledFrom = snap.config;
     this.egress = snap.egress;
     this.deps.egress = snap.egress;
     this.config = snap.config;
@@ -467,6 +489,7 @@ export class Daemon {
     };
     this.#watcher?.close();
     this.#watcher = null;
+    this.lists?.stop();
     this.revisions?.close();
     if (this.mixed) await step('mixed inbound', () => this.mixed!.close());
     if (this.transparent) await step('transparent inbounds', () => this.transparent!.close());

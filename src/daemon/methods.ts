@@ -12,6 +12,8 @@ import { parseIp } from '../policy/ip.ts';
 import { queryOfFlow, type Daemon } from './daemon.ts';
 import { actorOf } from './revisions.ts';
 import { isAbsolute } from 'node:path';
+import { registerListMethods } from './list-methods.ts';
+import { listOrigin } from '../lists-load.ts';
 
 const VERSION = (JSON.parse(readFileSync(new URL('package.json', PACKAGE_ROOT_URL), 'utf8')) as { version: string }).version;
 /** Owner lookups per call for a non-privileged caller (each scans /proc). */
@@ -209,6 +211,7 @@ function parseQuery(v: unknown): FlowQuery {
 }
 
 export function registerMethods(reg: MethodRegistry, d: Daemon): MethodRegistry {
+  registerListMethods(reg, d);
   reg.register({
     name: 'status',
     permission: 'read',
@@ -334,6 +337,8 @@ export function registerMethods(reg: MethodRegistry, d: Daemon): MethodRegistry 
       return {
         config: { source: d.config.source, generation: d.generation },
         ...x,
+        // The list, file and line of a list rule (grouped lists too: listOriginOf).
+        listOrigin: listOrigin(d.lists.result, x),
         flow,
         process: proc ? { name: proc.name ?? null, pid: proc.pid, exe: proc.exe ?? null, uid: proc.uid ?? null } : q.process ? { name: q.process, pid: null, exe: q.exe ?? null, uid: null } : null,
         domain,

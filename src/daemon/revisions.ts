@@ -53,6 +53,7 @@ import { writeFileAtomic } from '../store/atomic.ts';
 import { canonicalJson } from '../store/canonical.ts';
 import { buildImport } from './import.ts';
 import { ConfigWatcher } from './watch.ts';
+import { ListBodyCache, approvedContents, pinLists } from '../lists-load.ts';
 import type { ApplyOutcome, Daemon, LiveSnapshot, ReloadResult } from './daemon.ts';
 
 /** Lines of a diff sent over the control socket (frames are at most 1 MiB). */
@@ -181,11 +182,43 @@ export class Revisions {
     const path = this.#d.configPath;
     try {
       const bytes = path ? readConfigBytes(path) : new TextEncoder().encode(DEFAULT_CONFIG_TOML);
-      return { config: canonicalConfig(loadConfigFromBytes(bytes, path ?? 'embedded')), sha: sourceSha256(Buffer.from(bytes)), path };
+      // [[list]] bodies are pinned by hash (src/lists-load.ts): a changed list file is a changed config.
+      const loaded = pinLists(loadConfigFromBytes(bytes, path ?? 'embedded'), {
+        configPath: path,
+        cache: new ListBodyCache(this.#d.paths.stateDir),
+        approved: approvedContents(this.#activeConfig()),
+      });
+      return { config: canonicalConfig(loaded), sha: sourceSha256(Buffer.from(bytes)), path };
     } catch (err) {
       if (isSwitchyardError(err)) return { error: err };
       throw err;
     }
+  }
+
+  /** The running config, or before start the active revision's (for approved url list contents). */
+  #activeConfig(): Config | null {
+    if (this.#d.config) return this.#d.config;
+    const n = this.store.active;
+    if (n === null) return null;
+    try {
+      return this.store.get(n).config as Config;
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * A remote list changed: `config` is the running config with that list's content replaced. It
+   * becomes a PENDING revision (linked-import semantics: never activated without approve); the
+   * same change twice makes one candidate.
+   */
+  proposeLinked(config: Config, source: string, sha: string, note: string): { revision: number; created: boolean } {
+    const c = canonicalConfig(config);
+    const existing = this.#pendingWithHash(policyHash(c));
+    if (existing !== null) return { revision: existing, created: false };
+    const rev = this.#create(c, this.#d.config, { channel: 'linked', source, sha, interactive: false, note });
+    this.#d.log.info({ revision: rev.n, source }, 'remote list changed: pending revision (switchyard diff / approve)');
+    return { revision: rev.n, created: true };
   }
 
   // ------------------------------------------------------------------ candidates
