@@ -30,7 +30,7 @@ export function listDefOf(l: ListConfig): ListDef {
     unsupported: l.unsupported,
     ...(l.sha256 !== null ? { sha256: l.sha256 } : {}),
     ...(l.maxBytes !== null ? { maxBytes: l.maxBytes } : {}),
-    via: l.via,
+    ...(l.url !== null ? { via: l.via } : {}),
     ...(l.line !== undefined ? { line: l.line } : {}),
   };
 }

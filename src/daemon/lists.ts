@@ -115,7 +115,8 @@ export class DaemonLists {
       }
       const r = await checkRemoteList(listDefOf(l), active, { ...(l.via !== 'direct' ? { connect: this.#connectVia(l.via) } : {}) });
       st.lastError = null;
-      if (r.status === 'unchanged') return st;
+      // Unchanged: nothing new to approve from this check (an older pending one still shows in `lists`).
+      if (r.status === 'unchanged') return { ...st, pending: null, pendingDiff: null };
       const sha = this.cache.put(r.body);
       this.#meta[sha] = { etag: r.etag, lastModified: r.lastModified };
       this.#saveMeta();

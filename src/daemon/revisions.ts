@@ -108,6 +108,23 @@ function parseFailpoints(v: string | undefined): Failpoint[] {
   return out;
 }
 
+/**
+ * [[list]] changes a rule diff cannot show (the list rules are expanded at activation, not stored):
+ * a list whose pinned body differs, with the entry diff the remote checker recorded in the note.
+ */
+function listContentLines(from: Config, to: Config, prov: Provenance): string[] {
+  const before = new Map((from.lists ?? []).map((l) => [l.name, l]));
+  const out: string[] = [];
+  for (const l of to.lists ?? []) {
+    const b = before.get(l.name);
+    if (!b) out.push(`+ list ${l.name} (${l.format} → ${l.egress}) from ${l.url ?? l.path}`);
+    else if ((b.content ?? null) !== (l.content ?? null)) out.push(`~ list ${l.name}: body ${b.content?.slice(0, 12) ?? 'none'}… → ${l.content?.slice(0, 12) ?? 'none'}…`);
+  }
+  for (const l of from.lists ?? []) if (!(to.lists ?? []).some((x) => x.name === l.name)) out.push(`- list ${l.name}`);
+  if (out.length && prov.channel === 'linked' && prov.note) out.push(...prov.note.split('\n'));
+  return out;
+}
+
 export class Revisions {
   readonly store: PolicyStore;
   readonly selfActor: Actor;
@@ -391,7 +408,7 @@ export class Revisions {
     const rev = this.store.get(target);
     const d = diffConfigs(this.#d.config, rev.config as Config);
     const risk = classifyRisk(d);
-    const lines = describeDiff(d);
+    const lines = [...describeDiff(d), ...listContentLines(this.#d.config, rev.config as Config, rev.provenance)];
     return {
       revision: target,
       state: this.store.entry(target)?.state ?? null,
