@@ -29,6 +29,7 @@ import { userInfo } from 'node:os';
 import { readConfigBytes } from '../config-file.ts';
 import { StoreError, isSwitchyardError } from '../errors.ts';
 import { DEFAULT_CONFIG_TOML, loadConfigFromBytes, type Config } from '../policy/index.ts';
+import type { ListConfig } from '../policy/types.ts';
 import {
   APPLY_POINTS,
   PolicyStore,
@@ -51,9 +52,9 @@ import { verifyAuditText, type AuditEvent } from '../store/audit.ts';
 import type { HmacKey } from '../store/key.ts';
 import { writeFileAtomic } from '../store/atomic.ts';
 import { canonicalJson } from '../store/canonical.ts';
-import { buildImport } from './import.ts';
+import { buildImport, buildListImport, type BuiltImport } from './import.ts';
 import { ConfigWatcher } from './watch.ts';
-import { ListBodyCache, approvedContents, pinLists } from '../lists-load.ts';
+import { ListBodyCache, approvedContents, pinLists, readListFile } from '../lists-load.ts';
 import type { ApplyOutcome, Daemon, LiveSnapshot, ReloadResult } from './daemon.ts';
 
 /** Lines of a diff sent over the control socket (frames are at most 1 MiB). */
@@ -89,6 +90,8 @@ interface SourceRecord {
   linked: boolean;
   sha256: string;
   revision: number | null;
+  /** A list-format import (plain, v2fly, …): its format and egress, to rebuild it on a change. */
+  list?: { format: ListConfig['format']; egress: string };
 }
 
 export interface Notice {
@@ -471,11 +474,23 @@ export class Revisions {
 
   // ------------------------------------------------------------------ imports
 
-  async importFile(path: string, linked: boolean, actor: Actor, interactive: boolean): Promise<unknown> {
-    const bytes = readConfigBytes(path);
-    const sha = sourceSha256(Buffer.from(bytes));
+  /** A list-format source: read with the list limit (64 MiB), built as a pinned [[list]]. */
+  async #buildListSource(path: string, list: NonNullable<SourceRecord['list']>): Promise<{ built: BuiltImport; sha: string }> {
+    const body = readListFile(path, 'import');
+    const built = await buildListImport(body, path, this.#d.config, { ...list, cache: new ListBodyCache(this.#d.paths.stateDir) });
+    return { built, sha: sourceSha256(body) };
+  }
+
+  async importFile(path: string, linked: boolean, actor: Actor, interactive: boolean, list?: SourceRecord['list']): Promise<unknown> {
     const running = this.#d.config;
-    const built = buildImport(bytes, path, running);
+    let built: BuiltImport;
+    let sha: string;
+    if (list) ({ built, sha } = await this.#buildListSource(path, list));
+    else {
+      const bytes = readConfigBytes(path);
+      sha = sourceSha256(Buffer.from(bytes));
+      built = buildImport(bytes, path, running);
+    }
     const channel: Channel = linked ? 'linked' : 'import';
     let revision: number | null = null;
     let risk: RiskAssessment | null = null;
@@ -484,19 +499,20 @@ export class Revisions {
       revision = rev.n;
       risk = rev.risk;
     }
-    this.#sources.set(path, { path, linked, sha256: sha, revision });
+    this.#sources.set(path, { path, linked, sha256: sha, revision, ...(list ? { list } : {}) });
     this.#saveSources();
     this.#watch(path, this.#d.opts.watchDebounceMs ?? 300);
     return { revision, state: revision === null ? 'unchanged' : 'pending', kind: built.kind, rules: built.rules, linked, source: path, sourceSha256: sha, risk };
   }
 
   /** A watched import source changed (or differs at start): linked → pending revision; snapshot → notice. */
-  #sourceChanged(path: string): void {
+  async #sourceChanged(path: string): Promise<void> {
     const rec = this.#sources.get(path);
     if (!rec) return;
     let bytes: Uint8Array;
     try {
-      bytes = readConfigBytes(path);
+      // A list source is read with the list limit; its body is only hashed here.
+      bytes = rec.list ? readListFile(path, 'import') : readConfigBytes(path);
     } catch (err) {
       this.#notice(`import source ${path} cannot be read (${isSwitchyardError(err) ? err.code : 'error'}); nothing changes`);
       return;
@@ -512,7 +528,7 @@ export class Revisions {
     }
     try {
       const running = this.#d.config;
-      const built = buildImport(bytes, path, running);
+      const built = rec.list ? (await this.#buildListSource(path, rec.list)).built : buildImport(bytes, path, running);
       if (policyHash(built.config) === policyHash(running)) {
         this.#saveSources();
         return;
@@ -535,7 +551,12 @@ export class Revisions {
   }
 
   #checkSourcesAtStart(): void {
-    for (const path of this.#sources.keys()) this.#sourceChanged(path);
+    // TOML sources are handled at once (no await on their path); list sources just after start.
+    for (const [path, rec] of this.#sources) {
+      // A list source is rebuilt against the running config, which is set right after start.
+      if (rec.list) setImmediate(() => void this.#d.serial(async () => await this.#sourceChanged(path)).catch(() => {}));
+      else void this.#sourceChanged(path);
+    }
   }
 
   /** Import sources are watched even with `--no-watch` (that turns off the config file's watcher only). */
@@ -545,7 +566,7 @@ export class Revisions {
 
   #watch(path: string, debounceMs: number): void {
     if (this.#watchers.has(path)) return;
-    const w = new ConfigWatcher(path, debounceMs, () => void this.#d.serial(async () => this.#sourceChanged(path)).catch(() => {}));
+    const w = new ConfigWatcher(path, debounceMs, () => void this.#d.serial(async () => await this.#sourceChanged(path)).catch(() => {}));
     w.start();
     this.#watchers.set(path, w);
   }

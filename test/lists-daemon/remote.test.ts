@@ -242,6 +242,35 @@ test('offline explain names the list, file and line', async (t) => {
   assert.match(out.stdout, /url list 'remote' is not loaded offline/);
 });
 
+test('import FILE --format v2fly --egress E --linked: a pending [[list]]; approve routes; a change is a new pending revision', async (t) => {
+  if (!certs) return t.skip('needs openssl');
+  const file = join(dir, 'imported.v2fly');
+  writeFileSync(file, '# v2fly\ndomain:imp.test @ads\nfull:www.imp2.test\n');
+  const bad = join(dir, 'bad.v2fly');
+  writeFileSync(bad, 'domain:ok.test\nbogus:line\n');
+  const refused = await cliIn(d!.env, ['import', bad, '--format', 'v2fly', '--egress', 'block']);
+  assert.notEqual(refused.status, 0);
+  assert.match(refused.stderr, /SY_ERR_LIST_SYNTAX.*(line 2|:2)/);
+  const noEgress = await cliIn(d!.env, ['import', file, '--format', 'v2fly']);
+  assert.equal(noEgress.status, 2);
+  assert.match(noEgress.stderr, /--egress/);
+  const n0 = (await revisions()).length;
+  const imp = await cliIn(d!.env, ['import', file, '--format', 'v2fly', '--egress', 'block', '--linked']);
+  assert.equal(imp.status, 0, imp.stderr);
+  const m = /revision #(\d+) is PENDING \(rule-list, 2 rules/.exec(imp.stdout);
+  assert.ok(m, imp.stdout);
+  assert.equal((await explain('a.imp.test')).egress, 'direct', 'pending: not active');
+  const ap = await cliIn(d!.env, ['approve', m[1]!]);
+  assert.equal(ap.status, 0, ap.stderr);
+  const x = await explain('a.imp.test');
+  assert.deepEqual([x.egress, x.listOrigin?.list, x.listOrigin?.file, x.listOrigin?.line], ['block', 'imported.v2fly', file, 2]);
+  writeFileSync(file, '# v2fly\ndomain:imp.test\ndomain:imp3.test\n');
+  await until(async () => (await revisions()).length > n0 + 1, 'the linked list change to make a pending revision');
+  const last = (await revisions()).at(-1)!;
+  assert.deepEqual([last.state, last.channel], ['pending', 'linked']);
+  assert.equal((await explain('imp3.test')).egress, 'direct', 'the change waits for approval');
+});
+
 test('a restart runs the approved remote list from the cache, without the network', async (t) => {
   if (!certs) return t.skip('needs openssl');
   d!.proc.kill('SIGTERM');
