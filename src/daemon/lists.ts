@@ -7,6 +7,7 @@
 // Any failure (certificate, size, hash pin, parse) is recorded and logged; the running policy is
 // untouched because nothing here changes it.
 import { Duplex } from 'node:stream';
+import { isIP } from 'node:net';
 import { readFileSync, writeFileSync, renameSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkRemoteList, type ActiveRemote } from '../lists/remote.ts';
@@ -148,7 +149,9 @@ export class DaemonLists {
   /** Downloads through an egress of the running set (`via = "vpn"`), as a plain Duplex for TLS. */
   #connectVia(via: string): ConnectFn {
     return async (host, port) => {
-      const c = await this.#d.egress.connect(via, { domain: host, domainTrusted: true, port });
+      // An address literal is dialled as an address; a name is sent to the proxy (the daemon's own
+      // request, so the name is trusted).
+      const c = await this.#d.egress.connect(via, isIP(host) ? { ip: host, domainTrusted: false, port } : { domain: host, domainTrusted: true, port });
       const up = c.upstream;
       const dup = new Duplex({
         write(chunk: Buffer, _enc, cb) {

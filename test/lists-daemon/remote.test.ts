@@ -13,7 +13,8 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeTestCerts, type TestCerts } from '../lists/tls-helpers.ts';
-import { call, cliIn, connectVia, countServer, freePort, startDaemon, tempDir, until, type CountServer, type DaemonProc } from '../helpers/daemon.ts';
+import { spawn } from 'node:child_process';
+import { call, cliIn, listening, connectVia, countServer, freePort, startDaemon, tempDir, until, type CountServer, type DaemonProc } from '../helpers/daemon.ts';
 import { parseList } from '../../src/lists/index.ts';
 import { describeEntry } from '../../src/lists/collect.ts';
 
@@ -25,6 +26,9 @@ const servers: Server[] = [];
 let port = 0;
 let body = '# remote list\nlisted.test\nfull:other.test\n';
 const hits = { list: 0, notModified: 0, big: 0 };
+/** Source address of every request for the remote list (microsocks binds its outgoing side to 127.0.0.3). */
+const fromAddrs: string[] = [];
+let socksProc: import('node:child_process').ChildProcess | null = null;
 let configPath = '';
 let extraEnv: NodeJS.ProcessEnv = {};
 
@@ -33,6 +37,7 @@ const etagOf = (b: string) => `"${createHash('sha256').update(b).digest('hex').s
 function handler(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): void {
   if (req.url === '/remote.list') {
     hits.list++;
+    fromAddrs.push(req.socket.remoteAddress ?? '?');
     const etag = etagOf(body);
     if (req.headers['if-none-match'] === etag) {
       hits.notModified++;
@@ -67,7 +72,9 @@ before(async () => {
   await listen('127.0.0.2', port);
   mkdirSync(join(dir, 'lists'));
   writeFileSync(join(dir, 'lists', 'local.list'), '# local list\nlocal.test\n\nfull:www.local.test\nkeyword:localkw\n192.0.2.0/24\n');
-  const [dns, mixed] = [await freePort(), await freePort()];
+  const [dns, mixed, socks] = [await freePort(), await freePort(), await freePort()];
+  socksProc = spawn('microsocks', ['-i', '127.0.0.1', '-p', String(socks), '-b', '127.0.0.3'], { stdio: 'ignore' });
+  await until(() => listening(socks), 'microsocks');
   configPath = join(dir, 'config.toml');
   writeFileSync(
     configPath,
@@ -82,6 +89,10 @@ mixed = "127.0.0.1:${mixed}"
 
 [enforce]
 lan = "policy"   # loopback is the test's only network: let the policy decide it
+
+[egress.ms]
+type = "socks5"
+endpoint = "socks5://127.0.0.1:${socks}"
 
 [[list]]
 name = "remote"
@@ -103,6 +114,13 @@ format = "plain"
 egress = "block"
 
 [[list]]
+name = "viaproxy"
+url = "https://127.0.0.1:${port}/remote.list"
+format = "plain"
+egress = "ms"
+via = "ms"
+
+[[list]]
 name = "big"
 url = "https://127.0.0.1:${port}/big.list"
 format = "plain"
@@ -119,6 +137,7 @@ after(async () => {
     await d.exited;
   }
   for (const s of servers) s.close();
+  socksProc?.kill();
   await echo?.close();
   certs?.cleanup();
   if (dir) rmSync(dir, { recursive: true, force: true });
@@ -216,6 +235,18 @@ test('remote list: first fetch → pending; approve → active; 304 → nothing;
   assert.match(wrong.stdout, /wronghost: refused: SY_ERR_LIST_FETCH_TLS/);
   assert.equal((await explain('listed.test')).egress, 'block');
   assert.equal((await revisions()).length, nRev + 1);
+});
+
+test('via = "ms": the download goes through the egress (the server sees microsocks\' bound address)', async (t) => {
+  if (!certs) return t.skip('needs openssl');
+  const before = fromAddrs.length;
+  const r = await cliIn(d!.env, ['lists', 'refresh', 'viaproxy']);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /viaproxy: (pending revision|unchanged)/);
+  assert.deepEqual(fromAddrs.slice(before), ['127.0.0.3']);
+  // The lists fetched directly come from 127.0.0.1: the path really differs.
+  assert.ok(fromAddrs.slice(0, before).includes('127.0.0.1'));
+  socksProc!.kill();
 });
 
 test('lists export round-trips the running body', async (t) => {
