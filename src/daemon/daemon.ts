@@ -215,7 +215,8 @@ export class Daemon {
     };
     if (config.inbound.mixed) this.mixed = await startMixedInbound(this.deps);
 
-    if (this.enforcing) await this.#enforce(config);
+    // The OS plan is built from the compiled config: list rules (apps too) included.
+    if (this.enforcing) await this.#enforce(this.live.config);
 
     this.control = new ControlServer({
       endpoint: this.paths.controlEndpoint,
@@ -413,7 +414,7 @@ export class Daemon {
       // The OS groups and transparent listeners were made for the egress list at start.
       throw new DaemonError('SY_ERR_DAEMON_RELOAD', 'this revision changes the egress list, which cannot change while enforcing (the OS groups and transparent listeners are made at start); the running policy stays');
     }
-    if (this.enforcing) await this.#applyEnforcement(config);
+    if (this.enforcing) await this.#applyEnforcement(expanded.config);
     const newSet = egressRebuilt ? this.#makeEgressSet(config) : this.egress;
     // The swap: synchronous, so no flow is decided between its parts.
     this.live.swap(policy);
@@ -439,7 +440,7 @@ export class Daemon {
   }
 
   async restoreLive(snap: LiveSnapshot): Promise<void> {
-    if (this.enforcing && snap.plan && this.#plan !== snap.plan) await this.#applyEnforcement(snap.config);
+    if (this.enforcing && snap.plan && this.#plan !== snap.plan) await this.#applyEnforcement(snap.policy.config);
     const replaced = this.egress;
     this.live.swap(snap.policy);
     this.#compiledFrom = snap.config;
