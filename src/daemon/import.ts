@@ -66,6 +66,9 @@ export function buildImport(bytes: Uint8Array, source: string, running: Config):
     r.origin = i < kept.length ? { ...kept[i]!.origin } : { list: source };
   });
   merged.source = running.source;
+  // [[list]] tables come back from TOML without their pinned bodies: keep the running ones.
+  if (running.lists) merged.lists = running.lists;
+  else delete merged.lists;
   merged.exempt.forEach((e, i) => {
     const was = running.exempt[i];
     if (was) e.origin = { ...was.origin };

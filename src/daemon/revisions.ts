@@ -69,7 +69,9 @@ const PROVENANCE_KEYS = new Set(['line', 'origin', 'source', 'notices']);
 
 /** Hash of what a config does (line numbers, comments and its path do not count). */
 export function policyHash(c: Config): string {
-  return contentHash(JSON.parse(JSON.stringify(c, (k, v: unknown) => (PROVENANCE_KEYS.has(k) ? undefined : v))));
+  // No lists = an empty `lists` (revisions stored before [[list]] existed have no such key).
+  const drop = (k: string, v: unknown) => PROVENANCE_KEYS.has(k) || (k === 'lists' && Array.isArray(v) && v.length === 0);
+  return contentHash(JSON.parse(JSON.stringify(c, (k, v: unknown) => (drop(k, v) ? undefined : v))));
 }
 
 /**
@@ -82,7 +84,7 @@ export function canonicalConfig(c: Config): Config {
 
 /** Everything blocked, listeners and exemptions as in `c`: what runs when no revision can be trusted. */
 export function blockAll(c: Config): Config {
-  return { ...c, default: 'block', rules: [], source: `${c.source} (fail closed: no trusted revision)` };
+  return { ...c, default: 'block', rules: [], lists: [], source: `${c.source} (fail closed: no trusted revision)` };
 }
 
 interface SourceRecord {
@@ -474,6 +476,13 @@ export class Revisions {
 
   // ------------------------------------------------------------------ imports
 
+  /** An imported whole config pins its [[list]] bodies like the config file does (relative to the import's folder). */
+  #pinImported(built: BuiltImport, path: string): BuiltImport {
+    if (built.kind !== 'config') return built;
+    const config = canonicalConfig(pinLists(built.config, { configPath: path, cache: new ListBodyCache(this.#d.paths.stateDir), approved: approvedContents(this.#d.config) }));
+    return { ...built, config };
+  }
+
   /** A list-format source: read with the list limit (64 MiB), built as a pinned [[list]]. */
   async #buildListSource(path: string, list: NonNullable<SourceRecord['list']>): Promise<{ built: BuiltImport; sha: string }> {
     const body = readListFile(path, 'import');
@@ -489,7 +498,7 @@ export class Revisions {
     else {
       const bytes = readConfigBytes(path);
       sha = sourceSha256(Buffer.from(bytes));
-      built = buildImport(bytes, path, running);
+      built = this.#pinImported(buildImport(bytes, path, running), path);
     }
     const channel: Channel = linked ? 'linked' : 'import';
     let revision: number | null = null;
@@ -528,7 +537,7 @@ export class Revisions {
     }
     try {
       const running = this.#d.config;
-      const built = rec.list ? (await this.#buildListSource(path, rec.list)).built : buildImport(bytes, path, running);
+      const built = rec.list ? (await this.#buildListSource(path, rec.list)).built : this.#pinImported(buildImport(bytes, path, running), path);
       if (policyHash(built.config) === policyHash(running)) {
         this.#saveSources();
         return;
