@@ -53,7 +53,7 @@ test('regexps must compile; wildcards map to canonical regexps and back', () => 
   assert.throws(() => regexp('(?i)x'), ValueError, 'Go-only syntax is refused, not silently misread');
   assert.throws(() => regexp('a('), ValueError);
   assert.throws(() => regexp('a'.repeat(300)), ValueError);
-  assert.throws(() => regexp('^(a+)+$'), /nested unbounded/, 'the config\'s backtracking check applies to lists too');
+  assert.throws(() => regexp('^(a+)+$'), /repeated group/, 'the config\'s backtracking check applies to lists too');
   const cases: [string, string][] = [
     ['.example.com', '^.+\\.example\\.com$'],
     ['*.example.com', '^[^.]+\\.example\\.com$'],
