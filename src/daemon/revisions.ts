@@ -117,7 +117,7 @@ function parseFailpoints(v: string | undefined): Failpoint[] {
  * [[list]] changes a rule diff cannot show (the list rules are expanded at activation, not stored):
  * a list whose pinned body differs, with the entry diff the remote checker recorded in the note.
  */
-function listContentLines(from: Config, to: Config, prov: Provenance): string[] {
+function listContentLines(from: Config, to: Config, linkedNote: string | null): string[] {
   const before = new Map((from.lists ?? []).map((l) => [l.name, l]));
   const out: string[] = [];
   for (const l of to.lists ?? []) {
@@ -126,7 +126,7 @@ function listContentLines(from: Config, to: Config, prov: Provenance): string[] 
     else if ((b.content ?? null) !== (l.content ?? null)) out.push(`~ list ${l.name}: body ${b.content?.slice(0, 12) ?? 'none'}… → ${l.content?.slice(0, 12) ?? 'none'}…`);
   }
   for (const l of from.lists ?? []) if (!(to.lists ?? []).some((x) => x.name === l.name)) out.push(`- list ${l.name}`);
-  if (out.length && prov.channel === 'linked' && prov.note) out.push(...prov.note.split('\n'));
+  if (out.length && linkedNote) out.push(...linkedNote.split('\n'));
   return out;
 }
 
@@ -250,7 +250,11 @@ export class Revisions {
   }
 
   #create(config: Config, against: Config | null, o: { channel: Channel; source: string | null; sha: string | null; interactive: boolean; actor?: Actor; note?: string }): Revision {
-    const risk = against ? classifyRisk(diffConfigs(against, config)) : { level: 'high' as const, reasons: ['no trusted revision to compare with'] };
+    let risk: RiskAssessment = against ? classifyRisk(diffConfigs(against, config)) : { level: 'high' as const, reasons: ['no trusted revision to compare with'] };
+    // A changed list body changes no stored rule, so the rule diff cannot see it: never call it low.
+    const listLines = against ? listContentLines(against, config, null) : [];
+    if (listLines.length && risk.level === 'low') risk = { level: 'medium', reasons: [...risk.reasons, ...listLines] };
+    else if (listLines.length) risk = { ...risk, reasons: [...risk.reasons, ...listLines] };
     const rev = this.store.create(config, this.#provenance(o.channel, o.source, o.sha, o.actor ?? this.selfActor, o.interactive, o.note), risk);
     this.#hashes.set(rev.n, policyHash(config));
     return rev;
@@ -413,7 +417,7 @@ export class Revisions {
     const rev = this.store.get(target);
     const d = diffConfigs(this.#d.config, rev.config as Config);
     const risk = classifyRisk(d);
-    const lines = [...describeDiff(d), ...listContentLines(this.#d.config, rev.config as Config, rev.provenance)];
+    const lines = [...describeDiff(d), ...listContentLines(this.#d.config, rev.config as Config, rev.provenance.channel === 'linked' ? (rev.provenance.note ?? null) : null)];
     return {
       revision: target,
       state: this.store.entry(target)?.state ?? null,

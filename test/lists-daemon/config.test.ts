@@ -77,3 +77,11 @@ for (const [what, toml, want] of cases) {
     assert.match(e.message, want);
   });
 }
+
+test('fail closed (no trusted revision) runs no list rules either', async () => {
+  const { blockAll } = await import('../../src/daemon/revisions.ts');
+  const c = loadConfigFromString(`${base}\n[[list]]\nname = "a"\npath = "x"\nformat = "plain"\negress = "direct"\n`, 'test.toml');
+  const b = blockAll(c);
+  assert.equal(b.default, 'block');
+  assert.deepEqual([b.rules, b.lists], [[], []]);
+});

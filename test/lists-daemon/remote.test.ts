@@ -154,7 +154,7 @@ interface Row {
 const rows = async () => ((await call(d!, 'lists')) as { lists: Row[] }).lists;
 const row = async (n: string) => (await rows()).find((r) => r.name === n)!;
 const explain = async (domain: string) => (await call(d!, 'explain', { query: { domain, network: 'tcp' } })) as { egress: string; listOrigin: { list?: string; file?: string; line?: number } | null };
-const revisions = async () => ((await call(d!, 'revisions')) as { revisions: { n: number; state: string; channel: string | null }[] }).revisions;
+const revisions = async () => ((await call(d!, 'revisions')) as { revisions: { n: number; state: string; channel: string | null; risk: string | null }[] }).revisions;
 
 async function flowPasses(): Promise<boolean> {
   const before = echo.sources.length;
@@ -184,6 +184,7 @@ test('remote list: first fetch → pending; approve → active; 304 → nothing;
   const pend = (await revisions()).find((x) => x.n === r.pending)!;
   assert.equal(pend.state, 'pending');
   assert.equal(pend.channel, 'linked');
+  assert.equal(pend.risk, 'medium', 'a list change is never low risk (the rule diff cannot see it)');
   const diff = (await call(d!, 'diff', { revision: r.pending })) as { lines: string[] };
   assert.ok(diff.lines.some((l) => /~ list remote: body none/.test(l)), diff.lines.join('\n'));
   assert.ok(diff.lines.some((l) => /listed\.test/.test(l)));
