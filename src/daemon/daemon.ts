@@ -10,7 +10,7 @@ import { mkdirSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { loadConfigFile } from '../config-file.ts';
-import { expandLists } from '../lists-load.ts';
+import { expandLists, listPath } from '../lists-load.ts';
 import { DaemonLists } from './lists.ts';
 import { ControlError, DaemonError, SwitchyardError, isSwitchyardError } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
@@ -130,6 +130,23 @@ export class Daemon {
     this.paths = opts.paths ?? resolvePaths();
   }
 
+  /** Watchers of the running config's `path` lists: an edited list file is a changed config. */
+  #listWatchers = new Map<string, ConfigWatcher>();
+
+  #watchListFiles(config: Config): void {
+    if (!this.configPath || this.opts.watch === false) return;
+    // Lists of the config file only: an imported list file has its own (linked/snapshot) watcher.
+    const want = new Set((config.lists ?? []).filter((l) => l.path !== null).map((l) => listPath(l, this.configPath)).filter((p) => !this.revisions.isImportSource(p)));
+    for (const [p, w] of this.#listWatchers) if (!want.has(p)) (w.close(), this.#listWatchers.delete(p));
+    for (const p of want) {
+      if (this.#listWatchers.has(p)) continue;
+      // Like the config file's watcher: never activates by itself, the change becomes pending.
+      const w = new ConfigWatcher(p, this.opts.watchDebounceMs ?? 300, () => void this.reload('file change').catch(() => {}));
+      w.start();
+      this.#listWatchers.set(p, w);
+    }
+  }
+
   /** The config (a revision's) the running policy was compiled from, before its lists were expanded. */
   #compiledFrom: Config | null = null;
 
@@ -243,6 +260,7 @@ export class Daemon {
         });
       });
       this.#watcher.start();
+      this.#watchListFiles(config);
     }
     this.revisions.startWatchers(this.opts.watchDebounceMs ?? 300);
     this.log.info(
@@ -454,6 +472,7 @@ export class Daemon {
   /** After the commit point: release what the old revision used, start what the new one needs. */
   afterCommit(snap: LiveSnapshot): void {
     if (snap.egress !== this.egress) snap.egress.stop();
+    if (this.#watcher) this.#watchListFiles(this.config);
     this.#reconcileSupervisors(this.config);
   }
 
@@ -490,6 +509,8 @@ export class Daemon {
     };
     this.#watcher?.close();
     this.#watcher = null;
+    for (const w of this.#listWatchers.values()) w.close();
+    this.#listWatchers.clear();
     this.lists?.stop();
     this.revisions?.close();
     if (this.mixed) await step('mixed inbound', () => this.mixed!.close());

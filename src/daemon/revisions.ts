@@ -480,6 +480,11 @@ export class Revisions {
 
   // ------------------------------------------------------------------ imports
 
+  /** True for a file imported with `switchyard import` (watched by its own source watcher). */
+  isImportSource(path: string): boolean {
+    return this.#sources.has(path);
+  }
+
   /** An imported whole config pins its [[list]] bodies like the config file does (relative to the import's folder). */
   #pinImported(built: BuiltImport, path: string): BuiltImport {
     if (built.kind !== 'config') return built;

@@ -307,6 +307,19 @@ test('import FILE --format v2fly --egress E --linked: a pending [[list]]; approv
   assert.equal((await explain('imp3.test')).egress, 'direct', 'the change waits for approval');
 });
 
+test('an edited path list is a pending revision (the watcher never activates it)', async (t) => {
+  if (!certs) return t.skip('needs openssl');
+  const n0 = (await revisions()).length;
+  const file = join(dir, 'lists', 'local.list');
+  writeFileSync(file, readFileSync(file, 'utf8') + 'edited.test\n');
+  await until(async () => (await revisions()).length > n0, 'the list file change to make a pending revision');
+  const last = (await revisions()).at(-1)!;
+  assert.deepEqual([last.state, last.channel], ['pending', 'file']);
+  assert.equal((await explain('edited.test')).listOrigin, null, 'not active before approval');
+  const diff = (await call(d!, 'diff', { revision: last.n })) as { lines: string[] };
+  assert.ok(diff.lines.some((l) => /~ list local: body /.test(l)), diff.lines.join('\n'));
+});
+
 test('a restart runs the approved remote list from the cache, without the network', async (t) => {
   if (!certs) return t.skip('needs openssl');
   d!.proc.kill('SIGTERM');
