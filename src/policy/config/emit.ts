@@ -107,7 +107,6 @@ export function configToToml(c: Config, header?: string): string {
     if (x.cidrs.length) out.push(`cidrs = ${list(x.cidrs.map(cidrText))}`);
   }
   for (const r of c.rules) {
-    if (r.origin.list !== undefined) continue; // written as its [[list]] below
     out.push('', '[[rule]]');
     if (r.name !== null) out.push(`name = ${q(r.name)}`);
     out.push(`egress = ${q(r.egress)}`);
