@@ -52,6 +52,8 @@ export interface LiveExplanation extends Explanation {
   process: { name: string | null; pid: number | null; exe: string | null; uid: number | null } | null;
   domain: { name: string | null; source: string; detail: string; candidates: string[] };
   egressState: { state: string; reason: string | null };
+  /** The list, file and line of a [[list]] rule (grouped lists too); null for a config rule. */
+  listOrigin?: { list?: string; file?: string; line?: number } | null;
   flow: { id: string; dst: string } | null;
 }
 
@@ -132,7 +134,9 @@ export function renderLive(x: LiveExplanation): string {
   else if (x.query.ip) parts.push(`no domain (${x.domain.detail})`);
   if (x.query.ip) parts.push(`ip ${x.query.ip}${x.query.port ? `:${x.query.port}` : ''}`);
   else if (x.query.port) parts.push(`port ${x.query.port}`);
-  const rule = x.rule === null ? 'the default (no rule matched)' : `rule ${x.rule.id} (${x.matched.map(reason).join(', ')})`;
+  const o = x.listOrigin;
+  const from = o?.list !== undefined ? ` from list ${o.list} (${o.file ?? '?'}:${o.line ?? '?'})` : '';
+  const rule = x.rule === null ? 'the default (no rule matched)' : `rule ${x.rule.id} (${x.matched.map(reason).join(', ')})${from}`;
   parts.push(rule);
   parts.push(`egress ${x.egress} (${x.egressState.state}${x.egressState.state === 'down' && x.egressState.reason ? `: ${x.egressState.reason}` : ''})`);
   const lines = [

@@ -10,6 +10,8 @@ import { mkdirSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { loadConfigFile } from '../config-file.ts';
+import { expandLists, listPath } from '../lists-load.ts';
+import { DaemonLists } from './lists.ts';
 import { ControlError, DaemonError, SwitchyardError, isSwitchyardError } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { resolvePaths, type Paths } from '../paths.ts';
@@ -115,6 +117,7 @@ export class Daemon {
   supervisors = new Map<string, Supervisor>();
   lastReload: LastReload | null = null;
   revisions!: Revisions;
+  lists!: DaemonLists;
   /** flow id → owner uid (null = looked up, unknown), for the privacy of conns/rdns. */
   readonly owners = new Map<string, number | null>();
   #watcher: ConfigWatcher | null = null;
@@ -135,6 +138,31 @@ export class Daemon {
     this.configPath = opts.configPath ? resolvePath(opts.configPath) : null;
     this.log = opts.log ?? createLogger({ level: opts.logLevel, component: 'daemon' });
     this.paths = opts.paths ?? resolvePaths();
+  }
+
+  /** Watchers of the running config's `path` lists: an edited list file is a changed config. */
+  #listWatchers = new Map<string, ConfigWatcher>();
+
+  #watchListFiles(config: Config): void {
+    if (!this.configPath || this.opts.watch === false) return;
+    // Lists of the config file only: an imported list file has its own (linked/snapshot) watcher.
+    const want = new Set((config.lists ?? []).filter((l) => l.path !== null).map((l) => listPath(l, this.configPath)).filter((p) => !this.revisions.isImportSource(p)));
+    for (const [p, w] of this.#listWatchers) if (!want.has(p)) (w.close(), this.#listWatchers.delete(p));
+    for (const p of want) {
+      if (this.#listWatchers.has(p)) continue;
+      // Like the config file's watcher: never activates by itself, the change becomes pending.
+      const w = new ConfigWatcher(p, this.opts.watchDebounceMs ?? 300, () => void this.reload('file change').catch(() => {}));
+      w.start();
+      this.#listWatchers.set(p, w);
+    }
+  }
+
+  /** The config (a revision's) the running policy was compiled from, before its lists were expanded. */
+  #compiledFrom: Config | null = null;
+
+  async #expand(config: Config) {
+    const platform = process.platform === 'win32' ? ('windows' as const) : ('linux' as const);
+    return expandLists(config, { configPath: this.configPath, cache: this.lists.cache, platform });
   }
 
   get generation(): number {
@@ -163,7 +191,11 @@ export class Daemon {
     this.revisions = Revisions.open(this);
     const config = this.revisions.startupConfig();
     this.config = config;
-    this.live = new LivePolicy(compilePolicy(config));
+    this.lists = new DaemonLists(this);
+    const expanded = await this.#expand(config);
+    this.live = new LivePolicy(compilePolicy(expanded.config));
+    this.#compiledFrom = config;
+    this.lists.result = expanded.result;
     this.enforcing = config.enforce.enabled;
 
     // The backend tells which OS this is (src/redirect/index.ts asks); it touches the OS only when
@@ -226,7 +258,8 @@ export class Daemon {
     };
     if (config.inbound.mixed) this.mixed = await startMixedInbound(this.deps);
 
-    if (this.enforcing) await this.#enforce(config);
+    // The OS plan is built from the compiled config: list rules (apps too) included.
+    if (this.enforcing) await this.#enforce(this.live.config);
 
     this.control = new ControlServer({
       endpoint: this.paths.controlEndpoint,
@@ -244,6 +277,7 @@ export class Daemon {
 
     this.#reconcileSupervisors(config);
     this.egress.start();
+    this.lists.schedule(config);
     if (this.configPath && this.opts.watch !== false) {
       this.#watcher = new ConfigWatcher(this.configPath, this.opts.watchDebounceMs ?? 300, () => {
         // Never activates by itself: the change becomes a pending revision (with an alert).
@@ -252,6 +286,7 @@ export class Daemon {
         });
       });
       this.#watcher.start();
+      this.#watchListFiles(config);
     }
     this.revisions.startWatchers(this.opts.watchDebounceMs ?? 300);
     this.log.info(
@@ -284,7 +319,7 @@ export class Daemon {
       dns: this.dns?.addresses[0]?.port ?? null,
     };
     this.#ports = ports;
-    await this.#applyEnforcement(config);
+    await this.#applyEnforcement(this.live.config); // the expanded config: list rules count too
     // Besides the fwmark on every socket it opens, the daemon itself joins the exempt group: a
     // socket opened by some path that forgot the mark is still never redirected into itself.
     try {
@@ -437,7 +472,7 @@ export class Daemon {
       this.log.warn('enforcement switched off at run time (`switchyard enforce on` or a restart turns it on again)');
       return { active: false, changed: true };
     }
-    await this.#applyEnforcement(this.config);
+    await this.#applyEnforcement(this.live.config);
     try {
       await backend.placeProcess(process.pid, 'exempt');
       for (const sup of this.supervisors.values()) {
@@ -499,7 +534,10 @@ export class Daemon {
    * restore can put it back untouched.
    */
   async applyLive(config: Config): Promise<ApplyOutcome> {
-    const policy = compilePolicy(config);
+    // [[list]] rules come from the bodies the revision pins (src/lists-load.ts); a list that
+    // cannot be read fails the activation and the running policy stays.
+    const expanded = await this.#expand(config);
+    const policy = compilePolicy(expanded.config);
     const old = this.config;
     const restartNeeded = restartOnlyChanges(old, config);
     const egressRebuilt = egressFingerprint(old) !== egressFingerprint(config);
@@ -507,10 +545,12 @@ export class Daemon {
       // The OS groups and transparent listeners were made for the egress list at start.
       throw new DaemonError('SY_ERR_DAEMON_RELOAD', 'this revision changes the egress list, which cannot change while enforcing (the OS groups and transparent listeners are made at start); the running policy stays');
     }
-    if (this.enforcing && !this.suspended) await this.#applyEnforcement(config);
+    if (this.enforcing && !this.suspended) await this.#applyEnforcement(expanded.config);
     const newSet = egressRebuilt ? this.#makeEgressSet(config) : this.egress;
     // The swap: synchronous, so no flow is decided between its parts.
     this.live.swap(policy);
+    this.#compiledFrom = config;
+    this.lists.result = expanded.result;
     this.egress = newSet;
     this.deps.egress = newSet;
     this.config = config;
@@ -521,7 +561,7 @@ export class Daemon {
 
   /** Reads back what runs: the policy object holds `config`, and the OS plan is the one built for it. */
   async verifyLive(config: Config): Promise<void> {
-    if (this.live.config !== config || this.config !== config || this.deps.egress !== this.egress) {
+    if (this.#compiledFrom !== config || this.config !== config || this.deps.egress !== this.egress) {
       throw new DaemonError('SY_ERR_DAEMON_RELOAD', 'verify: the running policy is not the revision just applied');
     }
     if (this.enforcing && this.backend) {
@@ -531,9 +571,10 @@ export class Daemon {
   }
 
   async restoreLive(snap: LiveSnapshot): Promise<void> {
-    if (this.enforcing && snap.plan && this.#plan !== snap.plan) await this.#applyEnforcement(snap.config);
+    if (this.enforcing && snap.plan && this.#plan !== snap.plan) await this.#applyEnforcement(snap.policy.config);
     const replaced = this.egress;
     this.live.swap(snap.policy);
+    this.#compiledFrom = snap.config;
     this.egress = snap.egress;
     this.deps.egress = snap.egress;
     this.config = snap.config;
@@ -544,6 +585,7 @@ export class Daemon {
   /** After the commit point: release what the old revision used, start what the new one needs. */
   afterCommit(snap: LiveSnapshot): void {
     if (snap.egress !== this.egress) snap.egress.stop();
+    if (this.#watcher) this.#watchListFiles(this.config);
     this.#reconcileSupervisors(this.config);
   }
 
@@ -580,6 +622,9 @@ export class Daemon {
     };
     this.#watcher?.close();
     this.#watcher = null;
+    for (const w of this.#listWatchers.values()) w.close();
+    this.#listWatchers.clear();
+    this.lists?.stop();
     this.revisions?.close();
     if (this.#repairTimer) clearInterval(this.#repairTimer);
     this.#repairTimer = null;

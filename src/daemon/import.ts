@@ -10,7 +10,12 @@
 // is loaded again as a whole so egress names, counts and patterns are checked in context.
 // Anything else is a **config**: it replaces the running config.
 import { ConfigError } from '../errors.ts';
+import { basename } from 'node:path';
+import { ListError } from '../errors.ts';
 import { configToToml, loadConfigFromBytes, loadConfigFromString, parseConfigToml, type Config } from '../policy/index.ts';
+import type { ListConfig } from '../policy/types.ts';
+import { parseList } from '../lists/index.ts';
+import { sha256Hex, type ListBodyCache } from '../lists-load.ts';
 
 export type ArtifactKind = 'config' | 'rule-list';
 
@@ -61,9 +66,57 @@ export function buildImport(bytes: Uint8Array, source: string, running: Config):
     r.origin = i < kept.length ? { ...kept[i]!.origin } : { list: source };
   });
   merged.source = running.source;
+  // [[list]] tables come back from TOML without their pinned bodies: keep the running ones.
+  if (running.lists) merged.lists = running.lists;
+  else delete merged.lists;
   merged.exempt.forEach((e, i) => {
     const was = running.exempt[i];
     if (was) e.origin = { ...was.origin };
   });
   return { kind: 'rule-list', config: merged, rules: merged.rules.length - kept.length };
+}
+
+// ------------------------------------------------------------------ list formats
+
+/**
+ * A rule list in one of the list formats (plain, v2fly, sing-box, Clash, NetRuleRouter) becomes a
+ * `[[list]]` of the running config whose body is pinned by hash (src/lists-load.ts): the entries
+ * are parsed strictly here (a bad line refuses the import with its line number), and activation
+ * compiles them from the cached body. Importing the same file again replaces its own list.
+ */
+export async function buildListImport(
+  body: Buffer,
+  path: string,
+  running: Config,
+  o: { format: ListConfig['format']; egress: string; cache: ListBodyCache },
+): Promise<BuiltImport> {
+  if (!Object.hasOwn(running.egress, o.egress)) {
+    throw new ListError('SY_ERR_LIST_DEF', `egress '${o.egress}' is not declared in the running config (declared: ${Object.keys(running.egress).join(', ')})`, { file: path });
+  }
+  const others = (running.lists ?? []).filter((l) => !(l.path === path && l.url === null));
+  let name = basename(path).replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[^A-Za-z0-9]+/, '').slice(0, 48) || 'list';
+  if (others.some((l) => l.name === name)) name = `${name.slice(0, 40)}-${sha256Hex(path).slice(0, 8)}`;
+  const content = o.cache.put(body);
+  const def: ListConfig = {
+    name,
+    path,
+    url: null,
+    format: o.format,
+    egress: o.egress,
+    attrs: [],
+    unsupported: 'error',
+    granularity: 'auto',
+    sha256: null,
+    maxBytes: null,
+    via: 'direct',
+    refreshSeconds: 6 * 3600,
+    content,
+  };
+  return { kind: 'rule-list', config: { ...running, lists: [...others, def] }, rules: await countEntries(body, o.format, name, path) };
+}
+
+async function countEntries(body: Buffer, format: ListConfig['format'], list: string, file: string): Promise<number> {
+  let n = 0;
+  await parseList(body, format, { list, file }, () => void n++);
+  return n;
 }

@@ -12,6 +12,9 @@ import { parseIp } from '../policy/ip.ts';
 import { queryOfFlow, type Daemon } from './daemon.ts';
 import { actorOf } from './revisions.ts';
 import { isAbsolute } from 'node:path';
+import { registerListMethods } from './list-methods.ts';
+import { LIST_FORMATS, isListFormat, type ListFormat } from '../lists/types.ts';
+import { listOrigin } from '../lists-load.ts';
 
 const VERSION = (JSON.parse(readFileSync(new URL('package.json', PACKAGE_ROOT_URL), 'utf8')) as { version: string }).version;
 /** Owner lookups per call for a non-privileged caller (each scans /proc). */
@@ -209,6 +212,7 @@ function parseQuery(v: unknown): FlowQuery {
 }
 
 export function registerMethods(reg: MethodRegistry, d: Daemon): MethodRegistry {
+  registerListMethods(reg, d);
   reg.register({
     name: 'status',
     permission: 'read',
@@ -336,6 +340,8 @@ export function registerMethods(reg: MethodRegistry, d: Daemon): MethodRegistry 
       return {
         config: { source: d.config.source, generation: d.generation },
         ...x,
+        // The list, file and line of a list rule (grouped lists too: listOriginOf).
+        listOrigin: listOrigin(d.lists.result, x),
         flow,
         process: proc ? { name: proc.name ?? null, pid: proc.pid, exe: proc.exe ?? null, uid: proc.uid ?? null } : q.process ? { name: q.process, pid: null, exe: q.exe ?? null, uid: null } : null,
         domain,
@@ -436,7 +442,14 @@ export function registerMethods(reg: MethodRegistry, d: Daemon): MethodRegistry 
       const path = optString(p, 'path', 4096);
       if (path === undefined || !isAbsolute(path)) bad('path must be an absolute file path');
       callerMayRead(path, ctx.caller.uid);
-      return d.serial(() => d.revisions.importFile(path, p['linked'] === true, actorOf(ctx.caller), p['interactive'] === true));
+      // A list format (plain, v2fly, singbox, clash-*, netrulerouter) needs the egress its entries take.
+      const format = optString(p, 'format', 32);
+      const egress = optString(p, 'egress', 64);
+      if (format !== undefined && !isListFormat(format)) bad(`format must be one of ${LIST_FORMATS.join(', ')}`);
+      if (format !== undefined && egress === undefined) bad('a list import needs egress (the egress its entries take)');
+      if (format === undefined && egress !== undefined) bad('egress applies to list formats only (give format)');
+      const list = format !== undefined ? { format: format as ListFormat, egress: egress! } : undefined;
+      return d.serial(() => d.revisions.importFile(path, p['linked'] === true, actorOf(ctx.caller), p['interactive'] === true, list));
     },
   });
 

@@ -29,6 +29,7 @@ import { userInfo } from 'node:os';
 import { readConfigBytes } from '../config-file.ts';
 import { StoreError, isSwitchyardError } from '../errors.ts';
 import { DEFAULT_CONFIG_TOML, loadConfigFromBytes, type Config } from '../policy/index.ts';
+import type { ListConfig } from '../policy/types.ts';
 import {
   APPLY_POINTS,
   PolicyStore,
@@ -51,8 +52,9 @@ import { verifyAuditText, type AuditEvent } from '../store/audit.ts';
 import type { HmacKey } from '../store/key.ts';
 import { writeFileAtomic } from '../store/atomic.ts';
 import { canonicalJson } from '../store/canonical.ts';
-import { buildImport } from './import.ts';
+import { buildImport, buildListImport, type BuiltImport } from './import.ts';
 import { ConfigWatcher } from './watch.ts';
+import { ListBodyCache, approvedContents, pinLists, readListFile } from '../lists-load.ts';
 import type { ApplyOutcome, Daemon, LiveSnapshot, ReloadResult } from './daemon.ts';
 
 /** Lines of a diff sent over the control socket (frames are at most 1 MiB). */
@@ -67,7 +69,9 @@ const PROVENANCE_KEYS = new Set(['line', 'origin', 'source', 'notices']);
 
 /** Hash of what a config does (line numbers, comments and its path do not count). */
 export function policyHash(c: Config): string {
-  return contentHash(JSON.parse(JSON.stringify(c, (k, v: unknown) => (PROVENANCE_KEYS.has(k) ? undefined : v))));
+  // No lists = an empty `lists` (revisions stored before [[list]] existed have no such key).
+  const drop = (k: string, v: unknown) => PROVENANCE_KEYS.has(k) || (k === 'lists' && Array.isArray(v) && v.length === 0);
+  return contentHash(JSON.parse(JSON.stringify(c, (k, v: unknown) => (drop(k, v) ? undefined : v))));
 }
 
 /**
@@ -80,7 +84,7 @@ export function canonicalConfig(c: Config): Config {
 
 /** Everything blocked, listeners and exemptions as in `c`: what runs when no revision can be trusted. */
 export function blockAll(c: Config): Config {
-  return { ...c, default: 'block', rules: [], source: `${c.source} (fail closed: no trusted revision)` };
+  return { ...c, default: 'block', rules: [], lists: [], source: `${c.source} (fail closed: no trusted revision)` };
 }
 
 interface SourceRecord {
@@ -88,6 +92,8 @@ interface SourceRecord {
   linked: boolean;
   sha256: string;
   revision: number | null;
+  /** A list-format import (plain, v2fly, …): its format and egress, to rebuild it on a change. */
+  list?: { format: ListConfig['format']; egress: string };
 }
 
 export interface Notice {
@@ -104,6 +110,23 @@ function parseFailpoints(v: string | undefined): Failpoint[] {
     const m = /^(fail|kill):([a-z-]+)$/.exec(part.trim());
     if (m && (APPLY_POINTS as readonly string[]).includes(m[2]!)) out.push({ kind: m[1] as 'fail' | 'kill', point: m[2] as ApplyPoint });
   }
+  return out;
+}
+
+/**
+ * [[list]] changes a rule diff cannot show (the list rules are expanded at activation, not stored):
+ * a list whose pinned body differs, with the entry diff the remote checker recorded in the note.
+ */
+function listContentLines(from: Config, to: Config, linkedNote: string | null): string[] {
+  const before = new Map((from.lists ?? []).map((l) => [l.name, l]));
+  const out: string[] = [];
+  for (const l of to.lists ?? []) {
+    const b = before.get(l.name);
+    if (!b) out.push(`+ list ${l.name} (${l.format} → ${l.egress}) from ${l.url ?? l.path}`);
+    else if ((b.content ?? null) !== (l.content ?? null)) out.push(`~ list ${l.name}: body ${b.content?.slice(0, 12) ?? 'none'}… → ${l.content?.slice(0, 12) ?? 'none'}…`);
+  }
+  for (const l of from.lists ?? []) if (!(to.lists ?? []).some((x) => x.name === l.name)) out.push(`- list ${l.name}`);
+  if (out.length && linkedNote) out.push(...linkedNote.split('\n'));
   return out;
 }
 
@@ -181,11 +204,43 @@ export class Revisions {
     const path = this.#d.configPath;
     try {
       const bytes = path ? readConfigBytes(path) : new TextEncoder().encode(DEFAULT_CONFIG_TOML);
-      return { config: canonicalConfig(loadConfigFromBytes(bytes, path ?? 'embedded')), sha: sourceSha256(Buffer.from(bytes)), path };
+      // [[list]] bodies are pinned by hash (src/lists-load.ts): a changed list file is a changed config.
+      const loaded = pinLists(loadConfigFromBytes(bytes, path ?? 'embedded'), {
+        configPath: path,
+        cache: new ListBodyCache(this.#d.paths.stateDir),
+        approved: approvedContents(this.#activeConfig()),
+      });
+      return { config: canonicalConfig(loaded), sha: sourceSha256(Buffer.from(bytes)), path };
     } catch (err) {
       if (isSwitchyardError(err)) return { error: err };
       throw err;
     }
+  }
+
+  /** The running config, or before start the active revision's (for approved url list contents). */
+  #activeConfig(): Config | null {
+    if (this.#d.config) return this.#d.config;
+    const n = this.store.active;
+    if (n === null) return null;
+    try {
+      return this.store.get(n).config as Config;
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * A remote list changed: `config` is the running config with that list's content replaced. It
+   * becomes a PENDING revision (linked-import semantics: never activated without approve); the
+   * same change twice makes one candidate.
+   */
+  proposeLinked(config: Config, source: string, sha: string, note: string): { revision: number; created: boolean } {
+    const c = canonicalConfig(config);
+    const existing = this.#pendingWithHash(policyHash(c));
+    if (existing !== null) return { revision: existing, created: false };
+    const rev = this.#create(c, this.#d.config, { channel: 'linked', source, sha, interactive: false, note });
+    this.#d.log.info({ revision: rev.n, source }, 'remote list changed: pending revision (switchyard diff / approve)');
+    return { revision: rev.n, created: true };
   }
 
   // ------------------------------------------------------------------ candidates
@@ -195,7 +250,11 @@ export class Revisions {
   }
 
   #create(config: Config, against: Config | null, o: { channel: Channel; source: string | null; sha: string | null; interactive: boolean; actor?: Actor; note?: string }): Revision {
-    const risk = against ? classifyRisk(diffConfigs(against, config)) : { level: 'high' as const, reasons: ['no trusted revision to compare with'] };
+    let risk: RiskAssessment = against ? classifyRisk(diffConfigs(against, config)) : { level: 'high' as const, reasons: ['no trusted revision to compare with'] };
+    // A changed list body changes no stored rule, so the rule diff cannot see it: never call it low.
+    const listLines = against ? listContentLines(against, config, null) : [];
+    if (listLines.length && risk.level === 'low') risk = { level: 'medium', reasons: [...risk.reasons, ...listLines] };
+    else if (listLines.length) risk = { ...risk, reasons: [...risk.reasons, ...listLines] };
     const rev = this.store.create(config, this.#provenance(o.channel, o.source, o.sha, o.actor ?? this.selfActor, o.interactive, o.note), risk);
     this.#hashes.set(rev.n, policyHash(config));
     return rev;
@@ -358,7 +417,7 @@ export class Revisions {
     const rev = this.store.get(target);
     const d = diffConfigs(this.#d.config, rev.config as Config);
     const risk = classifyRisk(d);
-    const lines = describeDiff(d);
+    const lines = [...describeDiff(d), ...listContentLines(this.#d.config, rev.config as Config, rev.provenance.channel === 'linked' ? (rev.provenance.note ?? null) : null)];
     return {
       revision: target,
       state: this.store.entry(target)?.state ?? null,
@@ -421,11 +480,35 @@ export class Revisions {
 
   // ------------------------------------------------------------------ imports
 
-  async importFile(path: string, linked: boolean, actor: Actor, interactive: boolean): Promise<unknown> {
-    const bytes = readConfigBytes(path);
-    const sha = sourceSha256(Buffer.from(bytes));
+  /** True for a file imported with `switchyard import` (watched by its own source watcher). */
+  isImportSource(path: string): boolean {
+    return this.#sources.has(path);
+  }
+
+  /** An imported whole config pins its [[list]] bodies like the config file does (relative to the import's folder). */
+  #pinImported(built: BuiltImport, path: string): BuiltImport {
+    if (built.kind !== 'config') return built;
+    const config = canonicalConfig(pinLists(built.config, { configPath: path, cache: new ListBodyCache(this.#d.paths.stateDir), approved: approvedContents(this.#d.config) }));
+    return { ...built, config };
+  }
+
+  /** A list-format source: read with the list limit (64 MiB), built as a pinned [[list]]. */
+  async #buildListSource(path: string, list: NonNullable<SourceRecord['list']>): Promise<{ built: BuiltImport; sha: string }> {
+    const body = readListFile(path, 'import');
+    const built = await buildListImport(body, path, this.#d.config, { ...list, cache: new ListBodyCache(this.#d.paths.stateDir) });
+    return { built, sha: sourceSha256(body) };
+  }
+
+  async importFile(path: string, linked: boolean, actor: Actor, interactive: boolean, list?: SourceRecord['list']): Promise<unknown> {
     const running = this.#d.config;
-    const built = buildImport(bytes, path, running);
+    let built: BuiltImport;
+    let sha: string;
+    if (list) ({ built, sha } = await this.#buildListSource(path, list));
+    else {
+      const bytes = readConfigBytes(path);
+      sha = sourceSha256(Buffer.from(bytes));
+      built = this.#pinImported(buildImport(bytes, path, running), path);
+    }
     const channel: Channel = linked ? 'linked' : 'import';
     let revision: number | null = null;
     let risk: RiskAssessment | null = null;
@@ -434,19 +517,20 @@ export class Revisions {
       revision = rev.n;
       risk = rev.risk;
     }
-    this.#sources.set(path, { path, linked, sha256: sha, revision });
+    this.#sources.set(path, { path, linked, sha256: sha, revision, ...(list ? { list } : {}) });
     this.#saveSources();
     this.#watch(path, this.#d.opts.watchDebounceMs ?? 300);
     return { revision, state: revision === null ? 'unchanged' : 'pending', kind: built.kind, rules: built.rules, linked, source: path, sourceSha256: sha, risk };
   }
 
   /** A watched import source changed (or differs at start): linked → pending revision; snapshot → notice. */
-  #sourceChanged(path: string): void {
+  async #sourceChanged(path: string): Promise<void> {
     const rec = this.#sources.get(path);
     if (!rec) return;
     let bytes: Uint8Array;
     try {
-      bytes = readConfigBytes(path);
+      // A list source is read with the list limit; its body is only hashed here.
+      bytes = rec.list ? readListFile(path, 'import') : readConfigBytes(path);
     } catch (err) {
       this.#notice(`import source ${path} cannot be read (${isSwitchyardError(err) ? err.code : 'error'}); nothing changes`);
       return;
@@ -462,7 +546,7 @@ export class Revisions {
     }
     try {
       const running = this.#d.config;
-      const built = buildImport(bytes, path, running);
+      const built = rec.list ? (await this.#buildListSource(path, rec.list)).built : this.#pinImported(buildImport(bytes, path, running), path);
       if (policyHash(built.config) === policyHash(running)) {
         this.#saveSources();
         return;
@@ -485,7 +569,12 @@ export class Revisions {
   }
 
   #checkSourcesAtStart(): void {
-    for (const path of this.#sources.keys()) this.#sourceChanged(path);
+    // TOML sources are handled at once (no await on their path); list sources just after start.
+    for (const [path, rec] of this.#sources) {
+      // A list source is rebuilt against the running config, which is set right after start.
+      if (rec.list) setImmediate(() => void this.#d.serial(async () => await this.#sourceChanged(path)).catch(() => {}));
+      else void this.#sourceChanged(path);
+    }
   }
 
   /** Import sources are watched even with `--no-watch` (that turns off the config file's watcher only). */
@@ -495,7 +584,7 @@ export class Revisions {
 
   #watch(path: string, debounceMs: number): void {
     if (this.#watchers.has(path)) return;
-    const w = new ConfigWatcher(path, debounceMs, () => void this.#d.serial(async () => this.#sourceChanged(path)).catch(() => {}));
+    const w = new ConfigWatcher(path, debounceMs, () => void this.#d.serial(async () => await this.#sourceChanged(path)).catch(() => {}));
     w.start();
     this.#watchers.set(path, w);
   }

@@ -193,6 +193,32 @@ export interface ControlConfig {
   readUsers: string[];
 }
 
+/** One `[[list]]` table (docs/lists.md). Its entries become rules outside src/policy (src/lists-load.ts). */
+export interface ListConfig {
+  name: string;
+  /** Exactly one of path / url. A relative path is relative to the config file. */
+  path: string | null;
+  url: string | null;
+  format: 'plain' | 'v2fly' | 'singbox' | 'clash-domain' | 'clash-ipcidr' | 'clash-classical' | 'netrulerouter';
+  egress: string;
+  attrs: string[];
+  unsupported: 'error' | 'skip';
+  granularity: 'auto' | 'entry' | 'list';
+  sha256: string | null;
+  maxBytes: number | null;
+  via: string;
+  /** url lists: seconds between re-checks. */
+  refreshSeconds: number;
+  /** Config line of the [[list]] table. */
+  line?: number;
+  /**
+   * sha256 of the list body this config runs with, set by the list loader (not the TOML): a changed
+   * file or an approved download changes the config's hash, so it becomes a revision. Absent/null
+   * for a url list not yet approved (it contributes no rules).
+   */
+  content?: string | null;
+}
+
 export interface Config {
   version: 1;
   default: string;
@@ -204,6 +230,8 @@ export interface Config {
   egress: Record<string, EgressConfig>;
   exempt: ExemptConfig[];
   rules: RuleConfig[];
+  /** `[[list]]` definitions (absent in configs built by hand = none). */
+  lists?: ListConfig[];
   /** Where the config came from: a path, or `embedded` for the built-in default. */
   source: string;
   /** Notices for the user (e.g. "read as policy-router-rs format"). */

@@ -1,7 +1,8 @@
 // `switchyard explain`: which egress would a flow take, by which rule, and why the others lost.
 import { UsageError } from '../../errors.ts';
 import { loadConfigFile } from '../../config-file.ts';
-import { compilePolicy, defaultConfig, type Config, type Explanation, type FlowQuery, type MatchReason } from '../../policy/index.ts';
+import { expandLists, listOrigin } from '../../lists-load.ts';
+import { compilePolicy, defaultConfig, type Config, type Explanation, type FlowQuery, type MatchReason, type RuleOrigin } from '../../policy/index.ts';
 import { parseIp } from '../../policy/ip.ts';
 import { formatOption, parseCommandArgs } from '../args.ts';
 
@@ -91,14 +92,18 @@ export async function run(argv: string[]): Promise<number> {
     config = defaultConfig();
     used = 'embedded default config (no --config given; no daemon is asked yet)';
   }
-  return print(compilePolicy(config).explain(q), used, config.notices, format);
+  // [[list]] files are read here (offline); url lists need the daemon's approved copy.
+  const expanded = await expandLists(config, { configPath: values.config ?? null, cache: null });
+  const x = compilePolicy(expanded.config).explain(q);
+  const notices = [...config.notices, ...expanded.waiting.map((n) => `url list '${n}' is not loaded offline (ask the running daemon)`)];
+  return print({ ...x, listOrigin: listOrigin(expanded.result, x) }, used, notices, format);
 }
 
 function reason(m: MatchReason): string {
   return `${m.condition} ${m.pattern} matches ${m.value}`;
 }
 
-function print(x: Explanation, used: string, notices: string[], format: 'text' | 'json'): number {
+function print(x: Explanation & { listOrigin?: RuleOrigin | null }, used: string, notices: string[], format: 'text' | 'json'): number {
   if (format === 'json') {
     process.stdout.write(JSON.stringify({ config: used, ...x, notices }) + '\n');
     return 0;
@@ -115,7 +120,8 @@ function print(x: Explanation, used: string, notices: string[], format: 'text' |
     q.network,
   ].filter((s) => s !== null);
   const by = x.rule === null ? 'by the default (no rule matched)' : `by ${x.rule.id} (${x.matched.map(reason).join(', ')})`;
-  const where = x.rule?.origin.line !== undefined ? ` [${x.rule.origin.file ?? ''}:${x.rule.origin.line}]` : '';
+  const o = x.listOrigin ?? x.rule?.origin;
+  const where = o?.list !== undefined ? ` [list ${o.list}, ${o.file ?? ''}:${o.line ?? '?'}]` : o?.line !== undefined ? ` [${o.file ?? ''}:${o.line}]` : '';
   const lines = [`config: ${used}`, `${subject.join(', ')} → egress ${x.egress} ${by}${where}; stage ${x.stage}`];
   if (x.candidates.length) {
     lines.push('lost:');

@@ -6,10 +6,15 @@ import { dirname, join } from 'node:path';
 import { ListError, UsageError } from '../../errors.ts';
 import { DEFAULT_LIMITS, LIST_FORMATS, exportList, isListFormat, parseList, type ListEntry, type ListFormat } from '../../lists/index.ts';
 import { formatOption, parseCommandArgs } from '../args.ts';
+import { call, parseClientArgs, printJson, table, COMMON_HELP } from '../client.ts';
+import { writeFile } from 'node:fs/promises';
 
-export const summary = 'convert or check rule lists (plain, v2fly, sing-box, Clash, NetRuleRouter)';
+export const summary = 'rule lists of the running daemon (view, refresh, export); convert or check list files';
 
-const HELP = `usage: switchyard lists convert FILE --from FORMAT [--to FORMAT] [--out FILE]
+const HELP = `usage: switchyard lists [--format text|json] [--socket PATH]
+       switchyard lists refresh [NAME] [--format text|json] [--socket PATH]
+       switchyard lists export NAME --format FORMAT [--clash-syntax yaml|text] [--out FILE] [--socket PATH]
+       switchyard lists convert FILE --from FORMAT [--to FORMAT] [--out FILE]
                               [--clash-syntax yaml|text] [--attrs ATTR,...] [--unsupported error|skip]
                               [--dedupe] [--format text|json]
 
@@ -29,12 +34,28 @@ refused with the source line; nothing is dropped silently.
   --format FMT           text (default) or json: the summary on stderr (text) or stdout (json)
 `;
 
+interface Row {
+  name: string;
+  format: string;
+  egress: string;
+  source: string;
+  entries: number | null;
+  lastCheck: string | null;
+  lastChange: string | null;
+  lastError: string | null;
+  pending: number | null;
+  pendingDiff: string | null;
+}
+
 export async function run(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
+  if (sub === '--help' || sub === '-h' || sub === 'help') {
     process.stdout.write(HELP);
-    return sub === undefined ? 2 : 0;
+    return 0;
   }
+  if (sub === undefined || sub === 'show' || sub.startsWith('--')) return show(sub === undefined || sub === 'show' ? rest : argv);
+  if (sub === 'refresh') return refresh(rest);
+  if (sub === 'export') return exportCmd(rest);
   if (sub !== 'convert') throw new UsageError(`unknown lists subcommand '${sub}' (try: switchyard lists --help)`);
   const { values, positionals } = parseCommandArgs(
     rest,
@@ -146,4 +167,71 @@ async function writeOut(path: string, text: string): Promise<void> {
   } catch (e) {
     throw new ListError('SY_ERR_LIST_READ', `cannot write ${path}: ${(e as Error).message}`, { file: path }, e);
   }
+}
+
+const DAEMON_HELP = `The daemon view: every [[list]] of the running config with its format, egress, entries loaded,
+source (path or URL), last check and change of a url list, its last error, and the pending
+revision a fetched change made (approve it with switchyard approve N).
+${COMMON_HELP}`;
+
+async function show(argv: string[]): Promise<number> {
+  const a = parseClientArgs(argv, {});
+  if (a.help) {
+    process.stdout.write(HELP + '\n' + DAEMON_HELP);
+    return 0;
+  }
+  const r = (await call(a.socket, 'lists')) as { lists: Row[] };
+  if (a.format === 'json') {
+    printJson(r);
+    return 0;
+  }
+  process.stdout.write(
+    table(
+      ['NAME', 'FORMAT', 'EGRESS', 'ENTRIES', 'SOURCE', 'LAST UPDATE', 'PENDING'],
+      r.lists.map((x) => [x.name, x.format, x.egress, x.entries, x.source, x.lastChange ?? x.lastCheck, x.pending !== null ? `#${x.pending}` : x.lastError ? `error: ${x.lastError}` : null]),
+    ),
+  );
+  for (const x of r.lists) if (x.pendingDiff) process.stdout.write(`\n${x.pendingDiff}\n`);
+  return 0;
+}
+
+async function refresh(argv: string[]): Promise<number> {
+  const a = parseClientArgs(argv, {}, true);
+  if (a.help) {
+    process.stdout.write(HELP + '\n' + DAEMON_HELP);
+    return 0;
+  }
+  if (a.positionals.length > 1) throw new UsageError('give at most one list NAME');
+  const r = (await call(a.socket, 'lists.refresh', a.positionals[0] ? { name: a.positionals[0] } : {})) as {
+    results: { name: string; ok: boolean; pending?: number | null; diff?: string | null; code?: string | null; error?: string }[];
+  };
+  if (a.format === 'json') printJson(r);
+  else {
+    for (const x of r.results) {
+      if (!x.ok) process.stdout.write(`${x.name}: refused: ${x.code ?? ''} ${x.error}\n`);
+      else if (x.pending != null) process.stdout.write(`${x.name}: pending revision #${x.pending} (switchyard diff ${x.pending} / approve ${x.pending})\n${x.diff ?? ''}\n`);
+      else process.stdout.write(`${x.name}: unchanged\n`);
+    }
+  }
+  return r.results.every((x) => x.ok) ? 0 : 1;
+}
+
+async function exportCmd(argv: string[]): Promise<number> {
+  const { values, positionals } = parseCommandArgs(
+    argv,
+    { format: { type: 'string' }, 'clash-syntax': { type: 'string' }, out: { type: 'string' }, socket: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    true,
+  );
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new UsageError('give exactly one list NAME');
+  if (values.format === undefined || !isListFormat(values.format)) throw new UsageError(`--format must be one of ${LIST_FORMATS.join(', ')}`);
+  const syntax = values['clash-syntax'];
+  if (syntax !== undefined && syntax !== 'yaml' && syntax !== 'text') throw new UsageError('--clash-syntax must be yaml or text');
+  const r = (await call(values.socket, 'lists.export', { name: positionals[0], format: values.format, ...(syntax ? { clashSyntax: syntax } : {}) })) as { text: string };
+  if (values.out !== undefined) await writeFile(values.out, r.text);
+  else process.stdout.write(r.text);
+  return 0;
 }

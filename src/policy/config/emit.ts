@@ -116,6 +116,21 @@ export function configToToml(c: Config, header?: string): string {
     if (r.ports.length) out.push(`ports = [${r.ports.map((p) => (p.from === p.to ? String(p.from) : q(`${p.from}-${p.to}`))).join(', ')}]`);
     if (r.network !== null) out.push(`network = ${q(r.network)}`);
   }
+  for (const l of c.lists ?? []) {
+    out.push('', '[[list]]', `name = ${q(l.name)}`);
+    if (l.path !== null) out.push(`path = ${q(l.path)}`);
+    if (l.url !== null) out.push(`url = ${q(l.url)}`);
+    out.push(`format = ${q(l.format)}`, `egress = ${q(l.egress)}`);
+    if (l.attrs.length) out.push(`attrs = ${list(l.attrs)}`);
+    if (l.unsupported !== 'error') out.push(`unsupported = ${q(l.unsupported)}`);
+    if (l.granularity !== 'auto') out.push(`granularity = ${q(l.granularity)}`);
+    if (l.url !== null) {
+      if (l.sha256 !== null) out.push(`sha256 = ${q(l.sha256)}`);
+      if (l.maxBytes !== null) out.push(`max_bytes = ${l.maxBytes}`);
+      if (l.via !== 'direct') out.push(`via = ${q(l.via)}`);
+      if (l.refreshSeconds !== 6 * 3600) out.push(`refresh = ${q(`${l.refreshSeconds}s`)}`);
+    }
+  }
   return out.join('\n') + '\n';
 }
 

@@ -90,6 +90,10 @@ export function loadConfigFromBytes(bytes: Uint8Array, source: string): Config {
     const line = idx.lineOf(mapPath(['exempt', i]));
     if (line !== undefined) e.origin.line = line;
   });
+  result.config.lists?.forEach((l, i) => {
+    const line = idx.lineOf(mapPath(['list', i]));
+    if (line !== undefined) l.line = line;
+  });
   for (const [name, e] of Object.entries(result.config.egress)) {
     const line = idx.lineOf(['egress', name]);
     if (line !== undefined) e.line = line;

@@ -15,6 +15,7 @@ import type {
   HealthConfig,
   InboundConfig,
   PortRange,
+  ListConfig,
   RuleConfig,
 } from '../types.ts';
 import { parseCidr } from '../ip.ts';
@@ -37,6 +38,7 @@ import {
   inboundSchema,
   type RawConfig,
   type RawEgress,
+  type RawList,
 } from './schema.ts';
 
 export const BUILTIN_EGRESSES = ['direct', 'block'] as const;
@@ -194,6 +196,8 @@ export function normalizeConfig(raw: unknown, source: string, lines: LineIndex |
     return { apps, users, cidrs, origin: origin(path) };
   });
 
+  const lists = normalizeLists(r.list, known, issues);
+
   const dns = normalizeDns(r.dns ?? dnsSchema.parse({}), issues);
   const inbound = normalizeInbound(r.inbound ?? inboundSchema.parse({}), issues);
   const enforce = normalizeEnforce(r.enforce ?? enforceSchema.parse({}));
@@ -201,9 +205,66 @@ export function normalizeConfig(raw: unknown, source: string, lines: LineIndex |
 
   if (!issues.empty) return { config: null, issues };
   return {
-    config: { version: 1, default: r.default, dns, inbound, enforce, control, egress, exempt, rules, source, notices },
+    config: { version: 1, default: r.default, dns, inbound, enforce, control, egress, exempt, rules, lists, source, notices },
     issues,
   };
+}
+
+const LIST_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const DEFAULT_REFRESH_SECONDS = 6 * 3600;
+const REFRESH_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** `[[list]]` tables: names, one source, https, url-only keys, declared egresses. */
+function normalizeLists(raw: RawList[], known: (name: string, path: KeyPath) => boolean, issues: Issues): ListConfig[] {
+  const seen = new Map<string, number>();
+  return raw.map((l, i) => {
+    const path = ['list', i];
+    if (!LIST_NAME.test(l.name)) issues.add([...path, 'name'], `list name '${clip(l.name)}' must be 1–64 of A-Z a-z 0-9 . _ - starting with a letter or digit`);
+    const prev = seen.get(l.name);
+    if (prev !== undefined) issues.add([...path, 'name'], `list name '${clip(l.name)}' is already used by list[${prev}]`);
+    seen.set(l.name, i);
+    if ((l.path === undefined) === (l.url === undefined)) issues.add(path, 'give exactly one of path and url');
+    if (l.url !== undefined) {
+      let u: URL | null = null;
+      try {
+        u = new URL(l.url);
+      } catch {
+        issues.add([...path, 'url'], `'${clip(l.url)}' is not a URL`);
+      }
+      if (u && u.protocol !== 'https:') issues.add([...path, 'url'], `a list url must be https:// (got ${u.protocol}); certificates are always checked`);
+    } else {
+      for (const k of ['sha256', 'max_bytes', 'via', 'refresh'] as const) {
+        if (l[k] !== undefined) issues.add([...path, k], `${k} applies to url lists only`);
+      }
+    }
+    known(l.egress, [...path, 'egress']);
+    if (l.via !== undefined) known(l.via, [...path, 'via']);
+    if (l.attrs !== undefined && l.format !== 'v2fly') issues.add([...path, 'attrs'], 'attrs filters v2fly attributes (format = "v2fly" only)');
+    (l.attrs ?? []).forEach((a, j) => {
+      if (!/^-?@?[A-Za-z0-9!._-]{1,64}$/.test(a)) issues.add([...path, 'attrs', j], `'${clip(a)}' is not a v2fly attribute (e.g. "cn" or "-ads")`);
+    });
+    if (l.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(l.sha256)) issues.add([...path, 'sha256'], 'sha256 is 64 hex digits');
+    let refreshSeconds = DEFAULT_REFRESH_SECONDS;
+    if (l.refresh !== undefined) {
+      const m = /^([1-9][0-9]{0,6})([smhd])$/.exec(l.refresh);
+      if (!m) issues.add([...path, 'refresh'], `'${clip(l.refresh)}' is not an interval like "30m", "6h" or "1d"`);
+      else refreshSeconds = Number(m[1]) * REFRESH_UNITS[m[2]!]!;
+    }
+    return {
+      name: l.name,
+      path: l.path ?? null,
+      url: l.url ?? null,
+      format: l.format,
+      egress: l.egress,
+      attrs: l.attrs ?? [],
+      unsupported: l.unsupported,
+      granularity: l.granularity,
+      sha256: l.sha256?.toLowerCase() ?? null,
+      maxBytes: l.max_bytes ?? null,
+      via: l.via ?? 'direct',
+      refreshSeconds,
+    };
+  });
 }
 
 /** Echoes user text in messages without flooding them. */

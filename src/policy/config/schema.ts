@@ -106,6 +106,24 @@ const ruleSchema = z.strictObject({
   network: z.enum(['tcp', 'udp']).optional(),
 });
 
+// [[list]]: a rule whose patterns come from a file or an HTTPS URL (docs/lists.md). Shape only;
+// the list itself is read outside src/policy (src/lists-load.ts) because reading is I/O.
+export const LIST_FORMAT_NAMES = ['plain', 'v2fly', 'singbox', 'clash-domain', 'clash-ipcidr', 'clash-classical', 'netrulerouter'] as const;
+const listSchema = z.strictObject({
+  name: str.min(1).max(64).describe('names the list in explain, errors and `switchyard lists`'),
+  path: str.min(1).optional().describe('list file; relative to the config file'),
+  url: str.min(1).optional().describe('https:// URL of a remote list (pending until approved)'),
+  format: z.enum(LIST_FORMAT_NAMES),
+  egress: str.describe('egress every entry takes (NetRuleRouter +block entries: block)'),
+  attrs: strList.optional().describe('v2fly only: keep entries with @attr, drop -attr'),
+  unsupported: z.enum(['error', 'skip']).default('error').describe('an unsupported construct stops the list, or skips its rule'),
+  granularity: z.enum(['auto', 'entry', 'list']).default('auto').describe('one rule per entry, one per list, or auto (group above 10,000)'),
+  sha256: str.optional().describe('url only: pinned sha256 of the body'),
+  max_bytes: z.number().int().min(1).max(1024 * 1024 * 1024).optional().describe('url only: download limit (default 64 MiB)'),
+  via: str.optional().describe('url only: egress the download goes through (default direct)'),
+  refresh: str.optional().describe('url only: re-check interval, e.g. "30m", "6h", "1d" (default 6h)'),
+});
+
 const exemptSchema = z.strictObject({
   apps: strList.optional(),
   users: strList.optional(),
@@ -122,9 +140,11 @@ export const configSchema = z.strictObject({
   egress: z.record(z.string(), egressSchema).default({}),
   exempt: z.array(exemptSchema).default([]),
   rule: z.array(ruleSchema).default([]),
+  list: z.array(listSchema).default([]).describe('rule lists: see docs/lists.md'),
 });
 
 export type RawConfig = z.output<typeof configSchema>;
 export type RawRule = z.output<typeof ruleSchema>;
 export type RawEgress = z.output<typeof egressSchema>;
+export type RawList = z.output<typeof listSchema>;
 export type RawExempt = z.output<typeof exemptSchema>;
