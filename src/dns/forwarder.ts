@@ -171,6 +171,18 @@ export class Forwarder {
     this.#egressPools.clear();
   }
 
+  /**
+   * Forgets every cached answer (and the bootstrap's cached host addresses); returns how many
+   * answers were dropped. Unlike setPolicy, the upstream and egress resolver pools stay, with their
+   * connections and health. Queries already in flight still complete and are cached.
+   */
+  flushCache(): number {
+    const n = this.#cache.size;
+    this.#cache.clear();
+    this.#bootCache.clear();
+    return n;
+  }
+
   /** The OS backend lost its sets (restart, flush): every cached answer re-runs the hook on its next hit. */
   invalidateHooks(): void {
     this.#hookGen++;
