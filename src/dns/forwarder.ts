@@ -223,7 +223,7 @@ export class Forwarder {
     try {
       // Local answers (canary, hosts) are never cached, so the cache is asked first: a hit
       // needs neither the name as text nor any table besides the cache.
-      const hit = this.#cache.get(q.key, now);
+      const hit = this.#cache.getQuery(q, msg, now);
       if (hit) {
         this.stats.cacheHits++;
         if (this.#needsRehook(hit, now)) return this.#rehookThenServe(hit, msg, q, udp);
@@ -429,7 +429,7 @@ export class Forwarder {
         throw new DnsError('SY_ERR_DNS_HOOK', `binding hook failed for ${q.name}`);
       }
     }
-    if (!withHook || !this.#batcher || p.addresses.length === 0 || p.hookGen === this.#hookGen) this.#cache.set(cacheKey, p);
+    if (!withHook || !this.#batcher || p.addresses.length === 0 || p.hookGen === this.#hookGen) this.#cache.set(cacheKey, p, cacheKey === q.key);
     return p;
   }
 
