@@ -2,8 +2,12 @@
 // record by copying bytes, nothing else. bench/dns.bench.ts runs it next to switchyard and dnsmasq
 // so the report can tell Node's own UDP cost from the forwarder's. argv[2]: port.
 import { createSocket } from 'node:dgram';
+import type { SocketOptions } from 'node:dgram';
 
-const sock = createSocket('udp4');
+// The same per-send shortcut the forwarder's listener uses (src/dns/listen.ts): the reply address
+// is an IP literal, so skip dgram's dns.lookup and its process.nextTick per send.
+const lookup = (address: string, _family: unknown, cb: (err: null, address: string, family: number) => void): void => cb(null, address, 4);
+const sock = createSocket({ type: 'udp4', lookup: lookup as unknown as SocketOptions['lookup'] });
 const rr = Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, 127, 0, 0, 1]);
 sock.on('message', (m, r) => {
   if (m.length < 12) return;

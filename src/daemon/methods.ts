@@ -508,11 +508,8 @@ export function registerMethods(reg: MethodRegistry, d: Daemon): MethodRegistry 
     summary: 'drop every cached DNS answer (the correlation store is kept)',
     handler: () => {
       if (!d.dns) return { flushed: 0 };
-      const n = d.dns.stats().cacheEntries;
-      // setPolicy with the running policy drops cached answers and egress resolver paths.
-      // Wish (dns helper): a flushCache() that does only that.
-      d.dns.setPolicy((name) => d.live.projectDomain(name), d.config.egress);
-      return { flushed: n };
+      // Only the answers: upstream connections and egress resolver paths are kept.
+      return { flushed: d.dns.flushCache() };
     },
   });
 

@@ -3,7 +3,7 @@
 // (no decode on the hit path). Keyed by name/type/class/DO bit; bounded by lru-cache.
 import { LRUCache } from 'lru-cache';
 import { buildTruncated } from './build.ts';
-import { FLAG, HEADER_LEN } from './wire.ts';
+import { FLAG, HEADER_LEN, keyHash } from './wire.ts';
 import type { Query } from './wire.ts';
 import type { Analysis } from './answer.ts';
 import type { DnsCacheConfig } from '../policy/types.ts';
@@ -38,6 +38,10 @@ export interface Prepared {
   hookedUntil: number;
   hookGen: number;
   rehook: Promise<boolean> | null;
+  /** Set by AnswerCache.set: the LRU key, and for client-question keys their bytes and hash. */
+  key: string;
+  keyBytes: Uint8Array | null;
+  hash: number;
 }
 
 /** Clamps every TTL in place and returns the entry's lifetime in seconds (0 = do not cache). */
@@ -91,6 +95,9 @@ export function prepare(
     hookedUntil: 0,
     hookGen: -1,
     rehook: null,
+    key: '',
+    keyBytes: null,
+    hash: -1,
   };
 }
 
@@ -137,28 +144,77 @@ export function serve(p: Prepared, client: Buffer, q: Query, now: number, udp: b
   return out;
 }
 
+/** True when `client`'s question (ASCII case folded) and DO bit are the bytes `p` is cached under. */
+function sameQuestion(kb: Uint8Array, client: Uint8Array, q: Query): boolean {
+  const klen = q.qEnd - HEADER_LEN;
+  if (kb.length !== klen + 1 || kb[klen] !== (q.dnssecOk ? 1 : 0)) return false;
+  for (let i = 0; i < klen; i++) {
+    const c = client[HEADER_LEN + i]!;
+    if (kb[i] !== (c >= 0x41 && c <= 0x5a ? c | 0x20 : c)) return false;
+  }
+  return true;
+}
+
+/**
+ * Bounded by lru-cache, keyed by string. Entries stored under a client question's key are also
+ * indexed by that key's 32-bit hash, so a hit neither builds the key string nor hashes it: it
+ * finds the entry by number and compares the question bytes. A hash collision only costs the
+ * slower string lookup (the index holds one entry per hash; the LRU holds them all).
+ */
 export class AnswerCache {
   readonly #lru: LRUCache<string, Prepared>;
+  readonly #fast = new Map<number, Prepared>();
   #touch = 0;
   constructor(maxEntries: number) {
-    this.#lru = new LRUCache<string, Prepared>({ max: Math.max(1, maxEntries) });
+    this.#lru = new LRUCache<string, Prepared>({
+      max: Math.max(1, maxEntries),
+      // Evicted, replaced or deleted: drop it from the index too (if it is the one indexed).
+      dispose: (p) => {
+        if (p.keyBytes !== null && this.#fast.get(p.hash) === p) this.#fast.delete(p.hash);
+      },
+    });
   }
+
+  /** The entry for a client's query `q` parsed from `client`, if cached and not expired. */
+  getQuery(q: Query, client: Uint8Array, now: number): Prepared | undefined {
+    let p = this.#fast.get(q.hash);
+    if (p === undefined || !sameQuestion(p.keyBytes!, client, q)) {
+      p = this.#lru.peek(q.key);
+      if (p === undefined) return undefined;
+    }
+    return this.#fresh(p, now);
+  }
+
   get(key: string, now: number): Prepared | undefined {
-    // Refreshing recency on every hit costs a measurable share of the hit path; every 8th hit
-    // is enough to keep hot names away from eviction.
-    const p = (this.#touch++ & 7) === 0 ? this.#lru.get(key) : this.#lru.peek(key);
-    if (p === undefined) return undefined;
+    const p = this.#lru.peek(key);
+    return p === undefined ? undefined : this.#fresh(p, now);
+  }
+
+  #fresh(p: Prepared, now: number): Prepared | undefined {
     if (p.expiresAt <= now) {
-      this.#lru.delete(key);
+      this.#lru.delete(p.key);
       return undefined;
     }
+    // Refreshing recency on every hit costs a measurable share of the hit path; every 8th hit is
+    // enough to keep hot names away from eviction (the stored key string has its hash cached).
+    if ((this.#touch++ & 7) === 0) this.#lru.get(p.key);
     return p;
   }
-  set(key: string, p: Prepared): void {
-    if (p.expiresAt > p.storedAt) this.#lru.set(key, p);
+
+  /** `question`: the key is a client question's key (Query.key), so index it by hash too. */
+  set(key: string, p: Prepared, question = false): void {
+    if (p.expiresAt <= p.storedAt) return;
+    p.key = key;
+    if (question) {
+      p.keyBytes = Buffer.from(key, 'latin1');
+      p.hash = keyHash(p.keyBytes);
+    }
+    this.#lru.set(key, p);
+    if (question && this.#lru.peek(key) === p) this.#fast.set(p.hash, p);
   }
   clear(): void {
     this.#lru.clear();
+    this.#fast.clear();
   }
   get size(): number {
     return this.#lru.size;

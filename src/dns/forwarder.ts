@@ -171,6 +171,18 @@ export class Forwarder {
     this.#egressPools.clear();
   }
 
+  /**
+   * Forgets every cached answer (and the bootstrap's cached host addresses); returns how many
+   * answers were dropped. Unlike setPolicy, the upstream and egress resolver pools stay, with their
+   * connections and health. Queries already in flight still complete and are cached.
+   */
+  flushCache(): number {
+    const n = this.#cache.size;
+    this.#cache.clear();
+    this.#bootCache.clear();
+    return n;
+  }
+
   /** The OS backend lost its sets (restart, flush): every cached answer re-runs the hook on its next hit. */
   invalidateHooks(): void {
     this.#hookGen++;
@@ -211,7 +223,7 @@ export class Forwarder {
     try {
       // Local answers (canary, hosts) are never cached, so the cache is asked first: a hit
       // needs neither the name as text nor any table besides the cache.
-      const hit = this.#cache.get(q.key, now);
+      const hit = this.#cache.getQuery(q, msg, now);
       if (hit) {
         this.stats.cacheHits++;
         if (this.#needsRehook(hit, now)) return this.#rehookThenServe(hit, msg, q, udp);
@@ -417,7 +429,7 @@ export class Forwarder {
         throw new DnsError('SY_ERR_DNS_HOOK', `binding hook failed for ${q.name}`);
       }
     }
-    if (!withHook || !this.#batcher || p.addresses.length === 0 || p.hookGen === this.#hookGen) this.#cache.set(cacheKey, p);
+    if (!withHook || !this.#batcher || p.addresses.length === 0 || p.hookGen === this.#hookGen) this.#cache.set(cacheKey, p, cacheKey === q.key);
     return p;
   }
 

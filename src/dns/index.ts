@@ -46,6 +46,8 @@ export interface DnsForwarder {
   resolveBootstrap(name: string): Promise<string[]>;
   forwarder: Forwarder;
   stats(): ForwarderStats & { cacheEntries: number; storeEntries: number; storeMax: number };
+  /** Drops every cached answer, keeping upstream and egress resolver paths; returns how many. */
+  flushCache(): number;
   /** Applies a new policy (drops cached answers and egress paths). */
   setPolicy(projectDomain: (name: string) => DomainProjection, egress: Config['egress']): void;
   close(): Promise<void>;
@@ -102,6 +104,7 @@ export async function startDnsForwarder(opts: StartDnsOptions): Promise<DnsForwa
     resolveBootstrap: (name) => forwarder.resolveBootstrap(name),
     forwarder,
     stats: () => ({ ...forwarder.stats, cacheEntries: forwarder.cacheSize, storeEntries: store.size, storeMax: store.maxEntries }),
+    flushCache: () => forwarder.flushCache(),
     setPolicy: (p, e) => forwarder.setPolicy(p, e),
     close: async () => {
       if (closed) return;

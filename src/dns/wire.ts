@@ -186,8 +186,23 @@ export interface Query {
   /** Largest UDP answer the client accepts (512 without EDNS). */
   udpSize: number;
   dnssecOk: boolean;
-  /** Cache key: the question's wire bytes with ASCII lower-cased (name, type, class), plus the DO bit. */
-  key: string;
+  /**
+   * Cache key: the question's wire bytes with ASCII lower-cased (name, type, class), plus the DO
+   * bit; built on first use (a cache hit finds its entry by `hash` and compares bytes instead).
+   */
+  readonly key: string;
+  /** FNV-1a (32 bits) of the key's bytes: the cache's fast index. */
+  hash: number;
+}
+
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+
+/** FNV-1a over `bytes` — equal to `Query.hash` when `bytes` are the query's key bytes. */
+export function keyHash(bytes: Uint8Array): number {
+  let h = FNV_OFFSET;
+  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i]!, FNV_PRIME);
+  return h >>> 0;
 }
 
 class ParsedQuery implements Query {
@@ -199,10 +214,11 @@ class ParsedQuery implements Query {
   edns: boolean;
   udpSize: number;
   dnssecOk: boolean;
-  key: string;
+  hash: number;
   #buf: Uint8Array;
   #name: string | null = null;
-  constructor(buf: Uint8Array, id: number, flags: number, qtype: number, qclass: number, qEnd: number, edns: boolean, udpSize: number, dnssecOk: boolean, key: string) {
+  #key: string | null = null;
+  constructor(buf: Uint8Array, id: number, flags: number, qtype: number, qclass: number, qEnd: number, edns: boolean, udpSize: number, dnssecOk: boolean, hash: number) {
     this.#buf = buf;
     this.id = id;
     this.flags = flags;
@@ -212,11 +228,23 @@ class ParsedQuery implements Query {
     this.edns = edns;
     this.udpSize = udpSize;
     this.dnssecOk = dnssecOk;
-    this.key = key;
+    this.hash = hash;
   }
   get name(): string {
     if (this.#name === null) this.#name = readName(this.#buf, HEADER_LEN).name;
     return this.#name;
+  }
+  get key(): string {
+    if (this.#key === null) {
+      const klen = this.qEnd - HEADER_LEN;
+      for (let i = 0; i < klen; i++) {
+        const c = this.#buf[HEADER_LEN + i]!;
+        keyScratch[i] = c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
+      }
+      keyScratch[klen] = this.dnssecOk ? 1 : 0;
+      this.#key = keyScratch.toString('latin1', 0, klen + 1);
+    }
+    return this.#key;
   }
 }
 
@@ -227,7 +255,7 @@ const keyScratch = Buffer.alloc(HEADER_LEN + MAX_NAME_LEN + 8);
  * Parses a client's query: exactly one question with an uncompressed name, and an optional OPT
  * record in the additional section. Throws WireError with the reason on anything else. This is
  * the cache-hit path's only parse, so it is written as one bounded loop without allocations
- * besides the key string.
+ * besides the result (the key string is made only when asked for).
  */
 export function parseQuery(buf: Uint8Array): Query {
   const n = buf.length;
@@ -278,15 +306,15 @@ export function parseQuery(buf: Uint8Array): Query {
       p += 10 + rdlen;
     }
   }
-  // Key: lower-cased question bytes (ASCII only, RFC 4343) and the DO bit, as one flat string.
-  const klen = qEnd - HEADER_LEN;
-  for (let i = 0; i < klen; i++) {
-    const c = buf[HEADER_LEN + i]!;
-    keyScratch[i] = c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
+  // Key: lower-cased question bytes (ASCII only, RFC 4343) and the DO bit. Only its hash is made
+  // here; the string is built if a miss needs it.
+  let h = FNV_OFFSET;
+  for (let i = HEADER_LEN; i < qEnd; i++) {
+    const c = buf[i]!;
+    h = Math.imul(h ^ (c >= 0x41 && c <= 0x5a ? c | 0x20 : c), FNV_PRIME);
   }
-  keyScratch[klen] = dnssecOk ? 1 : 0;
-  const key = keyScratch.toString('latin1', 0, klen + 1);
-  return new ParsedQuery(buf, (buf[0]! << 8) | buf[1]!, flags, qtype, qclass, qEnd, edns, udpSize, dnssecOk, key);
+  h = Math.imul(h ^ (dnssecOk ? 1 : 0), FNV_PRIME) >>> 0;
+  return new ParsedQuery(buf, (buf[0]! << 8) | buf[1]!, flags, qtype, qclass, qEnd, edns, udpSize, dnssecOk, h);
 }
 
 export interface RecordRef {

@@ -4,9 +4,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDnsForwarder } from '../../src/dns/index.ts';
-import { builtinEgresses, cleanup, dig, dnsConfig, have, makeCerts, projector, startUnbound, tempDir } from './helpers.ts';
+import { builtinEgresses, cleanup, dig, dnsConfig, freePort, have, makeCerts, projector, startUnbound, tempDir } from './helpers.ts';
 import type { Certs, Unbound } from './helpers.ts';
 import type { DnsConfig } from '../../src/policy/types.ts';
+import { loadConfigFromString } from '../../src/policy/config/load.ts';
 
 const skip = !have('unbound') || !have('dig') || !have('openssl') ? 'needs unbound, dig and openssl' : false;
 
@@ -21,7 +22,7 @@ describe('encrypted upstreams', { skip }, () => {
     ub = await startUnbound({
       dir,
       certs,
-      localData: ['t.test. 300 IN A 127.2.0.1', 'dns.test. 300 IN A 127.0.0.1', 'g.test. 300 IN A 127.2.0.2'],
+      localData: ['t.test. 300 IN A 127.2.0.1', 'cafile.t.test. 300 IN A 127.2.0.3', 'cafile2.t.test. 300 IN A 127.2.0.3', 'dns.test. 300 IN A 127.0.0.1', 'g.test. 300 IN A 127.2.0.2'],
     });
   });
   after(async () => {
@@ -52,6 +53,40 @@ describe('encrypted upstreams', { skip }, () => {
   test('DoT trusting [dns] ca_file on top of the system roots', async () => {
     const r = await ask({ upstreams: [`tls://127.0.0.1:${ub.tlsPort}`], caFile: certs.ca }, 't.test');
     assert.deepEqual(r.answers, ['127.2.0.1']);
+  });
+
+  test('[dns] ca_file from a TOML config: DoT through startDnsForwarder trusts the test CA', async () => {
+    const toml = [
+      'version = 1',
+      '[dns]',
+      `listen = ["127.0.0.1:${await freePort()}"]`,
+      `upstreams = ["tls://127.0.0.1:${ub.tlsPort}"]`,
+      `ca_file = ${JSON.stringify(certs.ca)}`,
+      'rate_limit = 0',
+    ].join('\n');
+    const config = loadConfigFromString(toml, 'ca-file.toml');
+    assert.equal(config.dns.caFile, certs.ca);
+    const before = ub.queries().length;
+    const fwd = await startDnsForwarder({ config, projectDomain: projector({}) });
+    try {
+      const { host, port } = fwd.addresses[0]!;
+      const r = await dig(host, port, ['cafile.t.test', 'A']);
+      assert.equal(r.status, 'NOERROR');
+      assert.deepEqual(r.answers.map((a) => a.split(' ')[4]), ['127.2.0.3']);
+      assert.ok(ub.queries().slice(before).includes('cafile.t.test. A'), 'the DoT upstream was asked');
+    } finally {
+      await fwd.close();
+    }
+    // The same config without the key does not trust the test CA (the key is what made it work).
+    const without = loadConfigFromString(toml.replace(/^ca_file.*$/m, ''), 'no-ca-file.toml');
+    const fwd2 = await startDnsForwarder({ config: without, projectDomain: projector({}) });
+    try {
+      const { host, port } = fwd2.addresses[0]!;
+      assert.equal((await dig(host, port, ['cafile2.t.test', 'A'])).status, 'SERVFAIL');
+    } finally {
+      await fwd2.close();
+    }
+    assert.throws(() => loadConfigFromString(toml.replace(/^ca_file.*$/m, 'ca_file = "certs/ca.pem"'), 'rel.toml'), /ca_file.*absolute/);
   });
 
   test('DoT by name, the name from static hosts (never the OS resolver)', async () => {

@@ -42,6 +42,7 @@ export function configToToml(c: Config, header?: string): string {
       ['strip_ech', String(d.stripEch), d.stripEch !== bd.stripEch],
       ['timeout_ms', String(d.timeoutMs), d.timeoutMs !== bd.timeoutMs],
       ['rate_limit', String(d.rateLimit), d.rateLimit !== bd.rateLimit],
+      ['ca_file', q(d.caFile ?? ''), !!d.caFile],
       ['cache', `{ max_entries = ${d.cache.maxEntries}, min_ttl = ${d.cache.minTtl}, max_ttl = ${d.cache.maxTtl}, negative_ttl = ${d.cache.negativeTtl} }`, !same(d.cache, bd.cache)],
       ['store', `{ max_entries = ${d.store.maxEntries}, grace_seconds = ${d.store.graceSeconds}, persist = ${d.store.persist} }`, !same(d.store, bd.store)],
     ]),

@@ -427,6 +427,8 @@ function normalizeDns(d: z.output<typeof dnsSchema>, issues: Issues): DnsConfig 
     hosts[n] = addrs;
   }
   if (d.cache.min_ttl > d.cache.max_ttl) issues.add(['dns', 'cache', 'min_ttl'], 'min_ttl is above max_ttl');
+  // Absolute only: the daemon's working directory is not the config file's.
+  if (d.ca_file !== undefined && !/^(\/|[A-Za-z]:[\\/]|\\\\)/.test(d.ca_file)) issues.add(['dns', 'ca_file'], `'${clip(d.ca_file)}': the path must be absolute`);
   return {
     listen,
     upstreams: d.upstreams,
@@ -439,6 +441,7 @@ function normalizeDns(d: z.output<typeof dnsSchema>, issues: Issues): DnsConfig 
     rateLimit: d.rate_limit,
     cache: { maxEntries: d.cache.max_entries, minTtl: d.cache.min_ttl, maxTtl: d.cache.max_ttl, negativeTtl: d.cache.negative_ttl },
     store: { maxEntries: d.store.max_entries, graceSeconds: d.store.grace_seconds, persist: d.store.persist },
+    ...(d.ca_file !== undefined ? { caFile: d.ca_file } : {}),
   };
 }
 

@@ -24,6 +24,7 @@ export const dnsSchema = z
     strip_ech: z.boolean().default(true).describe('strip ECH configs from HTTPS records of names not routed direct'),
     timeout_ms: msField(5000, 'per-query upstream timeout'),
     rate_limit: z.number().int().min(0).max(1_000_000).default(2000).describe('queries per second per client address; 0 = unlimited'),
+    ca_file: str.min(1).max(4096).optional().describe('absolute path of a PEM file of extra CAs trusted for tls:// and https:// upstreams'),
     cache: z
       .strictObject({
         max_entries: z.number().int().min(0).max(10_000_000).default(10_000),
