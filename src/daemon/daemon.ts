@@ -301,6 +301,8 @@ export class Daemon {
     try {
       hosts = this.backend?.listenHosts?.();
     } catch (err) {
+      // The backend's own refusals (Windows: not elevated, no WinDivert, WFP 0x6E4) keep their code.
+      if (isSwitchyardError(err)) throw err;
       throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `no address for the transparent listeners: ${(err as Error).message}`, err);
     }
     this.transparent = await startTransparentInbounds(this.deps, { groups, ...(hosts ?? {}) });

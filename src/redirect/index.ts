@@ -39,7 +39,7 @@ export async function createRedirectBackend(opts: BackendOptions = {}): Promise<
       let reflection = opts.windows?.reflection;
       if (!reflection && opts.policy) {
         const { systemReflection } = await import('./windows/reflection.ts');
-        reflection = await systemReflection(opts.policy);
+        reflection = await systemReflection(opts.policy, opts.windows?.log);
       }
       return new WindowsRedirectBackend({ ...opts.windows, ...(reflection ? { reflection } : {}), config: opts.config ?? (() => undefined) });
     }

@@ -54,7 +54,7 @@ export interface WindowsRedirectOptions {
   wfp?: WindowsBackendDeps;
   /** Does `folder` hold WinDivert.dll and WinDivert64.sys? Default: the file system. */
   hasWinDivert?: (folder: string) => boolean;
-  /** Absent = not wired: apply refuses before touching the OS. */
+  /** The WinDivert side (reflection.ts). Absent: apply refuses before touching the OS. */
   reflection?: Reflection;
   /** The daemon's executable, permitted while it runs (default process.execPath). */
   selfExe?: string;
@@ -168,6 +168,9 @@ export class WindowsRedirectBackend implements RedirectBackend {
 
   /** The interface address the transparent listeners must bind (WinDivert cannot inject to 127.0.0.1). */
   listenHosts(): { host4: string | null; host6: string | null } {
+    // Asked before the listeners start, so every refusal (not elevated, no WinDivert, 0x6E4) comes
+    // first, before anything is bound or watched.
+    this.#preflight(this.#config());
     const r = this.#o.reflection;
     if (!r?.listenHosts) throw new RedirectUnavailableError('the Windows reflection is not available, so there is no listener address');
     return r.listenHosts();
