@@ -142,7 +142,7 @@ export class WinDivertReflection implements Reflection {
     // A group without a listener of its own (mode "all" deciding `direct`, an egress added since the
     // listeners were made) goes to the captured listener: the front door decides there with the whole
     // policy, so nothing leaves without a decision.
-    if (v.action === 'reflect' && v.group !== CAPTURED_GROUP && this.#plan && !(v.group in this.#plan.ports.groups)) {
+    if (v.action === 'reflect' && v.group !== CAPTURED_GROUP && this.#plan && !Object.hasOwn(this.#plan.ports.groups, v.group)) {
       return { action: 'reflect', group: CAPTURED_GROUP };
     }
     return v;
@@ -160,9 +160,10 @@ export class WinDivertReflection implements Reflection {
       now: () => this.#now(),
       ...(this.#d.reflector ?? {}),
     });
-    this.#loop = this.#d.openLoop(r, config);
+    const loop = this.#d.openLoop(r, config);
+    loop.start(); // throws when WinDivert cannot be opened: nothing is kept
+    this.#loop = loop;
     this.#reflector = r;
-    this.#loop.start();
   }
 
   #localSet: { at: number; set: Set<string> } | null = null;
@@ -188,6 +189,8 @@ export class WinDivertReflection implements Reflection {
 
   addBindings(batch: Binding[]): void {
     const now = this.#now();
+    // Entries expire when looked up; a big set is swept so it cannot grow without bound.
+    if (this.#captured.size > 100_000) for (const [ip, until] of this.#captured) if (until < now) this.#captured.delete(ip);
     for (const b of batch) {
       if (b.egresses.length === 0 || b.egresses.every((e) => e === 'direct')) continue;
       const until = now + Math.max(1, b.holdSeconds) * 1000;
