@@ -202,7 +202,7 @@ export class Daemon {
     // enforcing. When it cannot even be made, enforcement is refused below.
     let os: string | null = null;
     try {
-      this.backend = await createRedirectBackend({ config: () => this.config, ...this.opts.backend });
+      this.backend = await createRedirectBackend({ config: () => this.config, policy: () => this.live, ...this.opts.backend });
       os = this.backend.os;
     } catch (err) {
       if (this.enforcing) throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `[enforce] enabled, but the OS backend cannot start: ${(err as Error).message}; refusing to run unenforced`, err);
@@ -213,7 +213,7 @@ export class Daemon {
       this.backend = null;
     }
     const groupOfPort = (port: number) => this.transparent?.listeners.find((l) => l.port4 === port || l.port6 === port)?.group ?? undefined;
-    this.glue = await osGlue(os, this.enforcing, groupOfPort);
+    this.glue = await osGlue(os, this.enforcing, groupOfPort, this.backend);
     const identity = this.opts.identity ?? this.glue.identity;
 
     const dnsLog: DnsLog = this.log.child({ component: 'dns' });
@@ -307,19 +307,14 @@ export class Daemon {
     const backend = this.backend;
     if (!backend) throw new DaemonError('SY_ERR_DAEMON_ENFORCE', '[enforce] enabled, but no OS backend exists here; refusing to run unenforced');
     if (!this.deps.identity) throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `[enforce] enabled, but no FlowIdentity exists for ${backend.os}; refusing to run unenforced`);
-    const groups = Object.keys(config.egress).filter((n) => n !== 'direct' && n !== 'block');
-    this.transparent = await startTransparentInbounds(this.deps, { groups });
-    // The nft rules name one port per listener for both families (`redirect to :port`): IPv6 flows
-    // would land on a port where the IPv4 listener's twin is not. Refuse instead of half-working.
-    const split = this.transparent.listeners.find((l) => l.port4 !== null && l.port6 !== null && l.port4 !== l.port6);
-    if (split) throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `transparent listener ${split.group ?? 'captured'} got port ${split.port4} on IPv4 but ${split.port6} on IPv6; the OS rules need one port for both (try again)`);
-    const ports = {
-      groups: Object.fromEntries(this.transparent.listeners.filter((l) => l.group !== null && l.port4 !== null).map((l) => [l.group!, l.port4!])),
-      captured: this.transparent.listeners.find((l) => l.group === null)?.port4 ?? null,
-      dns: this.dns?.addresses[0]?.port ?? null,
-    };
-    this.#ports = ports;
+    await this.#bindTransparent(config);
     await this.#applyEnforcement(this.live.config); // the expanded config: list rules count too
+    // Backends whose listener address follows the interfaces (Windows) ask for a re-bind.
+    backend.onListenHostsChange?.(() => {
+      void this.serial(() => this.#rebindTransparent()).catch(() => {
+        /* logged in #rebindTransparent */
+      });
+    });
     // Besides the fwmark on every socket it opens, the daemon itself joins the exempt group: a
     // socket opened by some path that forgot the mark is still never redirected into itself.
     try {
@@ -329,6 +324,61 @@ export class Daemon {
     }
     this.log.info({ groups: this.#plan?.groups.length ?? 0 }, 'enforcement active');
     this.#startRepairCheck();
+  }
+
+  /**
+   * Starts the transparent listeners where the backend says (Windows: the interface address) or on
+   * the configured address, and records their ports for the plan.
+   */
+  async #bindTransparent(config: Config): Promise<void> {
+    const groups = Object.keys(config.egress).filter((n) => n !== 'direct' && n !== 'block');
+    let hosts: { host4: string | null; host6: string | null } | undefined;
+    try {
+      hosts = this.backend?.listenHosts?.();
+    } catch (err) {
+      // The backend's own refusals (Windows: not elevated, no WinDivert, WFP 0x6E4) keep their code.
+      if (isSwitchyardError(err)) throw err;
+      throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `no address for the transparent listeners: ${(err as Error).message}`, err);
+    }
+    this.transparent = await startTransparentInbounds(this.deps, { groups, ...(hosts ?? {}) });
+    // The nft rules name one port per listener for both families (`redirect to :port`): IPv6 flows
+    // would land on a port where the IPv4 listener's twin is not. Refuse instead of half-working.
+    const split = this.transparent.listeners.find((l) => l.port4 !== null && l.port6 !== null && l.port4 !== l.port6);
+    if (split) throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `transparent listener ${split.group ?? 'captured'} got port ${split.port4} on IPv4 but ${split.port6} on IPv6; the OS rules need one port for both (try again)`);
+    // A family may have no listener (Windows: an interface without IPv4); the port is either's.
+    const portOf = (l: { port4: number | null; port6: number | null }) => l.port4 ?? l.port6;
+    this.#ports = {
+      groups: Object.fromEntries(this.transparent.listeners.filter((l) => l.group !== null && portOf(l) !== null).map((l) => [l.group!, portOf(l)!])),
+      captured: (() => {
+        const c = this.transparent.listeners.find((l) => l.group === null);
+        return c ? portOf(c) : null;
+      })(),
+      dns: this.dns?.addresses[0]?.port ?? null,
+    };
+  }
+
+  /**
+   * The backend's listener address changed (Windows: another interface carries the default route):
+   * the listeners are re-bound there and the plan applied again with their new ports. Until then
+   * the reflection drops SYNs from the new address (fail closed). If it fails, the skeleton is
+   * installed: selected traffic refused rather than direct.
+   */
+  async #rebindTransparent(): Promise<void> {
+    if (this.#stopping || !this.enforcing || this.suspended || !this.backend) return;
+    try {
+      // The old listeners stop accepting; their live connections run on (close() would wait for them).
+      const old = this.transparent;
+      this.transparent = null;
+      void old?.close();
+      await this.#bindTransparent(this.config);
+      await this.#applyEnforcement(this.live.config);
+      this.log.info({ ports: this.#ports }, 'transparent listeners re-bound to the new interface address');
+    } catch (err) {
+      this.log.error({ err }, 'cannot re-bind the transparent listeners; installing the fail-closed skeleton');
+      await this.backend.skeleton().catch(() => {});
+      this.#plan = null;
+      throw err;
+    }
   }
 
   /**

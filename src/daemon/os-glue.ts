@@ -10,7 +10,7 @@ import { FWMARK } from '../ids.ts';
 import type { FlowIdentity } from '../flow/types.ts';
 import type { SocketFactory } from '../egress/index.ts';
 import type { Config } from '../policy/types.ts';
-import { createFlowIdentity } from '../redirect/index.ts';
+import { createFlowIdentity, type RedirectBackend } from '../redirect/index.ts';
 
 export interface OsGlue {
   identity: FlowIdentity | undefined;
@@ -35,9 +35,10 @@ export const NO_GLUE: OsGlue = {
 /**
  * @param os        `backend.os` ('linux', 'windows', ...), or null when no backend could be made.
  * @param enforcing whether the OS backend is active (then own sockets must be marked).
+ * @param backend   the backend made (Windows: the FlowIdentity reads its reflection's NAT table).
  */
-export async function osGlue(os: string | null, enforcing: boolean, groupOfPort: (port: number) => string | undefined): Promise<OsGlue> {
-  const identity = await createFlowIdentity(os, { groupOfPort });
+export async function osGlue(os: string | null, enforcing: boolean, groupOfPort: (port: number) => string | undefined, backend?: RedirectBackend | null): Promise<OsGlue> {
+  const identity = await createFlowIdentity(os, { groupOfPort, backend: backend ?? null });
   if (os !== 'linux' || !enforcing) return { ...NO_GLUE, identity };
   const sock = await import('../sys/linux/socket.ts');
   const factory = sock.exemptSocketFactory(FWMARK) as SocketFactory;

@@ -3,7 +3,7 @@ import type { RedirectBackend, SystemDns } from './types.ts';
 import type { LinuxBackendOptions } from './linux/backend.ts';
 import type { WindowsRedirectOptions } from './windows/redirect-backend.ts';
 import type { FlowIdentity } from '../flow/types.ts';
-import type { Config } from '../policy/types.ts';
+import type { Config, Policy } from '../policy/types.ts';
 import { UnavailableBackend } from './unavailable.ts';
 
 export type { RedirectBackend, RedirectPlan, ListenerPorts, BackendStatus, ApplyResult, PlacementRule, SystemDns, SystemDnsResult } from './types.ts';
@@ -15,6 +15,12 @@ export interface BackendOptions {
   windows?: Omit<WindowsRedirectOptions, 'config'>;
   /** The config the daemon runs; backends that match apps themselves (Windows WFP) build from it. */
   config?: () => Config | undefined;
+  /**
+   * The policy the daemon runs (live): backends that classify connections themselves (the Windows
+   * reflection) ask it per new connection. Without it the Windows backend has no reflection and
+   * refuses to enforce.
+   */
+  policy?: () => Policy | undefined;
   /** For tests: pretend to be another platform. */
   platform?: NodeJS.Platform;
 }
@@ -27,10 +33,15 @@ export async function createRedirectBackend(opts: BackendOptions = {}): Promise<
       return new LinuxBackend(opts.linux);
     }
     case 'win32': {
-      // WFP refusals (not elevated, no WinDivert, 0x6E4, reflection not wired) come from apply(),
-      // before anything is changed: creating the backend touches nothing.
+      // WFP refusals (not elevated, no WinDivert, 0x6E4, no reflection) come from apply(), before
+      // anything is changed: creating the backend (and its reflection) touches nothing.
       const { WindowsRedirectBackend } = await import('./windows/redirect-backend.ts');
-      return new WindowsRedirectBackend({ ...opts.windows, config: opts.config ?? (() => undefined) });
+      let reflection = opts.windows?.reflection;
+      if (!reflection && opts.policy) {
+        const { systemReflection } = await import('./windows/reflection.ts');
+        reflection = await systemReflection(opts.policy, opts.windows?.log);
+      }
+      return new WindowsRedirectBackend({ ...opts.windows, ...(reflection ? { reflection } : {}), config: opts.config ?? (() => undefined) });
     }
     default:
       return new UnavailableBackend(platform, `no OS backend for platform '${platform}': enforcement is unavailable (the proxy inbound still works)`);
@@ -40,12 +51,15 @@ export async function createRedirectBackend(opts: BackendOptions = {}): Promise<
 export interface FlowIdentityOptions {
   /** Egress group of a transparent listener port (Linux: the port tells the group). */
   groupOfPort: (port: number) => string | undefined;
+  /** The backend that was made (Windows: its reflection's NAT table identifies transparent flows). */
+  backend?: RedirectBackend | null;
 }
 
 /**
  * The FlowIdentity for the OS a backend was made for (`backend.os`), or undefined when there is
- * none. Windows: the NAT table is the reflection's (not wired yet), so transparent connections are
- * refused as not reflected; processOf (the SOCKS/HTTP inbound's client) answers from the TCP table.
+ * none. Windows: transparent connections are identified by the reflection's NAT table (refused as
+ * not reflected without an entry, or without an enforcing backend); processOf (the SOCKS/HTTP
+ * inbound's client) answers from the TCP table.
  */
 export async function createFlowIdentity(os: string | null, o: FlowIdentityOptions): Promise<FlowIdentity | undefined> {
   switch (os) {
@@ -55,7 +69,9 @@ export async function createFlowIdentity(os: string | null, o: FlowIdentityOptio
     }
     case 'windows': {
       const { systemWindowsIdentity } = await import('./windows/identity.ts');
-      return systemWindowsIdentity();
+      const { WindowsRedirectBackend } = await import('./windows/redirect-backend.ts');
+      const b = o.backend;
+      return systemWindowsIdentity(b instanceof WindowsRedirectBackend ? (f, la, pa, pp) => b.natLookup(f, la, pa, pp) : undefined);
     }
     default:
       return undefined;

@@ -141,6 +141,14 @@ export interface RedirectBackend {
    * the problems it found and repaired (empty = nothing to do); throws when it cannot repair.
    */
   repair?(): Promise<string[]>;
+  /**
+   * Where the transparent listeners must bind, when the OS decides it (Windows: the interface
+   * address, as WinDivert cannot inject towards 127.0.0.1); null = no listener for that family.
+   * Absent = the configured `[inbound] transparent_listen`. May throw (no usable interface).
+   */
+  listenHosts?(): { host4: string | null; host6: string | null };
+  /** Called when listenHosts() would answer differently: re-bind the listeners, then apply again. */
+  onListenHostsChange?(handler: () => void): void;
   /** Releases in-process resources (library handles, watcher); leaves the OS state alone. */
   close(): Promise<void>;
 }

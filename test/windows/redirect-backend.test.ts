@@ -138,3 +138,26 @@ test('placeProcess is a no-op and commandInGroup runs the program as is (Windows
   assert.deepEqual(r.b.commandInGroup('exempt', ['core.exe', '-c', 'x']), ['core.exe', '-c', 'x']);
   assert.deepEqual(r.log, []);
 });
+
+test('listenHosts: the refusals come first (nothing watched or bound), then the reflection answers; exempt PIDs and the NAT lookup go to it', async () => {
+  const seen: string[] = [];
+  const refl: Reflection = {
+    ...fakeReflection(),
+    listenHosts: () => (seen.push('hosts'), { host4: '198.18.0.10', host6: null }),
+    exempt: (pid) => void seen.push(`exempt ${pid}`),
+    lookup: () => (seen.push('lookup'), undefined),
+  };
+  const denied = rig({ elevated: false, reflection: refl });
+  assert.throws(() => denied.b.listenHosts(), (e: OsCallError) => e.code === 'SY_ERR_WIN_NOT_ADMIN');
+  assert.deepEqual(seen, [], 'the reflection was not asked');
+  const r = rig({ reflection: refl });
+  assert.deepEqual(r.b.listenHosts(), { host4: '198.18.0.10', host6: null });
+  assert.equal(r.b.natLookup(4, '198.18.0.10', '198.19.7.7', 50001), undefined);
+  assert.deepEqual(seen, ['hosts'], 'no lookup while nothing reflects');
+  await r.b.apply(r.plan);
+  r.b.natLookup(4, '198.18.0.10', '198.19.7.7', 50001);
+  await r.b.placeProcess(4242, 'exempt');
+  await r.b.placeProcess(4343, 'proxy');
+  assert.deepEqual(seen, ['hosts', 'lookup', 'exempt 4242']);
+  await r.b.down();
+});

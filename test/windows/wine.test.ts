@@ -302,3 +302,41 @@ test('stub WinDivert under Wine: the reflect loop through the real bindings (SYN
   assert.deepEqual(nat.map((e) => [e.localPort, e.pid, e.origDst.port]), [[50001, 4242, 443]]);
   assert.ok(log.some((l) => l.startsWith('WinDivertShutdown')) && log.filter((l) => l.startsWith('WinDivertClose')).length === 2, 'both handles closed on stop');
 });
+
+test('stub WinDivert under Wine: the production reflection (systemReflection) — listener address from Wine iphlpapi, live policy selects a real node.exe PID, held SYN reflected to the bound listener, NAT lookup', async (t) => {
+  if (why) return t.skip(why);
+  if (process.getuid?.() !== 0) return t.skip('needs root (a network namespace with a default route for GetBestInterfaceEx)');
+  const A = '198.18.0.10';
+  const S = '198.19.7.7';
+  const syn = await scapy.build({ family: 4, src: A, dst: S, sport: 50001, dport: 443, flags: 'S' });
+  // The CONNECT event's PID is filled in by the driver (the child node.exe's Windows PID).
+  const pidOffset = (koffi.offsetof(WINDIVERT_ADDRESS, 'u') + koffi.offsetof(WINDIVERT_DATA_SOCKET, 'ProcessId')) * 2;
+  writeFileSync(join(app, 'replay-prod.tmpl'), [`N ${syn.toString('hex')} ${netAddr(4)}`, `S ${connectEvent(0, A, 50001, S, 443)}`].join('\n') + '\n');
+  const { result, log } = wine(
+    'reflection',
+    {
+      SY_STUB_REPLAY: winPath(join(app, 'replay-prod.txt')),
+      SY_REPLAY_TEMPLATE: winPath(join(app, 'replay-prod.tmpl')),
+      SY_REPLAY_OUT: winPath(join(app, 'replay-prod.txt')),
+      SY_PID_HEX_OFFSET: String(pidOffset),
+      SY_WINDIVERT_DIR: winPath(join(app, 'windivert')),
+    },
+    'reflection',
+    { isolated: true },
+  );
+  t.diagnostic(JSON.stringify({ hosts: result['hosts'], listener: result['listener'], stats: result['stats'], exe: result['exe'] }));
+  assert.equal(result['error'], undefined, JSON.stringify(result));
+  assert.deepEqual(result['hosts'], { host4: A, host6: null }, 'the default-route interface address, not 127.0.0.1');
+  const listener = result['listener'] as { address: string; port: number };
+  assert.equal(listener.address, A);
+  assert.match(String(result['exe']), /node\.exe$/i);
+  const stats = result['stats'] as { reflectedToListener: number; passed: number; blocked: number };
+  assert.equal(stats.reflectedToListener, 1, JSON.stringify(result));
+  const sends = log.filter((l) => l.startsWith('WinDivertSend')).map((l) => /packet=([0-9a-f]+) addr=([0-9a-f]+)/.exec(l)!);
+  assert.equal(sends.length, 1, log.join('\n'));
+  const s1 = await scapy.check(Buffer.from(sends[0]![1]!, 'hex'));
+  assert.deepEqual([s1.src, s1.dst, s1.sport, s1.dport, s1.flags, s1.tcp_chksum_ok, s1.ip_chksum_ok], [S, A, 50001, listener.port, 'S', true, true]);
+  assert.equal(decodeAddress(Buffer.from(sends[0]![2]!, 'hex')).outbound, false);
+  assert.deepEqual(result['lookup'], { pid: result['appPid'], group: 'proxy', origDst: { address: S, port: 443, family: 4 }, listenerPort: listener.port });
+  assert.ok(log.filter((l) => l.startsWith('WinDivertClose')).length === 2, 'both handles closed on stop');
+});

@@ -172,7 +172,11 @@ apps = ["node.exe"]
     result['closedAfterStop'] = !(await listening(mixedPort)) && !(await listening(dnsPort));
     mark('stopped');
 
-    const enf = await wine(['bin\\switchyard.js', 'up', '--config', winPath(join(APP, 'enforce.toml'))], 'enforce', state, 40_000);
+    // A fresh state directory: in the first one the store's active revision (enforce off) would run
+    // and the changed file would only become a pending revision.
+    const enfState = join(APP, 'state-enforce');
+    mkdirSync(enfState, { recursive: true });
+    const enf = await wine(['bin\\switchyard.js', 'up', '--config', winPath(join(APP, 'enforce.toml'))], 'enforce', enfState, 40_000);
     result['enforce'] = { code: enf.code, out: enf.out.slice(-4000), closed: !(await listening(mixedPort)) && !(await listening(dnsPort)) };
     mark('enforce refused');
   } catch (e) {

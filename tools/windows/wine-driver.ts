@@ -16,6 +16,11 @@ import { Reflector } from '../../src/redirect/windows/reflector.ts';
 import { Diverter } from '../../src/redirect/windows/diverter.ts';
 import { testConfig } from '../../test/windows/helpers/config.ts';
 import { chooseListenAddresses } from '../../src/redirect/windows/listen-address.ts';
+import { systemReflection } from '../../src/redirect/windows/reflection.ts';
+import { compilePolicy } from '../../src/policy/engine/policy.ts';
+import { buildPlan } from '../../src/redirect/plan.ts';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 const [scenario, outFile] = [process.argv[2], process.argv[3]!];
 
@@ -122,7 +127,63 @@ async function identity(): Promise<unknown> {
   return out;
 }
 
-const scenarios: Record<string, () => Promise<unknown>> = { wfp, reflect, identity };
+/**
+ * The production reflection (reflection.ts's systemReflection: Wine's iphlpapi for the listener
+ * address and NotifyIpInterfaceChange, kernel32 for image paths, the Diverter over the stub
+ * WinDivert.dll) with a live policy selecting `node.exe`: a child node.exe is the selected app (a
+ * real Windows PID whose image path Wine knows), its CONNECT event is written into the stub's replay
+ * (SY_REPLAY_TEMPLATE, PID at SY_PID_HEX_OFFSET) before the handles open; a real listener is bound on
+ * the chosen address and the held SYN must be reflected to it; the NAT lookup answers for it.
+ */
+async function reflection(): Promise<unknown> {
+  const out: Record<string, unknown> = { ownPid: process.pid };
+  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: 'ignore' });
+  await new Promise((res) => setTimeout(res, 300));
+  const appPid = child.pid!;
+  out['appPid'] = appPid;
+  mark('child');
+  try {
+    const config = testConfig({ rules: [{ index: 0, name: null, domains: [], apps: [{ kind: 'name', value: 'node.exe' }], cidrs: [], ports: [], network: null, origin: {}, egress: 'proxy' }] });
+    const cfg = { ...config, enforce: { ...config.enforce, windivertPath: process.env['SY_WINDIVERT_DIR'] ?? null } };
+    const policy = compilePolicy(cfg);
+    const errors: string[] = [];
+    const refl = await systemReflection(() => policy, (m) => errors.push(m));
+    const hosts = refl.listenHosts();
+    out['hosts'] = hosts;
+    mark('listen hosts');
+    if (!hosts.host4) return { ...out, error: 'no IPv4 listener address' };
+    const server = createServer((s) => s.on('error', () => {}));
+    await new Promise<void>((res) => server.listen(0, hosts.host4!, res));
+    const port = (server.address() as AddressInfo).port;
+    out['listener'] = { address: (server.address() as AddressInfo).address, port };
+    const hexOffset = Number(process.env['SY_PID_HEX_OFFSET']);
+    const pidHex = Buffer.alloc(4);
+    pidHex.writeUInt32LE(appPid);
+    const replay = readFileSync(process.env['SY_REPLAY_TEMPLATE']!, 'utf8').replace(/^S ([0-9a-f]+)$/gm, (_m, h: string) => `S ${h.slice(0, hexOffset)}${pidHex.toString('hex')}${h.slice(hexOffset + 8)}`);
+    writeFileSync(process.env['SY_REPLAY_OUT']!, replay);
+    const plan = buildPlan({ config: cfg, ports: { groups: { proxy: port }, captured: null, dns: null } });
+    await refl.start(plan, cfg);
+    mark('started');
+    const r = refl.reflector!;
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline && r.stats.reflectedToListener + r.stats.passed + r.stats.blocked < 1) await new Promise((res) => setTimeout(res, 20));
+    out['stats'] = r.stats;
+    const e = refl.lookup(4, hosts.host4, '198.19.7.7', 50001);
+    out['lookup'] = e ? { pid: e.pid, group: e.group, origDst: e.origDst, listenerPort: e.listenerPort } : null;
+    out['exe'] = processImagePath(appPid);
+    await refl.stop();
+    refl.close();
+    out['errors'] = errors;
+    server.close();
+  } catch (e) {
+    out['error'] = errInfo(e);
+  } finally {
+    child.kill();
+  }
+  return out;
+}
+
+const scenarios: Record<string, () => Promise<unknown>> = { wfp, reflect, identity, reflection };
 const run = scenarios[scenario ?? ''];
 if (!run) {
   writeFileSync(outFile, JSON.stringify({ error: `unknown scenario ${scenario}` }));

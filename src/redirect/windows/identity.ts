@@ -56,7 +56,8 @@ export class WindowsFlowIdentity implements FlowIdentity {
     const origDst: Endpoint = { ...e.origDst };
     return {
       origDst,
-      group: e.group,
+      // '' is the captured listener's key (reflection.ts): no group, the front door decides by domain.
+      ...(e.group ? { group: e.group } : {}),
       process: () => {
         cached ??= Promise.resolve().then(() => {
           // The app's socket is (entry local address : local port) → original destination.
@@ -93,17 +94,17 @@ export class WindowsFlowIdentity implements FlowIdentity {
 }
 
 /**
- * The production FlowIdentity: image paths from kernel32, owners from iphlpapi. Until the WinDivert
- * reflection is wired there is no NAT table, so every transparent connection is refused as not
- * reflected (fail closed); processOf works for the proxy inbound.
+ * The production FlowIdentity: image paths from kernel32, owners from iphlpapi, the NAT table from
+ * the backend's reflection. Without a lookup (not enforcing) every transparent connection is refused
+ * as not reflected (fail closed); processOf works for the proxy inbound.
  */
 export async function systemWindowsIdentity(lookup?: IdentityDeps['lookup']): Promise<WindowsFlowIdentity> {
-  const { processImagePath, currentPid } = await import('../../sys/windows/kernel32.ts');
+  const { processImagePath } = await import('../../sys/windows/kernel32.ts');
   const { tcpOwnerPid } = await import('../../sys/windows/iphlpapi.ts');
   return new WindowsFlowIdentity({
     lookup: lookup ?? (() => undefined),
     imagePath: processImagePath,
-    ownPid: currentPid(),
+    ownPid: process.pid, // = GetCurrentProcessId; kernel32 is loaded only when a process is asked about
     tcpOwner: tcpOwnerPid,
   });
 }

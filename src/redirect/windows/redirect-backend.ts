@@ -7,11 +7,10 @@
 //   2. enforce.windivertPath holds WinDivert.dll and WinDivert64.sys? (SY_ERR_WIN_WINDIVERT_PATH)
 //   3. WFP answers? An engine is opened and closed again — no object is added. Wine and a stopped
 //      BFE service say 0x6E4 / EPT_S_NOT_REGISTERED here (SY_ERR_WIN_WFP_UNSUPPORTED).
-//   4. the reflection is wired? Selected apps' TCP is permitted by WFP only because WinDivert
+//   4. a reflection was given? Selected apps' TCP is permitted by WFP only because WinDivert
 //      reflects it to the transparent listeners; without that, a permit would let them leave
-//      directly. The listeners must bind the interface address and be re-bound on address changes,
-//      which the daemon does not do yet, so `reflection` is absent in production and apply refuses
-//      (SY_ERR_REDIRECT_UNAVAILABLE) — fail closed, nothing installed.
+//      directly, so apply refuses (SY_ERR_REDIRECT_UNAVAILABLE) — fail closed, nothing installed.
+//      src/redirect/index.ts gives the real one (reflection.ts) when the daemon passes its policy.
 //   5. the WFP plan (filter-plan.ts, built from the current config: WFP needs the app patterns and
 //      block rules, which the neutral plan does not carry), as backend.ts's transactions;
 //   6. the reflection starts; if it fails, the WFP objects of a first apply are removed again.
@@ -28,12 +27,24 @@ import { WFP_PROVIDER_GUID, WFP_SUBLAYER_GUID } from '../../ids.ts';
 import type { ApplyResult, BackendStatus, BindingStats, PlacementRule, RedirectBackend, RedirectPlan, WatchStart } from '../types.ts';
 import { WindowsBackend, systemBackendDeps, type WindowsBackendDeps } from './backend.ts';
 import { buildWfpPlan, type WfpPlan } from './filter-plan.ts';
+import type { NatEntry } from './nat.ts';
 
-/** The WinDivert side, started once the WFP filters are in (not wired in the daemon yet). */
+/** The WinDivert side, started once the WFP filters are in (reflection.ts; tests give fakes). */
 export interface Reflection {
   start(plan: RedirectPlan, config: Config): Promise<void>;
+  /** A re-apply while reflecting: new listener ports or addresses. */
+  update?(plan: RedirectPlan): Promise<void>;
   addBindings(batch: Binding[]): void;
   stop(): Promise<void>;
+  /** Where the transparent listeners must bind (the interface address), and its changes. */
+  listenHosts?(): { host4: string | null; host6: string | null };
+  onListenHostsChange?(handler: () => void): void;
+  /** A PID never reflected. */
+  exempt?(pid: number): void;
+  /** NAT entry of an accepted connection, for the FlowIdentity. */
+  lookup?(family: 4 | 6, listenerAddress: string, peerAddress: string, peerPort: number): NatEntry | undefined;
+  /** Releases watchers (backend closed). */
+  close?(): void;
 }
 
 export interface WindowsRedirectOptions {
@@ -43,7 +54,7 @@ export interface WindowsRedirectOptions {
   wfp?: WindowsBackendDeps;
   /** Does `folder` hold WinDivert.dll and WinDivert64.sys? Default: the file system. */
   hasWinDivert?: (folder: string) => boolean;
-  /** Absent = not wired: apply refuses before touching the OS. */
+  /** The WinDivert side (reflection.ts). Absent: apply refuses before touching the OS. */
   reflection?: Reflection;
   /** The daemon's executable, permitted while it runs (default process.execPath). */
   selfExe?: string;
@@ -110,7 +121,7 @@ export class WindowsRedirectBackend implements RedirectBackend {
     // Opens and closes an engine: no object is added. This is where Wine says 0x6E4.
     this.#wfpDeps.openSession(false).close();
     if (!this.#o.reflection) {
-      throw new RedirectUnavailableError('Windows enforcement is not complete yet: the WinDivert reflection to the transparent listeners is not wired into the daemon, and WFP permits without it would let selected apps leave directly; nothing was changed');
+      throw new RedirectUnavailableError('the Windows backend was made without the WinDivert reflection (no policy was given to it), and WFP permits without it would let selected apps leave directly; nothing was changed');
     }
   }
 
@@ -125,6 +136,8 @@ export class WindowsRedirectBackend implements RedirectBackend {
       if (!this.#reflecting) {
         await this.#o.reflection!.start(plan, config);
         this.#reflecting = true;
+      } else {
+        await this.#o.reflection!.update?.(plan);
       }
     } catch (err) {
       // A first apply that failed half-way takes its WFP objects out again; a re-apply keeps the
@@ -145,8 +158,32 @@ export class WindowsRedirectBackend implements RedirectBackend {
     return { elements: batch.length, micros: Math.round((performance.now() - t0) * 1000) };
   }
 
-  /** Windows identifies the process per connection; there is nothing to move. */
-  async placeProcess(_pid: number, _group: string): Promise<void> {}
+  /**
+   * Windows identifies the process per connection; there is nothing to move. A PID placed `exempt`
+   * (the daemon, a supervised core) is never reflected.
+   */
+  async placeProcess(pid: number, group: string): Promise<void> {
+    if (group === 'exempt') this.#o.reflection?.exempt?.(pid);
+  }
+
+  /** The interface address the transparent listeners must bind (WinDivert cannot inject to 127.0.0.1). */
+  listenHosts(): { host4: string | null; host6: string | null } {
+    // Asked before the listeners start, so every refusal (not elevated, no WinDivert, 0x6E4) comes
+    // first, before anything is bound or watched.
+    this.#preflight(this.#config());
+    const r = this.#o.reflection;
+    if (!r?.listenHosts) throw new RedirectUnavailableError('the Windows reflection is not available, so there is no listener address');
+    return r.listenHosts();
+  }
+
+  onListenHostsChange(handler: () => void): void {
+    this.#o.reflection?.onListenHostsChange?.(handler);
+  }
+
+  /** NAT lookup for the FlowIdentity: undefined (= not reflected) while nothing reflects. */
+  natLookup(family: 4 | 6, listenerAddress: string, peerAddress: string, peerPort: number): NatEntry | undefined {
+    return this.#reflecting ? this.#o.reflection?.lookup?.(family, listenerAddress, peerAddress, peerPort) : undefined;
+  }
 
   async skeleton(): Promise<void> {
     await this.#stopReflection();
@@ -192,5 +229,6 @@ export class WindowsRedirectBackend implements RedirectBackend {
 
   async close(): Promise<void> {
     // The dynamic session stays open while the daemon runs; closing it is skeleton()'s job.
+    this.#o.reflection?.close?.();
   }
 }
