@@ -8,7 +8,7 @@ import dgram from 'node:dgram';
 import type net from 'node:net';
 import { REP, encodeAddress, parseAddress } from '../egress/socks5-wire.ts';
 import type { UdpChannel, UdpPeer } from '../egress/udp.ts';
-import { MAX_UDP_PAYLOAD } from '../egress/udp.ts';
+import { MAX_UDP_PAYLOAD, udpCounters } from '../egress/udp.ts';
 import type { Endpoint, FlowRecord, ProcessInfo } from '../flow/types.ts';
 import type { Decision, FlowQuery } from '../policy/types.ts';
 import { unmapV4 } from './cidr.ts';
@@ -22,6 +22,8 @@ const MAX_DESTINATIONS = 256;
 
 export interface UdpAssociation {
   dropped: number;
+  /** Of `dropped`: SOCKS5 fragments (FRAG != 0), which are not reassembled (RFC 1928 allows). */
+  fragmentsDropped: number;
   bytesUp: number;
   bytesDown: number;
 }
@@ -30,7 +32,7 @@ export function startUdpAssociate(deps: FrontDeps, session: SessionHandle, contr
   const localIp = unmapV4(control.localAddress ?? '127.0.0.1');
   const fam = localIp.includes(':') ? 'udp6' : 'udp4';
   const sock = dgram.createSocket(fam);
-  const stats = { dropped: 0, bytesUp: 0, bytesDown: 0 };
+  const stats: UdpAssociation = { dropped: 0, fragmentsDropped: 0, bytesUp: 0, bytesDown: 0 };
   const channels = new Map<string, Promise<UdpChannel | null>>();
   const decisions = new Map<string, { decision: Decision; egress: string }>();
   let clientPort = 0;
@@ -153,7 +155,13 @@ export function startUdpAssociate(deps: FrontDeps, session: SessionHandle, contr
     //   |RSV | FRAG | ATYP | DST.ADDR | DST.PORT |   DATA   |
     //   | 2  |  1   |  1   | Variable |    2     | Variable |
     if (msg.length < 4 || msg[0] !== 0 || msg[1] !== 0) return void stats.dropped++;
-    if (msg[2] !== 0) return void stats.dropped++; // fragmentation is not implemented: drop (RFC allows)
+    if (msg[2] !== 0) {
+      // Fragmentation is not implemented: dropped (RFC 1928 §7 allows), and counted.
+      stats.dropped++;
+      stats.fragmentsDropped++;
+      udpCounters.fragmentsDropped++;
+      return;
+    }
     let dst: UdpPeer;
     let payload: Buffer;
     try {
