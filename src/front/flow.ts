@@ -81,7 +81,7 @@ export interface Decided {
 const LAN_RULE = { id: 'enforce.lan', index: -1, origin: {} };
 
 /** The first LAN/loopback address `name` resolves to for `egress`, if any (failures: none). */
-async function lanAddressOf(deps: FrontDeps, name: string, egress: string): Promise<string | undefined> {
+export async function lanAddressOf(deps: FrontDeps, name: string, egress: string): Promise<string | undefined> {
   let list: string[];
   try {
     list = await deps.egress.resolver.resolve(name, egress);

@@ -12,7 +12,7 @@ import { MAX_UDP_PAYLOAD, udpCounters } from '../egress/udp.ts';
 import type { Endpoint, FlowRecord, ProcessInfo } from '../flow/types.ts';
 import type { Decision, FlowQuery } from '../policy/types.ts';
 import { unmapV4 } from './cidr.ts';
-import { isLocalhostName, isLoopbackIp, type FrontDeps } from './flow.ts';
+import { isLocalhostName, isLoopbackIp, lanAddressOf, type FrontDeps } from './flow.ts';
 import type { SessionHandle } from './sessions.ts';
 import { socksReply } from './socks5.ts';
 import { socksReplyFor } from './replies.ts';
@@ -102,10 +102,18 @@ export function startUdpAssociate(deps: FrontDeps, session: SessionHandle, contr
       else if (domain) q.domain = domain;
       if (proc?.name) q.process = proc.name;
       if (proc?.exe) q.exe = proc.exe;
-      const decision = deps.policy.decide(q);
+      let decision = deps.policy.decide(q);
       let egress = decision.egress;
       const cfg = deps.egress.config(egress);
       if (ip && isLoopbackIp(ip) && (cfg?.type === 'socks5' || cfg?.type === 'http')) egress = 'direct';
+      // As for TCP (flow.ts): a name resolving to a LAN address stays off proxies with lan = direct.
+      if (!ip && domain && (cfg?.type === 'socks5' || cfg?.type === 'interface') && deps.policy.config.enforce.lan === 'direct') {
+        const lanIp = await lanAddressOf(deps, domain, egress);
+        if (lanIp) {
+          egress = 'direct';
+          decision = { egress: 'direct', stage: 'lan', rule: { id: 'enforce.lan', index: -1, origin: {} }, matched: decision.matched };
+        }
+      }
       decisions.set(key, { decision, egress });
       let ch: UdpChannel;
       try {

@@ -87,3 +87,40 @@ test('a request to another host on the same client connection is decided again',
     await f.close();
   }
 });
+
+test('response framing: lengths, chunks across any split, interim, HEAD/204/304, close-delimited, garbage', async () => {
+  const { ResponseFramer } = await import('../../src/front/http-response.ts');
+  const stream = Buffer.from(
+    'HTTP/1.1 100 Continue\r\n\r\n' +
+      'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello' +
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=1\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nTrailer: t\r\n\r\n' +
+      'HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n' + // HEAD: no body despite the length
+      'HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n',
+  );
+  const methods = ['POST', 'GET', 'HEAD', 'GET'];
+  // Every split point: the framer must find the same four ends.
+  for (let cut = 0; cut <= stream.length; cut++) {
+    const f = new ResponseFramer();
+    let idle = 0;
+    f.onIdle = () => idle++;
+    for (const m of methods) f.expect(m);
+    assert.equal(f.feed(stream.subarray(0, cut)) && f.feed(stream.subarray(cut)), true, `cut ${cut}: ${f.error}`);
+    assert.equal(f.pending, 0, `cut ${cut}`);
+    assert.equal(idle, 1);
+    assert.equal(f.reusable, true);
+  }
+  const close = new ResponseFramer();
+  close.expect('GET');
+  assert.equal(close.feed(Buffer.from('HTTP/1.0 200 OK\r\n\r\nbody until close')), true);
+  assert.equal(close.untilClose, true);
+  assert.equal(close.reusable, false);
+  const hostile = ['HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nabEXTRA', 'garbage\r\n\r\n', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 'HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n', `HTTP/1.1 200 OK\r\nX: ${'a'.repeat(70_000)}`];
+  for (const text of hostile) {
+    const f = new ResponseFramer();
+    f.expect('GET');
+    assert.equal(f.feed(Buffer.from(text)), false, JSON.stringify(text.slice(0, 60)));
+    assert.ok(f.error);
+  }
+  const none = new ResponseFramer();
+  assert.equal(none.feed(Buffer.from('HTTP/1.1 200 OK\r\n\r\n')), false, 'a response nobody asked for');
+});
