@@ -158,6 +158,8 @@ test('status, conns, rdns, explain and rules round trips', async (t) => {
   assert.equal(c.domainSource, 'http-proxy');
   assert.equal(c.egress, 'direct');
   assert.equal(c.rule, 'count');
+  // No rule names an app, so the decision did not look the process up; the listing does (lazily).
+  assert.equal(c.pid, process.pid, 'conns shows the flow\'s process (this test process)');
   assert.equal(c.changed, false);
   assert.ok(c.bytesUp >= 5 && c.bytesDown >= 5, 'live byte counters');
   assert.match((await cliIn(d!.env, ['conns'])).stdout, new RegExp(`${c.id} .*count\\.test`));
