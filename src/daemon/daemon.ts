@@ -28,7 +28,7 @@ import { windowsPipeCaller } from '../control/identity-windows.ts';
 import { isPipeEndpoint } from '../control/endpoint.ts';
 import { LivePolicy } from './live-policy.ts';
 import { Supervisor } from './supervisor.ts';
-import { NO_GLUE, osGlue, type OsGlue } from './os-glue.ts';
+import { NO_GLUE, osGlue, sessionsForFdLimit, type OsGlue } from './os-glue.ts';
 import { ConfigWatcher } from './watch.ts';
 import { registerMethods } from './methods.ts';
 import { egressFingerprint, restartOnlyChanges } from './config-diff.ts';
@@ -244,6 +244,7 @@ export class Daemon {
     });
     this.egress = this.#makeEgressSet(config);
     this.sessions = new SessionTable({ maxSessions: config.inbound.maxSessions });
+    this.#checkFdLimit(config.inbound.maxSessions);
     this.deps = {
       policy: this.live,
       egress: this.egress,
@@ -442,6 +443,16 @@ export class Daemon {
     }
   }
 
+  /** The session cap must fit the fd limit raised at start; a cap that does not is logged. */
+  #checkFdLimit(maxSessions: number): void {
+    if (this.glue.fdLimitError) this.log.warn({ error: this.glue.fdLimitError }, 'cannot raise the open-file limit');
+    const lim = this.glue.fdLimit;
+    if (!lim) return;
+    const fits = sessionsForFdLimit(lim.soft);
+    if (maxSessions > fits) this.log.warn({ maxSessions, fdSoftLimit: lim.soft, fits }, '[inbound] max_sessions exceeds what the open-file limit holds; a flood of flows could starve DNS of sockets (docs/front.md)');
+    else this.log.debug({ maxSessions, fdSoftLimit: lim.soft, fdHardLimit: lim.hard }, 'open-file limit raised');
+  }
+
   #makeEgressSet(config: Config): EgressSet {
     const set = createEgressSet({
       egresses: config.egress,
@@ -449,6 +460,7 @@ export class Daemon {
       connectTimeoutMs: config.inbound.connectTimeoutMs,
       ...(this.glue.socketFactory ? { socketFactory: this.glue.socketFactory } : {}),
       ...(this.glue.udpSocketHook ? { udpSocketHook: this.glue.udpSocketHook } : {}),
+      ...(this.glue.udpDeviceBinder ? { udpDeviceBinder: this.glue.udpDeviceBinder } : {}),
     });
     set.on('health', (s) => this.log.info({ egress: s.egress, state: s.state }, 'egress health changed'));
     return set;

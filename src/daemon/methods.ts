@@ -15,6 +15,7 @@ import { isAbsolute } from 'node:path';
 import { registerListMethods } from './list-methods.ts';
 import { LIST_FORMATS, isListFormat, type ListFormat } from '../lists/types.ts';
 import { listOrigin } from '../lists-load.ts';
+import { udpCounters } from '../egress/udp.ts';
 
 const VERSION = (JSON.parse(readFileSync(new URL('package.json', PACKAGE_ROOT_URL), 'utf8')) as { version: string }).version;
 /** Owner lookups per call for a non-privileged caller (each scans /proc). */
@@ -116,9 +117,14 @@ async function ownerOf(d: Daemon, f: FlowRecord): Promise<number | null> {
   return uid;
 }
 
+/** Process lookups one `conns` listing may start (each is a socket-table query, cached after). */
+const MAX_PROCESS_LOOKUPS = 128;
+
 async function flowViews(d: Daemon, ctx: CallContext): Promise<FlowView[]> {
   const now = Date.now();
-  const live = d.sessions.list();
+  // Processes are looked up lazily (only rules that name apps need them at decision time); a
+  // listing fills them in, a bounded number per call.
+  const live = await d.sessions.listWithProcesses(MAX_PROCESS_LOOKUPS);
   const ids = new Set(live.map((f) => f.id));
   for (const k of d.owners.keys()) if (!ids.has(k)) d.owners.delete(k);
   let lookups = 0;
@@ -240,7 +246,7 @@ export function registerMethods(reg: MethodRegistry, d: Daemon): MethodRegistry 
         },
         policy: d.revisions.summary(),
         egress: egressRows(d),
-        flows: { live: d.sessions.list().length, sessions: d.sessions.size, max: d.sessions.maxSessions, refusedByCap: d.sessions.refusedByCap },
+        flows: { live: d.sessions.list().length, sessions: d.sessions.size, max: d.sessions.maxSessions, refusedByCap: d.sessions.refusedByCap, udpFragmentsDropped: udpCounters.fragmentsDropped, fdLimit: d.glue.fdLimit ?? null },
         dns: dnsStats ? { cacheEntries: dnsStats.cacheEntries, storeEntries: dnsStats.storeEntries, storeMax: dnsStats.storeMax } : null,
         enforcement: {
           enabled: d.enforcing,

@@ -21,6 +21,25 @@ export interface OsGlue {
   dnsUdpSocket: ((family: 4 | 6) => UdpSocket) | undefined;
   /** The process watcher's placement rules for a config (Linux), or null when there is no watcher. */
   watchRules: ((config: Config) => unknown[]) | null;
+  /** SO_BINDTODEVICE for `interface` egresses' UDP sockets (Linux). */
+  udpDeviceBinder?: (s: UdpSocket, device: string) => void;
+  /** RLIMIT_NOFILE after raising the soft limit at start (Linux), for the session-cap check. */
+  fdLimit?: { soft: number; hard: number };
+  /** Why the fd limit could not be raised, when it could not. */
+  fdLimitError?: string;
+}
+
+/**
+ * Descriptors one session can hold at once: the client socket and the egress socket (a UDP
+ * association: control, its datagram socket and up to two egress sockets per family — rarer).
+ */
+export const FDS_PER_SESSION = 2;
+/** Descriptors kept for everything that is not a session: DNS sockets, control, logs, netlink. */
+export const FD_RESERVE = 256;
+
+/** The session cap that fits an fd limit, so a runaway app hits the cap before DNS runs out of fds. */
+export function sessionsForFdLimit(soft: number): number {
+  return Math.max(0, Math.floor((soft - FD_RESERVE) / FDS_PER_SESSION));
 }
 
 export const NO_GLUE: OsGlue = {
@@ -39,14 +58,26 @@ export const NO_GLUE: OsGlue = {
  */
 export async function osGlue(os: string | null, enforcing: boolean, groupOfPort: (port: number) => string | undefined, backend?: RedirectBackend | null): Promise<OsGlue> {
   const identity = await createFlowIdentity(os, { groupOfPort, backend: backend ?? null });
-  if (os !== 'linux' || !enforcing) return { ...NO_GLUE, identity };
+  if (os !== 'linux') return { ...NO_GLUE, identity };
   const sock = await import('../sys/linux/socket.ts');
+  // Raised at start, enforcing or not: every session costs descriptors, and DNS must never be
+  // the one that cannot open a socket (docs/front.md "Session cap and fd limit").
+  let fdLimit: { soft: number; hard: number } | undefined;
+  let fdLimitError: string | undefined;
+  try {
+    fdLimit = sock.raiseFdLimit();
+  } catch (err) {
+    fdLimitError = (err as Error).message;
+  }
+  const linuxBase = { ...NO_GLUE, identity, udpDeviceBinder: sock.bindDgramToDevice, ...(fdLimit ? { fdLimit } : {}), ...(fdLimitError ? { fdLimitError } : {}) };
+  if (!enforcing) return linuxBase;
   const factory = sock.exemptSocketFactory(FWMARK) as SocketFactory;
   const markUdp = (s: UdpSocket) => {
     sock.markDgramSocket(s, FWMARK);
   };
   const { watchRulesFromConfig } = await import('../redirect/linux/app-match.ts');
   return {
+    ...linuxBase,
     watchRules: (config) => watchRulesFromConfig(config),
     identity,
     socketFactory: factory,

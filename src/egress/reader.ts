@@ -92,6 +92,12 @@ export class ByteReader {
     }
   }
 
+  /** Between 1 and `max` bytes, as soon as any are buffered (for streaming a framed body). */
+  async readUpTo(max: number): Promise<Buffer> {
+    while (this.length === 0) await this.waitMore();
+    return this.read(Math.min(max, this.length));
+  }
+
   /** Everything still buffered (handed to the relay after the handshake). */
   drain(): Buffer[] {
     const out = this.chunks;

@@ -21,6 +21,8 @@ export interface EgressSetOptions {
   ifaceRoots?: IfaceRoots;
   /** Called with each datagram socket after bind (Linux: mark it exempt). */
   udpSocketHook?: (s: dgram.Socket) => void;
+  /** SO_BINDTODEVICE for `interface` UDP (see UdpDeps.udpDeviceBinder). */
+  udpDeviceBinder?: (s: dgram.Socket, device: string) => void;
 }
 
 export interface EgressConnection {
@@ -41,10 +43,12 @@ export class EgressSet extends EventEmitter<EgressSetEvents> {
   readonly socketFactory: SocketFactory;
   readonly connectTimeoutMs: number;
   private readonly udpSocketHook: ((s: dgram.Socket) => void) | undefined;
+  private readonly udpDeviceBinder: ((s: dgram.Socket, device: string) => void) | undefined;
 
   constructor(o: EgressSetOptions) {
     super();
     this.udpSocketHook = o.udpSocketHook;
+    this.udpDeviceBinder = o.udpDeviceBinder;
     this.resolver = o.resolver;
     this.socketFactory = o.socketFactory ?? plainSocketFactory;
     this.connectTimeoutMs = o.connectTimeoutMs ?? 10_000;
@@ -111,7 +115,7 @@ export class EgressSet extends EventEmitter<EgressSetEvents> {
   /** A UDP channel through the (health-selected) egress; refuses http, block and down egresses. */
   async openUdp(name: string): Promise<UdpChannel> {
     const sel = this.select(name);
-    return openUdpChannel(sel.config, { resolver: this.resolver, socketFactory: this.socketFactory, connectTimeoutMs: this.connectTimeoutMs, udpSocketHook: this.udpSocketHook });
+    return openUdpChannel(sel.config, { resolver: this.resolver, socketFactory: this.socketFactory, connectTimeoutMs: this.connectTimeoutMs, udpSocketHook: this.udpSocketHook, ...(this.udpDeviceBinder ? { udpDeviceBinder: this.udpDeviceBinder } : {}) });
   }
 
   async connect(name: string, req: ConnectRequest, signal?: AbortSignal): Promise<EgressConnection> {

@@ -29,12 +29,26 @@ export interface UdpDeps {
   connectTimeoutMs: number;
   /** Called with each new datagram socket after bind (Linux: set SO_MARK on its fd). */
   udpSocketHook?: (s: dgram.Socket) => void;
+  /**
+   * Binds a bound datagram socket to a device (Linux: SO_BINDTODEVICE); throws when it cannot.
+   * Absent (other OSes, tests without the OS layer): `interface` UDP uses the address only.
+   */
+  udpDeviceBinder?: (s: dgram.Socket, device: string) => void;
 }
+
+/** Datagrams dropped because they were SOCKS5 fragments (FRAG != 0), which are not reassembled. */
+export const udpCounters = { fragmentsDropped: 0 };
 
 /** Largest datagram payload relayed (IPv4 UDP maximum minus headers). */
 export const MAX_UDP_PAYLOAD = 65507;
 
-function localChannel(cfg: EgressConfig, deps: UdpDeps, localFor?: (fam: 4 | 6) => string | undefined): UdpChannel {
+/** How an `interface` channel pins its sockets: the device, and its addresses as fallback. */
+interface DevicePin {
+  device: string;
+  local: (fam: 4 | 6) => string | undefined;
+}
+
+function localChannel(cfg: EgressConfig, deps: UdpDeps, pin?: DevicePin): UdpChannel {
   const sockets = new Map<4 | 6, Promise<dgram.Socket>>();
   const names = new Map<string, string>();
   let closed = false;
@@ -58,9 +72,22 @@ function localChannel(cfg: EgressConfig, deps: UdpDeps, localFor?: (fam: 4 | 6) 
             const sock = dgram.createSocket(fam === 4 ? 'udp4' : 'udp6');
             sock.on('error', () => {});
             sock.on('message', (msg, rinfo) => ch.onMessage?.({ host: rinfo.address, port: rinfo.port }, msg));
-            const local = localFor?.(fam);
+            const local = pin?.local(fam);
             await new Promise<void>((resolve) => sock.bind({ port: 0, ...(local ? { address: local } : {}) }, resolve));
             deps.udpSocketHook?.(sock);
+            if (pin && deps.udpDeviceBinder) {
+              try {
+                deps.udpDeviceBinder(sock, pin.device);
+              } catch (err) {
+                // Not permitted (no CAP_NET_RAW): the interface's source address still steers by
+                // source routing, as for TCP. Any other failure: this channel sends nothing.
+                const errno = (err as { errno?: number }).errno;
+                if (errno !== 1) {
+                  sock.close();
+                  throw err;
+                }
+              }
+            }
             return sock;
           })();
           sockets.set(fam, p);
@@ -138,7 +165,8 @@ async function socks5Channel(cfg: Extract<EgressConfig, { type: 'socks5' }>, dep
     };
     s.on('message', (msg, rinfo) => {
       if (rinfo.address !== relayHost) return; // only the proxy's relay may answer
-      if (msg.length < 4 || msg[2] !== 0) return; // fragments are not supported
+      if (msg.length < 4) return;
+      if (msg[2] !== 0) return void udpCounters.fragmentsDropped++; // fragments are not reassembled
       try {
         const { addr, next } = parseAddress(msg, 3);
         ch.onMessage?.({ host: addr.host, port: addr.port }, msg.subarray(next));
@@ -164,7 +192,7 @@ export async function openUdpChannel(cfg: EgressConfig, deps: UdpDeps): Promise<
       const name = ifr.current();
       const addrs = name ? interfaceAddresses(name) : undefined;
       if (!addrs) throw new EgressError('SY_ERR_EGRESS_INTERFACE', 'interface', cfg.name, `interface ${cfg.interface} not found`);
-      return localChannel(cfg, deps, (f) => (f === 4 ? addrs.v4 : addrs.v6));
+      return localChannel(cfg, deps, { device: name!, local: (f) => (f === 4 ? addrs.v4 : addrs.v6) });
     }
     case 'socks5':
       if (!cfg.udp) throw new EgressError('SY_ERR_EGRESS_UNSUPPORTED', 'unsupported', cfg.name, 'UDP is disabled for this socks5 egress (udp = false)');

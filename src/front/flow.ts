@@ -7,6 +7,7 @@ import type { Config, Decision, FlowQuery, InboundConfig, Network, Policy } from
 import type { CorrelationLookup, DomainSource, Endpoint, FlowIdentity, FlowRecord, ProcessInfo } from '../flow/types.ts';
 import type { EgressSet, EgressConnection } from '../egress/set.ts';
 import { EgressError } from '../errors.ts';
+import { isLanAddress, parseIp } from '../policy/ip.ts';
 import { Relay } from './relay.ts';
 import type { SessionHandle, SessionTable } from './sessions.ts';
 
@@ -76,6 +77,24 @@ export interface Decided {
   lookupProcess?: () => Promise<ProcessInfo | undefined>;
 }
 
+/** The pseudo-rule a name re-checked against `[enforce] lan` is reported under. */
+const LAN_RULE = { id: 'enforce.lan', index: -1, origin: {} };
+
+/** The first LAN/loopback address `name` resolves to for `egress`, if any (failures: none). */
+export async function lanAddressOf(deps: FrontDeps, name: string, egress: string): Promise<string | undefined> {
+  let list: string[];
+  try {
+    list = await deps.egress.resolver.resolve(name, egress);
+  } catch {
+    return undefined; // unresolvable here: the egress resolves it (or fails) as before
+  }
+  for (const a of list) {
+    const p = parseIp(a);
+    if (p && isLanAddress(p)) return a;
+  }
+  return undefined;
+}
+
 /** Decides and connects. Rejects with EgressError (refused/failed) after reporting the flow. */
 export async function decideAndConnect(deps: FrontDeps, req: FlowRequest, signal?: AbortSignal): Promise<Decided> {
   let ip = req.ip;
@@ -104,6 +123,17 @@ export async function decideAndConnect(deps: FrontDeps, req: FlowRequest, signal
   // Loopback never leaves through a remote proxy: it would reach the proxy host's own loopback.
   const cfg = deps.egress.config(egressName);
   if (ip && isLoopbackIp(ip) && (cfg?.type === 'socks5' || cfg?.type === 'http')) egressName = 'direct';
+  // A destination given only by name was decided without its address, so the policy's lan stage
+  // could not see it. With `[enforce] lan = "direct"`, resolve the name (for the chosen egress,
+  // through src/dns) and keep a LAN/loopback answer off proxies and interfaces: it goes direct.
+  if (!ip && domain && (cfg?.type === 'socks5' || cfg?.type === 'http' || cfg?.type === 'interface') && deps.policy.config.enforce.lan === 'direct') {
+    const lanIp = await lanAddressOf(deps, domain, egressName);
+    if (lanIp) {
+      ip = lanIp;
+      egressName = 'direct';
+      decision = { egress: 'direct', stage: 'lan', rule: LAN_RULE, matched: decision.matched };
+    }
+  }
   const record: FlowRecord = {
     id: '',
     inbound: req.inbound,

@@ -1,9 +1,9 @@
 // HTTP proxy requests (RFC 9112 request line, RFC 9110 CONNECT, Basic auth RFC 7617): the
 // request head is read with a size bound and parsed strictly. Two forms are served:
 //   CONNECT host:port HTTP/1.1          → tunnel (200 only after the egress connection exists)
-//   GET http://host[:port]/path HTTP/1.1 → origin-form forwarded, Connection: close
-// Anything else gets a 4xx. Requests after the first on a forwarded connection would go to the
-// same upstream whatever their Host, so the forwarded request says `Connection: close`.
+//   GET http://host[:port]/path HTTP/1.1 → origin-form forwarded (src/front/http-forward.ts keeps
+//                                          the upstream alive per origin and decides each request)
+// Anything else gets a 4xx.
 import net from 'node:net';
 import { HandshakeError } from '../errors.ts';
 import type { ByteReader } from '../egress/reader.ts';
@@ -17,8 +17,16 @@ export interface HttpProxyRequest {
   kind: 'connect' | 'forward';
   host: string;
   port: number;
-  /** The head to send upstream (forward only). */
+  /** The head to send upstream (forward only), ending the upstream connection after it. */
   forwardHead?: Buffer;
+  /** The same head without `Connection: close`, for a kept-alive upstream (forward only). */
+  keepAliveHead?: Buffer;
+  method?: string;
+  /** Request body framing (forward only): a Content-Length, or chunked, or none. */
+  contentLength?: number;
+  chunked?: boolean;
+  /** The client asked to close after this request (Connection: close, or HTTP/1.0 without keep-alive). */
+  clientClose?: boolean;
 }
 
 /** A parse failure that carries the HTTP status to answer with. */
@@ -125,10 +133,35 @@ export async function readHttpProxyRequest(r: ByteReader, auth: EgressAuth | nul
   else if (path.startsWith('?')) path = `/${path}`;
   const hashAt = path.indexOf('#');
   if (hashAt >= 0) path = path.slice(0, hashAt);
-  // Hop-by-hop and proxy headers stay here; the upstream sees one request and then a close.
-  const drop = new Set(['proxy-authorization', 'proxy-connection', 'connection', 'keep-alive']);
+  // Body framing (RFC 9112 §6): a request with both Transfer-Encoding and Content-Length, or
+  // differing lengths, is a smuggling attempt: refused rather than guessed.
+  const te = headers.filter(([n]) => n === 'transfer-encoding').map(([, v]) => v.toLowerCase());
+  const cls = [...new Set(headers.filter(([n]) => n === 'content-length').map(([, v]) => v))];
+  if (te.length && cls.length) throw new HttpRequestError(400, 'bad-framing', 'both Transfer-Encoding and Content-Length');
+  if (cls.length > 1) throw new HttpRequestError(400, 'bad-framing', 'conflicting Content-Length values');
+  let contentLength: number | undefined;
+  if (cls.length === 1) {
+    if (!/^\d{1,15}$/.test(cls[0]!)) throw new HttpRequestError(400, 'bad-framing', 'malformed Content-Length');
+    contentLength = Number(cls[0]);
+  }
+  const chunked = te.length > 0;
+  if (chunked && !/(^|,)\s*chunked\s*$/.test(te.join(','))) throw new HttpRequestError(400, 'bad-framing', 'Transfer-Encoding without final chunked');
+  const connTokens = headers.filter(([n]) => n === 'connection' || n === 'proxy-connection').flatMap(([, v]) => v.toLowerCase().split(',').map((t) => t.trim()));
+  const clientClose = connTokens.includes('close') || (version === 'HTTP/1.0' && !connTokens.includes('keep-alive'));
+  // Hop-by-hop and proxy headers stay here (and whatever Connection names as hop-by-hop).
+  const drop = new Set(['proxy-authorization', 'proxy-connection', 'connection', 'keep-alive', ...connTokens.filter((t) => TOKEN.test(t) && t !== 'close' && t !== 'keep-alive')]);
   const keep = lines.filter((l) => !drop.has(l.slice(0, l.indexOf(':')).toLowerCase()));
   if (!headers.some(([n]) => n === 'host')) keep.unshift(`Host: ${authorityText}`);
-  const head = `${method} ${path} ${version}\r\n${keep.join('\r\n')}${keep.length ? '\r\n' : ''}Connection: close\r\n\r\n`;
-  return { kind: 'forward', host, port, forwardHead: Buffer.from(head, 'latin1') };
+  const start = `${method} ${path} ${version}\r\n${keep.join('\r\n')}${keep.length ? '\r\n' : ''}`;
+  return {
+    kind: 'forward',
+    host,
+    port,
+    method,
+    forwardHead: Buffer.from(`${start}Connection: close\r\n\r\n`, 'latin1'),
+    keepAliveHead: Buffer.from(`${start}${version === 'HTTP/1.0' ? 'Connection: keep-alive\r\n' : ''}\r\n`, 'latin1'),
+    ...(contentLength !== undefined ? { contentLength } : {}),
+    chunked,
+    clientClose,
+  };
 }

@@ -16,6 +16,7 @@ import { socksHandshake, socksReply } from './socks5.ts';
 import { readHttpProxyRequest, HttpRequestError, MAX_REQUEST_HEAD } from './http-proxy.ts';
 import { httpError, httpStatusFor, socksReplyFor } from './replies.ts';
 import { startUdpAssociate } from './udp.ts';
+import { startHttpForward } from './http-forward.ts';
 
 const CLIENT_GONE = new Error('client closed before the flow was connected');
 
@@ -168,6 +169,13 @@ function handleConnection(deps: FrontDeps, inbound: MixedInbound, socket: net.So
       }
       clearTimeout(timer);
       socket.pause();
+      if (hr.kind === 'forward') {
+        // Absolute-form: requests are decided one by one, the egress kept alive per origin.
+        const rest = detach();
+        relaying = true;
+        startHttpForward(deps, session, socket, hr, rest, { client, auth: deps.inbound.auth, signal: ac.signal, ...(processOf ? { process: processOf } : {}) });
+        return;
+      }
       const fr: FlowRequest = {
         inbound: 'http',
         network: 'tcp',
@@ -192,12 +200,8 @@ function handleConnection(deps: FrontDeps, inbound: MixedInbound, socket: net.So
       }
       const rest = detach();
       relaying = true;
-      if (hr.kind === 'connect') {
-        socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-        startRelay(deps, session, socket, d, rest);
-      } else {
-        startRelay(deps, session, socket, d, [hr.forwardHead!, ...rest]);
-      }
+      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      startRelay(deps, session, socket, d, rest);
       return;
     }
     throw new HandshakeError('unknown-protocol', `first byte 0x${first.toString(16)} is neither SOCKS5 nor HTTP`);

@@ -67,10 +67,16 @@ export class SessionTable {
 
   /**
    * Like list(), but fills in the process of flows whose decision did not need it (the lookup
-   * runs now, once per flow, and is kept in the record).
+   * runs now, once per flow, and is kept in the record). At most `maxLookups` lookups run per
+   * call, so a listing of many new flows costs a bounded amount; the rest are filled by later
+   * listings (and show no process until then).
    */
-  async listWithProcesses(): Promise<FlowRecord[]> {
-    const handles = [...this.sessions.values()].filter((h) => h.record);
+  async listWithProcesses(maxLookups = 64): Promise<FlowRecord[]> {
+    const handles: SessionHandle[] = [];
+    for (const h of this.sessions.values()) {
+      if (handles.length >= maxLookups) break;
+      if (h.record && h.record.process === null && h.lookupProcess) handles.push(h);
+    }
     await Promise.all(
       handles.map(async (h) => {
         if (h.record && h.record.process === null && h.lookupProcess) {

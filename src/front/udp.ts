@@ -8,11 +8,11 @@ import dgram from 'node:dgram';
 import type net from 'node:net';
 import { REP, encodeAddress, parseAddress } from '../egress/socks5-wire.ts';
 import type { UdpChannel, UdpPeer } from '../egress/udp.ts';
-import { MAX_UDP_PAYLOAD } from '../egress/udp.ts';
+import { MAX_UDP_PAYLOAD, udpCounters } from '../egress/udp.ts';
 import type { Endpoint, FlowRecord, ProcessInfo } from '../flow/types.ts';
 import type { Decision, FlowQuery } from '../policy/types.ts';
 import { unmapV4 } from './cidr.ts';
-import { isLocalhostName, isLoopbackIp, type FrontDeps } from './flow.ts';
+import { isLocalhostName, isLoopbackIp, lanAddressOf, type FrontDeps } from './flow.ts';
 import type { SessionHandle } from './sessions.ts';
 import { socksReply } from './socks5.ts';
 import { socksReplyFor } from './replies.ts';
@@ -22,6 +22,8 @@ const MAX_DESTINATIONS = 256;
 
 export interface UdpAssociation {
   dropped: number;
+  /** Of `dropped`: SOCKS5 fragments (FRAG != 0), which are not reassembled (RFC 1928 allows). */
+  fragmentsDropped: number;
   bytesUp: number;
   bytesDown: number;
 }
@@ -30,7 +32,7 @@ export function startUdpAssociate(deps: FrontDeps, session: SessionHandle, contr
   const localIp = unmapV4(control.localAddress ?? '127.0.0.1');
   const fam = localIp.includes(':') ? 'udp6' : 'udp4';
   const sock = dgram.createSocket(fam);
-  const stats = { dropped: 0, bytesUp: 0, bytesDown: 0 };
+  const stats: UdpAssociation = { dropped: 0, fragmentsDropped: 0, bytesUp: 0, bytesDown: 0 };
   const channels = new Map<string, Promise<UdpChannel | null>>();
   const decisions = new Map<string, { decision: Decision; egress: string }>();
   let clientPort = 0;
@@ -100,10 +102,18 @@ export function startUdpAssociate(deps: FrontDeps, session: SessionHandle, contr
       else if (domain) q.domain = domain;
       if (proc?.name) q.process = proc.name;
       if (proc?.exe) q.exe = proc.exe;
-      const decision = deps.policy.decide(q);
+      let decision = deps.policy.decide(q);
       let egress = decision.egress;
       const cfg = deps.egress.config(egress);
       if (ip && isLoopbackIp(ip) && (cfg?.type === 'socks5' || cfg?.type === 'http')) egress = 'direct';
+      // As for TCP (flow.ts): a name resolving to a LAN address stays off proxies with lan = direct.
+      if (!ip && domain && (cfg?.type === 'socks5' || cfg?.type === 'interface') && deps.policy.config.enforce.lan === 'direct') {
+        const lanIp = await lanAddressOf(deps, domain, egress);
+        if (lanIp) {
+          egress = 'direct';
+          decision = { egress: 'direct', stage: 'lan', rule: { id: 'enforce.lan', index: -1, origin: {} }, matched: decision.matched };
+        }
+      }
       decisions.set(key, { decision, egress });
       let ch: UdpChannel;
       try {
@@ -153,7 +163,13 @@ export function startUdpAssociate(deps: FrontDeps, session: SessionHandle, contr
     //   |RSV | FRAG | ATYP | DST.ADDR | DST.PORT |   DATA   |
     //   | 2  |  1   |  1   | Variable |    2     | Variable |
     if (msg.length < 4 || msg[0] !== 0 || msg[1] !== 0) return void stats.dropped++;
-    if (msg[2] !== 0) return void stats.dropped++; // fragmentation is not implemented: drop (RFC allows)
+    if (msg[2] !== 0) {
+      // Fragmentation is not implemented: dropped (RFC 1928 §7 allows), and counted.
+      stats.dropped++;
+      stats.fragmentsDropped++;
+      udpCounters.fragmentsDropped++;
+      return;
+    }
     let dst: UdpPeer;
     let payload: Buffer;
     try {

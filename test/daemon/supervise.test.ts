@@ -43,6 +43,11 @@ default = "direct"
 listen = ["127.0.0.1:${dnsPort}"]
 upstreams = ["udp://127.0.0.1:9"]
 hosts = { "count.test" = ["127.0.0.1"] }
+# Test hosts live on loopback (the only addresses outside a namespace), and with lan = "direct" a
+# name resolving to loopback never goes to a proxy egress (docs/front.md): "policy" lets rules route them.
+[enforce]
+lan = "policy"
+
 [inbound]
 mixed = "127.0.0.1:${mixedPort}"
 [egress.sup]

@@ -53,4 +53,8 @@ test('interface egress over a veth pair leaves through its interface (SO_BINDTOD
   assert.equal(r.direct, '198.18.1.1', 'direct takes the main route (va0)');
   assert.equal(r.wan2, '198.18.2.1', 'interface egress wan2 leaves via va2');
   assert.equal(r.gone, 'SY_ERR_EGRESS_INTERFACE', 'a missing interface refuses (no fallback to another way)');
+  assert.equal(r.udpAnswers, 20, 'every datagram through wan2 was answered');
+  assert.equal(r.udpFrom, '198.18.2.1', 'UDP left with va2 as source');
+  assert.ok((r.udpVa2Tx as number) >= 20, `UDP left through va2 itself (SO_BINDTODEVICE): va2 sent ${r.udpVa2Tx} packets`);
+  assert.ok((r.udpVa0Tx as number) < 20, `UDP did not take the main route via va0: va0 sent ${r.udpVa0Tx} packets`);
 });

@@ -54,7 +54,12 @@ export function inboundConfig(extra: Partial<InboundConfig> = {}): InboundConfig
   };
 }
 
-export function testConfig(egresses: EgressConfig[], inbound: Partial<InboundConfig> = {}): Config {
+/**
+ * `lan` defaults to "policy" here: these tests stand in for remote hosts with loopback addresses
+ * (the traffic rules allow nothing else outside a namespace), and lan = "direct" would keep every
+ * named destination off the proxies under test. Tests of the lan rule pass "direct".
+ */
+export function testConfig(egresses: EgressConfig[], inbound: Partial<InboundConfig> = {}, lan: 'direct' | 'policy' = 'policy'): Config {
   const egress: Record<string, EgressConfig> = { direct: egressDirect(), block: egressBlock() };
   for (const e of egresses) egress[e.name] = e;
   return {
@@ -62,7 +67,7 @@ export function testConfig(egresses: EgressConfig[], inbound: Partial<InboundCon
     default: 'direct',
     dns: {} as Config['dns'],
     inbound: inboundConfig(inbound),
-    enforce: { enabled: true, mode: 'selected', lan: 'direct', blockQuic: false, exemptUsers: [], windivertPath: null },
+    enforce: { enabled: true, mode: 'selected', lan, blockQuic: false, exemptUsers: [], windivertPath: null },
     control: { group: 'switchyard', readUsers: [] },
     egress,
     exempt: [],
@@ -277,8 +282,9 @@ export async function startFront(o: {
   identity?: FlowIdentity;
   maxSessions?: number;
   policy?: Policy;
+  lan?: 'direct' | 'policy';
 }): Promise<Front> {
-  const cfg = testConfig(o.egresses ?? [], o.inbound ?? {});
+  const cfg = testConfig(o.egresses ?? [], o.inbound ?? {}, o.lan);
   const policy = o.policy ?? fnPolicy(cfg, o.pick ?? (() => 'direct'));
   const egress = _createEgressSet({ egresses: cfg.egress, resolver: staticResolver(o.resolve ?? {}), connectTimeoutMs: cfg.inbound.connectTimeoutMs });
   const sessions = new SessionTable({ maxSessions: o.maxSessions ?? cfg.inbound.maxSessions });

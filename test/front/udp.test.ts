@@ -55,7 +55,9 @@ async function associate(port: number) {
     const { addr: src, next } = parseAddress(got, 3);
     return `${src.host}:${src.port} ${got.subarray(next).toString()}`;
   };
-  return { ask, close: () => (u.close(), ctl.destroy()) };
+  /** Sends one datagram with a given FRAG byte (RFC 1928 §7) and no wait. */
+  const sendFrag = (frag: number, host: string, dport: number, text: string) => u.send(Buffer.concat([Buffer.from([0, 0, frag]), encodeAddress(host, dport), Buffer.from(text)]), addr.port, addr.host);
+  return { ask, sendFrag, close: () => (u.close(), ctl.destroy()) };
 }
 
 test('UDP ASSOCIATE direct: datagrams out and answers back with their source', async () => {
@@ -67,6 +69,31 @@ test('UDP ASSOCIATE direct: datagrams out and answers back with their source', a
     a.close();
     const rec = f.flows.find((e) => e.record.network === 'udp');
     assert.equal(rec?.record.egress, 'direct');
+  } finally {
+    await f.close();
+  }
+});
+
+test('fragmented SOCKS5 datagrams (FRAG != 0) are dropped and counted; nothing reaches the target', async () => {
+  const f = await h.startFront({});
+  try {
+    const { udpCounters } = await import('../../src/egress/udp.ts');
+    const globalBefore = udpCounters.fragmentsDropped;
+    const a = await associate(f.port);
+    // An unfragmented datagram first, so the association and its session are established.
+    assert.equal(await a.ask('127.0.0.1', echoPort, 'whole'), `127.0.0.1:${echoPort} 127.0.0.1|whole`);
+    const seenBefore = seen.length;
+    a.sendFrag(1, '127.0.0.1', echoPort, 'frag1');
+    a.sendFrag(0x81, '127.0.0.1', echoPort, 'frag-last');
+    // The next whole datagram is answered: the fragments before it were processed (and dropped).
+    assert.equal(await a.ask('127.0.0.1', echoPort, 'after'), `127.0.0.1:${echoPort} 127.0.0.1|after`);
+    assert.equal(seen.length, seenBefore + 1, 'only the whole datagram reached the echo server');
+    const session = [...f.sessions.list()].find((r) => r.network === 'udp');
+    const stats = f.sessions.get(session!.id)!.counters as unknown as { dropped: number; fragmentsDropped: number };
+    assert.equal(stats.fragmentsDropped, 2);
+    assert.equal(stats.dropped, 2);
+    assert.equal(udpCounters.fragmentsDropped - globalBefore, 2, 'the process-wide counter (status) counts them too');
+    a.close();
   } finally {
     await f.close();
   }

@@ -172,11 +172,39 @@ export function exemptSocketFactory(mark: number): (req: { family: 4 | 6; device
   return (req) => openExemptSocket({ family: req.family, mark, ...(req.device !== undefined ? { device: req.device } : {}) }, req.socketOptions).socket;
 }
 
-/** Marks a bound dgram socket (its descriptor sits in Node's internal state; absent → no-op). */
-export function markDgramSocket(s: import('node:dgram').Socket, mark: number): boolean {
+/** The descriptor of a bound dgram socket (it sits in Node's internal state), or undefined. */
+export function dgramFd(s: import('node:dgram').Socket): number | undefined {
   const sym = Object.getOwnPropertySymbols(s).find((x) => x.description === 'state symbol');
   const fd = sym ? (s as unknown as Record<symbol, { handle?: { fd?: number } }>)[sym]?.handle?.fd : undefined;
-  if (typeof fd !== 'number' || fd < 0) return false;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
+/**
+ * SO_BINDTODEVICE on a bound dgram socket: an `interface` egress's datagrams then leave (and are
+ * received) only through that device, not merely with its address as source. Throws OsCallError
+ * (EPERM without CAP_NET_RAW) or when the socket has no descriptor yet.
+ */
+export function bindDgramToDevice(s: import('node:dgram').Socket, device: string): void {
+  const fd = dgramFd(s);
+  if (fd === undefined) throw new OsCallError('SY_ERR_FRONT_SOCKET_CALL', 'setsockopt(SO_BINDTODEVICE)', undefined, 'datagram socket is not bound yet');
+  bindToDevice(fd, device);
+}
+
+/** The device a socket is bound to (getsockopt SO_BINDTODEVICE), '' when none. */
+export function boundDevice(fd: number): string {
+  const b = Buffer.alloc(16);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(16);
+  if (libc().getsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, b, len) !== 0) fail('getsockopt(SO_BINDTODEVICE)');
+  const n = len.readUInt32LE();
+  const end = b.indexOf(0);
+  return b.toString('utf8', 0, end >= 0 && end < n ? end : n);
+}
+
+/** Marks a bound dgram socket (its descriptor sits in Node's internal state; absent → no-op). */
+export function markDgramSocket(s: import('node:dgram').Socket, mark: number): boolean {
+  const fd = dgramFd(s);
+  if (fd === undefined) return false;
   try {
     setMark(fd, mark);
     return true;

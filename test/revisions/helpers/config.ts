@@ -26,6 +26,11 @@ listen = ["127.0.0.1:${p.dns}"]
 upstreams = ["udp://127.0.0.1:9"]   # never asked
 hosts = { "count.test" = ["127.0.0.1"] }
 
+# Test hosts live on loopback, and with lan = "direct" a name resolving to loopback never goes to
+# a proxy egress (docs/front.md): "policy" lets the rules under test route them through ms.
+[enforce]
+lan = "policy"
+
 [inbound]
 mixed = "127.0.0.1:${p.mixed}"
 
