@@ -237,7 +237,7 @@ export function registerMethods(reg: MethodRegistry, d: Daemon): MethodRegistry 
         policy: d.revisions.summary(),
         egress: egressRows(d),
         flows: { live: d.sessions.list().length, sessions: d.sessions.size, max: d.sessions.maxSessions, refusedByCap: d.sessions.refusedByCap },
-        dns: dnsStats ? { cacheEntries: dnsStats.cacheEntries, storeEntries: dnsStats.storeEntries, storeMax: dnsStats.storeMax } : null,
+        dns: dnsStats ? { cacheEntries: dnsStats.cacheEntries, storeEntries: dnsStats.storeEntries, storeMax: dnsStats.storeMax, cacheHits: dnsStats.cacheHits, misses: dnsStats.misses, rehooks: dnsStats.rehooks, blocked: dnsStats.blocked } : null,
         enforcement: {
           enabled: d.enforcing,
           os: d.backend?.os ?? null,
@@ -498,7 +498,7 @@ export function registerMethods(reg: MethodRegistry, d: Daemon): MethodRegistry 
       const n = d.dns.stats().cacheEntries;
       // setPolicy with the running policy drops cached answers and egress resolver paths.
       // Wish (dns helper): a flushCache() that does only that.
-      d.dns.setPolicy((name) => d.live.projectDomain(name), d.config.egress);
+      d.dns.setPolicy((name) => d.dnsProjection(name), d.config.egress);
       return { flushed: n };
     },
   });
