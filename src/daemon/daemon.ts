@@ -406,7 +406,10 @@ export class Daemon {
         egress: name,
         process: proc,
         log: this.log,
-        wrap: this.enforcing && this.backend ? (argv: string[]) => this.backend!.commandInGroup('exempt', argv) : null,
+        // While enforcement is switched off there is no exempt group (and nothing is redirected):
+        // a core that restarts then starts plainly, and `enforce on` moves it into the group.
+        // Without this it could not restart at all until `on` (commandInGroup refuses).
+        wrap: this.enforcing && this.backend ? (argv: string[]) => (this.suspended ? argv : this.backend!.commandInGroup('exempt', argv)) : null,
         onState: (s) => this.#onSupervised(s.egress, s.state),
       });
       this.supervisors.set(name, sup);
