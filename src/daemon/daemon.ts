@@ -21,6 +21,8 @@ import { createEgressSet, type EgressSet } from '../egress/index.ts';
 import { SessionTable, startMixedInbound, type FrontDeps, type MixedInbound } from '../front/index.ts';
 import { startTransparentInbounds, type TransparentInbounds } from '../front/transparent.ts';
 import type { FlowIdentity, FlowRecord } from '../flow/types.ts';
+import { readDohList } from '../redirect/doh-file.ts';
+import { dohNameMatcher } from '../redirect/doh.ts';
 import { createRedirectBackend, buildPlan, type RedirectBackend, type BackendOptions } from '../redirect/index.ts';
 import { ControlServer, MethodRegistry } from '../control/index.ts';
 import { unixPeerIdentity } from '../control/identity-unix.ts';
@@ -126,6 +128,8 @@ export class Daemon {
   lastRepair: { at: number; problems: string[]; ok: boolean; error: string | null } | null = null;
   #ports: import('../redirect/index.ts').ListenerPorts | null = null;
   #plan: import('../redirect/index.ts').RedirectPlan | null = null;
+  /** `block_doh`: names of known DoH endpoints, answered as blocked while enforcing (null = off). */
+  #dohNames: ((name: string) => boolean) | null = null;
   #watchRules: unknown[] | null = null;
   #reloading: Promise<unknown> = Promise.resolve();
   #stopping: Promise<void> | null = null;
@@ -219,7 +223,7 @@ export class Daemon {
     const dnsLog: DnsLog = this.log.child({ component: 'dns' });
     this.dns = await startDnsForwarder({
       config,
-      projectDomain: (n) => this.live.projectDomain(n),
+      projectDomain: (n) => this.dnsProjection(n),
       stateDir: this.paths.stateDir,
       log: dnsLog,
       // While enforcement is switched off at run time (`switchyard enforce off`) there are no sets to fill.
@@ -422,15 +426,31 @@ export class Daemon {
    * and (re)starts the process watcher that places apps into their groups. Skipped when nothing
    * changed. Throws SY_ERR_DAEMON_ENFORCE; the caller refuses to start, or refuses the reload.
    */
+  /**
+   * The forwarder's view of a name: the policy's projection, except that with `block_doh` (while
+   * enforcing) known DoH endpoint names are answered as blocked, so browsers use system DNS.
+   */
+  dnsProjection(name: string): import('../policy/types.ts').DomainProjection {
+    if (this.#dohNames && !this.suspended && this.#dohNames(name)) return { egresses: ['block'], uniform: true, egress: 'block', rule: null };
+    return this.live.projectDomain(name);
+  }
+
   async #applyEnforcement(config: Config): Promise<void> {
     const backend = this.backend!;
-    const plan = buildPlan({ config, ports: this.#ports! });
+    let doh;
+    try {
+      doh = readDohList(config);
+    } catch (err) {
+      throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `the OS backend refused the plan: ${isSwitchyardError(err) ? `${err.code}: ` : ''}${(err as Error).message}`, err);
+    }
+    const plan = buildPlan({ config, ports: this.#ports!, ...(doh ? { doh } : {}) });
     const rules = this.glue.watchRules?.(config) ?? [];
     const planChanged = JSON.stringify(plan) !== JSON.stringify(this.#plan);
     const rulesChanged = JSON.stringify(rules) !== JSON.stringify(this.#watchRules);
     try {
       if (planChanged) await backend.apply(plan);
       this.#plan = plan;
+      this.#dohNames = doh ? dohNameMatcher(doh.names) : null;
       // The watcher is the Linux backend's (not in the RedirectBackend interface yet).
       const watch = (backend as unknown as { watch?: (r: unknown[]) => Promise<{ netlink: boolean; initial: number; reason?: string }> }).watch;
       if ((planChanged || rulesChanged) && typeof watch === 'function' && rules.length > 0) {
@@ -483,7 +503,10 @@ export class Daemon {
         egress: name,
         process: proc,
         log: this.log,
-        wrap: this.enforcing && this.backend ? (argv: string[]) => this.backend!.commandInGroup('exempt', argv) : null,
+        // While enforcement is switched off there is no exempt group (and nothing is redirected):
+        // a core that restarts then starts plainly, and `enforce on` moves it into the group.
+        // Without this it could not restart at all until `on` (commandInGroup refuses).
+        wrap: this.enforcing && this.backend ? (argv: string[]) => (this.suspended ? argv : this.backend!.commandInGroup('exempt', argv)) : null,
         onState: (s) => this.#onSupervised(s.egress, s.state),
       });
       this.supervisors.set(name, sup);
@@ -616,7 +639,7 @@ export class Daemon {
     this.egress = newSet;
     this.deps.egress = newSet;
     this.config = config;
-    this.dns?.setPolicy((n) => this.live.projectDomain(n), config.egress);
+    this.dns?.setPolicy((n) => this.dnsProjection(n), config.egress);
     if (egressRebuilt) newSet.start();
     return { restartNeeded, egressRebuilt };
   }
@@ -640,7 +663,7 @@ export class Daemon {
     this.egress = snap.egress;
     this.deps.egress = snap.egress;
     this.config = snap.config;
-    this.dns?.setPolicy((n) => this.live.projectDomain(n), snap.config.egress);
+    this.dns?.setPolicy((n) => this.dnsProjection(n), snap.config.egress);
     if (replaced !== snap.egress) replaced.stop();
   }
 

@@ -247,7 +247,7 @@ export function registerMethods(reg: MethodRegistry, d: Daemon): MethodRegistry 
         policy: d.revisions.summary(),
         egress: egressRows(d),
         flows: { live: d.sessions.list().length, sessions: d.sessions.size, max: d.sessions.maxSessions, refusedByCap: d.sessions.refusedByCap, udpFragmentsDropped: udpCounters.fragmentsDropped, fdLimit: d.glue.fdLimit ?? null },
-        dns: dnsStats ? { cacheEntries: dnsStats.cacheEntries, storeEntries: dnsStats.storeEntries, storeMax: dnsStats.storeMax } : null,
+        dns: dnsStats ? { cacheEntries: dnsStats.cacheEntries, storeEntries: dnsStats.storeEntries, storeMax: dnsStats.storeMax, cacheHits: dnsStats.cacheHits, misses: dnsStats.misses, rehooks: dnsStats.rehooks, blocked: dnsStats.blocked } : null,
         enforcement: {
           enabled: d.enforcing,
           os: d.backend?.os ?? null,

@@ -181,6 +181,10 @@ export interface EnforceConfig {
   /** Loopback and LAN destinations: `direct` (default) or `policy` (treated like any other). */
   lan: 'direct' | 'policy';
   blockQuic: boolean;
+  /** Refuse known DoH endpoints: their names answered as blocked, their addresses' port 443 rejected. */
+  blockDoh?: boolean;
+  /** Extra DoH endpoints (names and addresses, one per line) added to the built-in list; null = built-in only. */
+  dohList?: string | null;
   exemptUsers: string[];
   /** Windows: folder holding WinDivert.dll and WinDivert64.sys. */
   windivertPath: string | null;

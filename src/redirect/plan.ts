@@ -4,6 +4,7 @@ import type { AppPattern, Cidr, Config } from '../policy/types.ts';
 import type { ListenerPorts, PlacementRule, RedirectPlan } from './types.ts';
 import { RedirectPlanError } from '../errors.ts';
 import { isIP } from 'node:net';
+import { dohList, type DohList } from './doh.ts';
 
 export interface PlanInputs {
   config: Config;
@@ -12,6 +13,8 @@ export interface PlanInputs {
   egressEndpointAddresses?: string[];
   /** User name (or numeric string) → uid; undefined = unknown user. */
   resolveUser?: (name: string) => number | undefined;
+  /** With `block_doh`: the DoH list (built-in plus the list file); default the built-in list alone. */
+  doh?: DohList;
 }
 
 /**
@@ -100,6 +103,7 @@ export function buildPlan(inp: PlanInputs): RedirectPlan {
     mode: config.enforce.mode,
     lan: config.enforce.lan,
     blockQuic: config.enforce.blockQuic,
+    ...(config.enforce.blockDoh ? { dohCidrs: (inp.doh ?? dohList(null)).cidrs } : {}),
     exemptUids: [...uids].sort((a, b) => a - b),
     exemptCidrs: config.exempt.flatMap((e) => e.cidrs),
     egressEndpoints: endpoints,

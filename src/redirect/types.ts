@@ -41,6 +41,8 @@ export interface RedirectPlan {
   lan: 'direct' | 'policy';
   /** Reject UDP 443 to captured destinations (browsers fall back to TCP). */
   blockQuic: boolean;
+  /** `block_doh`: addresses of known DoH endpoints whose TCP and UDP 443 are refused (absent = off). */
+  dohCidrs?: Cidr[];
   /** Numeric uids never redirected. */
   exemptUids: number[];
   /** Exempt CIDRs and egress endpoint addresses: never redirected. */

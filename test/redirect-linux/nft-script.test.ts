@@ -98,15 +98,19 @@ test('lan = policy drops the LAN exemption; loopback stays exempt', () => {
   assert.match(s, /ip daddr 127\.0\.0\.0\/8 accept/);
 });
 
-test('renderElements: one add line per set; carried elements keep their remaining time', () => {
+// Regression: elements were rendered as `IP timeout Ns` when expires equalled the timeout. Re-adding
+// an existing element that way leaves its expiry untouched in the kernel, so DNS refreshes of a
+// captured address never extended it (a long-lived client fell out after TTL + grace; see
+// test/e2e-linux/doh-refresh.test.ts). Every element now carries `expires`.
+test('renderElements: one add line per set; every element with expires; carried elements keep their remaining time', () => {
   const lines = renderElements([
     { set: 'captured4', value: '198.18.0.1', timeoutSec: 300, expiresSec: 300 },
     { set: 'captured4', value: '198.18.0.2', timeoutSec: 300, expiresSec: 12.4 },
     { set: 'captured6', value: '2001:db8::1', timeoutSec: 0, expiresSec: 0 },
   ]);
   assert.deepEqual(lines, [
-    'add element inet switchyard captured4 { 198.18.0.1 timeout 300s, 198.18.0.2 timeout 300s expires 12s }',
-    'add element inet switchyard captured6 { 2001:db8::1 timeout 1s }',
+    'add element inet switchyard captured4 { 198.18.0.1 timeout 300s expires 300s, 198.18.0.2 timeout 300s expires 12s }',
+    'add element inet switchyard captured6 { 2001:db8::1 timeout 1s expires 1s }',
   ]);
 });
 

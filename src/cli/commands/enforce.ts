@@ -7,6 +7,7 @@ import { loadConfigFile } from '../../config-file.ts';
 import { UsageError } from '../../errors.ts';
 import { defaultConfig } from '../../policy/index.ts';
 import { buildPlan, createRedirectBackend } from '../../redirect/index.ts';
+import { readDohList } from '../../redirect/doh-file.ts';
 import { dryRunScript } from '../../redirect/linux/nft-script.ts';
 import { parseCommandArgs } from '../args.ts';
 import { call } from '../client.ts';
@@ -55,6 +56,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const config = values.config ? loadConfigFile(values.config) : defaultConfig();
   const root = process.env['SWITCHYARD_CGROUP_ROOT'];
+  const doh = readDohList(config);
   if (action === 'dry-run') {
     const groups = Object.keys(config.egress).filter((n) => n !== 'direct' && n !== 'block').sort();
     const ports = {
@@ -62,13 +64,13 @@ export async function run(argv: string[]): Promise<number> {
       captured: 60000,
       dns: config.dns.listen[0]?.port ?? 53,
     };
-    const plan = buildPlan({ config, ports });
+    const plan = buildPlan({ config, ports, ...(doh ? { doh } : {}) });
     process.stdout.write(dryRunScript(plan, root ?? 'switchyard', values.skeleton ? 'skeleton' : 'active'));
     return 0;
   }
   if (action === 'skeleton') {
     if (!values.config) throw new UsageError('enforce skeleton: --config FILE is required (the plan comes from the config)');
-    const plan = buildPlan({ config, ports: { groups: {}, captured: null, dns: null } });
+    const plan = buildPlan({ config, ports: { groups: {}, captured: null, dns: null }, ...(doh ? { doh } : {}) });
     const backend = await createRedirectBackend(root ? { linux: { cgroupRoot: root } } : {});
     try {
       await backend.skeleton(plan);

@@ -70,6 +70,8 @@ export function configToToml(c: Config, header?: string): string {
       ['mode', q(e.mode), e.mode !== be.mode],
       ['lan', q(e.lan), e.lan !== be.lan],
       ['block_quic', String(e.blockQuic), e.blockQuic !== be.blockQuic],
+      ['block_doh', String(e.blockDoh ?? false), (e.blockDoh ?? false) !== (be.blockDoh ?? false)],
+      ['doh_list', q(e.dohList ?? ''), (e.dohList ?? null) !== null],
       ['exempt_users', list(e.exemptUsers), !same(e.exemptUsers, be.exemptUsers)],
       ['windivert_path', q(e.windivertPath ?? ''), e.windivertPath !== null],
     ]),

@@ -478,6 +478,8 @@ function normalizeEnforce(e: z.output<typeof enforceSchema>): EnforceConfig {
     mode: e.mode,
     lan: e.lan,
     blockQuic: e.block_quic,
+    blockDoh: e.block_doh,
+    dohList: e.doh_list ?? null,
     exemptUsers: e.exempt_users,
     windivertPath: e.windivert_path ?? null,
   };

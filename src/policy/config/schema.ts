@@ -63,6 +63,8 @@ export const enforceSchema = z
     mode: z.enum(['selected', 'all']).default('selected'),
     lan: z.enum(['direct', 'policy']).default('direct').describe('loopback/LAN destinations: always direct, or decided by the policy'),
     block_quic: z.boolean().default(true).describe('block UDP 443 of redirected apps so browsers fall back to TCP'),
+    block_doh: z.boolean().default(false).describe('refuse well-known DoH endpoints (names and port-443 addresses) so browsers fall back to system DNS'),
+    doh_list: str.optional().describe('file of extra DoH endpoints (names and IP addresses, one per line) for block_doh'),
     exempt_users: strList.default([]),
     windivert_path: str.optional().describe('Windows: folder holding WinDivert.dll and WinDivert64.sys'),
   })

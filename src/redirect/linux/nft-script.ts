@@ -33,6 +33,9 @@ export const SET = {
 } as const;
 
 /** Sets whose elements are learned at run time (carried over when the table is replaced). */
+/** Sets of known DoH endpoint addresses, present only with `block_doh`. */
+export const DOH_SET = { 4: 'doh4', 6: 'doh6' } as const;
+
 export const DYNAMIC_SETS: readonly string[] = [SET.captured4, SET.captured6, SET.blocked4, SET.blocked6];
 
 export const CHAIN = { exempt: 'exempt', deny: 'deny', filter: 'filter_out', nat: 'nat_out' } as const;
@@ -123,6 +126,12 @@ export function buildModel(plan: RedirectPlan, opts: RenderOptions): TableModel 
     { name: SET.lan4, type: 'ipv4_addr', kind: 'interval', elements: LAN4 },
     { name: SET.lan6, type: 'ipv6_addr', kind: 'interval', elements: LAN6 },
   ];
+  // Known DoH endpoints (block_doh): only when on, so a plan without it renders as before.
+  const doh = plan.dohCidrs;
+  if (doh) {
+    sets.push({ name: DOH_SET[4], type: 'ipv4_addr', kind: 'interval', elements: fam(doh, 4) });
+    sets.push({ name: DOH_SET[6], type: 'ipv6_addr', kind: 'interval', elements: fam(doh, 6) });
+  }
 
   // Sockets that are never touched: switchyard's own (fwmark, exempt group) and exempt users.
   const exempt: string[] = [
@@ -153,6 +162,8 @@ export function buildModel(plan: RedirectPlan, opts: RenderOptions): TableModel 
   filter.push(...exemptDst, ...lanDst);
   filter.push(...bothFamilies((ip, f) => `${ip} daddr @blocked${f} goto ${CHAIN.deny}`));
   filter.push(...bothFamilies((ip, f) => `${ip} daddr @blockcidr${f} goto ${CHAIN.deny}`));
+  // DoH hides names in HTTPS; refusing its port (TCP and QUIC) makes browsers fall back to system DNS.
+  if (doh) filter.push(...bothFamilies((ip, f) => `meta l4proto { tcp, udp } th dport 443 ${ip} daddr @doh${f} goto ${CHAIN.deny}`));
   if (plan.blockQuic) {
     filter.push(...bothFamilies((ip, f) => `udp dport 443 ${ip} daddr @captured${f} goto ${CHAIN.deny}`));
     filter.push(...bothFamilies((ip, f) => `udp dport 443 ${ip} daddr @static${f} goto ${CHAIN.deny}`));
@@ -235,7 +246,9 @@ export function renderElements(elements: SetElement[]): string[] {
     const t = Math.max(1, Math.round(e.timeoutSec));
     const x = Math.max(1, Math.min(t, Math.round(e.expiresSec)));
     const list = bySet.get(e.set) ?? [];
-    list.push(x === t ? `${e.value} timeout ${t}s` : `${e.value} timeout ${t}s expires ${x}s`);
+    // Always with `expires`: re-adding an existing element with the same `timeout` alone leaves its
+    // expiry where it was (checked on kernel 6.18, nft 1.0.6), so a refresh would silently not happen.
+    list.push(`${e.value} timeout ${t}s expires ${x}s`);
     bySet.set(e.set, list);
   }
   return [...bySet].map(([set, items]) => `add element ${TABLE_REF} ${set} { ${items.join(', ')} }`);
