@@ -11,7 +11,7 @@ if ! command -v /usr/lib/wine/wine64 >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends wine64 >/dev/null
 fi
-KOFFI_VERSION=$(node -p "require('./node_modules/koffi/package.json').version")
+KOFFI_VERSION=$(node -p "require('./package.json').dependencies.koffi") # pinned exactly; node_modules may not exist yet
 mkdir -p .tools/win
 cd .tools/win
 if [ ! -f node/package/bin/node.exe ]; then
