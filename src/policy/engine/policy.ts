@@ -110,8 +110,8 @@ export class CompiledPolicy implements Policy {
     const ctx = new QueryCtx(q);
     const pre = this.exemptOrLan(ctx);
     if (pre !== null) return { egress: pre.egress, stage: pre.stage, rule: pre.ref, matched: pre.matched };
-    const m = this.blockSet.search(ctx, null) ?? this.mainSet.search(ctx, null);
-    if (m !== null) return { egress: m.rule.egress, stage: m.stage, rule: m.rule.ref, matched: m.matched };
+    const d = this.blockSet.decide(ctx) ?? this.mainSet.decide(ctx);
+    if (d !== null) return d;
     return { egress: this.config.default, stage: 'default', rule: null, matched: [] };
   }
 

@@ -4,11 +4,11 @@
 // stage visits rules sharing a pattern by more conditions, then earlier index. decide() stops at
 // the first rule whose other conditions hold; explain() and projectDomain() run the very same walk
 // with a collector that records every match and lets it continue.
-import type { MatchReason, Stage } from '../types.ts';
+import type { Decision, MatchReason, Stage } from '../types.ts';
 import { AppIndex, APP_KIND_RANK, appPatternText } from './app-matcher.ts';
 import { CidrIndex } from './cidr-index.ts';
 import { DomainIndex, domainPatternText } from './domain-index.ts';
-import { byConditionsThenIndex, CompiledRule, isSimple, MATCH_MAYBE, MATCH_NO, MATCH_YES, simpleInfo, stageOf, type MatchResult, type RuleInfo, type RuleStage } from './rule.ts';
+import { byConditionsThenIndex, CompiledRule, isSimple, MATCH_MAYBE, MATCH_NO, MATCH_YES, ruleRef, simpleInfo, stageOf, type MatchResult, type RuleInfo, type RuleStage } from './rule.ts';
 import type { RuleConfig } from '../types.ts';
 import type { QueryCtx } from './query.ts';
 import type { AppPattern, DomainPattern } from '../types.ts';
@@ -40,8 +40,13 @@ export class RuleSet {
   /** The same, without rules that have an app or a CIDR condition (projections for capture). */
   readonly nonDomainCaptureEgresses: string[] = [];
   private readonly rules: readonly RuleConfig[];
-  /** Matchers for rules with more than one condition kind (sparse; simple rules have none). */
-  private readonly compiled: (CompiledRule | undefined)[] = [];
+  /**
+   * Matchers for rules with more than one condition kind (simple rules have none). A Map, not a
+   * sparse array: V8 keeps a sparse array in slow dictionary mode. `hasMatcher` (one bit per rule)
+   * answers the common "no matcher" case of every candidate without a Map lookup.
+   */
+  private readonly compiled = new Map<number, CompiledRule>();
+  private readonly hasMatcher: Uint32Array;
 
   // Scratch state of the current walk: decide() is synchronous, so one set per policy is safe and
   // spares a closure allocation per decision.
@@ -49,14 +54,19 @@ export class RuleSet {
   private col: Collector | null = null;
   private stopped = false;
   private hit: Match | null = null;
+  private decision: Decision | null = null;
 
   constructor(stageName: Stage | null, all: readonly RuleConfig[], members: readonly RuleConfig[]) {
     this.stageName = stageName;
     this.rules = all;
+    this.hasMatcher = new Uint32Array((all.length >>> 5) + 1);
     for (const r of members) {
       const i = r.index;
       const stage = stageOf(r);
-      if (!isSimple(r)) this.compiled[i] = new CompiledRule(r);
+      if (!isSimple(r)) {
+        this.compiled.set(i, new CompiledRule(r));
+        this.hasMatcher[i >>> 5]! |= 1 << (i & 31);
+      }
       if (stage === 'domain') for (const p of r.domains) this.domain.add(p, i);
       else if (stage === 'cidr') for (const c of r.cidrs) this.cidr.add(c, i);
       else if (stage === 'app') for (const a of r.apps) this.app.add(a, i);
@@ -71,13 +81,29 @@ export class RuleSet {
     this.other.sort(cmp);
   }
 
+  private matcher(i: number): CompiledRule | undefined {
+    return (this.hasMatcher[i >>> 5]! & (1 << (i & 31))) === 0 ? undefined : this.compiled.get(i);
+  }
+
   private info(i: number): RuleInfo {
-    return this.compiled[i] ?? simpleInfo(this.rules[i]!);
+    return this.matcher(i) ?? simpleInfo(this.rules[i]!);
   }
 
   private matchRest(i: number, reasons: MatchReason[] | null): MatchResult {
-    const c = this.compiled[i];
+    const c = this.matcher(i);
     return c === undefined ? MATCH_YES : c.matchRest(this.ctx!, reasons);
+  }
+
+  /**
+   * decide()'s walk: the first full match as a Decision, or null. Unlike search() it builds no
+   * RuleInfo/Match for the winner (no stageOf(), which reads the rule's condition arrays: cache
+   * misses on a big set); the rule's stage is the index it was found in.
+   */
+  decide(ctx: QueryCtx): Decision | null {
+    this.search(ctx, null);
+    const d = this.decision;
+    this.decision = null;
+    return d;
   }
 
   get size(): number {
@@ -85,14 +111,16 @@ export class RuleSet {
   }
 
   /**
-   * Walks the stages for `ctx`. Without a collector: returns the first full match. With one: feeds
-   * it every match (rank order) until it asks to stop, and returns the first.
+   * Walks the stages for `ctx`. Without a collector (only via decide()): stops at the first full
+   * match, leaves it in `this.decision` and returns null. With one: feeds it every match (rank
+   * order) until it asks to stop, and returns the first.
    */
   search(ctx: QueryCtx, col: Collector | null, domainOnly = false): Match | null {
     this.ctx = ctx;
     this.col = col;
     this.stopped = false;
     this.hit = null;
+    this.decision = null;
     try {
       if (ctx.domain !== null && this.domain.size !== 0) {
         this.domain.find(ctx.domain, this.onDomain);
@@ -152,8 +180,9 @@ export class RuleSet {
       const p = this.primary(code, a, b, spec);
       const matched: MatchReason[] = p ? [p] : [];
       this.matchRest(i, matched); // second pass only for the winner, to describe it
-      const rule = this.info(i);
-      this.hit = { rule, stage: this.stageName ?? rule.stage, matched, spec, maybe: false };
+      const cfg = this.rules[i]!;
+      // Same fields explain() reports for this match (rule-set stage, else the rule's own stage).
+      this.decision = { egress: cfg.egress, stage: this.stageName ?? STAGE_OF_PRIMARY[code]!, rule: ruleRef(cfg), matched };
       this.stopped = true;
       return true;
     }
@@ -176,6 +205,8 @@ const PRIMARY_NONE = 0;
 const PRIMARY_DOMAIN = 1;
 const PRIMARY_CIDR = 2;
 const PRIMARY_APP = 3;
+/** A rule visited with a primary code sits in that stage's index, so this equals stageOf(rule). */
+const STAGE_OF_PRIMARY: readonly RuleStage[] = ['other', 'domain', 'cidr', 'app'];
 
 function countDots(s: string): number {
   let n = 0;
