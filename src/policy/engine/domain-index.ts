@@ -40,14 +40,17 @@ function labelBit(labels: number): number {
   return 1 << (Math.min(labels, 32) - 1);
 }
 
-/** Open addressing, linear probing, load ≤ 1/2; entries hold key, full hash and value slot. */
+/**
+ * Open addressing, linear probing, load ≤ 1/2; entries hold key and value slot. Each table slot
+ * is a pair [entry index or -1, full hash of the key] side by side, so a probe that misses (most
+ * do) reads one cache line instead of the slot array plus a separate hash array.
+ */
 class KeyTable<V> {
-  private slots = new Int32Array(64).fill(-1);
-  private mask = 63;
+  private slots = new Int32Array(2 * 64).fill(-1);
+  private mask = 63; // slot count - 1
   /** Bit k set when some key has k+1 labels (bit 31: 32 or more): probes skip other depths. */
   labelMask = 0;
   readonly keys: string[] = [];
-  private readonly hashes: number[] = [];
   readonly values: Slot<V>[] = [];
 
   get size(): number {
@@ -65,31 +68,35 @@ class KeyTable<V> {
     }
     this.labelMask |= labelBit(countLabels(key));
     this.keys.push(key);
-    this.hashes.push(h);
     this.values.push(value);
-    if (this.keys.length * 2 > this.slots.length) this.grow();
-    else this.place(h, this.keys.length - 1);
+    if (this.keys.length * 2 > this.mask + 1) this.grow();
+    this.place(h, this.keys.length - 1);
   }
 
   private place(h: number, e: number): void {
     let i = h & this.mask;
-    while (this.slots[i] !== -1) i = (i + 1) & this.mask;
-    this.slots[i] = e;
+    while (this.slots[2 * i] !== -1) i = (i + 1) & this.mask;
+    this.slots[2 * i] = e;
+    this.slots[2 * i + 1] = h;
   }
 
+  /** Doubles the slot count and re-places every entry (hashes are read from the old slots). */
   private grow(): void {
-    this.slots = new Int32Array(this.slots.length * 2).fill(-1);
-    this.mask = this.slots.length - 1;
-    for (let e = 0; e < this.keys.length; e++) this.place(this.hashes[e]!, e);
+    const old = this.slots;
+    this.slots = new Int32Array(old.length * 2).fill(-1);
+    this.mask = old.length - 1;
+    for (let j = 0; j < old.length; j += 2) if (old[j] !== -1) this.place(old[j + 1]!, old[j]!);
   }
 
   /** Entry whose key equals name[start..], given that substring's hash; -1 if none. */
   lookup(name: string, start: number, h: number): number {
     const len = name.length - start;
-    for (let i = h & this.mask; ; i = (i + 1) & this.mask) {
-      const e = this.slots[i]!;
+    const slots = this.slots;
+    const mask = this.mask;
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const e = slots[2 * i]!;
       if (e === -1) return -1;
-      if (this.hashes[e] === h) {
+      if (slots[2 * i + 1] === h) {
         const k = this.keys[e]!;
         if (k.length === len && name.startsWith(k, start)) return e;
       }
