@@ -189,10 +189,11 @@ export function normalizeExePath(p: string): string {
 
 /** The lower-cased base name of a process name or path (`C:\X\ZEN.EXE` → `zen.exe`). */
 export function normalizeProcessName(p: string): string {
+  // charCodeAt, not p[i]: runs for every decision, and p[i] materialises one-character strings.
   let end = p.length;
-  while (end > 0 && (p[end - 1] === '/' || p[end - 1] === '\\')) end--;
+  while (end > 0 && (p.charCodeAt(end - 1) === 47 || p.charCodeAt(end - 1) === 92)) end--; // '/', '\\'
   let start = end;
-  while (start > 0 && p[start - 1] !== '/' && p[start - 1] !== '\\') start--;
+  while (start > 0 && p.charCodeAt(start - 1) !== 47 && p.charCodeAt(start - 1) !== 92) start--;
   return p.slice(start, end).toLowerCase();
 }
 

@@ -38,13 +38,16 @@ export class QueryCtx {
 
 /** Query names: lower case, trailing dot dropped, IDN to punycode (same as patterns). */
 export function normalizeQueryDomain(d: string): string {
-  let s = d.charCodeAt(d.length - 1) === 46 ? d.slice(0, -1) : d;
+  const s = d.charCodeAt(d.length - 1) === 46 ? d.slice(0, -1) : d;
+  let upper = false;
   for (let i = 0; i < s.length; i++) {
-    if (s.charCodeAt(i) > 127) {
+    const c = s.charCodeAt(i);
+    if (c > 127) {
       const a = domainToASCII(s);
       return a === '' ? s.toLowerCase() : a;
     }
+    if (c >= 65 && c <= 90) upper = true;
   }
-  s = s.toLowerCase();
-  return s;
+  // Most query names are already lower-case ASCII; then toLowerCase() would change nothing.
+  return upper ? s.toLowerCase() : s;
 }
