@@ -77,8 +77,10 @@ function directConnector(cfg: EgressConfig, deps: ConnectorDeps): Connector {
   return {
     config: cfg,
     async connect(req, signal) {
-      const addrs = await targetAddresses(deps, cfg.name, req);
-      return dialAny(addrs, (address) => dial({ factory: deps.socketFactory, egress: cfg.name, address, port: req.port, timeoutMs: deps.connectTimeoutMs, signal, role: 'target' }));
+      const dialTo = (address: string) => dial({ factory: deps.socketFactory, egress: cfg.name, address, port: req.port, timeoutMs: deps.connectTimeoutMs, signal, role: 'target' });
+      // One known address: dial it without the multi-address loop (fewer promise hops per flow).
+      if (req.ip) return dialTo(req.ip);
+      return dialAny(await targetAddresses(deps, cfg.name, req), dialTo);
     },
     async reachable() {},
   };

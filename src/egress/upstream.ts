@@ -139,7 +139,6 @@ export function dial(o: DialOptions): Promise<Upstream> {
   }
   return new Promise((resolve, reject) => {
     const s = up.socket;
-    const where = `${o.address.includes(':') ? `[${o.address}]` : o.address}:${o.port}`;
     const done = (err?: EgressError) => {
       clearTimeout(timer);
       s.off('error', onError);
@@ -149,10 +148,12 @@ export function dial(o: DialOptions): Promise<Upstream> {
         reject(err);
       } else resolve(up);
     };
-    const wrap = (failure: EgressFailure, msg: string, cause?: unknown) =>
-      o.role === 'proxy'
+    const wrap = (failure: EgressFailure, msg: string, cause?: unknown) => {
+      const where = `${o.address.includes(':') ? `[${o.address}]` : o.address}:${o.port}`;
+      return o.role === 'proxy'
         ? new EgressError('SY_ERR_EGRESS_PROXY', 'proxy', o.egress, `proxy ${where} ${msg}`, { cause, proxyUnreachable: true })
         : new EgressError('SY_ERR_EGRESS_CONNECT', failure, o.egress, `${where} ${msg}`, { cause });
+    };
     const onError = (err: NodeJS.ErrnoException) => done(wrap(failureOfErrno(err.code), `failed: ${err.code ?? err.message}`, err));
     const onAbort = () => done(wrap('timeout', 'aborted'));
     const timer = setTimeout(() => done(wrap('timeout', `timed out after ${o.timeoutMs} ms`)), o.timeoutMs);

@@ -57,7 +57,8 @@ export function configNeedsProcess(config: Config): boolean {
 }
 
 export function endpointOf(address: string | undefined, port: number | undefined): Endpoint {
-  const a = (address ?? '').replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
+  const raw = address ?? '';
+  const a = raw.startsWith('::ffff:') ? raw.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1') : raw;
   return { address: a, port: port ?? 0, family: net.isIP(a) === 6 ? 6 : 4 };
 }
 

@@ -102,15 +102,23 @@ export class Relay {
     this.finished = true;
     clearTimeout(this.idleTimer);
     if (how === 'done') {
-      if (!this.client.destroyed && this.client.writableLength > 0) this.client.end();
-      else this.client.destroy();
-      if (!this.up.socket.destroyed && this.up.socket.writableLength > 0) this.up.socket.end();
-      else this.up.socket.destroy();
-      // Whatever is still open after a grace period is torn down.
-      setTimeout(() => {
-        this.client.destroy();
-        this.up.socket.destroy();
-      }, 5000).unref();
+      let flushing = false;
+      if (!this.client.destroyed && this.client.writableLength > 0) {
+        this.client.end();
+        flushing = true;
+      } else this.client.destroy();
+      if (!this.up.socket.destroyed && this.up.socket.writableLength > 0) {
+        this.up.socket.end();
+        flushing = true;
+      } else this.up.socket.destroy();
+      // Whatever is still open after a grace period is torn down. Nothing is when both sockets
+      // were destroyed above (the usual case): no timer then — one per connection showed in
+      // connection-rate profiles.
+      if (flushing)
+        setTimeout(() => {
+          this.client.destroy();
+          this.up.socket.destroy();
+        }, 5000).unref();
     } else {
       this.client.destroy();
       this.up.socket.destroy();
