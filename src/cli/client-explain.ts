@@ -3,7 +3,6 @@
 // no daemon runs, the policy helper's offline command answers (src/cli/commands/explain.ts).
 import { isSwitchyardError, UsageError } from '../errors.ts';
 import type { Explanation, FlowQuery, MatchReason } from '../policy/types.ts';
-import { parseIp } from '../policy/ip.ts';
 import { formatOption, parseCommandArgs } from './args.ts';
 import { call } from './client.ts';
 import * as offline from './commands/explain.ts';
@@ -87,21 +86,7 @@ export async function run(argv: string[]): Promise<number> {
   if (values.flow !== undefined) {
     params = { flow: values.flow };
   } else {
-    const network = values.network ?? 'tcp';
-    if (network !== 'tcp' && network !== 'udp') throw new UsageError(`--network must be tcp or udp, not '${network}'`);
-    const q: FlowQuery = { network };
-    for (const k of ['process', 'exe', 'domain', 'user', 'group'] as const) if (values[k] !== undefined) q[k] = values[k];
-    if (values.ip !== undefined) {
-      if (parseIp(values.ip) === null) throw new UsageError(`--ip '${values.ip}' is not an IPv4 or IPv6 address`);
-      q.ip = values.ip;
-    }
-    if (values.port !== undefined) {
-      if (!/^[0-9]{1,5}$/.test(values.port) || Number(values.port) < 1 || Number(values.port) > 65535) throw new UsageError(`--port '${values.port}' is not a port (1..65535)`);
-      q.port = Number(values.port);
-    }
-    if (q.process === undefined && q.exe === undefined && q.domain === undefined && q.ip === undefined && q.group === undefined) {
-      throw new UsageError('give at least --process or --exe (and/or --domain, --ip), or --flow ID; see switchyard explain --help');
-    }
+    const q = offline.queryFromOptions(values, ', or --flow ID');
     params = { query: q };
   }
   let x: LiveExplanation;

@@ -2,8 +2,6 @@
 // sockets that carry switchyard's mark (so enforcement never redirects the daemon's own traffic),
 // and the process watcher's rules. The OS is learned from the backend that
 // src/redirect/index.ts chose (`backend.os`) — this file never asks the platform itself.
-// Wish (for the linux helper): src/redirect/index.ts could export createFlowIdentity() and the
-// exempt socket factory.
 import type { Socket } from 'node:net';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { FWMARK } from '../ids.ts';

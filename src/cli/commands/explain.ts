@@ -13,8 +13,8 @@ const HELP = `usage: switchyard explain [--config FILE] (--process NAME | --exe 
                           [--format text|json]
 
 Decides one flow with the policy and prints the winning rule and every other matching rule with
-the reason it lost. Without --config the embedded default config is used (once the daemon exists,
-a running daemon will be asked instead); the output says which config answered.
+the reason it lost. Without --config a running daemon is asked; with none, the embedded default
+config answers. The output says which config answered.
 
   --config FILE     config file (v1, or a policy-router-rs config)
   --process NAME    process name (zen.exe, telegram; a Windows path is reduced to its base name)
@@ -28,12 +28,38 @@ a running daemon will be asked instead); the output says which config answered.
   --format FMT      text (default) or json (one object: egress, rule, candidates, ...)
 `;
 
-/**
- * Hook for the daemon: when no --config is given and a daemon runs, it should answer with its live
- * policy. Returns null while no control client exists (src/control wires this later).
- */
-export async function explainViaDaemon(_q: FlowQuery): Promise<(Explanation & { config: { source: string } }) | null> {
-  return null;
+/** The option values both explain entry points share (offline here, live in client-explain.ts). */
+export interface QueryOptions {
+  process?: string | undefined;
+  exe?: string | undefined;
+  domain?: string | undefined;
+  ip?: string | undefined;
+  port?: string | undefined;
+  network?: string | undefined;
+  user?: string | undefined;
+  group?: string | undefined;
+}
+
+/** Builds and checks the FlowQuery from command-line values; `alternative` names another way to ask. */
+export function queryFromOptions(values: QueryOptions, alternative = ''): FlowQuery {
+  const network = values.network ?? 'tcp';
+  if (network !== 'tcp' && network !== 'udp') throw new UsageError(`--network must be tcp or udp, not '${network}'`);
+  const q: FlowQuery = { network };
+  for (const k of ['process', 'exe', 'domain', 'user', 'group'] as const) if (values[k] !== undefined) q[k] = values[k];
+  if (values.ip !== undefined) {
+    if (parseIp(values.ip) === null) throw new UsageError(`--ip '${values.ip}' is not an IPv4 or IPv6 address`);
+    q.ip = values.ip;
+  }
+  if (values.port !== undefined) {
+    if (!/^[0-9]{1,5}$/.test(values.port) || Number(values.port) < 1 || Number(values.port) > 65535) {
+      throw new UsageError(`--port '${values.port}' is not a port (1..65535)`);
+    }
+    q.port = Number(values.port);
+  }
+  if (q.process === undefined && q.exe === undefined && q.domain === undefined && q.ip === undefined && q.group === undefined) {
+    throw new UsageError(`give at least --process or --exe (and/or --domain, --ip)${alternative}; see switchyard explain --help`);
+  }
+  return q;
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -59,27 +85,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const format = formatOption(values.format);
-  const network = values.network ?? 'tcp';
-  if (network !== 'tcp' && network !== 'udp') throw new UsageError(`--network must be tcp or udp, not '${network}'`);
-  const q: FlowQuery = { network };
-  if (values.process !== undefined) q.process = values.process;
-  if (values.exe !== undefined) q.exe = values.exe;
-  if (values.domain !== undefined) q.domain = values.domain;
-  if (values.user !== undefined) q.user = values.user;
-  if (values.group !== undefined) q.group = values.group;
-  if (values.ip !== undefined) {
-    if (parseIp(values.ip) === null) throw new UsageError(`--ip '${values.ip}' is not an IPv4 or IPv6 address`);
-    q.ip = values.ip;
-  }
-  if (values.port !== undefined) {
-    if (!/^[0-9]{1,5}$/.test(values.port) || Number(values.port) < 1 || Number(values.port) > 65535) {
-      throw new UsageError(`--port '${values.port}' is not a port (1..65535)`);
-    }
-    q.port = Number(values.port);
-  }
-  if (q.process === undefined && q.exe === undefined && q.domain === undefined && q.ip === undefined && q.group === undefined) {
-    throw new UsageError('give at least --process or --exe (and/or --domain, --ip); see switchyard explain --help');
-  }
+  const q = queryFromOptions(values);
 
   let config: Config;
   let used: string;
@@ -87,10 +93,9 @@ export async function run(argv: string[]): Promise<number> {
     config = loadConfigFile(values.config);
     used = `file ${values.config}`;
   } else {
-    const live = await explainViaDaemon(q);
-    if (live) return print(live, `daemon (${live.config.source})`, [], format);
+    // client-explain.ts asks a running daemon first and comes here only when none answers.
     config = defaultConfig();
-    used = 'embedded default config (no --config given; no daemon is asked yet)';
+    used = 'embedded default config (no --config given)';
   }
   // [[list]] files are read here (offline); url lists need the daemon's approved copy.
   const expanded = await expandLists(config, { configPath: values.config ?? null, cache: null });
