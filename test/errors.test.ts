@@ -15,7 +15,7 @@ test('every documented code exists', () => {
   for (const code of documented) assert.ok(code! in ERROR_CODES, `${code} documented but not in src/errors.ts`);
 });
 
-test('codes are unique and well-formed', () => {
+test('codes are well-formed (object keys are unique by construction)', () => {
   for (const code of Object.keys(ERROR_CODES)) assert.match(code, /^SY_ERR_[A-Z0-9_]+$/);
 });
 
