@@ -6,6 +6,10 @@
 //   supervised egress processes → health probes → config watcher.
 // Stop order is the reverse. With enforcement on, stop leaves the backend's fail-closed skeleton
 // (selected traffic refused, nothing direct) until the next `up` or `down`.
+//
+// This file is the lifecycle and the live half of an activation; the OS enforcement (plan,
+// transparent listeners, repair, `enforce on|off`) is src/daemon/enforcement.ts and the supervised
+// egress processes are src/daemon/supervision.ts.
 import { mkdirSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -19,17 +23,17 @@ import { compilePolicy, defaultConfig, type Config } from '../policy/index.ts';
 import { startDnsForwarder, type DnsForwarder, type DnsLog } from '../dns/index.ts';
 import { createEgressSet, type EgressSet } from '../egress/index.ts';
 import { SessionTable, startMixedInbound, type FrontDeps, type MixedInbound } from '../front/index.ts';
-import { startTransparentInbounds, type TransparentInbounds } from '../front/transparent.ts';
+import type { TransparentInbounds } from '../front/transparent.ts';
 import type { FlowIdentity, FlowRecord } from '../flow/types.ts';
-import { readDohList } from '../redirect/doh-file.ts';
-import { dohNameMatcher } from '../redirect/doh.ts';
-import { createRedirectBackend, buildPlan, type RedirectBackend, type BackendOptions } from '../redirect/index.ts';
+import { createRedirectBackend, type RedirectBackend, type BackendOptions } from '../redirect/index.ts';
 import { ControlServer, MethodRegistry } from '../control/index.ts';
 import { unixPeerIdentity } from '../control/identity-unix.ts';
 import { windowsPipeCaller } from '../control/identity-windows.ts';
 import { isPipeEndpoint } from '../control/endpoint.ts';
 import { LivePolicy } from './live-policy.ts';
-import { Supervisor } from './supervisor.ts';
+import type { Supervisor } from './supervisor.ts';
+import { Enforcement, type RepairReport } from './enforcement.ts';
+import { Supervision } from './supervision.ts';
 import { NO_GLUE, osGlue, sessionsForFdLimit, type OsGlue } from './os-glue.ts';
 import { ConfigWatcher } from './watch.ts';
 import { registerMethods } from './methods.ts';
@@ -112,25 +116,18 @@ export class Daemon {
   transparent: TransparentInbounds | null = null;
   backend: RedirectBackend | null = null;
   enforcing = false;
-  /** Enforcement switched off at run time (`switchyard enforce off`): nothing is installed in the OS. */
-  suspended = false;
   glue: OsGlue = NO_GLUE;
   control: ControlServer | null = null;
-  supervisors = new Map<string, Supervisor>();
   lastReload: LastReload | null = null;
   revisions!: Revisions;
   lists!: DaemonLists;
   /** flow id → owner uid (null = looked up, unknown), for the privacy of conns/rdns. */
   readonly owners = new Map<string, number | null>();
   #watcher: ConfigWatcher | null = null;
-  #repairTimer: NodeJS.Timeout | null = null;
-  /** Last periodic check of the OS state: what it found, and whether it could repair it. */
-  lastRepair: { at: number; problems: string[]; ok: boolean; error: string | null } | null = null;
-  #ports: import('../redirect/index.ts').ListenerPorts | null = null;
-  #plan: import('../redirect/index.ts').RedirectPlan | null = null;
-  /** `block_doh`: names of known DoH endpoints, answered as blocked while enforcing (null = off). */
-  #dohNames: ((name: string) => boolean) | null = null;
-  #watchRules: unknown[] | null = null;
+  /** Plan, transparent listeners, repair check, `enforce on|off` (src/daemon/enforcement.ts). */
+  readonly #enforcement: Enforcement;
+  /** The supervised egress processes (src/daemon/supervision.ts). */
+  readonly #supervision: Supervision;
   #reloading: Promise<unknown> = Promise.resolve();
   #stopping: Promise<void> | null = null;
   #resolveDone!: () => void;
@@ -142,6 +139,24 @@ export class Daemon {
     this.configPath = opts.configPath ? resolvePath(opts.configPath) : null;
     this.log = opts.log ?? createLogger({ level: opts.logLevel, component: 'daemon' });
     this.paths = opts.paths ?? resolvePaths();
+    const stopping = () => this.#stopping !== null;
+    this.#enforcement = new Enforcement(this, { stopping, queued: () => this.#reloading });
+    this.#supervision = new Supervision(this, { stopping, wrap: () => this.#enforcement.exemptWrap() });
+  }
+
+  /** Enforcement switched off at run time (`switchyard enforce off`): nothing is installed in the OS. */
+  get suspended(): boolean {
+    return this.#enforcement.suspended;
+  }
+
+  /** Last periodic check of the OS state: what it found, and whether it could repair it. */
+  get lastRepair(): RepairReport | null {
+    return this.#enforcement.lastRepair;
+  }
+
+  /** egress name → the supervisor of its process. */
+  get supervisors(): Map<string, Supervisor> {
+    return this.#supervision.all;
   }
 
   /** Watchers of the running config's `path` lists: an edited list file is a changed config. */
@@ -233,7 +248,7 @@ export class Daemon {
       ...(this.enforcing && this.backend
         ? {
             onBindings: async (b) => {
-              if (this.suspended) return;
+              if (this.#enforcement.suspended) return;
               const batch = b.map((x) => (x.egresses.every((e) => e === 'direct') ? x : { ...x, egresses: this.live.projectDomain(x.name, { capture: true }).egresses }));
               await this.backend!.addBindings(batch);
             },
@@ -264,7 +279,7 @@ export class Daemon {
     if (config.inbound.mixed) this.mixed = await startMixedInbound(this.deps);
 
     // The OS plan is built from the compiled config: list rules (apps too) included.
-    if (this.enforcing) await this.#enforce(this.live.config);
+    if (this.enforcing) await this.#enforcement.start(this.live.config);
 
     this.control = new ControlServer({
       endpoint: this.paths.controlEndpoint,
@@ -280,7 +295,7 @@ export class Daemon {
       this.log.warn('[control] read_users has no effect on Windows yet: only the daemon user, elevated Administrators and LocalSystem can open the control pipe (docs/windows.md)');
     }
 
-    this.#reconcileSupervisors(config);
+    this.#supervision.reconcile(config);
     this.egress.start();
     this.lists.schedule(config);
     if (this.configPath && this.opts.watch !== false) {
@@ -308,159 +323,12 @@ export class Daemon {
     );
   }
 
-  async #enforce(config: Config): Promise<void> {
-    const backend = this.backend;
-    if (!backend) throw new DaemonError('SY_ERR_DAEMON_ENFORCE', '[enforce] enabled, but no OS backend exists here; refusing to run unenforced');
-    if (!this.deps.identity) throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `[enforce] enabled, but no FlowIdentity exists for ${backend.os}; refusing to run unenforced`);
-    await this.#bindTransparent(config);
-    await this.#applyEnforcement(this.live.config); // the expanded config: list rules count too
-    // Backends whose listener address follows the interfaces (Windows) ask for a re-bind.
-    backend.onListenHostsChange?.(() => {
-      void this.serial(() => this.#rebindTransparent()).catch(() => {
-        /* logged in #rebindTransparent */
-      });
-    });
-    // Besides the fwmark on every socket it opens, the daemon itself joins the exempt group: a
-    // socket opened by some path that forgot the mark is still never redirected into itself.
-    try {
-      await backend.placeProcess(process.pid, 'exempt');
-    } catch (err) {
-      throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `cannot place the daemon in the exempt group: ${(err as Error).message}`, err);
-    }
-    this.log.info({ groups: this.#plan?.groups.length ?? 0 }, 'enforcement active');
-    this.#startRepairCheck();
-  }
-
-  /**
-   * Starts the transparent listeners where the backend says (Windows: the interface address) or on
-   * the configured address, and records their ports for the plan.
-   */
-  async #bindTransparent(config: Config): Promise<void> {
-    const groups = Object.keys(config.egress).filter((n) => n !== 'direct' && n !== 'block');
-    let hosts: { host4: string | null; host6: string | null } | undefined;
-    try {
-      hosts = this.backend?.listenHosts?.();
-    } catch (err) {
-      // The backend's own refusals (Windows: not elevated, no WinDivert, WFP 0x6E4) keep their code.
-      if (isSwitchyardError(err)) throw err;
-      throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `no address for the transparent listeners: ${(err as Error).message}`, err);
-    }
-    this.transparent = await startTransparentInbounds(this.deps, { groups, ...(hosts ?? {}) });
-    // The nft rules name one port per listener for both families (`redirect to :port`): IPv6 flows
-    // would land on a port where the IPv4 listener's twin is not. Refuse instead of half-working.
-    const split = this.transparent.listeners.find((l) => l.port4 !== null && l.port6 !== null && l.port4 !== l.port6);
-    if (split) throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `transparent listener ${split.group ?? 'captured'} got port ${split.port4} on IPv4 but ${split.port6} on IPv6; the OS rules need one port for both (try again)`);
-    // A family may have no listener (Windows: an interface without IPv4); the port is either's.
-    const portOf = (l: { port4: number | null; port6: number | null }) => l.port4 ?? l.port6;
-    this.#ports = {
-      groups: Object.fromEntries(this.transparent.listeners.filter((l) => l.group !== null && portOf(l) !== null).map((l) => [l.group!, portOf(l)!])),
-      captured: (() => {
-        const c = this.transparent.listeners.find((l) => l.group === null);
-        return c ? portOf(c) : null;
-      })(),
-      dns: this.dns?.addresses[0]?.port ?? null,
-    };
-  }
-
-  /**
-   * The backend's listener address changed (Windows: another interface carries the default route):
-   * the listeners are re-bound there and the plan applied again with their new ports. Until then
-   * the reflection drops SYNs from the new address (fail closed). If it fails, the skeleton is
-   * installed: selected traffic refused rather than direct.
-   */
-  async #rebindTransparent(): Promise<void> {
-    if (this.#stopping || !this.enforcing || this.suspended || !this.backend) return;
-    try {
-      // The old listeners stop accepting; their live connections run on (close() would wait for them).
-      const old = this.transparent;
-      this.transparent = null;
-      void old?.close();
-      await this.#bindTransparent(this.config);
-      await this.#applyEnforcement(this.live.config);
-      this.log.info({ ports: this.#ports }, 'transparent listeners re-bound to the new interface address');
-    } catch (err) {
-      this.log.error({ err }, 'cannot re-bind the transparent listeners; installing the fail-closed skeleton');
-      await this.backend.skeleton().catch(() => {});
-      this.#plan = null;
-      throw err;
-    }
-  }
-
-  /**
-   * A group removed and re-created by hand (or a table edited behind our back) silently stops
-   * matching: the rules hold the old cgroup id. Check periodically and re-apply the plan; when
-   * that fails, install the skeleton (selected traffic refused rather than direct) and say so.
-   */
-  #startRepairCheck(): void {
-    const every = this.opts.repairIntervalMs ?? 5000;
-    const backend = this.backend;
-    if (every <= 0 || !backend || typeof backend.repair !== 'function') return;
-    let busy = false;
-    this.#repairTimer = setInterval(() => {
-      if (busy || this.#stopping) return;
-      busy = true;
-      // Serialised with reloads: a reload's apply must not interleave with a repair.
-      const check = this.#reloading.then(() => backend.repair!());
-      void check
-        .then(
-          (problems) => {
-            if (problems.length === 0) return;
-            this.lastRepair = { at: Date.now(), problems, ok: true, error: null };
-            this.log.warn({ problems }, 'OS enforcement state drifted from the plan; re-applied');
-          },
-          async (err: unknown) => {
-            this.lastRepair = { at: Date.now(), problems: [], ok: false, error: (err as Error).message };
-            this.log.error({ err }, 'OS enforcement state drifted and could not be repaired; installing the fail-closed skeleton');
-            await backend.skeleton().catch(() => {});
-          },
-        )
-        .finally(() => {
-          busy = false;
-        });
-    }, every);
-    this.#repairTimer.unref();
-  }
-
-  /**
-   * Installs the plan for `config` (one transaction in the backend, rolled back by it on failure)
-   * and (re)starts the process watcher that places apps into their groups. Skipped when nothing
-   * changed. Throws SY_ERR_DAEMON_ENFORCE; the caller refuses to start, or refuses the reload.
-   */
   /**
    * The forwarder's view of a name: the policy's projection, except that with `block_doh` (while
    * enforcing) known DoH endpoint names are answered as blocked, so browsers use system DNS.
    */
   dnsProjection(name: string): import('../policy/types.ts').DomainProjection {
-    if (this.#dohNames && !this.suspended && this.#dohNames(name)) return { egresses: ['block'], uniform: true, egress: 'block', rule: null };
-    return this.live.projectDomain(name);
-  }
-
-  async #applyEnforcement(config: Config): Promise<void> {
-    const backend = this.backend!;
-    let doh;
-    try {
-      doh = readDohList(config);
-    } catch (err) {
-      throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `the OS backend refused the plan: ${isSwitchyardError(err) ? `${err.code}: ` : ''}${(err as Error).message}`, err);
-    }
-    const plan = buildPlan({ config, ports: this.#ports!, ...(doh ? { doh } : {}) });
-    const rules = this.glue.watchRules?.(config) ?? [];
-    const planChanged = JSON.stringify(plan) !== JSON.stringify(this.#plan);
-    const rulesChanged = JSON.stringify(rules) !== JSON.stringify(this.#watchRules);
-    try {
-      if (planChanged) await backend.apply(plan);
-      this.#plan = plan;
-      this.#dohNames = doh ? dohNameMatcher(doh.names) : null;
-      // The watcher is the Linux backend's (not in the RedirectBackend interface yet).
-      const watch = (backend as unknown as { watch?: (r: unknown[]) => Promise<{ netlink: boolean; initial: number; reason?: string }> }).watch;
-      if ((planChanged || rulesChanged) && typeof watch === 'function' && rules.length > 0) {
-        const w = await watch.call(backend, rules);
-        this.log.info({ netlink: w.netlink, placed: w.initial, reason: w.reason }, 'process watcher started');
-      }
-      this.#watchRules = rules;
-    } catch (err) {
-      throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `the OS backend refused the plan: ${isSwitchyardError(err) ? `${err.code}: ` : ''}${(err as Error).message}`, err);
-    }
+    return this.#enforcement.dohBlocked(name) ?? this.live.projectDomain(name);
   }
 
   /** The session cap must fit the fd limit raised at start; a cap that does not is logged. */
@@ -486,49 +354,6 @@ export class Daemon {
     return set;
   }
 
-  /** Starts, keeps or stops the supervised process of each egress to match the config. */
-  #reconcileSupervisors(config: Config): void {
-    const want = new Map<string, NonNullable<Config['egress'][string]['process']>>();
-    for (const [name, e] of Object.entries(config.egress)) if (e.process) want.set(name, e.process);
-    for (const [name, sup] of this.supervisors) {
-      const w = want.get(name);
-      if (!w || JSON.stringify(w) !== JSON.stringify(sup.config)) {
-        void sup.stop();
-        this.supervisors.delete(name);
-      }
-    }
-    for (const [name, proc] of want) {
-      if (this.supervisors.has(name)) continue;
-      const sup = new Supervisor({
-        egress: name,
-        process: proc,
-        log: this.log,
-        // While enforcement is switched off there is no exempt group (and nothing is redirected):
-        // a core that restarts then starts plainly, and `enforce on` moves it into the group.
-        // Without this it could not restart at all until `on` (commandInGroup refuses).
-        wrap: this.enforcing && this.backend ? (argv: string[]) => (this.suspended ? argv : this.backend!.commandInGroup('exempt', argv)) : null,
-        onState: (s) => this.#onSupervised(s.egress, s.state),
-      });
-      this.supervisors.set(name, sup);
-      sup.start();
-    }
-  }
-
-  /**
-   * Health follows the process at once instead of at the next probe: an exited core is probed
-   * (and found down) before a flow has to find out; a started one is probed until it answers.
-   */
-  #onSupervised(egress: string, state: string): void {
-    if (state !== 'running' && state !== 'backoff') return;
-    const probe = (left: number) => {
-      if (this.#stopping || !this.egress.config(egress)) return;
-      void this.egress.probe(egress).then((h) => {
-        if (state === 'running' && h.state !== 'up' && left > 0) setTimeout(() => probe(left - 1), 200).unref();
-      }, () => {});
-    };
-    probe(state === 'running' ? 25 : 0);
-  }
-
   /**
    * `switchyard enforce on|off` for a daemon started with [enforce] enabled. Off removes what the
    * backend installed (table and groups; processes go back) — traffic is then not steered at the
@@ -537,43 +362,7 @@ export class Daemon {
    * Serialised with reloads.
    */
   setEnforcement(on: boolean): Promise<{ active: boolean; changed: boolean }> {
-    return this.serial(() => this.#setEnforcement(on));
-  }
-
-  async #setEnforcement(on: boolean): Promise<{ active: boolean; changed: boolean }> {
-    if (this.#stopping) throw new DaemonError('SY_ERR_DAEMON_STOPPING', 'the daemon is stopping');
-    const backend = this.backend;
-    if (!this.enforcing || !backend) {
-      throw new DaemonError('SY_ERR_DAEMON_ENFORCE', 'enforcement is not enabled in the running config: set [enforce] enabled = true and restart the daemon');
-    }
-    if (on === !this.suspended) return { active: on, changed: false };
-    if (!on) {
-      if (this.#repairTimer) clearInterval(this.#repairTimer);
-      this.#repairTimer = null;
-      this.suspended = true;
-      await backend.down();
-      this.#plan = null;
-      this.#watchRules = null;
-      this.log.warn('enforcement switched off at run time (`switchyard enforce on` or a restart turns it on again)');
-      return { active: false, changed: true };
-    }
-    await this.#applyEnforcement(this.live.config);
-    try {
-      await backend.placeProcess(process.pid, 'exempt');
-      for (const sup of this.supervisors.values()) {
-        const pid = sup.status().pid;
-        if (pid !== null && pid !== undefined) await backend.placeProcess(pid, 'exempt').catch((err) => this.log.warn({ err, egress: sup.egress }, 'cannot put a supervised core back into the exempt group'));
-      }
-    } catch (err) {
-      await backend.skeleton().catch(() => {});
-      throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `cannot place the daemon in the exempt group: ${(err as Error).message}; the skeleton is installed`, err);
-    }
-    this.suspended = false;
-    // The sets start empty: cached answers must run the hook again on their next hit.
-    this.dns?.forwarder.invalidateHooks();
-    this.#startRepairCheck();
-    this.log.info('enforcement switched on');
-    return { active: true, changed: true };
+    return this.serial(() => this.#enforcement.set(on));
   }
 
   /**
@@ -610,7 +399,7 @@ export class Daemon {
 
   /** What is running now, to put back if an activation fails before its commit point. */
   snapshotLive(): LiveSnapshot {
-    return { config: this.config, policy: this.live.current.policy, egress: this.egress, plan: this.#plan };
+    return { config: this.config, policy: this.live.current.policy, egress: this.egress, plan: this.#enforcement.plan };
   }
 
   /**
@@ -630,7 +419,7 @@ export class Daemon {
       // The OS groups and transparent listeners were made for the egress list at start.
       throw new DaemonError('SY_ERR_DAEMON_RELOAD', 'this revision changes the egress list, which cannot change while enforcing (the OS groups and transparent listeners are made at start); the running policy stays');
     }
-    if (this.enforcing && !this.suspended) await this.#applyEnforcement(expanded.config);
+    if (this.enforcing && !this.#enforcement.suspended) await this.#enforcement.apply(expanded.config);
     const newSet = egressRebuilt ? this.#makeEgressSet(config) : this.egress;
     // The swap: synchronous, so no flow is decided between its parts.
     this.live.swap(policy);
@@ -656,7 +445,7 @@ export class Daemon {
   }
 
   async restoreLive(snap: LiveSnapshot): Promise<void> {
-    if (this.enforcing && snap.plan && this.#plan !== snap.plan) await this.#applyEnforcement(snap.policy.config);
+    if (this.enforcing && snap.plan && this.#enforcement.plan !== snap.plan) await this.#enforcement.apply(snap.policy.config);
     const replaced = this.egress;
     this.live.swap(snap.policy);
     this.#compiledFrom = snap.config;
@@ -671,7 +460,7 @@ export class Daemon {
   afterCommit(snap: LiveSnapshot): void {
     if (snap.egress !== this.egress) snap.egress.stop();
     if (this.#watcher) this.#watchListFiles(this.config);
-    this.#reconcileSupervisors(this.config);
+    this.#supervision.reconcile(this.config);
   }
 
   /** Would the running policy send this live flow elsewhere now? */
@@ -711,19 +500,17 @@ export class Daemon {
     this.#listWatchers.clear();
     this.lists?.stop();
     this.revisions?.close();
-    if (this.#repairTimer) clearInterval(this.#repairTimer);
-    this.#repairTimer = null;
+    this.#enforcement.stopRepairCheck();
     if (this.mixed) await step('mixed inbound', () => this.mixed!.close());
     if (this.transparent) await step('transparent inbounds', () => this.transparent!.close());
     this.sessions?.closeAll('daemon stopping');
     if (this.egress) this.egress.stop();
-    await Promise.all([...this.supervisors.values()].map((s) => step(`egress process ${s.egress}`, () => s.stop())));
-    this.supervisors.clear();
+    await this.#supervision.stopAll(step);
     if (this.dns) await step('dns', () => this.dns!.close());
     if (this.backend) {
       const b = this.backend;
       // Fail closed: selected traffic stays refused until the next `up` or `down`.
-      if (leaveSkeleton && this.enforcing && !this.suspended) await step('backend skeleton', () => b.skeleton());
+      if (leaveSkeleton && this.#enforcement.leavesSkeleton) await step('backend skeleton', () => b.skeleton());
       await step('backend close', () => b.close());
     }
     if (this.control) await step('control server', () => this.control!.close());
