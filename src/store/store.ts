@@ -30,6 +30,9 @@ import {
   verifyAuditText,
 } from './audit.ts';
 import type { RiskAssessment } from './risk.ts';
+import { type Alert, type AlertKind, type AlertState, alertText, findAlert, isOpen, listAlerts, markReviewed, raiseAlert } from './alerts.ts';
+
+export type { Alert, AlertKind } from './alerts.ts';
 
 export type RevisionState = 'pending' | 'active' | 'last-known-good' | 'rejected' | 'superseded';
 export type Channel = 'cli' | 'file' | 'import' | 'linked';
@@ -69,19 +72,7 @@ export interface RevisionEntry {
   changedAt: string;
 }
 
-export type AlertKind = 'tamper' | 'high-risk' | 'non-interactive' | 'apply-failed' | 'audit';
-
-export interface Alert {
-  id: number;
-  kind: AlertKind;
-  message: string;
-  revision?: number;
-  time: string;
-  reviewed: boolean;
-  reviewedBy?: string;
-}
-
-interface StateBody {
+interface StateBody extends AlertState {
   format: 1;
   /** Commit counter. */
   seq: number;
@@ -89,8 +80,6 @@ interface StateBody {
   active: number | null;
   lastKnownGood: number | null;
   revisions: Record<string, RevisionEntry>;
-  alerts: Alert[];
-  nextAlert: number;
   audit: { count: number; head: string; tail: AuditEvent[] };
 }
 
@@ -179,7 +168,7 @@ export class PolicyStore {
       .sort((a, b) => a.n - b.n);
   }
   alerts(opts: { all?: boolean } = {}): Alert[] {
-    return this.#state.alerts.filter((a) => opts.all || !a.reviewed);
+    return listAlerts(this.#state, opts);
   }
   get auditAnchor(): AuditAnchor {
     return { count: this.#state.audit.count, head: this.#state.audit.head };
@@ -245,7 +234,7 @@ export class PolicyStore {
       this.#commit(
         (st, at) => {
           st.revisions[String(n)] = { ...st.revisions[String(n)]!, state: 'rejected', reason: `integrity check failed: ${err.message}`, changedAt: at };
-          this.#alert(st, 'tamper', `revision #${n} failed its integrity check (${err.message}); ${fallback ? `fell back to last-known-good #${fallback.n}` : 'no trusted revision left'}`, n);
+          this.#alert(st, 'tamper', alertText.revisionTampered(n, err.message, fallback ? fallback.n : null), n);
           if (lkg !== null && fallback === null) {
             st.revisions[String(lkg)] = { ...st.revisions[String(lkg)]!, state: 'rejected', reason: `integrity check failed: ${lkgProblem}`, changedAt: at };
           }
@@ -290,8 +279,8 @@ export class PolicyStore {
       (st, at) => {
         st.nextRevision = n + 1;
         st.revisions[String(n)] = { state: 'pending', hash: rev.hash, changedAt: at };
-        if (risk?.level === 'high') this.#alert(st, 'high-risk', `revision #${n} is high-risk: ${risk.reasons.join('; ')}`, n);
-        if (!provenance.interactive) this.#alert(st, 'non-interactive', `revision #${n} came from ${provenance.channel}${provenance.source ? ` (${provenance.source})` : ''} without a person asking`, n);
+        if (risk?.level === 'high') this.#alert(st, 'high-risk', alertText.highRisk(n, risk.reasons), n);
+        if (!provenance.interactive) this.#alert(st, 'non-interactive', alertText.nonInteractive(n, provenance), n);
       },
       [
         {
@@ -354,7 +343,7 @@ export class PolicyStore {
       (st, at) => {
         const e = st.revisions[String(n)];
         if (e && e.state === 'pending') st.revisions[String(n)] = { ...e, state: 'rejected', reason: `apply failed at ${step}: ${message}`, changedAt: at };
-        this.#alert(st, 'apply-failed', `activating revision #${n} failed at ${step}: ${message}${restored ? '' : ' (restoring the previous state ALSO failed)'}`, n);
+        this.#alert(st, 'apply-failed', alertText.applyFailed(n, step, message, restored), n);
       },
       [{ type: 'revision.apply-failed', revision: n, actor, detail: { step, message, restored } }],
     );
@@ -378,15 +367,11 @@ export class PolicyStore {
   }
 
   reviewAlert(id: number, actor: Actor): void {
-    const a = this.#state.alerts.find((x) => x.id === id);
+    const a = findAlert(this.#state, id);
     if (a === undefined) throw new StoreError('SY_ERR_STORE_NOT_FOUND', `no alert #${id}`);
     if (a.reviewed) return;
     this.#commit(
-      (st) => {
-        const x = st.alerts.find((y) => y.id === id)!;
-        x.reviewed = true;
-        x.reviewedBy = actor.user;
-      },
+      (st) => markReviewed(st, id, actor.user),
       [{ type: 'alert.reviewed', actor, detail: { alert: id, kind: a.kind } }],
     );
   }
@@ -414,10 +399,9 @@ export class PolicyStore {
     if (!states.includes(e.state)) throw new StoreError('SY_ERR_STORE_STATE', `revision #${n} is ${e.state}, not ${states.join(' or ')}`);
   }
 
+  /** Raises an alert in the state being committed; it is reported in openReport.raised too. */
   #alert(st: StateBody, kind: AlertKind, message: string, revision?: number): Alert {
-    const a: Alert = { id: st.nextAlert++, kind, message, time: this.#iso(), reviewed: false };
-    if (revision !== undefined) a.revision = revision;
-    st.alerts.push(a);
+    const a = raiseAlert(st, kind, message, this.#iso(), revision);
     this.openReport.raised.push(a);
     return a;
   }
@@ -535,7 +519,7 @@ export class PolicyStore {
     this.#state.audit = { count: v.count, head: v.head, tail: [] };
     this.#commit(
       (st) => {
-        this.#alert(st, 'tamper', `${problem}; using ${used}; the audit log was re-anchored at event ${v.count}`);
+        this.#alert(st, 'tamper', alertText.stateTampered(problem, used, v.count));
         if (st.active !== null) {
           // The state we fell back to may be older than the truth: its active revision is still verified on use.
         }
@@ -593,8 +577,8 @@ export class PolicyStore {
   #checkAuditOnOpen(): void {
     const v = this.verifyAudit();
     if (v.ok) return;
-    const message = `audit log failed verification: ${v.problems.join('; ')}`;
-    if (this.#state.alerts.some((a) => a.kind === 'audit' && !a.reviewed && a.message === message)) return;
+    const message = alertText.auditFailed(v.problems);
+    if (isOpen(this.#state, 'audit', message)) return;
     // No event is appended to a log that failed verification: the alert lives in the state.
     this.#commit((st) => void this.#alert(st, 'audit', message), []);
   }
