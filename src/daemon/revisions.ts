@@ -1,17 +1,8 @@
 // The daemon's side of the policy store (docs/store.md): the running policy is the store's active
 // revision; config files and imports are artifacts that become candidate revisions.
 //
-// Start:
-//   - first start (an empty store): the config file (or the embedded default) becomes revision 1
-//     and is activated at once, audited (`revision.created`, `revision.activated`). Trust on
-//     first use: there is nothing to compare it with.
-//   - later starts: the active revision is read and integrity-checked (HMAC, content hash). A
-//     tampered one is refused: last-known-good runs, a tamper alert is raised and audited. If
-//     the config file now differs from the active revision (edited while the daemon was down),
-//     it becomes a PENDING candidate with a non-interactive alert — never activated by a start.
-//   - history exists but no revision can be trusted: the file becomes a pending candidate and
-//     the daemon runs it with everything blocked (default `block`, no rules; exemptions kept so
-//     egress cores still work) until someone approves a revision: fail closed.
+// Start: src/daemon/startup.ts (the store's active revision runs, integrity-checked; the file
+// only becomes a candidate, except on the first start).
 //
 // Changes:
 //   - `switchyard reload` (a privileged caller): the file becomes a candidate; a LOW-risk one
@@ -19,6 +10,8 @@
 //   - the file watcher, imports, linked files and scripts only ever make pending candidates.
 //   - activation is atomic (src/store/apply.ts): snapshot → apply (OS plan, policy, egress set,
 //     DNS projection) → verify → commit (the store's state write) → old egress set released.
+//
+// Making candidates (shared with the start-up path) is src/daemon/candidates.ts.
 //
 // SWITCHYARD_FAILPOINT (TEST ONLY, documented in docs/store.md): a comma list like
 // `fail:apply,kill:before-commit`; each activation takes the next entry: `fail:P` makes it fail
@@ -28,7 +21,7 @@ import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { readConfigBytes } from '../config-file.ts';
 import { StoreError, isSwitchyardError } from '../errors.ts';
-import { DEFAULT_CONFIG_TOML, loadConfigFromBytes, type Config } from '../policy/index.ts';
+import type { Config } from '../policy/index.ts';
 import type { ListConfig } from '../policy/types.ts';
 import {
   APPLY_POINTS,
@@ -36,7 +29,6 @@ import {
   activate,
   activatesAtOnce,
   classifyRisk,
-  contentHash,
   describeDiff,
   diffConfigs,
   loadOrCreateKey,
@@ -45,7 +37,6 @@ import {
   type ApplyPoint,
   type Channel,
   type Provenance,
-  type Revision,
   type RiskAssessment,
 } from '../store/index.ts';
 import { verifyAuditText, type AuditEvent } from '../store/audit.ts';
@@ -56,6 +47,11 @@ import { buildImport, buildListImport, type BuiltImport } from './import.ts';
 import { ConfigWatcher } from './watch.ts';
 import { ListBodyCache, approvedContents, pinLists, readListFile } from '../lists-load.ts';
 import type { ApplyOutcome, Daemon, LiveSnapshot, ReloadResult } from './daemon.ts';
+import { Candidates, canonicalConfig, listContentLines, policyHash, readConfigSource, type CandidateOrigin, type ConfigSource } from './candidates.ts';
+import { startupConfig } from './startup.ts';
+
+export { policyHash, canonicalConfig } from './candidates.ts';
+export { blockAll } from './startup.ts';
 
 /** Lines of a diff sent over the control socket (frames are at most 1 MiB). */
 export const MAX_DIFF_LINES = 400;
@@ -63,29 +59,6 @@ export const MAX_DIFF_LINES = 400;
 export const MAX_AUDIT_EVENTS = 1000;
 const MAX_NOTICES = 20;
 const MAC_SOURCES = 'switchyard/sources/v1';
-
-/** Keys that say where a config came from, not what it does: ignored when comparing policies. */
-const PROVENANCE_KEYS = new Set(['line', 'origin', 'source', 'notices']);
-
-/** Hash of what a config does (line numbers, comments and its path do not count). */
-export function policyHash(c: Config): string {
-  // No lists = an empty `lists` (revisions stored before [[list]] existed have no such key).
-  const drop = (k: string, v: unknown) => PROVENANCE_KEYS.has(k) || (k === 'lists' && Array.isArray(v) && v.length === 0);
-  return contentHash(JSON.parse(JSON.stringify(c, (k, v: unknown) => (drop(k, v) ? undefined : v))));
-}
-
-/**
- * The config as the store keeps it (keys sorted, as read back from a revision file): the daemon
- * compares configs by their JSON (src/daemon/config-diff.ts), so every config it runs has one form.
- */
-export function canonicalConfig(c: Config): Config {
-  return JSON.parse(canonicalJson(c)) as Config;
-}
-
-/** Everything blocked, listeners and exemptions as in `c`: what runs when no revision can be trusted. */
-export function blockAll(c: Config): Config {
-  return { ...c, default: 'block', rules: [], lists: [], source: `${c.source} (fail closed: no trusted revision)` };
-}
 
 interface SourceRecord {
   path: string;
@@ -113,23 +86,6 @@ function parseFailpoints(v: string | undefined): Failpoint[] {
   return out;
 }
 
-/**
- * [[list]] changes a rule diff cannot show (the list rules are expanded at activation, not stored):
- * a list whose pinned body differs, with the entry diff the remote checker recorded in the note.
- */
-function listContentLines(from: Config, to: Config, linkedNote: string | null): string[] {
-  const before = new Map((from.lists ?? []).map((l) => [l.name, l]));
-  const out: string[] = [];
-  for (const l of to.lists ?? []) {
-    const b = before.get(l.name);
-    if (!b) out.push(`+ list ${l.name} (${l.format} → ${l.egress}) from ${l.url ?? l.path}`);
-    else if ((b.content ?? null) !== (l.content ?? null)) out.push(`~ list ${l.name}: body ${b.content?.slice(0, 12) ?? 'none'}… → ${l.content?.slice(0, 12) ?? 'none'}…`);
-  }
-  for (const l of from.lists ?? []) if (!(to.lists ?? []).some((x) => x.name === l.name)) out.push(`- list ${l.name}`);
-  if (out.length && linkedNote) out.push(...linkedNote.split('\n'));
-  return out;
-}
-
 export class Revisions {
   readonly store: PolicyStore;
   readonly selfActor: Actor;
@@ -137,10 +93,9 @@ export class Revisions {
   readonly #d: Daemon;
   readonly #key: HmacKey;
   readonly #failpoints: Failpoint[];
+  readonly #candidates: Candidates;
   #sources = new Map<string, SourceRecord>();
   #watchers = new Map<string, ConfigWatcher>();
-  /** policyHash per revision number (revisions never change). */
-  #hashes = new Map<number, string>();
 
   private constructor(d: Daemon, store: PolicyStore, key: HmacKey) {
     this.#d = d;
@@ -153,6 +108,7 @@ export class Revisions {
       /* no passwd entry */
     }
     this.selfActor = { user: `${user} (daemon)`, uid: process.getuid?.() ?? null };
+    this.#candidates = new Candidates(store, this.selfActor);
     this.#failpoints = parseFailpoints(process.env['SWITCHYARD_FAILPOINT']);
   }
 
@@ -168,53 +124,16 @@ export class Revisions {
 
   // ------------------------------------------------------------------ start
 
-  /** The config the daemon starts with (see the header comment). */
+  /** The config the daemon starts with (see the header comment and src/daemon/startup.ts). */
   startupConfig(): Config {
     const file = this.#readConfigSource();
-    const { revision, fellBackFrom } = this.store.resolveActive();
-    if (fellBackFrom !== null) {
-      this.#d.log.error({ refused: fellBackFrom, running: revision?.n ?? null }, 'the active revision failed its integrity check; it is refused (see switchyard status)');
-    }
-    if (revision) {
-      const active = revision.config as Config;
-      if ('config' in file) {
-        if (policyHash(file.config) !== policyHash(active) && !this.#pendingWithHash(policyHash(file.config))) {
-          const rev = this.#create(file.config, active, { channel: 'file', source: file.path, sha: file.sha, interactive: false, note: 'the config file differs from the active revision at start' });
-          this.#d.log.warn({ revision: rev.n }, 'the config file changed while the daemon was not running: it is a pending revision (switchyard diff / approve)');
-        }
-      } else {
-        this.#d.log.warn({ code: file.error.code }, 'the config file is invalid; the active revision runs');
-      }
-      this.#checkSourcesAtStart();
-      return active;
-    }
-    if ('error' in file) throw file.error;
-    if (this.store.list().length === 0) {
-      const rev = this.store.create(file.config, this.#provenance('file', file.path, file.sha, this.selfActor, true, 'first start'), null);
-      this.store.commitActivation(rev.n, this.selfActor);
-      return rev.config as Config;
-    }
-    // History, but nothing trusted is left.
-    const rev = this.#create(file.config, null, { channel: 'file', source: file.path, sha: file.sha, interactive: false, note: 'no trusted revision at start' });
-    this.#d.log.error({ pending: rev.n }, 'no trusted revision: running with everything blocked until a revision is approved');
-    return blockAll(file.config);
+    const { config, fromActive } = startupConfig(this.#candidates, file, this.#d.log);
+    if (fromActive) this.#checkSourcesAtStart();
+    return config;
   }
 
-  #readConfigSource(): { config: Config; sha: string; path: string | null } | { error: import('../errors.ts').SwitchyardError } {
-    const path = this.#d.configPath;
-    try {
-      const bytes = path ? readConfigBytes(path) : new TextEncoder().encode(DEFAULT_CONFIG_TOML);
-      // [[list]] bodies are pinned by hash (src/lists-load.ts): a changed list file is a changed config.
-      const loaded = pinLists(loadConfigFromBytes(bytes, path ?? 'embedded'), {
-        configPath: path,
-        cache: new ListBodyCache(this.#d.paths.stateDir),
-        approved: approvedContents(this.#activeConfig()),
-      });
-      return { config: canonicalConfig(loaded), sha: sourceSha256(Buffer.from(bytes)), path };
-    } catch (err) {
-      if (isSwitchyardError(err)) return { error: err };
-      throw err;
-    }
+  #readConfigSource(): ConfigSource {
+    return readConfigSource(this.#d.configPath, this.#d.paths.stateDir, this.#activeConfig());
   }
 
   /** The running config, or before start the active revision's (for approved url list contents). */
@@ -245,38 +164,12 @@ export class Revisions {
 
   // ------------------------------------------------------------------ candidates
 
-  #provenance(channel: Channel, source: string | null, sha: string | null, actor: Actor, interactive: boolean, note?: string): Provenance {
-    return { channel, source, sourceSha256: sha, user: actor.user, uid: actor.uid, time: new Date().toISOString(), interactive, ...(note ? { note } : {}) };
+  #create(config: Config, against: Config | null, o: CandidateOrigin) {
+    return this.#candidates.create(config, against, o);
   }
 
-  #create(config: Config, against: Config | null, o: { channel: Channel; source: string | null; sha: string | null; interactive: boolean; actor?: Actor; note?: string }): Revision {
-    let risk: RiskAssessment = against ? classifyRisk(diffConfigs(against, config)) : { level: 'high' as const, reasons: ['no trusted revision to compare with'] };
-    // A changed list body changes no stored rule, so the rule diff cannot see it: never call it low.
-    const listLines = against ? listContentLines(against, config, null) : [];
-    if (listLines.length && risk.level === 'low') risk = { level: 'medium', reasons: [...risk.reasons, ...listLines] };
-    else if (listLines.length) risk = { ...risk, reasons: [...risk.reasons, ...listLines] };
-    const rev = this.store.create(config, this.#provenance(o.channel, o.source, o.sha, o.actor ?? this.selfActor, o.interactive, o.note), risk);
-    this.#hashes.set(rev.n, policyHash(config));
-    return rev;
-  }
-
-  #policyHashOf(n: number): string | null {
-    const h = this.#hashes.get(n);
-    if (h !== undefined) return h;
-    try {
-      const v = policyHash(this.store.get(n).config as Config);
-      this.#hashes.set(n, v);
-      return v;
-    } catch {
-      return null;
-    }
-  }
-
-  /** The newest pending revision with this policy, so a burst of the same change makes one candidate. */
   #pendingWithHash(h: string): number | null {
-    const pending = this.store.list().filter((e) => e.state === 'pending');
-    for (let i = pending.length - 1; i >= 0; i--) if (this.#policyHashOf(pending[i]!.n) === h) return pending[i]!.n;
-    return null;
+    return this.#candidates.pendingWithHash(h);
   }
 
   /** `switchyard reload` and the file watcher. */
@@ -369,7 +262,7 @@ export class Revisions {
   async rollback(actor: Actor): Promise<{ revision: number; to: number; state: string } & ApplyOutcome & { changedFlows: number }> {
     const to = this.store.lastKnownGood;
     const rev = this.store.rollbackCandidate(actor);
-    this.#hashes.set(rev.n, policyHash(rev.config as Config));
+    this.#candidates.remember(rev);
     const r = await this.activateRevision(rev.n, actor, { rollback: true });
     return { revision: rev.n, to: to!, state: 'active', ...r };
   }
