@@ -4,11 +4,13 @@
 // started in a given cgroup, the config with a supervised microsocks as egress `sup`, and the
 // `RESULT {json}` line the host-side test reads.
 // Env: SY_TEST_CGROUP_ROOT (per-run cgroup root), SY_TEST_DIR (scratch directory).
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import type { Daemon } from '../../src/daemon/daemon.ts';
+import { setupNamespace } from '../redirect-linux/helpers/inside.ts';
+import { runFixtureMain } from './fixture-main.ts';
 
 /** The counting server's address (on a veth inside the namespace). */
 export const SERVER = '198.18.0.10';
@@ -16,8 +18,6 @@ export const SERVER = '198.18.0.10';
 export const VIA_PROXY = '198.18.0.11';
 /** The hierarchy's root group: a client there is in no switchyard group. */
 export const OUTSIDE = '/sys/fs/cgroup/cgroup.procs';
-
-export const sh = (cmd: string): string => execFileSync('sh', ['-c', cmd], { encoding: 'utf8' });
 
 /** Reads the fixture's env and points the daemon's runtime and state directories into SY_TEST_DIR. */
 export function fixtureEnv(): { root: string; dir: string } {
@@ -29,11 +29,8 @@ export function fixtureEnv(): { root: string; dir: string } {
 }
 
 /** Loopback up, a veth carrying SERVER and VIA_PROXY, and a private cgroup2 mount. */
-export function setupNamespace(): void {
-  sh('ip link set lo up');
-  sh('ip link add sy0 type veth peer name sy1 && ip link set sy0 up && ip link set sy1 up');
-  sh(`ip addr add ${SERVER}/32 dev sy0 && ip addr add ${VIA_PROXY}/32 dev sy0`);
-  sh('mount -t cgroup2 none /sys/fs/cgroup');
+export function setupEnforceNamespace(): void {
+  setupNamespace([SERVER, VIA_PROXY], true);
 }
 
 /** A server on SERVER:8080 that answers `from <source address>` and records each source. */
@@ -101,16 +98,7 @@ export async function startEnforcingDaemon(configPath: string, root: string): Pr
   return d;
 }
 
-/** Runs the fixture and prints `RESULT {json}` (with `error` when it threw), then exits. */
+/** Runs the fixture's main and prints `RESULT {json}`; exits 1 when main threw. */
 export function reportResult(main: () => Promise<void>, r: Record<string, unknown>): void {
-  main().then(
-    () => {
-      process.stdout.write(`RESULT ${JSON.stringify(r)}\n`);
-      process.exit(0);
-    },
-    (err: unknown) => {
-      process.stdout.write(`RESULT ${JSON.stringify({ ...r, error: String((err as Error)?.stack ?? err) })}\n`);
-      process.exit(1);
-    },
-  );
+  runFixtureMain(main, r, { errorExitCode: 1 });
 }
