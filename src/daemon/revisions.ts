@@ -42,7 +42,7 @@ import {
 import { verifyAuditText, type AuditEvent } from '../store/audit.ts';
 import type { HmacKey } from '../store/key.ts';
 import { writeFileAtomic } from '../store/atomic.ts';
-import { canonicalJson } from '../store/canonical.ts';
+import { seal, unseal } from '../store/sealed.ts';
 import { buildImport, buildListImport, type BuiltImport } from './import.ts';
 import { ConfigWatcher } from './watch.ts';
 import { ListBodyCache, approvedContents, pinLists, readListFile } from '../lists-load.ts';
@@ -493,7 +493,7 @@ export class Revisions {
 
   #saveSources(): void {
     const body = { sources: [...this.#sources.values()] };
-    writeFileAtomic(this.#sourcesPath, canonicalJson({ mac: this.#key.mac(MAC_SOURCES, canonicalJson(body)), body }));
+    writeFileAtomic(this.#sourcesPath, seal(this.#key, MAC_SOURCES, 'body', body));
   }
 
   /** The list of imported sources, MAC-checked like the rest of the store. */
@@ -515,9 +515,9 @@ export class Revisions {
       text = '';
     }
     try {
-      const f = JSON.parse(text) as { mac?: unknown; body?: { sources?: SourceRecord[] } };
-      if (!f.body || !this.#key.verify(MAC_SOURCES, canonicalJson(f.body), f.mac) || !Array.isArray(f.body.sources)) throw new Error('MAC');
-      for (const s of f.body.sources) this.#sources.set(s.path, s);
+      const sealed = unseal<{ sources?: SourceRecord[] }>(text, this.#key, MAC_SOURCES, 'body');
+      if ('problem' in sealed || !Array.isArray(sealed.value.sources)) throw new Error('MAC');
+      for (const s of sealed.value.sources) this.#sources.set(s.path, s);
     } catch {
       this.store.audit({ type: 'sources.tampered', detail: { file: this.#sourcesPath } });
       this.#notice('the list of imported sources failed its integrity check and was ignored (import the sources again)');

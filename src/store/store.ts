@@ -14,8 +14,9 @@
 import { linkSync, mkdirSync, openSync, closeSync, writeSync, fsyncSync, readFileSync, unlinkSync, ftruncateSync, statSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { StoreError, isSwitchyardError } from '../errors.ts';
-import { canonicalJson, contentHash, sha256Hex } from './canonical.ts';
+import { contentHash, sha256Hex } from './canonical.ts';
 import { type FailPoint, writeFileAtomic, fsyncDir } from './atomic.ts';
+import { seal, unseal } from './sealed.ts';
 import type { HmacKey } from './key.ts';
 import {
   type Actor,
@@ -187,21 +188,9 @@ export class PolicyStore {
       if (isSwitchyardError(err)) throw err;
       throw new StoreError('SY_ERR_STORE_TAMPERED', `revision #${n}: cannot read ${path}: ${(err as Error).message}`, err);
     }
-    let file: { mac?: unknown; revision?: unknown };
-    try {
-      file = JSON.parse(text) as typeof file;
-    } catch {
-      throw new StoreError('SY_ERR_STORE_TAMPERED', `revision #${n}: file is not JSON`);
-    }
-    const rev = file?.revision as Revision | undefined;
-    if (rev === undefined || rev === null || typeof rev !== 'object') throw new StoreError('SY_ERR_STORE_TAMPERED', `revision #${n}: no revision record`);
-    let canon: string;
-    try {
-      canon = canonicalJson(rev);
-    } catch {
-      throw new StoreError('SY_ERR_STORE_TAMPERED', `revision #${n}: not canonical data`);
-    }
-    if (!this.#key.verify(MAC_REVISION, canon, file.mac)) throw new StoreError('SY_ERR_STORE_TAMPERED', `revision #${n}: HMAC mismatch`);
+    const sealed = unseal<Revision>(text, this.#key, MAC_REVISION, 'revision');
+    if ('problem' in sealed) throw new StoreError('SY_ERR_STORE_TAMPERED', `revision #${n}: ${sealed.problem === 'not JSON' ? 'file is not JSON' : sealed.problem}`);
+    const rev = sealed.value;
     if (rev.n !== n) throw new StoreError('SY_ERR_STORE_TAMPERED', `revision #${n}: file holds revision #${String(rev.n)}`);
     if (contentHash(rev.config) !== rev.hash || rev.hash !== entry.hash) {
       throw new StoreError('SY_ERR_STORE_TAMPERED', `revision #${n}: content hash mismatch`);
@@ -269,9 +258,8 @@ export class PolicyStore {
       config,
       createdAt: this.#iso(),
     };
-    const canon = canonicalJson(rev);
     // The revision file first: until the state names it, it is an orphan that the next create overwrites.
-    writeFileAtomic(this.revisionPath(n), canonicalJson({ mac: this.#key.mac(MAC_REVISION, canon), revision: rev }), {
+    writeFileAtomic(this.revisionPath(n), seal(this.#key, MAC_REVISION, 'revision', rev), {
       failPoint: this.#fail,
       label: 'revision',
     });
@@ -429,8 +417,7 @@ export class PolicyStore {
   }
 
   #writeState(st: StateBody): void {
-    const canon = canonicalJson(st);
-    const body = canonicalJson({ mac: this.#key.mac(MAC_STATE, canon), state: st });
+    const body = seal(this.#key, MAC_STATE, 'state', st);
     // Keep the current state as state.prev.json (hard link: no window without a state.json).
     const prev = join(this.dir, 'state.prev.json');
     try {
@@ -471,21 +458,9 @@ export class PolicyStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       return { problem: `cannot read: ${(err as Error).message}` };
     }
-    let file: { mac?: unknown; state?: unknown };
-    try {
-      file = JSON.parse(text) as typeof file;
-    } catch {
-      return { problem: 'not JSON' };
-    }
-    const st = file?.state as StateBody | undefined;
-    if (st === null || typeof st !== 'object') return { problem: 'no state record' };
-    let canon: string;
-    try {
-      canon = canonicalJson(st);
-    } catch {
-      return { problem: 'not canonical data' };
-    }
-    if (!this.#key.verify(MAC_STATE, canon, file.mac)) return { problem: 'HMAC mismatch' };
+    const sealed = unseal<StateBody>(text, this.#key, MAC_STATE, 'state');
+    if ('problem' in sealed) return sealed;
+    const st = sealed.value;
     if (st.format !== 1) return { problem: `unknown format ${String(st.format)}` };
     return { state: st };
   }
