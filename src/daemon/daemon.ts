@@ -16,7 +16,7 @@ import type { AddressInfo } from 'node:net';
 import { loadConfigFile } from '../config-file.ts';
 import { expandLists, listPath } from '../lists-load.ts';
 import { DaemonLists } from './lists.ts';
-import { ControlError, DaemonError, SwitchyardError, isSwitchyardError } from '../errors.ts';
+import { DaemonError, SwitchyardError, isSwitchyardError } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { resolvePaths, type Paths } from '../paths.ts';
 import { compilePolicy, defaultConfig, type Config } from '../policy/index.ts';

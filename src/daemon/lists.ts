@@ -30,18 +30,13 @@ export interface ListStatus {
   pendingDiff: string | null;
 }
 
-export interface ListRow {
+export interface ListRow extends ListStatus {
   name: string;
   format: string;
   egress: string;
   source: string;
   entries: number | null;
   content: string | null;
-  lastCheck: string | null;
-  lastChange: string | null;
-  lastError: string | null;
-  pending: number | null;
-  pendingDiff: string | null;
 }
 
 const DIFF_SHOWN = 20;
