@@ -11,18 +11,16 @@
 //   - activation is atomic (src/store/apply.ts): snapshot → apply (OS plan, policy, egress set,
 //     DNS projection) → verify → commit (the store's state write) → old egress set released.
 //
-// Making candidates (shared with the start-up path) is src/daemon/candidates.ts.
+// Making candidates (shared with the start-up path) is src/daemon/candidates.ts; import sources
+// (`switchyard import`, linked files) are src/daemon/import-sources.ts.
 //
 // SWITCHYARD_FAILPOINT (TEST ONLY, documented in docs/store.md): a comma list like
 // `fail:apply,kill:before-commit`; each activation takes the next entry: `fail:P` makes it fail
 // right after point P, `kill:P` SIGKILLs the daemon on entering P.
-import { closeSync, openSync, readFileSync, readSync, fstatSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { readConfigBytes } from '../config-file.ts';
 import { StoreError, isSwitchyardError } from '../errors.ts';
 import type { Config } from '../policy/index.ts';
-import type { ListConfig } from '../policy/types.ts';
 import {
   APPLY_POINTS,
   PolicyStore,
@@ -32,48 +30,26 @@ import {
   describeDiff,
   diffConfigs,
   loadOrCreateKey,
-  sourceSha256,
   type Actor,
   type ApplyPoint,
-  type Channel,
   type Provenance,
   type RiskAssessment,
 } from '../store/index.ts';
 import { verifyAuditText, type AuditEvent } from '../store/audit.ts';
 import type { HmacKey } from '../store/key.ts';
-import { writeFileAtomic } from '../store/atomic.ts';
-import { seal, unseal } from '../store/sealed.ts';
-import { buildImport, buildListImport, type BuiltImport } from './import.ts';
-import { ConfigWatcher } from './watch.ts';
-import { ListBodyCache, approvedContents, pinLists, readListFile } from '../lists-load.ts';
 import type { ApplyOutcome, Daemon, LiveSnapshot, ReloadResult } from './daemon.ts';
 import { Candidates, canonicalConfig, listContentLines, policyHash, readConfigSource, type CandidateOrigin, type ConfigSource } from './candidates.ts';
 import { startupConfig } from './startup.ts';
+import { ImportSources, type Notice, type SourceRecord } from './import-sources.ts';
 
 export { policyHash, canonicalConfig } from './candidates.ts';
 export { blockAll } from './startup.ts';
+export type { Notice } from './import-sources.ts';
 
 /** Lines of a diff sent over the control socket (frames are at most 1 MiB). */
 export const MAX_DIFF_LINES = 400;
 /** Audit events `switchyard audit` returns at most. */
 export const MAX_AUDIT_EVENTS = 1000;
-const MAX_NOTICES = 20;
-const MAC_SOURCES = 'switchyard/sources/v1';
-
-interface SourceRecord {
-  path: string;
-  linked: boolean;
-  sha256: string;
-  revision: number | null;
-  /** A list-format import (plain, v2fly, …): its format and egress, to rebuild it on a change. */
-  list?: { format: ListConfig['format']; egress: string };
-}
-
-export interface Notice {
-  time: number;
-  message: string;
-}
-
 type Failpoint = { kind: 'fail' | 'kill'; point: ApplyPoint };
 
 function parseFailpoints(v: string | undefined): Failpoint[] {
@@ -89,18 +65,14 @@ function parseFailpoints(v: string | undefined): Failpoint[] {
 export class Revisions {
   readonly store: PolicyStore;
   readonly selfActor: Actor;
-  readonly notices: Notice[] = [];
   readonly #d: Daemon;
-  readonly #key: HmacKey;
   readonly #failpoints: Failpoint[];
   readonly #candidates: Candidates;
-  #sources = new Map<string, SourceRecord>();
-  #watchers = new Map<string, ConfigWatcher>();
+  readonly #imports: ImportSources;
 
   private constructor(d: Daemon, store: PolicyStore, key: HmacKey) {
     this.#d = d;
     this.store = store;
-    this.#key = key;
     let user = String(process.getuid?.() ?? 'unknown');
     try {
       user = userInfo().username;
@@ -109,6 +81,7 @@ export class Revisions {
     }
     this.selfActor = { user: `${user} (daemon)`, uid: process.getuid?.() ?? null };
     this.#candidates = new Candidates(store, this.selfActor);
+    this.#imports = new ImportSources(d, this.#candidates, key);
     this.#failpoints = parseFailpoints(process.env['SWITCHYARD_FAILPOINT']);
   }
 
@@ -118,8 +91,13 @@ export class Revisions {
     const r = new Revisions(d, store, key);
     if (created) d.log.info('created the store key (0600) in the state directory');
     for (const a of store.openReport.raised) d.log.error({ alert: a.id, kind: a.kind }, 'store alert raised while opening: see switchyard status');
-    r.#loadSources();
+    r.#imports.load();
     return r;
+  }
+
+  /** Messages about import sources for `status` (newest last). */
+  get notices(): readonly Notice[] {
+    return this.#imports.notices;
   }
 
   // ------------------------------------------------------------------ start
@@ -128,7 +106,7 @@ export class Revisions {
   startupConfig(): Config {
     const file = this.#readConfigSource();
     const { config, fromActive } = startupConfig(this.#candidates, file, this.#d.log);
-    if (fromActive) this.#checkSourcesAtStart();
+    if (fromActive) this.#imports.checkAtStart();
     return config;
   }
 
@@ -367,161 +345,28 @@ export class Revisions {
       pending: list.filter((e) => e.state === 'pending').map((e) => e.n),
       alerts: this.store.alerts(),
       notices: this.notices,
-      sources: [...this.#sources.values()].map((s) => ({ path: s.path, linked: s.linked, revision: s.revision })),
+      sources: this.#imports.rows(),
     };
   }
 
-  // ------------------------------------------------------------------ imports
+  // ------------------------------------------------------------------ imports (src/daemon/import-sources.ts)
 
   /** True for a file imported with `switchyard import` (watched by its own source watcher). */
   isImportSource(path: string): boolean {
-    return this.#sources.has(path);
+    return this.#imports.has(path);
   }
 
-  /** An imported whole config pins its [[list]] bodies like the config file does (relative to the import's folder). */
-  #pinImported(built: BuiltImport, path: string): BuiltImport {
-    if (built.kind !== 'config') return built;
-    const config = canonicalConfig(pinLists(built.config, { configPath: path, cache: new ListBodyCache(this.#d.paths.stateDir), approved: approvedContents(this.#d.config) }));
-    return { ...built, config };
-  }
-
-  /** A list-format source: read with the list limit (64 MiB), built as a pinned [[list]]. */
-  async #buildListSource(path: string, list: NonNullable<SourceRecord['list']>): Promise<{ built: BuiltImport; sha: string }> {
-    const body = readListFile(path, 'import');
-    const built = await buildListImport(body, path, this.#d.config, { ...list, cache: new ListBodyCache(this.#d.paths.stateDir) });
-    return { built, sha: sourceSha256(body) };
-  }
-
-  async importFile(path: string, linked: boolean, actor: Actor, interactive: boolean, list?: SourceRecord['list']): Promise<unknown> {
-    const running = this.#d.config;
-    let built: BuiltImport;
-    let sha: string;
-    if (list) ({ built, sha } = await this.#buildListSource(path, list));
-    else {
-      const bytes = readConfigBytes(path);
-      sha = sourceSha256(Buffer.from(bytes));
-      built = this.#pinImported(buildImport(bytes, path, running), path);
-    }
-    const channel: Channel = linked ? 'linked' : 'import';
-    let revision: number | null = null;
-    let risk: RiskAssessment | null = null;
-    if (policyHash(built.config) !== policyHash(running)) {
-      const rev = this.#create(built.config, running, { channel, source: path, sha, interactive, actor, note: `${built.kind} import` });
-      revision = rev.n;
-      risk = rev.risk;
-    }
-    this.#sources.set(path, { path, linked, sha256: sha, revision, ...(list ? { list } : {}) });
-    this.#saveSources();
-    this.#watch(path, this.#d.opts.watchDebounceMs ?? 300);
-    return { revision, state: revision === null ? 'unchanged' : 'pending', kind: built.kind, rules: built.rules, linked, source: path, sourceSha256: sha, risk };
-  }
-
-  /** A watched import source changed (or differs at start): linked → pending revision; snapshot → notice. */
-  async #sourceChanged(path: string): Promise<void> {
-    const rec = this.#sources.get(path);
-    if (!rec) return;
-    let bytes: Uint8Array;
-    try {
-      // A list source is read with the list limit; its body is only hashed here.
-      bytes = rec.list ? readListFile(path, 'import') : readConfigBytes(path);
-    } catch (err) {
-      this.#notice(`import source ${path} cannot be read (${isSwitchyardError(err) ? err.code : 'error'}); nothing changes`);
-      return;
-    }
-    const sha = sourceSha256(Buffer.from(bytes));
-    if (sha === rec.sha256) return;
-    rec.sha256 = sha;
-    if (!rec.linked) {
-      this.store.audit({ type: 'import.source-changed', detail: { source: path, sourceSha256: sha, linked: false } });
-      this.#notice(`snapshot import ${path} changed on disk; nothing changes (import it again to make a candidate)`);
-      this.#saveSources();
-      return;
-    }
-    try {
-      const running = this.#d.config;
-      const built = rec.list ? (await this.#buildListSource(path, rec.list)).built : this.#pinImported(buildImport(bytes, path, running), path);
-      if (policyHash(built.config) === policyHash(running)) {
-        this.#saveSources();
-        return;
-      }
-      const rev = this.#create(built.config, running, { channel: 'linked', source: path, sha, interactive: false, note: 'linked source changed' });
-      rec.revision = rev.n;
-      this.#d.log.warn({ revision: rev.n, risk: rev.risk?.level }, 'a linked source changed: pending revision (switchyard diff / approve)');
-    } catch (err) {
-      const code = isSwitchyardError(err) ? err.code : 'SY_ERR_INTERNAL';
-      this.store.audit({ type: 'import.refused', detail: { source: path, sourceSha256: sha, code, message: (err as Error).message.slice(0, 500) } });
-      this.#notice(`linked source ${path} changed but was refused (${code}); nothing changes`);
-    }
-    this.#saveSources();
-  }
-
-  #notice(message: string): void {
-    this.notices.push({ time: Date.now(), message });
-    if (this.notices.length > MAX_NOTICES) this.notices.shift();
-    this.#d.log.warn('import source notice: see switchyard status');
-  }
-
-  #checkSourcesAtStart(): void {
-    // TOML sources are handled at once (no await on their path); list sources just after start.
-    for (const [path, rec] of this.#sources) {
-      // A list source is rebuilt against the running config, which is set right after start.
-      if (rec.list) setImmediate(() => void this.#d.serial(async () => await this.#sourceChanged(path)).catch(() => {}));
-      else void this.#sourceChanged(path);
-    }
+  importFile(path: string, linked: boolean, actor: Actor, interactive: boolean, list?: SourceRecord['list']): Promise<unknown> {
+    return this.#imports.importFile(path, linked, actor, interactive, list);
   }
 
   /** Import sources are watched even with `--no-watch` (that turns off the config file's watcher only). */
   startWatchers(debounceMs: number): void {
-    for (const path of this.#sources.keys()) this.#watch(path, debounceMs);
-  }
-
-  #watch(path: string, debounceMs: number): void {
-    if (this.#watchers.has(path)) return;
-    const w = new ConfigWatcher(path, debounceMs, () => void this.#d.serial(async () => await this.#sourceChanged(path)).catch(() => {}));
-    w.start();
-    this.#watchers.set(path, w);
+    this.#imports.startWatchers(debounceMs);
   }
 
   close(): void {
-    for (const w of this.#watchers.values()) w.close();
-    this.#watchers.clear();
-  }
-
-  get #sourcesPath(): string {
-    return join(this.store.dir, 'sources.json');
-  }
-
-  #saveSources(): void {
-    const body = { sources: [...this.#sources.values()] };
-    writeFileAtomic(this.#sourcesPath, seal(this.#key, MAC_SOURCES, 'body', body));
-  }
-
-  /** The list of imported sources, MAC-checked like the rest of the store. */
-  #loadSources(): void {
-    let text: string;
-    try {
-      const fd = openSync(this.#sourcesPath, 'r');
-      try {
-        const size = fstatSync(fd).size;
-        if (size > 1024 * 1024) throw new Error('too large');
-        const buf = Buffer.alloc(size);
-        readSync(fd, buf, 0, size, 0);
-        text = buf.toString('utf8');
-      } finally {
-        closeSync(fd);
-      }
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      text = '';
-    }
-    try {
-      const sealed = unseal<{ sources?: SourceRecord[] }>(text, this.#key, MAC_SOURCES, 'body');
-      if ('problem' in sealed || !Array.isArray(sealed.value.sources)) throw new Error('MAC');
-      for (const s of sealed.value.sources) this.#sources.set(s.path, s);
-    } catch {
-      this.store.audit({ type: 'sources.tampered', detail: { file: this.#sourcesPath } });
-      this.#notice('the list of imported sources failed its integrity check and was ignored (import the sources again)');
-    }
+    this.#imports.close();
   }
 }
 
