@@ -1,0 +1,117 @@
+// Names routed to an `interface` egress are resolved THROUGH that interface (src/dns/iface-path.ts).
+// The namespace test (fixtures/iface-ns.ts) proves the path three ways: nft counters in the
+// resolver's namespace count arrivals per interface, unbound logs the client address, and strict
+// reverse-path filtering there drops anything merely sourced from the interface's address — the
+// control case shows such a query is dropped. Fail closed: a missing or down interface gives
+// SERVFAIL and the resolver (reachable by the default route, as the direct name shows) sees nothing.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { InterfaceResolver } from '../../src/egress/iface.ts';
+import { currentInterface, isLoopbackHost, makeInterfacePool } from '../../src/dns/iface-path.ts';
+import { UpstreamPool } from '../../src/dns/pool.ts';
+import { parseUpstream } from '../../src/dns/upstream.ts';
+import { DnsError } from '../../src/errors.ts';
+import type { EgressConfig } from '../../src/policy/types.ts';
+import { have, ifaceEgress } from './helpers.ts';
+
+type Iface = Extract<EgressConfig, { type: 'interface' }>;
+const eg = (dns: string[], obfuscatesOnly = false, iface = 'lo'): Iface => ({ ...(ifaceEgress('wan', iface) as Iface), dns, obfuscatesOnly });
+const base = { parse: (u: string) => parseUpstream(u), resolveHost: async () => [], timeoutMs: 500 };
+
+test('loopback resolver hosts are recognised in every spelling', () => {
+  for (const h of ['127.0.0.1', '127.8.0.53', '::1', '[::1]', 'localhost', 'LOCALHOST', '::ffff:127.0.0.1']) assert.ok(isLoopbackHost(h), h);
+  for (const h of ['198.18.9.9', '::', 'dns.example', '1.1.1.1', 'fd00::1', '128.0.0.1']) assert.ok(!isLoopbackHost(h), h);
+});
+
+test('the egress dns list wins; else the default upstreams; loopback ones are dropped', () => {
+  const own = makeInterfacePool(eg(['udp://198.18.9.9', 'tcp://127.0.0.1']), { ...base, defaultUrls: ['udp://198.18.7.7'] });
+  assert.ok(own instanceof UpstreamPool);
+  assert.deepEqual(own.health().map((h) => h.upstream), ['udp://198.18.9.9:53']);
+  own.close();
+  const dflt = makeInterfacePool(eg([]), { ...base, defaultUrls: ['udp://127.0.0.53', 'udp://198.18.7.7'] });
+  assert.ok(dflt instanceof UpstreamPool);
+  assert.deepEqual(dflt.health().map((h) => h.upstream), ['udp://198.18.7.7:53']);
+  dflt.close();
+});
+
+test('nothing reachable through the interface is a clear error, never a pool', () => {
+  const onlyLoop = makeInterfacePool(eg([]), { ...base, defaultUrls: ['udp://127.0.0.53'] });
+  assert.ok(onlyLoop instanceof DnsError);
+  assert.equal(onlyLoop.code, 'SY_ERR_DNS_NO_UPSTREAM');
+  assert.match(onlyLoop.message, /default upstreams/);
+  const plain = makeInterfacePool(eg(['udp://198.18.9.9'], true), { ...base, defaultUrls: [] });
+  assert.ok(plain instanceof DnsError, 'obfuscates_only refuses plaintext resolvers');
+  const bad = makeInterfacePool(eg(['gopher://x']), { ...base, defaultUrls: [] });
+  assert.ok(bad instanceof DnsError);
+  assert.equal(bad.code, 'SY_ERR_DNS_UPSTREAM_URL');
+});
+
+test('a missing interface is SY_ERR_DNS_INTERFACE', () => {
+  const e = eg([], false, 'nosuch0');
+  assert.throws(() => currentInterface(e, new InterfaceResolver('nosuch0')), (err: DnsError) => err.code === 'SY_ERR_DNS_INTERFACE' && /nosuch0/.test(err.message));
+  assert.equal(currentInterface(eg([]), new InterfaceResolver('lo')).device, 'lo');
+});
+
+const canNs = process.getuid?.() === 0 && have('unshare') && have('ip') && have('nsenter') && have('nft') && have('unbound') && have('dig') && have('openssl');
+
+test('interface egress names are resolved through the interface, and fail closed', { skip: canNs ? false : 'needs root, unshare, ip, nsenter, nft, unbound, dig and openssl' }, async () => {
+  const fixture = new URL('./fixtures/iface-ns.ts', import.meta.url).pathname;
+  const tsx = new URL('../../node_modules/tsx/dist/loader.mjs', import.meta.url).pathname;
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_TEST_CONTEXT'));
+  const p = spawn('unshare', ['--mount', '--net', '--', process.execPath, '--import', tsx, fixture], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  let stdout = '';
+  let stderr = '';
+  p.stdout.on('data', (d) => (stdout += d));
+  p.stderr.on('data', (d) => (stderr += d));
+  const timer = setTimeout(() => p.kill('SIGKILL'), 60_000);
+  await once(p, 'exit');
+  clearTimeout(timer);
+  const last = stdout.trim().split('\n').at(-1) ?? '';
+  let r: Record<string, any>;
+  try {
+    r = JSON.parse(last) as Record<string, any>;
+  } catch {
+    throw new Error(`fixture printed no result: ${stderr.slice(-2000)} ${stdout.slice(-2000)}`);
+  }
+  assert.equal(r.error, undefined, String(r.error));
+
+  // The default route reaches the resolver: a direct name arrives on vb0 from va0's address.
+  assert.equal(r.direct.status, 'NOERROR');
+  assert.deepEqual(r.direct.from, ['198.18.1.1']);
+  assert.ok(r.direct.via.vb0 >= 1 && r.direct.via.vb2 === 0, JSON.stringify(r.direct.via));
+
+  const through = (k: string, what: string, packets = 1): void => {
+    const x = r[k];
+    assert.equal(x.status, 'NOERROR', `${what}: ${x.status}`);
+    assert.ok(x.answers >= 1, `${what}: answered`);
+    assert.ok(x.from.length >= 1 && x.from.every((a: string) => a === '198.18.2.1'), `${what}: resolver saw ${JSON.stringify(x.from)}`);
+    assert.ok(x.via.vb2 >= packets, `${what}: arrived on vb2 (${JSON.stringify(x.via)})`);
+    assert.equal(x.via.vb0, 0, `${what}: nothing on the default route (${JSON.stringify(x.via)})`);
+  };
+  through('wan', 'UDP to the [dns] upstream through va2');
+  through('big', 'truncated UDP answer retried over TCP through va2', 2);
+  assert.equal(r.big.answers, 40, 'the whole TXT set came back over TCP');
+  assert.equal(r.big.from.length, 2, 'asked twice: UDP, then TCP');
+  through('tcp', 'tcp:// resolver through va2');
+  through('tls', 'DoT through va2');
+  through('doh', 'DoH through va2');
+  through('ownList', 'a loopback entry in the egress dns list is skipped, the next one is used');
+
+  // Fail closed: missing interface, interface down — SERVFAIL, and the resolver saw nothing.
+  for (const k of ['gone', 'down']) {
+    assert.equal(r[k].status, 'SERVFAIL', k);
+    assert.deepEqual(r[k].from, [], `${k}: the resolver saw no query`);
+    assert.deepEqual(r[k].via, { vb0: 0, vb2: 0, vb3: 0 }, `${k}: no packet reached the resolver's namespace`);
+  }
+
+  // The EgressResolver (what the interface connector uses for names) takes the same path.
+  assert.deepEqual(r.resolver, ['198.18.50.6']);
+  assert.deepEqual(r.resolverFrom, ['198.18.2.1']);
+  assert.deepEqual(r.resolverVia, { vb0: 0, vb2: 1 });
+
+  // Control: source address only (no SO_BINDTODEVICE) leaves by va0 and is dropped by rp_filter.
+  assert.equal(r.sourceOnly, 'SERVFAIL');
+  assert.deepEqual(r.sourceOnlyFrom, []);
+});
