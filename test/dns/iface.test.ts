@@ -14,6 +14,7 @@ import { UpstreamPool } from '../../src/dns/pool.ts';
 import { parseUpstream } from '../../src/dns/upstream.ts';
 import { DnsError } from '../../src/errors.ts';
 import type { EgressConfig } from '../../src/policy/types.ts';
+import { loadConfigFromString } from '../../src/policy/index.ts';
 import { have, ifaceEgress } from './helpers.ts';
 
 type Iface = Extract<EgressConfig, { type: 'interface' }>;
@@ -52,6 +53,18 @@ test('a missing interface is SY_ERR_DNS_INTERFACE', () => {
   const e = eg([], false, 'nosuch0');
   assert.throws(() => currentInterface(e, new InterfaceResolver('nosuch0')), (err: DnsError) => err.code === 'SY_ERR_DNS_INTERFACE' && /nosuch0/.test(err.message));
   assert.equal(currentInterface(eg([]), new InterfaceResolver('lo')).device, 'lo');
+});
+
+test('config: an interface egress takes a dns list; loopback resolvers in it are refused', () => {
+  const cfg = (dns: string): string => `version = 1\n[egress.wan]\ntype = "interface"\ninterface = "eth1"\ndns = ${dns}\n`;
+  const ok = loadConfigFromString(cfg('["udp://198.18.9.9", "tls://198.18.9.9:853", "https://dns.example/dns-query"]'), 't');
+  assert.deepEqual(ok.egress.wan!.dns, ['udp://198.18.9.9', 'tls://198.18.9.9:853', 'https://dns.example/dns-query']);
+  assert.deepEqual(loadConfigFromString(cfg('[]'), 't').egress.wan!.dns, []);
+  for (const bad of ['udp://127.0.0.53', 'tcp://[::1]:53', 'tls://localhost']) {
+    assert.throws(() => loadConfigFromString(cfg(`["udp://198.18.9.9", "${bad}"]`), 't'), (err: Error) => /egress\.wan\.dns\.1|dns\[1\]|dns.*1/.test(err.message) && /loopback/.test(err.message), bad);
+  }
+  assert.throws(() => loadConfigFromString(cfg('["ftp://198.18.9.9"]'), 't'), /udp:\/\/, tcp:\/\/, tls:\/\/ or https:\/\//);
+  assert.throws(() => loadConfigFromString(cfg('"udp://198.18.9.9"'), 't'));
 });
 
 const canNs = process.getuid?.() === 0 && have('unshare') && have('ip') && have('nsenter') && have('nft') && have('unbound') && have('dig') && have('openssl');
