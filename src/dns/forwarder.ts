@@ -28,6 +28,8 @@ import { UdpSocketPool } from './udp-pool.ts';
 import type { CorrelationStore } from './store.ts';
 import { canonicalIp } from './store.ts';
 import { systemUpstreams } from './system.ts';
+import { windowsSystemResolvers } from './system-windows.ts';
+import type { AdapterDnsInfo } from './system-windows.ts';
 import { defaultUdpSocket, parseUpstream } from './upstream.ts';
 import type { TransportDeps, UpstreamSpec } from './upstream.ts';
 import { FLAG, RCODE, TYPE, WireError, parseQuery, readHeader } from './wire.ts';
@@ -68,6 +70,8 @@ export interface ForwarderOptions {
   now?: () => number;
   /** SO_BINDTODEVICE for `interface` egresses' resolver sockets (Linux); absent = bind to the interface's address. */
   interfaceSockets?: InterfaceSockets;
+  /** The adapters' DNS servers (Windows: iphlpapi adapterDnsServers); replaces resolv.conf when no upstream is configured. */
+  readAdapters?: () => AdapterDnsInfo[];
 }
 
 export interface ForwarderStats {
@@ -447,7 +451,10 @@ export class Forwarder {
   #makeDefaultPool(): UpstreamPool {
     let urls = this.#cfg.upstreams;
     if (urls.length === 0) {
-      urls = systemUpstreams({
+      const o = this.#opts;
+      urls = o.readAdapters
+        ? windowsSystemResolvers({ readAdapters: o.readAdapters, ownListeners: o.ownListeners ?? this.#cfg.listen, ...(o.savedResolvConf ? { savedConf: o.savedResolvConf } : {}), onError: (err) => this.#log.warn({ err }, 'dns: reading the adapters\' DNS servers failed') })
+        : systemUpstreams({
         ...(this.#opts.savedResolvConf ? { savedConf: this.#opts.savedResolvConf } : {}),
         ...(this.#opts.resolvConf ? { resolvConf: this.#opts.resolvConf } : {}),
         ...(this.#opts.resolvedConf ? { resolvedConf: this.#opts.resolvedConf } : {}),
