@@ -9,7 +9,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { InterfaceResolver } from '../../src/egress/iface.ts';
-import { currentInterface, isLoopbackHost, makeInterfacePool } from '../../src/dns/iface-path.ts';
+import { InterfaceUdp, currentInterface, isLoopbackHost, makeInterfacePool } from '../../src/dns/iface-path.ts';
+import { buildNameQuery, buildUpstreamQuery } from '../../src/dns/build.ts';
+import { parseQuery } from '../../src/dns/wire.ts';
+import { bindDgramToDevice, openExemptSocket } from '../../src/sys/linux/socket.ts';
+import { createSocket } from 'node:dgram';
+import type { Socket as UdpSocket } from 'node:dgram';
 import { UpstreamPool } from '../../src/dns/pool.ts';
 import { parseUpstream } from '../../src/dns/upstream.ts';
 import { DnsError } from '../../src/errors.ts';
@@ -65,6 +70,102 @@ test('config: an interface egress takes a dns list; loopback resolvers in it are
   }
   assert.throws(() => loadConfigFromString(cfg('["ftp://198.18.9.9"]'), 't'), /udp:\/\/, tcp:\/\/, tls:\/\/ or https:\/\//);
   assert.throws(() => loadConfigFromString(cfg('"udp://198.18.9.9"'), 't'));
+});
+
+/** A 0x20-cased upstream query for `name` A, as the forwarder sends it. */
+function outQuery(name: string) {
+  const nq = buildNameQuery(name, 1);
+  return buildUpstreamQuery(nq.buf, parseQuery(nq.buf));
+}
+
+/** A UDP server on 127.0.0.1 that runs `onQuery` for each datagram; counts what it received. */
+async function udpServer(onQuery: (s: UdpSocket, msg: Buffer, port: number) => void): Promise<{ port: number; received: () => number; close: () => void }> {
+  const s = createSocket('udp4');
+  let n = 0;
+  s.on('message', (m, r) => {
+    n++;
+    onQuery(s, m, r.port);
+  });
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  return { port: s.address().port, received: () => n, close: () => s.close() };
+}
+
+/** The reply to `q` with its ID and question, an A record 127.6.0.1 (answer by pointer to the question). */
+function reply(q: Buffer, over: { id?: number; upper?: boolean } = {}): Buffer {
+  const qEnd = parseQuery(q).qEnd;
+  const r = Buffer.concat([q.subarray(0, qEnd), Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 6, 0, 1])]);
+  r.writeUInt16BE(0x8180, 2);
+  r.writeUInt16BE(1, 6);
+  r.writeUInt16BE(0, 10);
+  if (over.id !== undefined) r.writeUInt16BE(over.id, 0);
+  if (over.upper) for (let i = 13; i < qEnd - 4; i++) if (r[i]! >= 0x61 && r[i]! <= 0x7a) r[i] = r[i]! - 32;
+  return r;
+}
+
+test('interface UDP accepts only the answer from the server asked, with our ID and our question case', async () => {
+  const srv = await udpServer((s, m, port) => {
+    const other = createSocket('udp4');
+    other.bind(0, '127.0.0.1', () => {
+      other.send(reply(m), port, '127.0.0.1', () => other.close()); // right bytes, wrong source port
+      s.send(reply(m, { id: m.readUInt16BE(0) ^ 1 }), port, '127.0.0.1'); // wrong ID
+      s.send(reply(m, { upper: true }), port, '127.0.0.1'); // different case
+      setTimeout(() => s.send(reply(m), port, '127.0.0.1'), 50); // the real one
+    });
+  });
+  const u = new InterfaceUdp(eg([]), new InterfaceResolver('lo'), { ...base, defaultUrls: [] });
+  try {
+    const q = outQuery('spoof.test');
+    const a = await u.exchange('127.0.0.1', srv.port, 4, q, 2000, 'udp://127.0.0.1');
+    assert.deepEqual([...a.subarray(a.length - 4)], [127, 6, 0, 1]);
+    assert.equal(a.readUInt16BE(0), q.buf.readUInt16BE(0));
+    assert.ok(u.ignored >= 2, `ignored ${u.ignored} forged replies`);
+  } finally {
+    u.close();
+    srv.close();
+  }
+});
+
+test('interface UDP: a failing device binder fails the query before anything is sent; a working one on lo answers', { skip: process.getuid?.() === 0 ? false : 'needs root (SO_BINDTODEVICE)' }, async () => {
+  const srv = await udpServer((s, m, port) => s.send(reply(m), port, '127.0.0.1'));
+  try {
+    const refusing = new InterfaceUdp(eg([]), new InterfaceResolver('lo'), {
+      ...base,
+      defaultUrls: [],
+      sockets: {
+        tcp: () => {
+          throw new Error('no');
+        },
+        bindUdp: () => {
+          throw Object.assign(new Error('setsockopt(SO_BINDTODEVICE): EPERM'), { errno: 1 });
+        },
+      },
+    });
+    await assert.rejects(refusing.exchange('127.0.0.1', srv.port, 4, outQuery('a.test'), 1000, 'x'), (e: DnsError) => e.code === 'SY_ERR_DNS_INTERFACE' && /EPERM/.test(e.message));
+    assert.equal(srv.received(), 0, 'nothing was sent: no quieter fallback to an unbound socket');
+    const bound = new InterfaceUdp(eg([]), new InterfaceResolver('lo'), {
+      ...base,
+      defaultUrls: [],
+      sockets: { tcp: (req) => openExemptSocket({ family: req.family, device: req.device }, req.socketOptions).socket, bindUdp: bindDgramToDevice },
+    });
+    const a = await bound.exchange('127.0.0.1', srv.port, 4, outQuery('b.test'), 1000, 'x');
+    assert.deepEqual([...a.subarray(a.length - 4)], [127, 6, 0, 1]);
+    assert.equal(srv.received(), 1);
+    const gone = new InterfaceUdp(eg([], false, 'nosuch0'), new InterfaceResolver('nosuch0'), { ...base, defaultUrls: [] });
+    await assert.rejects(gone.exchange('127.0.0.1', srv.port, 4, outQuery('c.test'), 1000, 'x'), (e: DnsError) => e.code === 'SY_ERR_DNS_INTERFACE');
+    assert.equal(srv.received(), 1, 'a missing interface sends nothing');
+  } finally {
+    srv.close();
+  }
+});
+
+test('interface UDP: silence is a timeout, not a hang', async () => {
+  const srv = await udpServer(() => {});
+  const u = new InterfaceUdp(eg([]), new InterfaceResolver('lo'), { ...base, defaultUrls: [] });
+  try {
+    await assert.rejects(u.exchange('127.0.0.1', srv.port, 4, outQuery('slow.test'), 200, 'x'), (e: DnsError) => e.code === 'SY_ERR_DNS_TIMEOUT');
+  } finally {
+    srv.close();
+  }
 });
 
 const canNs = process.getuid?.() === 0 && have('unshare') && have('ip') && have('nsenter') && have('nft') && have('unbound') && have('dig') && have('openssl');
