@@ -20,12 +20,16 @@ import type { ConnectTcp, ResolveHost } from './dial.ts';
 import { stripEch } from './ech.ts';
 import { DnsError } from './errors.ts';
 import { HookBatcher } from './hook.ts';
+import { makeInterfacePool } from './iface-path.ts';
+import type { InterfaceSockets } from './iface-path.ts';
 import { UpstreamPool } from './pool.ts';
 import { RateLimiter } from './ratelimit.ts';
 import { UdpSocketPool } from './udp-pool.ts';
 import type { CorrelationStore } from './store.ts';
 import { canonicalIp } from './store.ts';
 import { systemUpstreams } from './system.ts';
+import { windowsSystemResolvers } from './system-windows.ts';
+import type { AdapterDnsInfo } from './system-windows.ts';
 import { defaultUdpSocket, parseUpstream } from './upstream.ts';
 import type { TransportDeps, UpstreamSpec } from './upstream.ts';
 import { FLAG, RCODE, TYPE, WireError, parseQuery, readHeader } from './wire.ts';
@@ -64,6 +68,10 @@ export interface ForwarderOptions {
   ownListeners?: { host: string; port: number }[];
   hookTimeoutMs?: number;
   now?: () => number;
+  /** SO_BINDTODEVICE for `interface` egresses' resolver sockets (Linux); absent = bind to the interface's address. */
+  interfaceSockets?: InterfaceSockets;
+  /** The adapters' DNS servers (Windows: iphlpapi adapterDnsServers); replaces resolv.conf when no upstream is configured. */
+  readAdapters?: () => AdapterDnsInfo[];
 }
 
 export interface ForwarderStats {
@@ -103,6 +111,7 @@ export class Forwarder {
   readonly #udpPool: UdpSocketPool;
   readonly #opts: ForwarderOptions;
   #defaultPool: UpstreamPool | null = null;
+  #defaultUrls: string[] = [];
   #bootstrapPool: UpstreamPool | null = null;
   readonly #egressPools = new Map<string, UpstreamPool | DnsError>();
   readonly #bootCache = new Map<string, { ips: string[]; until: number }>();
@@ -402,7 +411,7 @@ export class Forwarder {
   #pathFor(proj: DomainProjection): string {
     if (!proj.uniform || proj.egress === null) return PATH_DEFAULT;
     const e = this.#egresses[proj.egress];
-    return e && (e.type === 'socks5' || e.type === 'http') ? proj.egress : PATH_DEFAULT;
+    return e && (e.type === 'socks5' || e.type === 'http' || e.type === 'interface') ? proj.egress : PATH_DEFAULT;
   }
 
   /** Asks the path's upstreams, checks and prepares the answer, records bindings, runs the hook, caches. */
@@ -442,7 +451,10 @@ export class Forwarder {
   #makeDefaultPool(): UpstreamPool {
     let urls = this.#cfg.upstreams;
     if (urls.length === 0) {
-      urls = systemUpstreams({
+      const o = this.#opts;
+      urls = o.readAdapters
+        ? windowsSystemResolvers({ readAdapters: o.readAdapters, ownListeners: o.ownListeners ?? this.#cfg.listen, ...(o.savedResolvConf ? { savedConf: o.savedResolvConf } : {}), onError: (err) => this.#log.warn({ err }, 'dns: reading the adapters\' DNS servers failed') })
+        : systemUpstreams({
         ...(this.#opts.savedResolvConf ? { savedConf: this.#opts.savedResolvConf } : {}),
         ...(this.#opts.resolvConf ? { resolvConf: this.#opts.resolvConf } : {}),
         ...(this.#opts.resolvedConf ? { resolvedConf: this.#opts.resolvedConf } : {}),
@@ -450,6 +462,7 @@ export class Forwarder {
       });
       if (urls.length === 0) this.#log.warn({}, 'dns: no upstreams configured and none usable in resolv.conf');
     }
+    this.#defaultUrls = urls;
     return new UpstreamPool(urls.map((u) => this.#parse(u)), this.#deps(), this.#cfg.timeoutMs);
   }
 
@@ -476,6 +489,10 @@ export class Forwarder {
   #makeEgressPool(name: string): UpstreamPool | DnsError {
     const e = this.#egresses[name];
     if (!e) return new DnsError('SY_ERR_DNS_NO_UPSTREAM', `egress ${name} is not declared`);
+    if (e.type === 'interface') {
+      const o = this.#opts;
+      return makeInterfacePool(e, { defaultUrls: this.#defaultUrls, parse: (u) => this.#parse(u), resolveHost: this.#resolveHost, timeoutMs: this.#cfg.timeoutMs, udpSocket: this.#udpSocket, ...(o.interfaceSockets ? { sockets: o.interfaceSockets } : {}) });
+    }
     const dial = egressDialer(e, this.#connectTcp, this.#resolveHost);
     if (!dial) return new DnsError('SY_ERR_DNS_NO_UPSTREAM', `egress ${name} (${e.type}) cannot carry DNS`);
     try {
@@ -547,7 +564,7 @@ export class Forwarder {
     if (!e && egress !== 'direct') throw new DnsError('SY_ERR_DNS_NO_UPSTREAM', `egress ${egress} is not declared`);
     const hosts = this.#hosts.get(key);
     if (hosts?.length) return hosts.filter((ip) => family === undefined || (family === 6) === ip.includes(':'));
-    const path = e && (e.type === 'socks5' || e.type === 'http') ? egress : PATH_DEFAULT;
+    const path = e && (e.type === 'socks5' || e.type === 'http' || e.type === 'interface') ? egress : PATH_DEFAULT;
     const proj: DomainProjection = { egresses: [egress], uniform: true, egress, rule: null };
     const types = family === 4 ? [TYPE.A] : family === 6 ? [TYPE.AAAA] : [TYPE.A, TYPE.AAAA];
     const out: string[] = [];

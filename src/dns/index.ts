@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import type { BindingHook, EgressResolver } from '../flow/types.ts';
 import type { Config, DomainProjection } from '../policy/types.ts';
 import type { ConnectTcp } from './dial.ts';
+import type { InterfaceSockets } from './iface-path.ts';
+import type { AdapterDnsInfo } from './system-windows.ts';
 import { Forwarder, silentLog } from './forwarder.ts';
 import type { DnsLog, ForwarderStats } from './forwarder.ts';
 import { listen } from './listen.ts';
@@ -17,6 +19,9 @@ export { CorrelationStore, canonicalIp, STORE_FILE_NAME } from './store.ts';
 export { Forwarder, CANARY } from './forwarder.ts';
 export type { DnsLog, ForwarderStats } from './forwarder.ts';
 export { parseUpstream } from './upstream.ts';
+export type { InterfaceSockets } from './iface-path.ts';
+export { selectWindowsResolvers, windowsSystemResolvers } from './system-windows.ts';
+export type { AdapterDnsInfo } from './system-windows.ts';
 export { systemUpstreams, parseResolvConf, SAVED_RESOLVERS_FILE } from './system.ts';
 
 export interface StartDnsOptions {
@@ -35,6 +40,10 @@ export interface StartDnsOptions {
   hookTimeoutMs?: number;
   /** Seconds between saves of the store when it changed (default 30). */
   autosaveSeconds?: number;
+  /** SO_BINDTODEVICE for `interface` egresses' resolver sockets (Linux; see docs/dns.md). */
+  interfaceSockets?: InterfaceSockets;
+  /** Windows: the adapters' DNS servers (iphlpapi adapterDnsServers), used when no upstream is configured. */
+  readAdapters?: () => AdapterDnsInfo[];
 }
 
 export interface DnsForwarder {
@@ -85,6 +94,8 @@ export async function startDnsForwarder(opts: StartDnsOptions): Promise<DnsForwa
     ...(opts.resolvedConf ? { resolvedConf: opts.resolvedConf } : {}),
     ownListeners: cfg.listen,
     ...(opts.hookTimeoutMs ? { hookTimeoutMs: opts.hookTimeoutMs } : {}),
+    ...(opts.interfaceSockets ? { interfaceSockets: opts.interfaceSockets } : {}),
+    ...(opts.readAdapters ? { readAdapters: opts.readAdapters } : {}),
   });
   const listeners: Listener[] = [];
   try {

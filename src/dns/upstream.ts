@@ -89,8 +89,8 @@ export interface Exchange {
 export interface TransportDeps {
   /** Opens the TCP stream (directly or through an egress). */
   dial: Dialer;
-  /** UDP is possible only on the direct path; null through a proxy (udp:// becomes tcp://). */
-  udpPool: UdpSocketPool | null;
+  /** UDP is possible on the direct and interface paths; null through a proxy (udp:// becomes tcp://). */
+  udpPool: Pick<UdpSocketPool, 'exchange'> | null;
   resolveHost: ResolveHost;
 }
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CorrelationStore, STORE_FILE_NAME, canonicalIp, startDnsForwarder } from '../../src/dns/index.ts';
-import { builtinEgresses, ifaceEgress, cleanup, dig, dnsConfig, have, projector, startUnbound, tempDir } from './helpers.ts';
+import { builtinEgresses, cleanup, dig, dnsConfig, have, projector, startUnbound, tempDir } from './helpers.ts';
 import type { Unbound } from './helpers.ts';
 
 function clock(start = 1_800_000_000_000): { now: () => number; advance: (s: number) => void } {
@@ -136,7 +136,9 @@ describe('store through the forwarder', { skip: !have('unbound') || !have('dig')
       dns: dnsConfig({ upstreams: [`udp://127.0.0.1:${ub.port}`], store: { maxEntries: 1000, graceSeconds: 600, persist: true } }),
       egress: {
         ...builtinEgresses(),
-        wan2: ifaceEgress('wan2', 'lo'),
+        // A second egress of its own name (type direct: an interface egress would now resolve through
+        // its interface, and no interface reaches this loopback upstream).
+        wan2: { ...builtinEgresses().direct!, name: 'wan2' },
       },
     };
     const project = projector({ 'alt.test': 'wan2' });

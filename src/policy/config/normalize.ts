@@ -368,6 +368,11 @@ function normalizeEgresses(r: RawConfig, rawObj: Record<string, unknown>, issues
         issues.add([...path, 'interface'], 'type interface needs `interface = "NAME"` (or "auto")');
         continue;
       }
+      // Its resolvers are asked with sockets bound to the interface (docs/dns.md): a loopback one never answers.
+      e.dns.forEach((u, j) => {
+        const h = /^[a-z]+:\/\/(\[[^\]]*\]|[^:/]+)/i.exec(u)?.[1]?.replace(/^\[|\]$/g, '').toLowerCase();
+        if (h !== undefined && (h.startsWith('127.') || h === '::1' || h === 'localhost')) issues.add([...path, 'dns', j], `'${clip(u)}' is a loopback resolver: it cannot be reached through interface ${e.interface}`);
+      });
       out[name] = { ...c, type: 'interface', interface: e.interface };
     } else {
       out[name] = { ...c, type: e.type };

@@ -91,7 +91,7 @@ export const egressSchema = z.strictObject({
   endpoint: str.optional().describe('socks5://[user:pass@]host:port or http://[user:pass@]host:port'),
   interface: str.optional().describe('interface name or "auto" (type = "interface")'),
   fallback: str.optional().describe('egress used when this one is down; unset = fail closed'),
-  dns: strList.default([]).describe('resolvers for names routed here, reached through this egress'),
+  dns: strList.default([]).describe('resolvers for names routed here, reached through this egress (interface: sockets bound to it; default: [dns] upstreams)'),
   obfuscates_only: z.boolean().default(false).describe('a DPI-bypass proxy: only DoT/DoH through it'),
   send_domain: z.boolean().default(true).describe('send the sniffed domain instead of the IP'),
   udp: z.boolean().default(true).describe('relay UDP through SOCKS5 UDP ASSOCIATE'),

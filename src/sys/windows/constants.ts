@@ -68,6 +68,8 @@ export const GAA_FLAG_SKIP_ANYCAST = 0x2;
 export const GAA_FLAG_SKIP_MULTICAST = 0x4;
 export const GAA_FLAG_SKIP_DNS_SERVER = 0x8;
 export const IfOperStatusUp = 1;
+/** <ipifcons.h>: the loopback pseudo-interface's IfType (its DNS servers are placeholders). */
+export const IF_TYPE_SOFTWARE_LOOPBACK = 24;
 export const MIB_TCP_STATE_SYN_SENT = 3;
 
 // ---------------------------------------------------------------- kernel32 / advapi32
@@ -145,6 +147,7 @@ export const WIN_CONSTANTS: Readonly<Record<string, number>> = {
   TCP_TABLE_OWNER_PID_ALL,
   UDP_TABLE_OWNER_PID,
   GAA_FLAG_SKIP_ANYCAST,
+  IF_TYPE_SOFTWARE_LOOPBACK,
   GAA_FLAG_SKIP_MULTICAST,
   GAA_FLAG_SKIP_DNS_SERVER,
   IfOperStatusUp,

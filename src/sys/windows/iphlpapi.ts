@@ -16,12 +16,14 @@ import {
   GAA_FLAG_SKIP_ANYCAST,
   GAA_FLAG_SKIP_DNS_SERVER,
   GAA_FLAG_SKIP_MULTICAST,
+  IF_TYPE_SOFTWARE_LOOPBACK,
   IfOperStatusUp,
   TCP_TABLE_OWNER_PID_ALL,
   UDP_TABLE_OWNER_PID,
 } from './constants.ts';
 import {
   IP_ADAPTER_ADDRESSES_LH,
+  IP_ADAPTER_DNS_SERVER_ADDRESS_XP,
   IP_ADAPTER_UNICAST_ADDRESS_LH,
   MIB_TCP6ROW_OWNER_PID,
   MIB_TCPROW_OWNER_PID,
@@ -190,6 +192,73 @@ export function unicastAddresses(): AdapterAddress[] {
       u = ua.Next && koffi.address(ua.Next) !== 0n ? ua.Next : null;
     }
     p = a.Next && koffi.address(a.Next) !== 0n ? a.Next : null;
+  }
+  return out;
+}
+
+export interface AdapterDns {
+  ifIndex: number;
+  name: string;
+  /** OperStatus is IfOperStatusUp. */
+  up: boolean;
+  /** IfType is IF_TYPE_SOFTWARE_LOOPBACK (the loopback pseudo-interface). */
+  loopback: boolean;
+  /** The adapter's DNS servers in the order Windows lists them (IPv4 and IPv6). */
+  servers: string[];
+  /** The adapter's own unicast addresses (to recognise a server that is this machine). */
+  addresses: string[];
+}
+
+/** Reads one SOCKET_ADDRESS's sockaddr (AF_INET / AF_INET6); other families → null. */
+function sockaddrIp(lpSockaddr: unknown): string | null {
+  if (!lpSockaddr || koffi.address(lpSockaddr) === 0n) return null;
+  const fam = koffi.decode(lpSockaddr, 'uint16_t') as number;
+  if (fam === AF_INET) return bytesToIp(Uint8Array.from((koffi.decode(lpSockaddr, SOCKADDR_IN) as { sin_addr: number[] }).sin_addr));
+  if (fam === AF_INET6) return bytesToIp(Uint8Array.from((koffi.decode(lpSockaddr, SOCKADDR_IN6) as { sin6_addr: number[] }).sin6_addr));
+  return null;
+}
+
+const next = (p: unknown): unknown => (p && koffi.address(p) !== 0n ? p : null);
+
+/**
+ * Every adapter's DNS servers and unicast addresses (GetAdaptersAddresses, AF_UNSPEC, without
+ * GAA_FLAG_SKIP_DNS_SERVER). The lists are walked with a bound on their length.
+ */
+export function adapterDnsServers(): AdapterDns[] {
+  const f = iphlpapi.get();
+  let size = 16 * 1024;
+  let buf = Buffer.alloc(size);
+  for (let attempt = 0; ; attempt++) {
+    const inout = [size];
+    const st = f.GetAdaptersAddresses(0, GAA_FLAG_SKIP_ANYCAST | GAA_FLAG_SKIP_MULTICAST, null, buf, inout) as number;
+    if (st === 0) break;
+    if (st === ERROR_NO_DATA) return [];
+    if (st !== ERROR_BUFFER_OVERFLOW || attempt >= 4) throw new OsCallError('SY_ERR_WIN_CALL', 'GetAdaptersAddresses', st);
+    size = inout[0]! + 4096;
+    buf = Buffer.alloc(size);
+  }
+  const out: AdapterDns[] = [];
+  let p: unknown = buf;
+  for (let guard = 0; p && guard < 1024; guard++) {
+    const a = koffi.decode(p, IP_ADAPTER_ADDRESSES_LH) as { IfIndex: number; Ipv6IfIndex: number; Next: unknown; FriendlyName: string | null; IfType: number; OperStatus: number; FirstUnicastAddress: unknown; FirstDnsServerAddress: unknown };
+    const servers: string[] = [];
+    let d = next(a.FirstDnsServerAddress);
+    for (let g = 0; d && g < 64; g++) {
+      const ds = koffi.decode(d, IP_ADAPTER_DNS_SERVER_ADDRESS_XP) as { Next: unknown; Address: { lpSockaddr: unknown } };
+      const ip = sockaddrIp(ds.Address.lpSockaddr);
+      if (ip !== null) servers.push(ip);
+      d = next(ds.Next);
+    }
+    const addresses: string[] = [];
+    let u = next(a.FirstUnicastAddress);
+    for (let g = 0; u && g < 1024; g++) {
+      const ua = koffi.decode(u, IP_ADAPTER_UNICAST_ADDRESS_LH) as { Next: unknown; Address: { lpSockaddr: unknown } };
+      const ip = sockaddrIp(ua.Address.lpSockaddr);
+      if (ip !== null) addresses.push(ip);
+      u = next(ua.Next);
+    }
+    out.push({ ifIndex: a.IfIndex || a.Ipv6IfIndex, name: a.FriendlyName ?? '', up: a.OperStatus === IfOperStatusUp, loopback: a.IfType === IF_TYPE_SOFTWARE_LOOPBACK, servers, addresses });
+    p = next(a.Next);
   }
   return out;
 }

@@ -252,6 +252,18 @@ export const IP_ADAPTER_UNICAST_ADDRESS_LH = koffi.struct('IP_ADAPTER_UNICAST_AD
   OnLinkPrefixLength: 'uint8_t',
 });
 
+/**
+ * A DNS server of an adapter (IP_ADAPTER_ADDRESSES_LH.FirstDnsServerAddress list).
+ * https://learn.microsoft.com/windows/win32/api/iptypes/ns-iptypes-ip_adapter_dns_server_address_xp
+ * C: `union { ULONGLONG Alignment; struct { ULONG Length; DWORD Reserved; }; }` then Next, Address.
+ */
+export const IP_ADAPTER_DNS_SERVER_ADDRESS_XP = koffi.struct('IP_ADAPTER_DNS_SERVER_ADDRESS_XP', {
+  Length: 'uint32_t',
+  Reserved: 'uint32_t',
+  Next: 'void *',
+  Address: SOCKET_ADDRESS,
+});
+
 /** Prefix (see the header comment): the fields up to Ipv6IfIndex. */
 export const IP_ADAPTER_ADDRESSES_LH = koffi.struct('IP_ADAPTER_ADDRESSES_LH', {
   Length: 'uint32_t',
@@ -395,6 +407,7 @@ export const ALL_STRUCTS: readonly { name: string; type: TypeObject; prefix?: bo
   { name: 'SOCKADDR_IN6', type: SOCKADDR_IN6 },
   { name: 'SOCKET_ADDRESS', type: SOCKET_ADDRESS },
   { name: 'IP_ADAPTER_UNICAST_ADDRESS_LH', type: IP_ADAPTER_UNICAST_ADDRESS_LH },
+  { name: 'IP_ADAPTER_DNS_SERVER_ADDRESS_XP', type: IP_ADAPTER_DNS_SERVER_ADDRESS_XP },
   { name: 'IP_ADAPTER_ADDRESSES_LH', type: IP_ADAPTER_ADDRESSES_LH, prefix: true },
   { name: 'MIB_IPINTERFACE_ROW', type: MIB_IPINTERFACE_ROW, prefix: true },
   { name: 'TOKEN_ELEVATION', type: TOKEN_ELEVATION },
