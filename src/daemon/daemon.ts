@@ -260,6 +260,8 @@ export class Daemon {
       ...(this.enforcing ? { autosaveSeconds: 2 } : {}),
       ...(this.glue.dnsConnectTcp ? { connectTcp: this.glue.dnsConnectTcp } : {}),
       ...(this.glue.dnsUdpSocket ? { udpSocket: this.glue.dnsUdpSocket } : {}),
+      ...(this.glue.dnsInterfaceSockets ? { interfaceSockets: this.glue.dnsInterfaceSockets } : {}),
+      ...(this.glue.dnsReadAdapters ? { readAdapters: this.glue.dnsReadAdapters } : {}),
     });
     this.egress = this.#makeEgressSet(config);
     this.sessions = new SessionTable({ maxSessions: config.inbound.maxSessions });

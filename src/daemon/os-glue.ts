@@ -8,6 +8,7 @@ import { FWMARK } from '../ids.ts';
 import type { FlowIdentity } from '../flow/types.ts';
 import type { SocketFactory } from '../egress/index.ts';
 import type { Config } from '../policy/types.ts';
+import type { AdapterDnsInfo, InterfaceSockets } from '../dns/index.ts';
 import { createFlowIdentity, type RedirectBackend } from '../redirect/index.ts';
 
 export interface OsGlue {
@@ -25,6 +26,10 @@ export interface OsGlue {
   fdLimit?: { soft: number; hard: number };
   /** Why the fd limit could not be raised, when it could not. */
   fdLimitError?: string;
+  /** Sockets bound to an interface, for names resolved through an `interface` egress (Linux). */
+  dnsInterfaceSockets?: InterfaceSockets;
+  /** The adapters' DNS servers, the system resolvers when no upstream is configured (Windows). */
+  dnsReadAdapters?: () => AdapterDnsInfo[];
 }
 
 /**
@@ -56,6 +61,7 @@ export const NO_GLUE: OsGlue = {
  */
 export async function osGlue(os: string | null, enforcing: boolean, groupOfPort: (port: number) => string | undefined, backend?: RedirectBackend | null): Promise<OsGlue> {
   const identity = await createFlowIdentity(os, { groupOfPort, backend: backend ?? null });
+  if (os === 'windows') return { ...NO_GLUE, identity, dnsReadAdapters: (await import('../sys/windows/iphlpapi.ts')).adapterDnsServers };
   if (os !== 'linux') return { ...NO_GLUE, identity };
   const sock = await import('../sys/linux/socket.ts');
   // Raised at start, enforcing or not: every session costs descriptors, and DNS must never be
@@ -67,7 +73,12 @@ export async function osGlue(os: string | null, enforcing: boolean, groupOfPort:
   } catch (err) {
     fdLimitError = (err as Error).message;
   }
-  const linuxBase = { ...NO_GLUE, identity, udpDeviceBinder: sock.bindDgramToDevice, ...(fdLimit ? { fdLimit } : {}), ...(fdLimitError ? { fdLimitError } : {}) };
+  // While enforcing, the TCP sockets carry the mark too (the UDP ones get it from dnsUdpSocket).
+  const dnsInterfaceSockets: InterfaceSockets = {
+    tcp: (req) => sock.openExemptSocket({ family: req.family, device: req.device, ...(enforcing ? { mark: FWMARK } : {}) }, req.socketOptions).socket,
+    bindUdp: sock.bindDgramToDevice,
+  };
+  const linuxBase = { ...NO_GLUE, identity, dnsInterfaceSockets, udpDeviceBinder: sock.bindDgramToDevice, ...(fdLimit ? { fdLimit } : {}), ...(fdLimitError ? { fdLimitError } : {}) };
   if (!enforcing) return linuxBase;
   const factory = sock.exemptSocketFactory(FWMARK) as SocketFactory;
   const markUdp = (s: UdpSocket) => {
