@@ -206,3 +206,14 @@ test('classifier in mode "all": even a direct decision is reflected (the front d
   const c = classifier(stubPolicy(testConfig({ mode: 'all' })));
   assert.deepEqual(c(13, T()), { action: 'reflect', group: 'direct' });
 });
+
+test('a path rule from a parsed config file reaches WFP as a Win32 path', async () => {
+  const { loadConfigFromString } = await import('../../src/policy/index.ts');
+  const cfg = loadConfigFromString('version = 1\n[egress.vpn]\ntype = "socks5"\nendpoint = "socks5://127.0.0.1:1080"\n[[rule]]\negress = "vpn"\napps = ["C:\\\\Apps\\\\Telegram\\\\Telegram.exe"]\n', 'test');
+  const pattern = cfg.rules[0]!.apps[0]!;
+  assert.equal(pattern.kind, 'path');
+  // The parser stores the path with `/`; the plan must hand WFP backslashes.
+  assert.ok(pattern.value.includes('/'));
+  const [path] = resolveApp(pattern, []) ?? [];
+  assert.equal(path?.toLowerCase(), 'c:\\apps\\telegram\\telegram.exe');
+});

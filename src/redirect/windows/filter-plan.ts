@@ -109,7 +109,8 @@ function globToRegExp(glob: string): RegExp {
 export function resolveApp(p: AppPattern, seen: readonly string[]): string[] | null {
   switch (p.kind) {
     case 'path':
-      return [p.value];
+      // The config parser writes paths with `/`; WFP's app ids are made from Win32 paths.
+      return [p.value.replaceAll('/', '\\')];
     case 'name': {
       const want = p.value.toLowerCase();
       return seen.filter((s) => baseName(s) === want);
