@@ -34,6 +34,8 @@ export interface LinuxBackendOptions {
   destroySockets?: boolean;
   /** The watcher opens the proc connector in this network namespace (tests; see ProcessWatcher). */
   connectorNetns?: string;
+  /** Use fanotify exec permission events (default true; env SWITCHYARD_FANOTIFY=0 also turns it off). */
+  fanotify?: boolean;
 }
 
 interface StateFile {
@@ -305,10 +307,14 @@ export class LinuxBackend implements RedirectBackend {
       rules: rules.filter((r) => procs[r.group] !== undefined),
       placer: { procs, rootPath: this.cgroups.hierarchyRootPath() },
       ...(this.#opts.connectorNetns ? { connectorNetns: this.#opts.connectorNetns } : {}),
+      ...(this.#opts.fanotify === false || process.env['SWITCHYARD_FANOTIFY'] === '0' ? { fanotify: false } : {}),
       ...opts,
       onPlaced: async (p) => {
         if (!this.cgroups.originals.has(p.pid)) this.cgroups.originals.set(p.pid, p.from);
         this.#saveState();
+        // Placed by fanotify: the new image has not run yet, so it has opened no connection; the
+        // TCP sockets it holds are its parent's, inherited (e.g. an inetd-style stdin): leave them.
+        if (p.via === 'fanotify') return;
         if ((this.#opts.destroySockets ?? true) && p.group !== EXEMPT_GROUP) await destroyTcpSocketsOfPid(p.pid);
       },
     });
@@ -353,7 +359,10 @@ export class LinuxBackend implements RedirectBackend {
       if (this.#model) problems.push(...this.#staleGroups(this.#ids), ...verifyTable(this.#model, listed.json));
     }
     const state = !listed ? 'absent' : !this.#mode ? 'foreign' : this.#mode;
-    return { os: this.os, state, groups, setElements, problems };
+    const w = this.#watcher;
+    const m = w?.marks;
+    const watcher = w ? { mode: w.mode, ...(w.reason === undefined ? {} : { reason: w.reason }), ...(m ? { marked: m.marked, ...(m.unmarked.length ? { unmarked: m.unmarked } : {}) } : {}) } : null;
+    return { os: this.os, state, groups, setElements, problems, watcher };
   }
 
   /**
