@@ -253,6 +253,7 @@ export function registerMethods(reg: MethodRegistry, d: Daemon): MethodRegistry 
           os: d.backend?.os ?? null,
           state: backend?.state ?? 'off',
           problems: backend?.problems ?? [],
+          watcher: (backend && 'watcher' in backend ? backend.watcher : null) ?? null,
           lastRepair: d.lastRepair,
           suspended: d.suspended,
         },
