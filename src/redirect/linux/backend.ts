@@ -300,7 +300,8 @@ export class LinuxBackend implements RedirectBackend {
    */
   async watch(rules: PlacementRule[], opts: WatchOptions = {}): Promise<WatchStart> {
     if (!this.#plan) throw new RedirectError('SY_ERR_REDIRECT_WATCHER', 'apply a plan before starting the watcher');
-    await this.#watcher?.stop();
+    // The old watcher keeps placing until the new one runs (a reload leaves no gap without exec events).
+    const old = this.#watcher;
     const procs: Record<string, string> = {};
     for (const g of [EXEMPT_GROUP, ...this.#plan.groups]) procs[g] = join(this.cgroups.fsPath(g), 'cgroup.procs');
     const w = new ProcessWatcher({
@@ -320,7 +321,11 @@ export class LinuxBackend implements RedirectBackend {
     });
     w.on('error', () => {}); // rescans continue; status() shows the watcher state
     this.#watcher = w;
-    return w.start();
+    try {
+      return await w.start();
+    } finally {
+      await old?.stop();
+    }
   }
 
   get watcher(): ProcessWatcher | null {
