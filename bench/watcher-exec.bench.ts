@@ -47,6 +47,7 @@ const variants: Record<string, { fanotify: boolean; match: boolean } | null> = {
 };
 const samples: Record<string, number[]> = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
 const holdNs: number[] = [];
+const perEvent: Record<string, { events: number; us: number }> = {};
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
 try {
@@ -65,7 +66,12 @@ try {
       const s = await w.start();
       const want = v.fanotify ? 'fanotify' : 'netlink';
       if (s.mode !== want) throw new Error(`${name}: watcher mode ${s.mode} (${s.reason})`);
+      const a = w.answered;
+      const h = w.holdUs;
       samples[name]!.push(loopUs());
+      const pe = (perEvent[name] ??= { events: 0, us: 0 });
+      pe.events += w.answered - a;
+      pe.us += w.holdUs - h;
       if (name === 'fan-matched') holdNs.push(...w.latenciesNs);
       await w.stop();
     }
@@ -76,6 +82,8 @@ try {
     const m = median(xs);
     console.log(`  ${name.padEnd(12)} ${m.toFixed(0).padStart(6)} µs  ×${(m / base).toFixed(2)}  (+${(m - base).toFixed(0)} µs)   [${xs.map((x) => x.toFixed(0)).join(' ')}]`);
   }
+  for (const [name, pe] of Object.entries(perEvent))
+    if (pe.events) console.log(`  ${name}: ${(pe.events / (N * ROUNDS)).toFixed(2)} permission events per exec (all host execs counted), worker time per event ${(pe.us / pe.events).toFixed(1)} µs`);
   const h = holdNs.map((n) => n / 1000).sort((a, b) => a - b);
   if (h.length) console.log(`  fanotify worker: decide + place per matched exec, µs: p50 ${h[Math.floor(h.length / 2)]!.toFixed(0)} p99 ${h[Math.floor(h.length * 0.99)]!.toFixed(0)} (n=${h.length})`);
 } finally {

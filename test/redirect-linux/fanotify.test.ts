@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { findCgroup2Mount } from '../../src/redirect/linux/cgroup-mount.ts';
 import { CgroupManager } from '../../src/redirect/linux/cgroups.ts';
 import { ProcessWatcher, inInitialNetNamespace } from '../../src/redirect/linux/watcher.ts';
-import { encodeDev, execMounts } from '../../src/redirect/linux/exec-mounts.ts';
+import { dynamicLoaders, encodeDev, execMounts, reachablePath } from '../../src/redirect/linux/exec-mounts.ts';
 import { FANOTIFY_METADATA_VERSION, fanotify_event_metadata, fanotify_response, parseFanEvents, responseBytes, type FanEvent } from '../../src/sys/linux/fanotify.ts';
 import { hostRuleset, removeCgroupTree, uniqueCgroupRoot } from './helpers/host.ts';
 
@@ -150,10 +150,15 @@ test('which filesystems are marked: one entry per superblock, pseudo filesystems
     '',
   ].join('\n');
   assert.deepEqual(execMounts(info), [
-    { dev: '254:0', mountPoint: '/', fsType: 'ext4' },
-    { dev: '0:23', mountPoint: '/dev/shm', fsType: 'tmpfs' },
-    { dev: '0:40', mountPoint: '/mnt/with space', fsType: 'xfs' },
+    { dev: '254:0', mountPoint: '/', mountPoints: ['/', '/srv/bind'], fsType: 'ext4' },
+    { dev: '0:23', mountPoint: '/dev/shm', mountPoints: ['/dev/shm'], fsType: 'tmpfs' },
+    { dev: '0:40', mountPoint: '/mnt/with space', mountPoints: ['/mnt/with space'], fsType: 'xfs' },
   ]);
+  // A superblock whose only mount point is hidden under another mount cannot be reached by path.
+  assert.equal(reachablePath({ dev: '0:1', mountPoint: '/', mountPoints: ['/'], fsType: 'x' }), null);
+  assert.equal(reachablePath({ dev: '0:1', mountPoint: '/nonexistent-sy', mountPoints: ['/nonexistent-sy'], fsType: 'x' }), null);
+  // The dynamic loaders found are real files.
+  for (const ld of dynamicLoaders()) assert.ok(existsSync(ld), ld);
   assert.equal(encodeDev('254:0'), 65024);
   assert.equal(encodeDev('0:300'), (300 & 0xff) | ((300 & ~0xff) << 12));
   if (process.platform === 'linux') {

@@ -2,7 +2,8 @@
 // hold an executable, i.e. every mounted filesystem except the pseudo ones (proc, sysfs, cgroup...).
 // A FAN_MARK_FILESYSTEM mark covers the whole superblock, whatever mount or mount namespace the exec
 // goes through, so one mount point per superblock (major:minor in /proc/self/mountinfo) suffices.
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 
 /** Filesystem types that never hold programs (kernel interfaces, not storage). */
 export const PSEUDO_FS = new Set([
@@ -14,7 +15,10 @@ export const PSEUDO_FS = new Set([
 export interface ExecMount {
   /** `major:minor` of the superblock. */
   dev: string;
+  /** The first mount point of that superblock in mountinfo order. */
   mountPoint: string;
+  /** Every mount point of it (the first may be hidden under a later mount). */
+  mountPoints: string[];
   fsType: string;
 }
 
@@ -37,7 +41,10 @@ export function execMounts(mountinfo: string): ExecMount[] {
     const dev = f[2]!;
     const fsType = f[sep + 1]!;
     if (!/^\d+:\d+$/.test(dev) || PSEUDO_FS.has(fsType)) continue;
-    if (!seen.has(dev)) seen.set(dev, { dev, mountPoint: unescape(f[4]!), fsType });
+    const mp = unescape(f[4]!);
+    const had = seen.get(dev);
+    if (had) had.mountPoints.push(mp);
+    else seen.set(dev, { dev, mountPoint: mp, mountPoints: [mp], fsType });
   }
   return [...seen.values()];
 }
@@ -56,11 +63,39 @@ export function encodeDev(dev: string): number {
   return (min & 0xff) | (maj << 8) | ((min & ~0xff) << 12);
 }
 
-/** True when the mount point still reaches that superblock (it is not hidden under another mount). */
-export function reachable(m: ExecMount): boolean {
-  try {
-    return statSync(m.mountPoint).dev === encodeDev(m.dev);
-  } catch {
-    return false;
+/** A mount point that still reaches that superblock (not hidden under another mount), or null. */
+export function reachablePath(m: ExecMount): string | null {
+  for (const p of m.mountPoints) {
+    try {
+      if (statSync(p).dev === encodeDev(m.dev)) return p;
+    } catch {
+      // gone meanwhile: try the next
+    }
   }
+  return null;
+}
+
+/**
+ * The ELF interpreters (dynamic loaders) present: the kernel opens one for exec after every
+ * dynamically linked program. Resolved to real paths, deduplicated.
+ */
+export function dynamicLoaders(): string[] {
+  const out = new Set<string>();
+  for (const d of ['/lib64', '/lib', '/usr/lib64', '/usr/lib', '/lib/x86_64-linux-gnu', '/lib/aarch64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu']) {
+    let names: string[];
+    try {
+      names = readdirSync(d);
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      if (!/^ld-(linux|musl)[\w.-]*\.so(\.\d+)*$/.test(n)) continue;
+      try {
+        out.add(realpathSync(join(d, n)));
+      } catch {
+        // dangling link
+      }
+    }
+  }
+  return [...out];
 }

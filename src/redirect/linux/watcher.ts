@@ -19,10 +19,10 @@ import { spawn } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { compileRules, type CompiledRule, type WatchRule } from './app-match.ts';
+import { compileRules, groupFor, type CompiledRule, type WatchRule } from './app-match.ts';
 import { rescanAll, type Placement, type PlacerConfig } from './placer.ts';
-import { readExecMounts, reachable } from './exec-mounts.ts';
-import { closeFd, fanotifyInit, markFilesystem } from '../../sys/linux/fanotify.ts';
+import { dynamicLoaders, readExecMounts, reachablePath } from './exec-mounts.ts';
+import { closeFd, fanotifyInit, ignoreFile, markFilesystem } from '../../sys/linux/fanotify.ts';
 import type { WatchStart, WatcherMode } from '../types.ts';
 
 export type PlacedVia = 'fanotify' | 'netlink' | 'rescan';
@@ -68,7 +68,7 @@ export function inInitialNetNamespace(): boolean | null {
 /** Size of the ring of recent exec tgids the workers keep in shared memory (for the probe). */
 export const RING = 64;
 /** Slots of the fanotify worker's shared Int32Array (= SLOT in fanotify-worker.ts). */
-const FAN_SLOT = { stop: 0, ringPos: 1, answered: 2, closed: 3, ring: 4 } as const;
+const FAN_SLOT = { stop: 0, ringPos: 1, answered: 2, closed: 3, holdUs: 4, ring: 5 } as const;
 
 interface Fan {
   fd: number;
@@ -77,6 +77,8 @@ interface Fan {
   /** Superblocks whose mark failed or whose mount point is hidden, with why (for status). */
   unmarked: string[];
   marked: number;
+  /** ELF interpreters whose exec events are suppressed (none that a rule could match). */
+  loaders: string[];
 }
 
 /** Superblocks (kernel s_dev, hex as fdinfo prints it) that the fanotify fd holds a mark on. */
@@ -185,7 +187,8 @@ export class ProcessWatcher extends EventEmitter {
    */
   async #startFanotify(): Promise<boolean> {
     const fd = fanotifyInit();
-    const fan: Fan = { fd, shared: new SharedArrayBuffer(4 * (FAN_SLOT.ring + RING)), worker: null, unmarked: [], marked: 0 };
+    const loaders = dynamicLoaders().filter((p) => groupFor(this.#rules, p) === null);
+    const fan: Fan = { fd, shared: new SharedArrayBuffer(4 * (FAN_SLOT.ring + RING)), worker: null, unmarked: [], marked: 0, loaders };
     this.#fan = fan;
     const w = this.#spawnWorker('fanotify-worker', { fd, rules: this.#opts.rules, placer: this.#opts.placer, shared: fan.shared });
     fan.worker = w;
@@ -220,12 +223,13 @@ export class ProcessWatcher extends EventEmitter {
     const unmarked: string[] = [];
     for (const m of readExecMounts()) {
       if (have.has(kernelDev(m.dev))) continue;
-      if (!reachable(m)) {
+      const path = reachablePath(m);
+      if (path === null) {
         unmarked.push(`${m.mountPoint} (${m.fsType} ${m.dev}): hidden under another mount`);
         continue;
       }
       try {
-        markFilesystem(fan.fd, m.mountPoint);
+        markFilesystem(fan.fd, path);
         have.add(kernelDev(m.dev));
       } catch (err) {
         unmarked.push(`${m.mountPoint} (${m.fsType}): ${(err as Error).message}`);
@@ -233,6 +237,15 @@ export class ProcessWatcher extends EventEmitter {
     }
     fan.marked = have.size;
     fan.unmarked = unmarked;
+    // Unless a rule names one, the dynamic loaders generate no events (one round trip per exec, not
+    // two). Re-done every tick: an upgraded loader is a new inode without the ignore mark.
+    for (const ld of fan.loaders) {
+      try {
+        ignoreFile(fan.fd, ld);
+      } catch {
+        // gone or unmarkable: its events are simply answered
+      }
+    }
   }
 
   /**
@@ -336,6 +349,16 @@ export class ProcessWatcher extends EventEmitter {
     const placed = rescanAll(this.#rules, this.#opts.placer);
     for (const p of placed) this.#placed({ ...p, via: 'rescan' });
     return placed;
+  }
+
+  /** Permission events the fanotify worker has answered so far (0 when not in fanotify mode). */
+  get answered(): number {
+    return this.#fan ? Atomics.load(new Int32Array(this.#fan.shared), FAN_SLOT.answered) : 0;
+  }
+
+  /** Total µs the fanotify worker spent deciding and answering (modulo 2^32; for benchmarks). */
+  get holdUs(): number {
+    return this.#fan ? Atomics.load(new Int32Array(this.#fan.shared), FAN_SLOT.holdUs) >>> 0 : 0;
   }
 
   /** Marked superblocks and the ones left out (fanotify mode), for status. */

@@ -18,6 +18,8 @@ export const FAN_NONBLOCK = 0x2;
 export const FAN_CLASS_CONTENT = 0x4;
 export const FAN_MARK_ADD = 0x1;
 export const FAN_MARK_REMOVE = 0x2;
+export const FAN_MARK_IGNORED_MASK = 0x20;
+export const FAN_MARK_IGNORED_SURV_MODIFY = 0x40;
 export const FAN_MARK_FILESYSTEM = 0x100;
 export const FAN_OPEN_EXEC_PERM = 0x40000;
 export const FAN_Q_OVERFLOW = 0x4000;
@@ -81,6 +83,7 @@ interface Raw {
   close: (fd: number) => number;
   poll: (fds: Buffer, n: number, timeout: number) => number;
   readlink: (path: string, buf: Buffer, len: number) => number;
+  setpriority: (which: number, who: number, prio: number) => number;
 }
 
 let raw: Raw | undefined;
@@ -102,6 +105,8 @@ function libc(): Raw {
     poll: lib.func('int poll(_Inout_ void *fds, unsigned long nfds, int timeout)'),
     // https://man7.org/linux/man-pages/man2/readlink.2.html
     readlink: lib.func('long readlink(const char *path, _Out_ void *buf, size_t len)'),
+    // https://man7.org/linux/man-pages/man2/setpriority.2.html — on Linux, who = 0 is the calling thread
+    setpriority: lib.func('int setpriority(int which, unsigned int who, int prio)'),
   } as Raw;
   return raw;
 }
@@ -120,6 +125,25 @@ export function fanotifyInit(): number {
 export function markFilesystem(fd: number, path: string): void {
   if (libc().fanotify_mark(fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, BigInt(FAN_OPEN_EXEC_PERM), AT_FDCWD, path) !== 0)
     throw new OsCallError('SY_ERR_SYS_FANOTIFY', 'fanotify_mark', errnoNow(), path);
+}
+
+/**
+ * Exec permission events for this one file are not generated at all (an ignore mark on its inode,
+ * kept when the file is modified). For the ELF interpreter: the kernel opens it for exec after
+ * every dynamically linked program, which would double the round trips through the worker.
+ */
+export function ignoreFile(fd: number, path: string): void {
+  if (libc().fanotify_mark(fd, FAN_MARK_ADD | FAN_MARK_IGNORED_MASK | FAN_MARK_IGNORED_SURV_MODIFY, BigInt(FAN_OPEN_EXEC_PERM), AT_FDCWD, path) !== 0)
+    throw new OsCallError('SY_ERR_SYS_FANOTIFY', 'fanotify_mark(ignore)', errnoNow(), path);
+}
+
+/**
+ * Sets the calling thread's nice value (Linux: PRIO_PROCESS with who = 0 changes this thread only).
+ * The fanotify worker raises its own: every exec on the host waits until it is scheduled. Returns
+ * false when refused (no CAP_SYS_NICE); the worker then runs at the normal priority.
+ */
+export function setThreadNice(nice: number): boolean {
+  return libc().setpriority(0 /* PRIO_PROCESS */, 0, nice) === 0;
 }
 
 export function closeFd(fd: number): void {
