@@ -9,7 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -234,6 +234,39 @@ test('fanotify off: the proc connector takes over (initial network namespace) or
   await w.stop();
   assert.equal(s.mode, inInitialNetNamespace() === false ? 'rescan' : 'netlink', s.reason);
   assert.match(s.reason ?? '', /fanotify disabled/);
+});
+
+test('fanotify: the worker killed mid-run (a crash): the fd is closed, execs go on, the connector takes over', async (t) => {
+  if (missing) return t.skip(missing);
+  const cat = copyTool('/bin/cat', `sy-fcrash-${process.pid}`);
+  const w = new ProcessWatcher({ rules: [{ group: 'vpn', patterns: [{ kind: 'name', value: `sy-fcrash-${process.pid}` }] }], placer: placer(), rescanMs: 60_000 });
+  const errors: string[] = [];
+  w.on('error', (e: Error) => errors.push(e.message));
+  const s = await w.start();
+  try {
+    assert.equal(s.mode, 'fanotify', s.reason);
+    assert.match((await output([cat, '/proc/self/cgroup'])).out, /egress-vpn/);
+    const fanFds = () => readdirSync('/proc/self/fd').filter((f) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${f}`) === 'anon_inode:[fanotify]';
+      } catch {
+        return false;
+      }
+    }).length;
+    const before = fanFds();
+    assert.ok(before >= 1);
+    await w.fanotifyWorker!.terminate();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(fanFds(), before - 1, 'the fanotify fd was closed by the main thread');
+    // Execs are not held (this would hang if the marks were still there with no reader).
+    for (let i = 0; i < 5; i++) assert.equal((await output(['/bin/true'])).code, 0);
+    const end = Date.now() + 5000;
+    while (w.mode !== 'netlink' && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    if (inInitialNetNamespace() !== false) assert.equal(w.mode, 'netlink', 'the proc connector took over');
+    assert.match(errors.join(';'), /fanotify worker exited/);
+  } finally {
+    await w.stop();
+  }
 });
 
 test('a listener that never answers holds execs only until it dies (SIGKILL releases them)', async (t) => {

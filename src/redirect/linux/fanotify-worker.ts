@@ -19,9 +19,10 @@ import { placeAs, type PlacerConfig } from './placer.ts';
 const RING = 64; // = RING in watcher.ts
 /**
  * Shared Int32Array slots (= FAN_SLOT in watcher.ts): stop, ring position, events answered, fd
- * closed, total µs spent deciding and answering (a counter modulo 2^32, for benchmarks), ring.
+ * closed, total µs spent deciding and answering (a counter modulo 2^32, for benchmarks),
+ * heartbeat (one per loop turn: the main thread's watchdog), ring.
  */
-const SLOT = { stop: 0, ringPos: 1, answered: 2, closed: 3, holdUs: 4, ring: 5 } as const;
+const SLOT = { stop: 0, ringPos: 1, answered: 2, closed: 3, holdUs: 4, beat: 5, ring: 6 } as const;
 /** The worker's nice value: every exec on the host waits until this thread runs (-10 = ahead of ordinary work). */
 const NICE = -10;
 
@@ -66,6 +67,7 @@ function answer(ev: FanEvent): void {
 }
 
 while (Atomics.load(shared, SLOT.stop) === 0 && fatal === null) {
+  Atomics.add(shared, SLOT.beat, 1);
   events.length = 0;
   try {
     reader.next(200, events);

@@ -68,7 +68,9 @@ export function inInitialNetNamespace(): boolean | null {
 /** Size of the ring of recent exec tgids the workers keep in shared memory (for the probe). */
 export const RING = 64;
 /** Slots of the fanotify worker's shared Int32Array (= SLOT in fanotify-worker.ts). */
-const FAN_SLOT = { stop: 0, ringPos: 1, answered: 2, closed: 3, holdUs: 4, ring: 5 } as const;
+const FAN_SLOT = { stop: 0, ringPos: 1, answered: 2, closed: 3, holdUs: 4, beat: 5, ring: 6 } as const;
+/** The fanotify worker's loop must advance within this many ms (it polls every 200 ms), or it is replaced. */
+const STALL_MS = 3000;
 
 interface Fan {
   fd: number;
@@ -79,6 +81,10 @@ interface Fan {
   marked: number;
   /** ELF interpreters whose exec events are suppressed (none that a rule could match). */
   loaders: string[];
+  /** Watchdog: the worker's last heartbeat seen, and since when it has not moved. */
+  beat: number;
+  beatSince: number;
+  watchdog: NodeJS.Timeout | null;
 }
 
 /** Superblocks (kernel s_dev, hex as fdinfo prints it) that the fanotify fd holds a mark on. */
@@ -188,7 +194,7 @@ export class ProcessWatcher extends EventEmitter {
   async #startFanotify(): Promise<boolean> {
     const fd = fanotifyInit();
     const loaders = dynamicLoaders().filter((p) => groupFor(this.#rules, p) === null);
-    const fan: Fan = { fd, shared: new SharedArrayBuffer(4 * (FAN_SLOT.ring + RING)), worker: null, unmarked: [], marked: 0, loaders };
+    const fan: Fan = { fd, shared: new SharedArrayBuffer(4 * (FAN_SLOT.ring + RING)), worker: null, unmarked: [], marked: 0, loaders, beat: -1, beatSince: Date.now(), watchdog: null };
     this.#fan = fan;
     const w = this.#spawnWorker('fanotify-worker', { fd, rules: this.#opts.rules, placer: this.#opts.placer, shared: fan.shared });
     fan.worker = w;
@@ -201,17 +207,36 @@ export class ProcessWatcher extends EventEmitter {
         } else if (m.type === 'overrun') {
           this.emit('overrun', m.message);
           this.rescan();
-        } else if (m.type === 'fatal') this.#fanotifyDied(fan, `fanotify worker: ${m.message}`);
+        } else if (m.type === 'fatal') this.#fanotifyDied(fan, `fanotify worker: ${m.message}`, false);
       });
       w.on('error', (err) => {
         this.emit('error', err);
         reject(err);
       });
       w.on('exit', () => {
-        this.#fanotifyDied(fan, 'fanotify worker exited');
+        this.#fanotifyDied(fan, 'fanotify worker exited', true);
         reject(new Error('fanotify worker exited'));
       });
     });
+    // Watchdog: a worker whose loop stops advancing (stuck in a kernel call, a bug) would hold every
+    // exec on the host; it is terminated and the fd closed, which allows them all.
+    fan.watchdog = setInterval(() => {
+      const b = Atomics.load(new Int32Array(fan.shared), FAN_SLOT.beat);
+      if (b !== fan.beat) {
+        fan.beat = b;
+        fan.beatSince = Date.now();
+      } else if (Date.now() - fan.beatSince > 2 * STALL_MS) {
+        // terminate() cannot interrupt a native call: if the worker is stuck inside one, close the
+        // fd from here (a later write of the stuck thread then fails harmlessly or hits a reused
+        // number — a lesser evil than every exec on the host waiting).
+        if (Atomics.load(new Int32Array(fan.shared), FAN_SLOT.closed) === 0) {
+          Atomics.store(new Int32Array(fan.shared), FAN_SLOT.closed, 1);
+          closeFd(fan.fd);
+        }
+        this.#fanotifyDied(fan, 'fanotify worker stuck; its fd was closed', false);
+      } else if (Date.now() - fan.beatSince > STALL_MS && fan.worker) void fan.worker.terminate();
+    }, 500);
+    fan.watchdog.unref();
     this.#markMounts(fan);
     if (fan.marked === 0) throw new Error(`no filesystem could be marked (${fan.unmarked.join('; ')})`);
     return this.#probe(fan.shared, FAN_SLOT.ring);
@@ -249,21 +274,19 @@ export class ProcessWatcher extends EventEmitter {
   }
 
   /**
-   * The fanotify worker is gone (or gave up): make sure the fd is closed — that releases every exec
-   * waiting on it — and fall back to the connector (or rescans).
+   * The fanotify worker is gone (`exited`) or gave up (a 'fatal' message: it closed the fd before
+   * saying so): make sure the fd is closed — that releases every exec waiting on it — and fall back
+   * to the connector (or rescans).
    */
-  #fanotifyDied(fan: Fan, message: string): void {
+  #fanotifyDied(fan: Fan, message: string, exited: boolean): void {
+    if (exited && Atomics.load(new Int32Array(fan.shared), FAN_SLOT.closed) === 0) {
+      Atomics.store(new Int32Array(fan.shared), FAN_SLOT.closed, 1);
+      closeFd(fan.fd);
+    }
+    if (fan.watchdog) clearInterval(fan.watchdog);
+    fan.watchdog = null;
     if (this.#fan !== fan) return;
     this.#fan = null;
-    if (Atomics.load(new Int32Array(fan.shared), FAN_SLOT.closed) === 0 && fan.worker === null) closeFd(fan.fd);
-    else if (Atomics.load(new Int32Array(fan.shared), FAN_SLOT.closed) === 0) {
-      // The worker still exists (a 'fatal' message is followed by its exit): it closes the fd
-      // itself; should it be terminated first, the exit handler below closes it.
-      const w = fan.worker!;
-      w.once('exit', () => {
-        if (Atomics.load(new Int32Array(fan.shared), FAN_SLOT.closed) === 0) closeFd(fan.fd);
-      });
-    }
     if (this.mode !== 'fanotify') return; // still starting: start() decides what comes next
     this.mode = 'rescan';
     this.reason = message;
@@ -278,6 +301,8 @@ export class ProcessWatcher extends EventEmitter {
     const fan = this.#fan;
     if (!fan) return;
     this.#fan = null;
+    if (fan.watchdog) clearInterval(fan.watchdog);
+    fan.watchdog = null;
     const w = fan.worker;
     const shared = new Int32Array(fan.shared);
     Atomics.store(shared, FAN_SLOT.stop, 1);
@@ -293,7 +318,10 @@ export class ProcessWatcher extends EventEmitter {
       });
     }
     // The worker closes the fd on its way out; if it was terminated before that, close it here.
-    if (Atomics.load(shared, FAN_SLOT.closed) === 0) closeFd(fan.fd);
+    if (Atomics.load(shared, FAN_SLOT.closed) === 0) {
+      Atomics.store(shared, FAN_SLOT.closed, 1);
+      closeFd(fan.fd);
+    }
   }
 
   #startWorker(): Promise<void> {
@@ -349,6 +377,11 @@ export class ProcessWatcher extends EventEmitter {
     const placed = rescanAll(this.#rules, this.#opts.placer);
     for (const p of placed) this.#placed({ ...p, via: 'rescan' });
     return placed;
+  }
+
+  /** For tests: the fanotify worker thread (terminating it simulates a crash of the worker). */
+  get fanotifyWorker(): Worker | null {
+    return this.#fan?.worker ?? null;
   }
 
   /** Permission events the fanotify worker has answered so far (0 when not in fanotify mode). */
