@@ -171,8 +171,14 @@ test('which filesystems are marked: one entry per superblock, pseudo filesystems
 test(`fanotify: ${LAUNCHES} launches of a name-matched program all start inside the group (no window)`, async (t) => {
   if (missing) return t.skip(missing);
   const cat = copyTool('/bin/cat', `sy-fcat-${process.pid}`);
+  // Started before the watcher: the initial rescan places it (fanotify sees only new execs).
+  const early = spawn(cat, [], { stdio: ['pipe', 'ignore', 'ignore'] });
+  children.push(early);
   const w = new ProcessWatcher({ rules: [{ group: 'vpn', patterns: [{ kind: 'name', value: `SY-FCAT-${process.pid}` }] }], placer: placer(), rescanMs: 60_000 });
   const s = await w.start();
+  assert.ok(s.initial >= 1, 'the process started before the watcher was placed by the first rescan');
+  assert.match(readFileSync(`/proc/${early.pid}/cgroup`, 'utf8'), /egress-vpn/);
+  early.kill('SIGKILL');
   let inside = 0;
   let vias = 0;
   w.on('placed', (p: { via: string }) => p.via === 'fanotify' && vias++);
@@ -267,6 +273,24 @@ test('fanotify: the worker killed mid-run (a crash): the fd is closed, execs go 
   } finally {
     await w.stop();
   }
+});
+
+test('fanotify: a filesystem mounted after start is marked at the next tick; programs on it start inside their group', async (t) => {
+  if (missing) return t.skip(missing);
+  if (spawnSync('sh', ['-c', 'command -v unshare']).status !== 0) return t.skip('needs unshare');
+  const fixture = fileURLToPath(new URL('./fixtures/fan-newmount.ts', import.meta.url));
+  const p = spawnSync('unshare', ['--mount', '--propagation', 'private', '--', process.execPath, '--import', 'tsx', fixture], {
+    env: { ...process.env, SY_FAN_DIR: join(dir, 'newmount'), SY_FAN_PROCS: placer().procs.vpn, SY_FAN_ROOT: placer().rootPath },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  const line = p.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+  assert.ok(line, `no result: ${p.stdout}${p.stderr}`);
+  const r = JSON.parse(line.slice(7));
+  assert.equal(r.error, undefined, r.error);
+  assert.equal(r.mode, 'fanotify');
+  assert.equal(r.markedAfter, r.markedBefore + 1, 'one more superblock marked');
+  assert.equal(r.inside, 10, 'every launch from the new tmpfs started inside the group');
 });
 
 test('a listener that never answers holds execs only until it dies (SIGKILL releases them)', async (t) => {
