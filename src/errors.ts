@@ -68,6 +68,7 @@ export const ERROR_CODES = {
   SY_ERR_REDIRECT_SYSTEM_DNS: 'switchyard could not make itself the system resolver, or undo it',
   SY_ERR_SYS_NETLINK: 'a netlink socket call failed',
   SY_ERR_SYS_LIBNFTABLES: 'libnftables could not be loaded or refused a command',
+  SY_ERR_SYS_FANOTIFY: 'a fanotify call failed (the watcher then uses the proc connector)',
   SY_ERR_WIN_UNAVAILABLE: 'a Windows DLL could not be loaded (not on Windows, or the file is missing)',
   SY_ERR_WIN_CALL: 'a Win32 call failed',
   SY_ERR_WIN_NOT_ADMIN: 'enforcement on Windows needs an elevated (Administrator) process',

@@ -187,10 +187,10 @@ export class Enforcement {
       this.#plan = plan;
       this.#dohNames = doh ? dohNameMatcher(doh.names) : null;
       // The watcher is the Linux backend's (not in the RedirectBackend interface yet).
-      const watch = (backend as unknown as { watch?: (r: unknown[]) => Promise<{ netlink: boolean; initial: number; reason?: string }> }).watch;
+      const watch = (backend as unknown as { watch?: (r: unknown[]) => Promise<{ netlink: boolean; mode?: string; initial: number; reason?: string }> }).watch;
       if ((planChanged || rulesChanged) && typeof watch === 'function' && rules.length > 0) {
         const w = await watch.call(backend, rules);
-        d.log.info({ netlink: w.netlink, placed: w.initial, reason: w.reason }, 'process watcher started');
+        d.log.info({ mode: w.mode, netlink: w.netlink, placed: w.initial, reason: w.reason }, 'process watcher started');
       }
       this.#watchRules = rules;
     } catch (err) {

@@ -200,6 +200,7 @@ export function registerReadMethods(reg: MethodRegistry, d: Daemon): void {
           os: d.backend?.os ?? null,
           state: backend?.state ?? 'off',
           problems: backend?.problems ?? [],
+          watcher: (backend && 'watcher' in backend ? backend.watcher : null) ?? null,
           lastRepair: d.lastRepair,
           suspended: d.suspended,
         },

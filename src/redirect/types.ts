@@ -63,16 +63,31 @@ export interface WatchOptions {
   rescanMs?: number;
   /** Linux: use the netlink proc connector (default true). */
   netlink?: boolean;
+  /** Linux: use fanotify exec permission events (default true; env SWITCHYARD_FANOTIFY=0 turns it off). */
+  fanotify?: boolean;
   /** Linux: open the proc connector in this network namespace (tests; see ProcessWatcher). */
   connectorNetns?: string;
 }
 
+/**
+ * Where the Linux watcher learns of execs: `fanotify` (exec permission events: the exec waits until
+ * the process is placed — no window), `netlink` (proc connector: placed just after exec — a short
+ * window), `rescan` (/proc walks only — up to one rescan interval).
+ */
+export type WatcherMode = 'fanotify' | 'netlink' | 'rescan';
+
 export interface WatchStart {
-  /** True when exec events are used; false = rescans only (reason says why). */
+  /** True when exec events are used (fanotify or the proc connector); false = rescans only (reason says why). */
   netlink: boolean;
+  /** Which source of exec events is in use. */
+  mode?: WatcherMode;
+  /** Why a better mode is not in use (e.g. fanotify unavailable). */
   reason?: string;
   /** Processes placed by the first scan. */
   initial: number;
+  /** fanotify: superblocks marked, and the ones left out with why. */
+  marked?: number;
+  unmarked?: string[];
 }
 
 export interface ApplyOptions {
@@ -100,6 +115,8 @@ export interface BackendStatus {
   setElements: Record<string, number>;
   /** Problems found by verification (a group re-created by hand, a missing chain...). */
   problems: string[];
+  /** Linux: the process watcher's exec event source, null when no watcher runs. */
+  watcher?: { mode: WatcherMode; reason?: string; marked?: number; unmarked?: string[] } | null;
 }
 
 export interface BindingStats {

@@ -2,7 +2,9 @@
 // connector delivers exec events only in the initial network namespace: the daemon's watcher
 // opens it there (SWITCHYARD_PROC_CONNECTOR_NETNS, setns on its worker thread) while the daemon,
 // its nft rules and all traffic stay in the test's namespace. Launches that connect at once are
-// counted: the watcher's window is not zero (docs/linux.md gives the figures). A keep-alive
+// counted: the connector's window is not zero (docs/linux.md gives the figures). This is the
+// fallback mode: fanotify (the default, no window: fanotify.test.ts) is switched off with
+// SWITCHYARD_FANOTIFY=0, as on a kernel without CONFIG_FANOTIFY_ACCESS_PERMISSIONS. A keep-alive
 // connection opened before the move is reset and the next request comes back through the egress.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,10 +16,12 @@ after(() => removeCgroupTree(root));
 test('e2e watcher: keep-alive reset at the move; launches that connect at once, counted', async (t) => {
   const why = missing(['curl', 'microsocks']);
   if (why) return t.skip(why);
-  const run = await runFixture('watcher.ts', root, 40_000);
+  const run = await runFixture('watcher.ts', root, 40_000, { SWITCHYARD_FANOTIFY: '0' });
   const r = run.result;
   assert.equal(r['error'], undefined, `${r['error']}\n${run.stderr}`);
   assert.equal(r['netlink'], true, `the watcher uses exec events: ${r['watcherStarted']}`);
+  assert.match(r['watcherStarted'], /"mode":"netlink"/, 'fanotify off: the proc connector is the fallback');
+  assert.match(r['watcherStarted'], /fanotify disabled/);
   const ka = r['keepAlive'];
   assert.equal(ka.first, 'from 198.18.0.10', 'first request before the move: direct');
   assert.equal(ka.firstInGroup, false);

@@ -45,7 +45,8 @@ before(async () => {
   const root4 = uniqueCgroupRoot('sockd');
   roots.push(root4);
   const state4 = join(tmpdir(), `sy-linux-state-${process.pid}-4.json`);
-  sockd = runOrExplain(await runFixture('sockdestroy.ts', { SY_TEST_CGROUP_ROOT: root4, SY_TEST_STATE: state4 }));
+  // SWITCHYARD_FANOTIFY=0: this one tests the rescan path (fanotify places at exec: fanotify.test.ts).
+  sockd = runOrExplain(await runFixture('sockdestroy.ts', { SY_TEST_CGROUP_ROOT: root4, SY_TEST_STATE: state4, SWITCHYARD_FANOTIFY: '0' }));
   rmSync(state4, { force: true });
   const root5 = uniqueCgroupRoot('crash');
   roots.push(root5);
@@ -196,7 +197,8 @@ t('a moved process\'s keep-alive connection is reset (SOCK_DESTROY) and comes ba
 });
 
 t('the watcher (rescan path inside a namespace) places a matching program and resets its connection', () => {
-  assert.equal(sockd['watchStart'].netlink, false, 'no proc connector events inside a network namespace');
+  assert.equal(sockd['watchStart'].netlink, false, 'fanotify off, and no proc connector events inside a network namespace');
+  assert.equal(sockd['watchStart'].mode, 'rescan');
   assert.match(String(sockd['watchStart'].reason), /proc connector/);
   assert.equal(sockd['watchEnded'], 'first:S:hold | lost:1 | second:T:vpn');
   assert.equal(sockd['countAfter'], sockd['countBeforeWatch'], 'the reconnection did not reach the server directly');

@@ -1,4 +1,5 @@
-// Process watcher (src/redirect/linux/watcher.ts + watcher-worker.ts + placer.ts) in the INITIAL
+// Process watcher (src/redirect/linux/watcher.ts + watcher-worker.ts + placer.ts), its proc connector
+// and rescan modes (fanotify: false; the fanotify mode is fanotify.test.ts), in the INITIAL
 // network namespace — the only place the proc connector delivers events. No nft rules here: the
 // test only asserts where processes land (/proc/PID/cgroup) under a unique per-run cgroup root.
 // Programs are copies of coreutils under unique names, so nothing else on the host matches.
@@ -98,7 +99,7 @@ test('netlink watcher moves exec\'d processes into their group; rescan catches o
   const probe = copyTool('/bin/sleep', `sy-probe-${process.pid}`);
   const early = spawn(probe, ['30'], { stdio: 'ignore' });
   children.push(early);
-  const w = new ProcessWatcher({ rules: [{ group: 'vpn', patterns: [{ kind: 'name', value: `sy-probe-${process.pid}` }] }], placer: placer(), rescanMs: 1000 });
+  const w = new ProcessWatcher({ rules: [{ group: 'vpn', patterns: [{ kind: 'name', value: `sy-probe-${process.pid}` }] }], placer: placer(), rescanMs: 1000, fanotify: false });
   const started = await w.start();
   try {
     assert.equal(started.netlink, true, started.reason);
@@ -131,7 +132,7 @@ test('how often a program\'s first action already sees itself in the group (the 
   if (missing) return t.skip(missing);
   // A copy of cat reading its own /proc/self/cgroup: its very first action after exec.
   const cat = copyTool('/bin/cat', `sy-cat-${process.pid}`);
-  const w = new ProcessWatcher({ rules: [{ group: 'vpn', patterns: [{ kind: 'path', value: cat }] }], placer: placer(), rescanMs: 1000 });
+  const w = new ProcessWatcher({ rules: [{ group: 'vpn', patterns: [{ kind: 'path', value: cat }] }], placer: placer(), rescanMs: 1000, fanotify: false });
   assert.equal((await w.start()).netlink, true);
   let inside = 0;
   const n = Math.max(10, Math.round(50 * scale));
@@ -158,7 +159,7 @@ test('glob rule and rescan-only mode (no connector) place within one rescan inte
   const g = join(dir, 'deep', 'bin', `sy-glob-${process.pid}`);
   copyFileSync('/bin/sleep', g);
   chmodSync(g, 0o755);
-  const w = new ProcessWatcher({ rules: [{ group: 'vpn', patterns: [{ kind: 'glob', value: `${dir}/**/sy-glob-*` }] }], placer: placer(), rescanMs: 200, netlink: false });
+  const w = new ProcessWatcher({ rules: [{ group: 'vpn', patterns: [{ kind: 'glob', value: `${dir}/**/sy-glob-*` }] }], placer: placer(), rescanMs: 200, netlink: false, fanotify: false });
   const s = await w.start();
   try {
     assert.equal(s.netlink, false);
@@ -176,7 +177,7 @@ test('a process already under the root (placed by exec) is left where it is', as
   const c = spawn('sh', ['-c', 'echo $$ > "$0" && exec "$@"', join(cg.fsPath('exempt'), 'cgroup.procs'), probe, '30'], { stdio: 'ignore' });
   children.push(c);
   assert.ok(await landsIn(c.pid!, 'exempt'));
-  const w = new ProcessWatcher({ rules: [{ group: 'vpn', patterns: [{ kind: 'name', value: `sy-stay-${process.pid}` }] }], placer: placer(), netlink: false });
+  const w = new ProcessWatcher({ rules: [{ group: 'vpn', patterns: [{ kind: 'name', value: `sy-stay-${process.pid}` }] }], placer: placer(), netlink: false, fanotify: false });
   await w.start();
   await w.stop();
   assert.ok(await landsIn(c.pid!, 'exempt', 100));

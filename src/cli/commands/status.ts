@@ -28,7 +28,7 @@ export interface StatusReply {
   egress: EgressRow[];
   flows: { live: number; sessions: number; max: number; refusedByCap: number };
   dns: { cacheEntries: number; storeEntries: number; storeMax: number } | null;
-  enforcement: { enabled: boolean; os: string | null; state: string; problems: string[] };
+  enforcement: { enabled: boolean; os: string | null; state: string; problems: string[]; watcher?: { mode: string; reason?: string; marked?: number } | null };
   policy: {
     active: number | null;
     lastKnownGood: number | null;
@@ -75,6 +75,8 @@ export async function run(argv: string[]): Promise<number> {
   lines.push(`flows: ${s.flows.live} live (cap ${s.flows.max}${s.flows.refusedByCap ? `, ${s.flows.refusedByCap} refused by the cap` : ''})`);
   if (s.dns) lines.push(`dns: ${s.dns.cacheEntries} cached answers, ${s.dns.storeEntries}/${s.dns.storeMax} addresses in the store`);
   lines.push(`enforcement: ${s.enforcement.enabled ? `${s.enforcement.state} (${s.enforcement.os})` : 'off'}${s.enforcement.problems.length ? ` — problems: ${s.enforcement.problems.join('; ')}` : ''}`);
+  const w = s.enforcement.watcher;
+  if (w) lines.push(`  process watcher: ${w.mode}${w.mode === 'fanotify' ? ` (${w.marked ?? 0} filesystems marked; no window)` : w.mode === 'netlink' ? ' (proc connector; short window after exec)' : ' (rescans only; up to one interval)'}${w.reason ? ` — ${w.reason}` : ''}`);
   const p = s.policy;
   lines.push(`policy: revision #${p.active ?? '- (none trusted: everything blocked)'}, last-known-good #${p.lastKnownGood ?? '-'}${p.pending.length ? `; PENDING ${p.pending.map((n) => `#${n}`).join(' ')} (switchyard diff / approve / reject)` : ''}`);
   for (const a of p.alerts) lines.push(`ALERT ${a.id} [${a.kind}] ${a.message} (switchyard alerts ack ${a.id})`);

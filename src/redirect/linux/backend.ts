@@ -34,6 +34,8 @@ export interface LinuxBackendOptions {
   destroySockets?: boolean;
   /** The watcher opens the proc connector in this network namespace (tests; see ProcessWatcher). */
   connectorNetns?: string;
+  /** Use fanotify exec permission events (default true; env SWITCHYARD_FANOTIFY=0 also turns it off). */
+  fanotify?: boolean;
 }
 
 interface StateFile {
@@ -298,23 +300,32 @@ export class LinuxBackend implements RedirectBackend {
    */
   async watch(rules: PlacementRule[], opts: WatchOptions = {}): Promise<WatchStart> {
     if (!this.#plan) throw new RedirectError('SY_ERR_REDIRECT_WATCHER', 'apply a plan before starting the watcher');
-    await this.#watcher?.stop();
+    // The old watcher keeps placing until the new one runs (a reload leaves no gap without exec events).
+    const old = this.#watcher;
     const procs: Record<string, string> = {};
     for (const g of [EXEMPT_GROUP, ...this.#plan.groups]) procs[g] = join(this.cgroups.fsPath(g), 'cgroup.procs');
     const w = new ProcessWatcher({
       rules: rules.filter((r) => procs[r.group] !== undefined),
       placer: { procs, rootPath: this.cgroups.hierarchyRootPath() },
       ...(this.#opts.connectorNetns ? { connectorNetns: this.#opts.connectorNetns } : {}),
+      ...(this.#opts.fanotify === false || process.env['SWITCHYARD_FANOTIFY'] === '0' ? { fanotify: false } : {}),
       ...opts,
       onPlaced: async (p) => {
         if (!this.cgroups.originals.has(p.pid)) this.cgroups.originals.set(p.pid, p.from);
         this.#saveState();
+        // Placed by fanotify: the new image has not run yet, so it has opened no connection; the
+        // TCP sockets it holds are its parent's, inherited (e.g. an inetd-style stdin): leave them.
+        if (p.via === 'fanotify') return;
         if ((this.#opts.destroySockets ?? true) && p.group !== EXEMPT_GROUP) await destroyTcpSocketsOfPid(p.pid);
       },
     });
     w.on('error', () => {}); // rescans continue; status() shows the watcher state
     this.#watcher = w;
-    return w.start();
+    try {
+      return await w.start();
+    } finally {
+      await old?.stop();
+    }
   }
 
   get watcher(): ProcessWatcher | null {
@@ -353,7 +364,10 @@ export class LinuxBackend implements RedirectBackend {
       if (this.#model) problems.push(...this.#staleGroups(this.#ids), ...verifyTable(this.#model, listed.json));
     }
     const state = !listed ? 'absent' : !this.#mode ? 'foreign' : this.#mode;
-    return { os: this.os, state, groups, setElements, problems };
+    const w = this.#watcher;
+    const m = w?.marks;
+    const watcher = w ? { mode: w.mode, ...(w.reason === undefined ? {} : { reason: w.reason }), ...(m ? { marked: m.marked, ...(m.unmarked.length ? { unmarked: m.unmarked } : {}) } : {}) } : null;
+    return { os: this.os, state, groups, setElements, problems, watcher };
   }
 
   /**

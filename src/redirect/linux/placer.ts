@@ -28,6 +28,14 @@ export function placeOne(pid: number, rules: CompiledRule[], cfg: PlacerConfig):
   } catch {
     return null; // gone, or a kernel thread
   }
+  return placeAs(pid, exe, rules, cfg);
+}
+
+/**
+ * Places `pid` as if it ran `exe` — the fanotify worker's case: at an exec permission event the
+ * process still runs its old image (/proc/PID/exe is the caller's), and the event names the new one.
+ */
+export function placeAs(pid: number, exe: string, rules: CompiledRule[], cfg: PlacerConfig): Placement | null {
   const group = groupFor(rules, exe);
   if (group === null) return null;
   const procs = cfg.procs[group];
