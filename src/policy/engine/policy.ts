@@ -23,7 +23,8 @@ import { InternalError } from '../../errors.ts';
 import { cidrContains, cidrText, isLanAddress } from '../ip.ts';
 import { AppIndex, appPatternText } from './app-matcher.ts';
 import { QueryCtx } from './query.ts';
-import type { RuleInfo } from './rule.ts';
+import { byConditionsThenIndex, type RuleInfo } from './rule.ts';
+import { DomainIndex } from './domain-index.ts';
 import { RuleSet, type Collector, type Match } from './rule-set.ts';
 import type { ExemptConfig, ProjectOptions } from '../types.ts';
 
@@ -92,8 +93,11 @@ export class CompiledPolicy implements Policy {
     rules.forEach((r, i) => {
       if (r.index !== i) throw new InternalError(`rule ${i} has index ${r.index}: rules must be numbered 0..n-1 in order`);
     });
-    this.blockSet = new RuleSet('block', rules, rules.filter((r) => isBlock(r.egress)));
-    this.mainSet = new RuleSet(null, rules, rules.filter((r) => !isBlock(r.egress)));
+    // One domain table for both sets (lane 0: block rules, lane 1: the rest): one probe pass per name.
+    const domain = new DomainIndex<number>(2);
+    this.blockSet = new RuleSet('block', rules, rules.filter((r) => isBlock(r.egress)), domain, 0);
+    this.mainSet = new RuleSet(null, rules, rules.filter((r) => !isBlock(r.egress)), domain, 1);
+    domain.finish((a, b) => byConditionsThenIndex(rules[a]!, rules[b]!));
     this.exempt = config.exempt.map((e, i) => {
       const apps = new AppIndex<true>();
       for (const p of e.apps) apps.add(p, true);

@@ -31,10 +31,13 @@ export interface Collector {
 export class RuleSet {
   readonly stageName: Stage | null; // 'block' for the block set; null = each rule's own stage
   // Index values are rule indexes into `rules` (the config's list): small integers, no objects.
-  readonly domain = new DomainIndex<number>();
+  /** Shared with the policy's other rule set: this set's patterns are lane `lane` of it. */
+  readonly domain: DomainIndex<number>;
+  private readonly lane: number;
   readonly cidr = new CidrIndex<number>();
   readonly app = new AppIndex<number>();
   readonly other: number[] = [];
+  private domainSize = 0;
   /** Egresses of rules outside the domain stage, in rule order (for projections). */
   readonly nonDomainEgresses: string[] = [];
   /** The same, without rules that have an app or a CIDR condition (projections for capture). */
@@ -56,8 +59,11 @@ export class RuleSet {
   private hit: Match | null = null;
   private decision: Decision | null = null;
 
-  constructor(stageName: Stage | null, all: readonly RuleConfig[], members: readonly RuleConfig[]) {
+  /** The caller finishes `domain` (shared by both sets) once every set has added its patterns. */
+  constructor(stageName: Stage | null, all: readonly RuleConfig[], members: readonly RuleConfig[], domain: DomainIndex<number>, lane: number) {
     this.stageName = stageName;
+    this.domain = domain;
+    this.lane = lane;
     this.rules = all;
     this.hasMatcher = new Uint32Array((all.length >>> 5) + 1);
     for (const r of members) {
@@ -67,7 +73,7 @@ export class RuleSet {
         this.compiled.set(i, new CompiledRule(r));
         this.hasMatcher[i >>> 5]! |= 1 << (i & 31);
       }
-      if (stage === 'domain') for (const p of r.domains) this.domain.add(p, i);
+      if (stage === 'domain') { for (const p of r.domains) this.domain.add(p, i, lane); this.domainSize += r.domains.length; }
       else if (stage === 'cidr') for (const c of r.cidrs) this.cidr.add(c, i);
       else if (stage === 'app') for (const a of r.apps) this.app.add(a, i);
       else this.other.push(i);
@@ -75,7 +81,6 @@ export class RuleSet {
       if (stage !== 'domain' && r.apps.length === 0 && r.cidrs.length === 0 && !this.nonDomainCaptureEgresses.includes(r.egress)) this.nonDomainCaptureEgresses.push(r.egress);
     }
     const cmp = (a: number, b: number) => byConditionsThenIndex(all[a]!, all[b]!);
-    this.domain.finish(cmp);
     this.cidr.finish(cmp);
     this.app.finish(cmp);
     this.other.sort(cmp);
@@ -107,7 +112,7 @@ export class RuleSet {
   }
 
   get size(): number {
-    return this.domain.size + this.cidr.size + this.app.size + this.other.length;
+    return this.domainSize + this.cidr.size + this.app.size + this.other.length;
   }
 
   /**
@@ -122,8 +127,8 @@ export class RuleSet {
     this.hit = null;
     this.decision = null;
     try {
-      if (ctx.domain !== null && this.domain.size !== 0) {
-        this.domain.find(ctx.domain, this.onDomain);
+      if (ctx.domain !== null && this.domainSize !== 0) {
+        this.domain.find(ctx.domain, this.onDomain, this.lane);
         if (this.stopped) return this.hit;
       }
       if (domainOnly) return this.hit;
