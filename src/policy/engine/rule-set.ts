@@ -169,7 +169,7 @@ export class RuleSet {
       const pattern: DomainPattern = { kind: a as DomainPattern['kind'], value: b };
       return { condition: 'domain', pattern: domainPatternText(pattern), value: ctx.domain! };
     }
-    if (code === PRIMARY_CIDR) return { condition: 'cidr', pattern: CidrIndex.describe(ctx, spec), value: ctx.q.ip! };
+    if (code === PRIMARY_CIDR) return { condition: 'cidr', pattern: this.cidr.describe(ctx, spec), value: ctx.q.ip! };
     if (code === PRIMARY_APP) {
       const p = a as AppPattern;
       return { condition: p.kind === 'group' ? 'group' : 'app', pattern: appPatternText(p), value: b };
