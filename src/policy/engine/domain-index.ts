@@ -51,6 +51,11 @@ function labelBit(labels: number): number {
   return 1 << (Math.min(labels, 32) - 1);
 }
 
+/** The filter's bit for a hash: mixed, so that it does not repeat the slot index's low bits. */
+function filterBit(h: number): number {
+  return Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) >>> 7;
+}
+
 const MAX_LABELS = 128; // a 253-character name has at most 127 labels
 const KIND_FULL = 0;
 const KIND_SUFFIX = 1;
@@ -68,6 +73,13 @@ export class DomainIndex<V extends number = number> {
   private slots = new Int32Array(2 * 64).fill(-1);
   private mask = 63; // slot count - 1
   private keys: string[] = [];
+  /**
+   * A bit per hash value (low bits above the slot index's), 8+ bits per key: a probe for a name
+   * that is in no pattern (most probes) usually stops at this small, cache-resident array
+   * instead of reading the much larger slot array. Built by finish().
+   */
+  private filter = new Int32Array(0);
+  private filterMask = 0;
   /** lanes × 2 kinds value slots per entry, index (entry * lanes + lane) * 2 + kind. */
   private vals = new Int32Array(64);
   private readonly lists: number[][] = [];
@@ -106,6 +118,7 @@ export class DomainIndex<V extends number = number> {
   }
 
   add(p: DomainPattern, value: V, lane = 0): void {
+    this.filterMask = 0; // rebuilt by finish()
     this.sizes[lane]!++;
     this.lastName = null;
     if (p.kind === 'full' || p.kind === 'suffix') {
@@ -160,6 +173,10 @@ export class DomainIndex<V extends number = number> {
 
   /** Entry whose key equals name[start..], given that substring's hash; -1 if none. */
   private lookup(name: string, start: number, h: number): number {
+    if (this.filterMask !== 0) {
+      const b = filterBit(h) & this.filterMask;
+      if ((this.filter[b >>> 5]! & (1 << (b & 31))) === 0) return -1;
+    }
     const len = name.length - start;
     const slots = this.slots;
     const mask = this.mask;
@@ -177,6 +194,16 @@ export class DomainIndex<V extends number = number> {
   finish(cmp: (a: V, b: V) => number): void {
     for (const l of this.lists) l.sort(cmp as (a: number, b: number) => number);
     for (const s of this.scanned) s.sort((a, b) => cmp(a.value, b.value));
+    let bits = 1 << 10;
+    while (bits < this.keys.length * 8) bits *= 2;
+    this.filter = new Int32Array(bits >>> 5);
+    this.filterMask = bits - 1;
+    for (let j = 0; j < this.slots.length; j += 2) {
+      if (this.slots[j] !== -1) {
+        const b = filterBit(this.slots[j + 1]!) & this.filterMask;
+        this.filter[b >>> 5]! |= 1 << (b & 31);
+      }
+    }
     // Trim the value slots to the entries there are (the doubling leaves up to half unused).
     const used = this.keys.length * this.lanes * 2;
     if (this.vals.length > used) this.vals = this.vals.slice(0, Math.max(used, 1));

@@ -5,7 +5,13 @@
 // lan:    with [enforce] lan = "direct" (default), loopback/RFC 1918/link-local/ULA destinations
 //         go direct; lan = "policy" skips this stage;
 // block:  any matching rule whose egress has type block, ranked like the stages below;
-// then the non-block rules by stage, and the default egress.
+// then the non-block rules by stage; then the implicit group rules; and the default egress.
+// Implicit group rules: for every egress NAME (declared or built-in) compilePolicy adds
+// `group:NAME → NAME` below every configured rule, so a program that `switchyard exec --egress
+// NAME` (or the app watcher) put into group NAME takes egress NAME unless a configured rule says
+// otherwise. They report stage `app`, rule index -1 and `implicit: true`. projectDomain() leaves
+// them out: a group's flows are redirected by the group itself, and counting them would make
+// every name's projection non-uniform.
 // decide() returns at the first match; explain() runs the same walk with a collector (rule-set.ts).
 import type {
   Candidate,
@@ -85,6 +91,8 @@ export class CompiledPolicy implements Policy {
   private readonly mainSet: RuleSet;
   private readonly exempt: CompiledExempt[];
   private readonly lanDirect: boolean;
+  /** Implicit rule `group:NAME → NAME` per egress name. */
+  private readonly implicitGroups = new Map<string, RuleRef>();
 
   constructor(config: Config) {
     this.config = config;
@@ -108,6 +116,19 @@ export class CompiledPolicy implements Policy {
       this.exempt.push({ ref: { id: 'enforce.exempt_users', index: -1, origin: {} }, apps: new AppIndex(), users: new Set(e.users), cfg: e });
     }
     this.lanDirect = config.enforce.lan === 'direct';
+    for (const [name, e] of Object.entries(config.egress)) {
+      const origin = e.line !== undefined ? { file: config.source, line: e.line } : {};
+      this.implicitGroups.set(name, Object.freeze({ id: `implicit rule: group ${name} → egress ${name}`, index: -1, origin: Object.freeze(origin), implicit: true as const }));
+    }
+  }
+
+  /** The implicit group rule for the query's group, as a match; null when none applies. */
+  private implicitMatch(ctx: QueryCtx): Ranked | null {
+    const g = ctx.q.group;
+    if (g === undefined) return null;
+    const ref = this.implicitGroups.get(g);
+    if (ref === undefined) return null;
+    return { ref, egress: g, stage: 'app', matched: [{ condition: 'group', pattern: `group:${g}`, value: g }], rule: null, spec: -1 };
   }
 
   decide(q: FlowQuery): Decision {
@@ -116,6 +137,8 @@ export class CompiledPolicy implements Policy {
     if (pre !== null) return { egress: pre.egress, stage: pre.stage, rule: pre.ref, matched: pre.matched };
     const d = this.blockSet.decide(ctx) ?? this.mainSet.decide(ctx);
     if (d !== null) return d;
+    const imp = this.implicitMatch(ctx);
+    if (imp !== null) return { egress: imp.egress, stage: imp.stage, rule: imp.ref, matched: imp.matched };
     return { egress: this.config.default, stage: 'default', rule: null, matched: [] };
   }
 
@@ -129,6 +152,8 @@ export class CompiledPolicy implements Policy {
       set.search(ctx, col);
       for (const m of col.all) ranked.push({ ref: m.rule.ref, egress: m.rule.egress, stage: m.stage, matched: m.matched, rule: m.rule, spec: m.spec });
     }
+    const imp = this.implicitMatch(ctx);
+    if (imp !== null) ranked.push(imp);
     // The walk already yields matches in rank order, so the first one is what decide() returns.
     const winner = ranked[0];
     const decision: Decision = winner
@@ -197,6 +222,7 @@ function exemptMatch(e: CompiledExempt, ctx: QueryCtx): MatchReason | null {
 function lostBecause(w: Ranked, l: Ranked): string {
   if (w.stage === 'exempt') return `${w.ref.id} matched: exempt flows always go direct`;
   if (w.stage === 'lan') return 'the destination is loopback/LAN and [enforce] lan = "direct"';
+  if (l.ref.implicit) return `implicit group rules rank below every configured rule (${w.ref.id} matched)`;
   if (STAGE_ORDER[w.stage] < STAGE_ORDER[l.stage]) {
     return w.stage === 'block' ? `${w.ref.id} blocks (block rules come first)` : `${w.stage} rules come before ${l.stage} rules`;
   }
