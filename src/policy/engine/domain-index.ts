@@ -41,12 +41,6 @@ function charMask(s: string): number {
   return m;
 }
 
-function countLabels(s: string): number {
-  let n = 1;
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) === 46) n++;
-  return n;
-}
-
 function labelBit(labels: number): number {
   return 1 << (Math.min(labels, 32) - 1);
 }
@@ -123,10 +117,10 @@ export class DomainIndex<V extends number = number> {
     this.lastName = null;
     if (p.kind === 'full' || p.kind === 'suffix') {
       const kind = p.kind === 'full' ? KIND_FULL : KIND_SUFFIX;
-      const bit = labelBit(countLabels(p.value));
+      const e = this.entry(p.value);
+      const bit = labelBit(this.entryLabels);
       if (kind === KIND_FULL) this.fullDepths |= bit;
       else this.suffixDepths |= bit;
-      const e = this.entry(p.value);
       const at = (e * this.lanes + lane) * 2 + kind;
       const cur = this.vals[at]!;
       if (cur === NONE) this.vals[at] = value;
@@ -137,9 +131,19 @@ export class DomainIndex<V extends number = number> {
     }
   }
 
-  /** The entry for `key`, created if new. */
+  /** Label count of the key of the last entry() call. */
+  private entryLabels = 1;
+
+  /** The entry for `key`, created if new (one pass hashes it and counts its labels). */
   private entry(key: string): number {
-    const h = suffixHash(key);
+    let h = 0x811c9dc5;
+    let labels = 1;
+    for (let i = key.length - 1; i >= 0; i--) {
+      const c = key.charCodeAt(i);
+      if (c === 46) labels++;
+      h = Math.imul(h ^ c, 0x01000193);
+    }
+    this.entryLabels = labels;
     const found = this.lookup(key, 0, h);
     if (found >= 0) return found;
     const e = this.keys.length;

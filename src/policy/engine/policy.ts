@@ -32,7 +32,7 @@ import { QueryCtx } from './query.ts';
 import { byConditionsThenIndex, type RuleInfo } from './rule.ts';
 import { DomainIndex } from './domain-index.ts';
 import { RuleSet, type Collector, type Match } from './rule-set.ts';
-import type { ExemptConfig, ProjectOptions } from '../types.ts';
+import type { ExemptConfig, ProjectOptions, RuleConfig } from '../types.ts';
 
 const STAGE_ORDER: Record<Stage, number> = { exempt: 0, lan: 1, block: 2, domain: 3, cidr: 4, app: 5, other: 6, default: 7 };
 const LAN_REF: RuleRef = { id: 'enforce.lan', index: -1, origin: {} };
@@ -96,15 +96,18 @@ export class CompiledPolicy implements Policy {
 
   constructor(config: Config) {
     this.config = config;
-    const isBlock = (egress: string) => config.egress[egress]?.type === 'block';
     const rules = config.rules;
     rules.forEach((r, i) => {
       if (r.index !== i) throw new InternalError(`rule ${i} has index ${r.index}: rules must be numbered 0..n-1 in order`);
     });
     // One domain table for both sets (lane 0: block rules, lane 1: the rest): one probe pass per name.
     const domain = new DomainIndex<number>(2);
-    this.blockSet = new RuleSet('block', rules, rules.filter((r) => isBlock(r.egress)), domain, 0);
-    this.mainSet = new RuleSet(null, rules, rules.filter((r) => !isBlock(r.egress)), domain, 1);
+    const blockRules: RuleConfig[] = [];
+    const otherRules: RuleConfig[] = [];
+    const blockEgress = new Set(Object.keys(config.egress).filter((e) => config.egress[e]!.type === 'block'));
+    for (const r of rules) (blockEgress.has(r.egress) ? blockRules : otherRules).push(r);
+    this.blockSet = new RuleSet('block', rules, blockRules, domain, 0);
+    this.mainSet = new RuleSet(null, rules, otherRules, domain, 1);
     domain.finish((a, b) => byConditionsThenIndex(rules[a]!, rules[b]!));
     this.exempt = config.exempt.map((e, i) => {
       const apps = new AppIndex<true>();
