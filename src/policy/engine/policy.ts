@@ -105,9 +105,25 @@ export class CompiledPolicy implements Policy {
     const blockRules: RuleConfig[] = [];
     const otherRules: RuleConfig[] = [];
     const blockEgress = new Set(Object.keys(config.egress).filter((e) => config.egress[e]!.type === 'block'));
-    for (const r of rules) (blockEgress.has(r.egress) ? blockRules : otherRules).push(r);
-    this.blockSet = new RuleSet('block', rules, blockRules, domain, 0);
-    this.mainSet = new RuleSet(null, rules, otherRules, domain, 1);
+    // Each rule's egress as a small number: decide() reads it without touching the rule object.
+    const egressNames = Object.keys(config.egress);
+    const egressIds = new Map(egressNames.map((e, i) => [e, i]));
+    const egressOf = new Uint16Array(rules.length);
+    for (const r of rules) {
+      const egress = r.egress;
+      (blockEgress.has(egress) ? blockRules : otherRules).push(r);
+      let id = egressIds.get(egress);
+      if (id === undefined) {
+        id = egressNames.length;
+        if (id > 0xffff) throw new InternalError('more than 65536 egress names');
+        egressNames.push(egress);
+        egressIds.set(egress, id);
+      }
+      egressOf[r.index] = id;
+    }
+    const egress = { names: egressNames, of: egressOf };
+    this.blockSet = new RuleSet('block', rules, blockRules, domain, 0, egress);
+    this.mainSet = new RuleSet(null, rules, otherRules, domain, 1, egress);
     domain.finish((a, b) => byConditionsThenIndex(rules[a]!, rules[b]!));
     this.exempt = config.exempt.map((e, i) => {
       const apps = new AppIndex<true>();

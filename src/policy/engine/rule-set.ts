@@ -60,8 +60,12 @@ export class RuleSet {
   private decision: Decision | null = null;
 
   /** The caller finishes `domain` (shared by both sets) once every set has added its patterns. */
-  constructor(stageName: Stage | null, all: readonly RuleConfig[], members: readonly RuleConfig[], domain: DomainIndex<number>, lane: number) {
+  /** Egress of each rule (by index) as a number into `names`, shared by both sets. */
+  private readonly egress: { readonly names: readonly string[]; readonly of: Uint16Array };
+
+  constructor(stageName: Stage | null, all: readonly RuleConfig[], members: readonly RuleConfig[], domain: DomainIndex<number>, lane: number, egress: { readonly names: readonly string[]; readonly of: Uint16Array }) {
     this.stageName = stageName;
+    this.egress = egress;
     this.domain = domain;
     this.lane = lane;
     this.rules = all;
@@ -187,7 +191,7 @@ export class RuleSet {
       this.matchRest(i, matched); // second pass only for the winner, to describe it
       const cfg = this.rules[i]!;
       // Same fields explain() reports for this match (rule-set stage, else the rule's own stage).
-      this.decision = { egress: cfg.egress, stage: this.stageName ?? STAGE_OF_PRIMARY[code]!, rule: ruleRef(cfg), matched };
+      this.decision = { egress: this.egress.names[this.egress.of[i]!]!, stage: this.stageName ?? STAGE_OF_PRIMARY[code]!, rule: ruleRef(cfg), matched };
       this.stopped = true;
       return true;
     }
