@@ -1,5 +1,5 @@
 // compilePolicy(config) → Policy. The fixed decision order (docs/config.md):
-//   exempt → lan → block → domain → cidr → app → other → default
+//   exempt → lan → block → domain → cidr → app → other → implicit group rules → default
 // exempt: [[exempt]] entries and [enforce] exempt_users — always direct, even when a domain rule
 //         matches (an egress core must never be sent into itself);
 // lan:    with [enforce] lan = "direct" (default), loopback/RFC 1918/link-local/ULA destinations
