@@ -103,6 +103,14 @@ export class PackedRules {
     this.lines = this.lines.slice(0, n);
     const t = this;
     const first = this.firstIndex;
+    // The origin with a line, built with a fixed shape (decide() makes one per decision; an
+    // object spread of the shared origin costs more).
+    const { list, file } = this.origin;
+    const withLine: (line: number) => RuleOrigin =
+      list !== undefined && file !== undefined ? (line) => ({ list, file, line })
+      : list !== undefined ? (line) => ({ list, line })
+      : file !== undefined ? (line) => ({ file, line })
+      : (line) => ({ line });
     // One class per table, so a rule object needs no pointer to its table: just its index.
     class PackedRule {
       readonly index: number;
@@ -126,7 +134,7 @@ export class PackedRules {
       }
       get origin(): RuleOrigin {
         const line = t.lines[this.index - first]!;
-        return line > 0 ? { ...t.origin, line } : t.origin;
+        return line > 0 ? withLine(line) : t.origin;
       }
       toJSON(): RuleConfig {
         return plainRule(this as unknown as RuleConfig);

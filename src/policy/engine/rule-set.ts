@@ -7,7 +7,7 @@
 import type { Decision, MatchReason, Stage } from '../types.ts';
 import { AppIndex, APP_KIND_RANK, appPatternText } from './app-matcher.ts';
 import { CidrIndex } from './cidr-index.ts';
-import { DomainIndex, domainPatternText } from './domain-index.ts';
+import type { DomainIndex } from './domain-index.ts';
 import { byConditionsThenIndex, CompiledRule, isSimple, MATCH_MAYBE, MATCH_NO, MATCH_YES, ruleRef, simpleInfo, stageOf, type MatchResult, type RuleInfo, type RuleStage } from './rule.ts';
 import type { RuleConfig } from '../types.ts';
 import type { QueryCtx } from './query.ts';
@@ -170,8 +170,8 @@ export class RuleSet {
   private primary(code: number, a: unknown, b: string, spec: number): MatchReason | null {
     const ctx = this.ctx!;
     if (code === PRIMARY_DOMAIN) {
-      const pattern: DomainPattern = { kind: a as DomainPattern['kind'], value: b };
-      return { condition: 'domain', pattern: domainPatternText(pattern), value: ctx.domain! };
+      // domainPatternText without building the pattern object.
+      return { condition: 'domain', pattern: a === 'suffix' ? b : `${a as string}:${b}`, value: ctx.domain! };
     }
     if (code === PRIMARY_CIDR) return { condition: 'cidr', pattern: this.cidr.describe(ctx, spec), value: ctx.q.ip! };
     if (code === PRIMARY_APP) {
