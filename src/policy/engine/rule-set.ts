@@ -72,17 +72,22 @@ export class RuleSet {
     this.hasMatcher = new Uint32Array((all.length >>> 5) + 1);
     for (const r of members) {
       const i = r.index;
-      const stage = stageOf(r);
-      if (!isSimple(r)) {
+      // Each field read once: on a PackedRules rule a read builds the array (see packed-rules.ts).
+      const domains = r.domains;
+      const apps = r.apps;
+      const cidrs = r.cidrs;
+      const stage: RuleStage = domains.length ? 'domain' : cidrs.length ? 'cidr' : apps.length ? 'app' : 'other';
+      const conds = +(domains.length > 0) + +(apps.length > 0) + +(cidrs.length > 0) + +(r.ports.length > 0) + +(r.network !== null);
+      if (conds !== 1 || stage === 'other') { // not isSimple(r)
         this.compiled.set(i, new CompiledRule(r));
         this.hasMatcher[i >>> 5]! |= 1 << (i & 31);
       }
-      if (stage === 'domain') { for (const p of r.domains) this.domain.add(p, i, lane); this.domainSize += r.domains.length; }
-      else if (stage === 'cidr') for (const c of r.cidrs) this.cidr.add(c, i);
-      else if (stage === 'app') for (const a of r.apps) this.app.add(a, i);
+      if (stage === 'domain') { for (const p of domains) this.domain.add(p, i, lane); this.domainSize += domains.length; }
+      else if (stage === 'cidr') for (const c of cidrs) this.cidr.add(c, i);
+      else if (stage === 'app') for (const a of apps) this.app.add(a, i);
       else this.other.push(i);
       if (stage !== 'domain' && !this.nonDomainEgresses.includes(r.egress)) this.nonDomainEgresses.push(r.egress);
-      if (stage !== 'domain' && r.apps.length === 0 && r.cidrs.length === 0 && !this.nonDomainCaptureEgresses.includes(r.egress)) this.nonDomainCaptureEgresses.push(r.egress);
+      if (stage !== 'domain' && apps.length === 0 && cidrs.length === 0 && !this.nonDomainCaptureEgresses.includes(r.egress)) this.nonDomainCaptureEgresses.push(r.egress);
     }
     const cmp = (a: number, b: number) => byConditionsThenIndex(all[a]!, all[b]!);
     this.cidr.finish(cmp);
