@@ -2,7 +2,7 @@
 // Rules are built as `Config` objects directly (as rule lists will be), not through TOML: a config
 // file is capped at 10 000 rules. Read-only parts (empty lists, origin) are shared between rules.
 import type { AppPattern, Cidr, Config, FlowQuery, RuleConfig } from '../src/policy/types.ts';
-import { loadConfigFromString } from '../src/policy/index.ts';
+import { loadConfigFromString, PackedRules } from '../src/policy/index.ts';
 import { formatIPv4 } from '../src/policy/ip.ts';
 
 export function rng(seed: number): () => number {
@@ -40,8 +40,13 @@ export interface BenchSet {
 const EMPTY: never[] = [];
 Object.freeze(EMPTY);
 
-/** `perRule` > 1 groups domain patterns into list-style rules of that many patterns each. */
-export function generate(domainRules: number, appRules: number, cidrRules: number, seed = 1, perRule = 1): BenchSet {
+/**
+ * `perRule` > 1 groups domain patterns into list-style rules of that many patterns each.
+ * `packed`: one-pattern domain and CIDR rules are built as a PackedRules table (as a list loader
+ * would deliver them: columns plus one small object per rule, origin {list, line}); otherwise as
+ * plain RuleConfig objects (sharing empty arrays and one origin object).
+ */
+export function generate(domainRules: number, appRules: number, cidrRules: number, seed = 1, perRule = 1, packed = true): BenchSet {
   const r = rng(seed);
   const base = loadConfigFromString(
     `version = 1
@@ -66,6 +71,19 @@ apps = ["sing-box", "ciadpi.exe"]
   const add = (egress: string, d: RuleConfig['domains'], a: AppPattern[], c: Cidr[]) => {
     rules.push({ index: rules.length, name: null, egress, domains: d, apps: a, cidrs: c, ports: EMPTY, network: null, origin });
   };
+  // Packed: domain (and keyword/regexp) rules in one table from index 0, CIDR rules in another.
+  const pack = packed && perRule === 1;
+  const domainTable = new PackedRules(origin, 0);
+  const appConds = new Map<string, number>();
+  const addDomain = (egress: string, p: RuleConfig['domains'][number], app: string | null) => {
+    if (!pack) return add(egress, [p], app === null ? EMPTY : [{ kind: 'name', value: app }], EMPTY);
+    let cond = 0;
+    if (app !== null) {
+      cond = appConds.get(app) ?? domainTable.appCondition([{ kind: 'name', value: app }]);
+      appConds.set(app, cond);
+    }
+    domainTable.addDomain(egress, p, domainTable.size + 1, cond);
+  };
   let group: RuleConfig['domains'] = [];
   for (let i = 0; i < domainRules; i++) {
     const d = ruleDomain(i, r);
@@ -74,16 +92,17 @@ apps = ["sing-box", "ciadpi.exe"]
     if (perRule > 1) {
       group.push(x < 0.9 ? { kind: 'suffix', value: d } : { kind: 'full', value: `www.${d}` });
       if (group.length === perRule) { add(pick(), group, EMPTY, EMPTY); group = []; }
-    } else if (x < 0.9) add(pick(), [{ kind: 'suffix', value: d }], EMPTY, EMPTY);
-    else if (x < 0.99) add(pick(), [{ kind: 'full', value: `www.${d}` }], EMPTY, EMPTY);
-    else { add(pick(), [{ kind: 'suffix', value: d }], [{ kind: 'name', value: `app${i % 50}.exe` }], EMPTY); multi++; }
+    } else if (x < 0.9) addDomain(pick(), { kind: 'suffix', value: d }, null);
+    else if (x < 0.99) addDomain(pick(), { kind: 'full', value: `www.${d}` }, null);
+    else { addDomain(pick(), { kind: 'suffix', value: d }, `app${i % 50}.exe`); multi++; }
   }
   if (group.length) add(pick(), group, EMPTY, EMPTY);
   // A few scanned patterns: each costs every query one check (see docs/config.md).
   const keywords = ['tracker', 'telemetry', 'adserv', 'doubleclk', 'analytics-'];
   const regexps = ['^ads?[0-9]+\\.', '\\.cdn[0-9]+\\.example$', '^r[0-9]+---sn-[a-z0-9]+\\.googlevideo\\.com$'];
-  for (const k of keywords) add('block', [{ kind: 'keyword', value: k }], EMPTY, EMPTY);
-  for (const re of regexps) add('dpi', [{ kind: 'regexp', value: re }], EMPTY, EMPTY);
+  for (const k of keywords) addDomain('block', { kind: 'keyword', value: k }, null);
+  for (const re of regexps) addDomain('dpi', { kind: 'regexp', value: re }, null);
+  if (pack) for (const rule of domainTable.rules()) rules.push(rule);
   const apps: string[] = [];
   for (let i = 0; i < appRules; i++) {
     const name = `${word(r, 3)}${i}.exe`;
@@ -92,6 +111,7 @@ apps = ["sing-box", "ciadpi.exe"]
     const p: AppPattern = x < 0.8 ? { kind: 'name', value: name } : x < 0.98 ? { kind: 'path', value: `c:/program files/${name.slice(0, -4)}/${name}` } : { kind: 'glob', value: `c:/games/${name.slice(0, 4)}*/**/*.exe` };
     add(pick(), EMPTY, [p], EMPTY);
   }
+  const cidrTable = new PackedRules(origin, rules.length);
   for (let i = 0; i < cidrRules; i++) {
     const prefix = 8 + Math.floor(r() * 25);
     let c: Cidr;
@@ -105,8 +125,10 @@ apps = ["sing-box", "ciadpi.exe"]
       const groups = hex.match(/.{4}/g)!.map((g) => parseInt(g, 16).toString(16));
       c = { family: 6, address: groups.join(':'), prefix: p6 };
     }
-    add(pick(), EMPTY, EMPTY, [c]);
+    if (packed) cidrTable.addCidr(pick(), c, i + 1);
+    else add(pick(), EMPTY, EMPTY, [c]);
   }
+  if (packed) for (const rule of cidrTable.rules()) rules.push(rule);
   const config: Config = { ...base, rules };
   return { config, domains, apps, counts: { domainRules, appRules, cidrRules, multi, keyword: keywords.length, regexp: regexps.length } };
 }

@@ -12,6 +12,7 @@ export { loadConfigFromBytes, loadConfigFromString, parseConfigToml } from './co
 export { compilePolicy } from './engine/policy.ts';
 export { configToToml } from './config/emit.ts';
 export { normalizeQueryDomain } from './engine/query.ts';
+export { PackedRules, plainRule } from './packed-rules.ts';
 export { DEFAULT_CONFIG_TOML };
 export * as limits from './config/limits.ts';
 

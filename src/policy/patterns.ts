@@ -190,6 +190,14 @@ export function normalizeExePath(p: string): string {
 /** The lower-cased base name of a process name or path (`C:\X\ZEN.EXE` → `zen.exe`). */
 export function normalizeProcessName(p: string): string {
   // charCodeAt, not p[i]: runs for every decision, and p[i] materialises one-character strings.
+  // Most names are already a lower-case ASCII base name: then return p itself (no slice, no
+  // toLowerCase, which costs a call into the case-mapping code even when nothing changes).
+  let plain = true;
+  for (let i = 0; i < p.length; i++) {
+    const c = p.charCodeAt(i);
+    if (c === 47 || c === 92 || (c >= 65 && c <= 90) || c > 127) { plain = false; break; }
+  }
+  if (plain) return p;
   let end = p.length;
   while (end > 0 && (p.charCodeAt(end - 1) === 47 || p.charCodeAt(end - 1) === 92)) end--; // '/', '\\'
   let start = end;

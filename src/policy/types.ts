@@ -274,6 +274,11 @@ export interface RuleRef {
   id: string;
   index: number;
   origin: RuleOrigin;
+  /**
+   * Set on the implicit rule `group:NAME → NAME` that compilePolicy adds for each egress (index -1,
+   * origin: the [egress.NAME] table); absent on configured rules. (Added by perfpol2.)
+   */
+  implicit?: true;
 }
 
 export interface Candidate {

@@ -153,6 +153,8 @@ export function referenceDecide(c: Config, q: FlowQuery): RefDecision {
     const key = [isBlock ? 0 : 1, KIND_ORDER[kind], -spec, -conds, r.index];
     if (best === null || less(key, best.key)) best = { key, r, kind };
   }
+  // The implicit rule group:NAME → NAME for every egress, below every configured rule.
+  if (best === null && q.group !== undefined && Object.hasOwn(c.egress, q.group)) return { egress: q.group, stage: 'app', ruleIndex: -1 };
   if (best === null) return { egress: c.default, stage: 'default', ruleIndex: null };
   return { egress: best.r.egress, stage: best.key[0] === 0 ? 'block' : best.kind, ruleIndex: best.r.index };
 }

@@ -1,76 +1,163 @@
-// Domain lookup for one rule set: a label trie for suffix patterns, flattened into one hash table
-// keyed by the suffix text (the trie node for labels com → youtube is the key "youtube.com"), and
-// a second table for exact (`full:`) names. A lookup considers the query name and each of its parent
-// names, longest first — at most one probe per label, no candidate list.
+// Domain lookup: a label trie for suffix patterns, flattened into one hash table keyed by the
+// suffix text (the trie node for labels com → youtube is the key "youtube.com"). Exact (`full:`)
+// names live in the same table: one key holds up to four value slots — full and suffix, each for
+// two lanes (the engine's block rules and its other rules) — so one probe per label depth answers
+// every kind and both rule sets. A lookup considers the query name and each of its parent names,
+// longest first — at most one probe per label depth that some key has, no candidate list.
 //
-// The tables are our own open-addressing tables over a hash that one right-to-left pass over the
-// name computes for every suffix at once, and a probe compares the stored key in place
-// (`startsWith(key, offset)`). So a lookup creates no substrings and hashes each character once;
-// with a JavaScript Map each parent name would be cut out and hashed again. Keywords and regexps
-// are scanned linearly (cost: one `includes` or one regexp test per pattern per query; see
-// docs/config.md).
+// The table is our own open addressing over a hash that one right-to-left pass over the name
+// computes for every suffix at once; a probe compares the stored key in place
+// (`startsWith(key, offset)`) only when the 32-bit hashes agree. So a lookup creates no substrings
+// and hashes each character once. The probe result of the last name is kept, so the second lane
+// (and explain's second walk) reuses it. Keywords and regexps are scanned linearly (one `includes`
+// or regexp test per pattern per query; see docs/config.md), except that a keyword whose
+// characters do not all occur in the name is skipped without a search (a character mask the hash
+// pass computes anyway).
 import type { DomainPattern } from '../types.ts';
-
-type Slot<V> = V | V[];
 
 interface Scanned<V> {
   value: V;
   pattern: DomainPattern;
   re: RegExp | null;
+  /** Keywords: the character mask (charMask) of the keyword; regexps: 0 (never skipped). */
+  need: number;
 }
 
 export function domainPatternText(p: DomainPattern): string {
   return p.kind === 'suffix' ? p.value : `${p.kind}:${p.value}`;
 }
 
-/** FNV-1a style hash of a string read right to left: the value the lookup pass computes. */
-function suffixHash(s: string): number {
+/** FNV-1a style hash of name[start..] read right to left: the value the lookup pass computes. */
+export function suffixHash(s: string, start = 0): number {
   let h = 0x811c9dc5;
-  for (let i = s.length - 1; i >= 0; i--) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  for (let i = s.length - 1; i >= start; i--) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
   return h;
 }
 
-function countLabels(s: string): number {
-  let n = 1;
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) === 46) n++;
-  return n;
+/** One bit per character class (code & 31): if a keyword occurs in a name, its mask ⊆ the name's. */
+function charMask(s: string): number {
+  let m = 0;
+  for (let i = 0; i < s.length; i++) m |= 1 << (s.charCodeAt(i) & 31);
+  return m;
 }
 
 function labelBit(labels: number): number {
   return 1 << (Math.min(labels, 32) - 1);
 }
 
+/** The filter's bit for a hash: mixed, so that it does not repeat the slot index's low bits. */
+function filterBit(h: number): number {
+  return Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) >>> 7;
+}
+
+const MAX_LABELS = 128; // a 253-character name has at most 127 labels
+const KIND_FULL = 0;
+const KIND_SUFFIX = 1;
+const NONE = -1;
+
 /**
- * Open addressing, linear probing, load ≤ 1/2; entries hold key and value slot. Each table slot
- * is a pair [entry index or -1, full hash of the key] side by side, so a probe that misses (most
- * do) reads one cache line instead of the slot array plus a separate hash array.
+ * Domain patterns → values (non-negative integers: rule indexes), in `lanes` independent lanes
+ * sharing one table. Open addressing, linear probing, load ≤ 1/2. Each table slot is a pair
+ * [entry or -1, full hash of the key] side by side, so a probe that misses (most do) reads one
+ * cache line. An entry's value slots are an Int32Array run: NONE, a value, or -2-k for list k
+ * (several rules sharing one pattern in one lane).
  */
-class KeyTable<V> {
+export class DomainIndex<V extends number = number> {
+  private readonly lanes: number;
   private slots = new Int32Array(2 * 64).fill(-1);
   private mask = 63; // slot count - 1
-  /** Bit k set when some key has k+1 labels (bit 31: 32 or more): probes skip other depths. */
-  labelMask = 0;
-  readonly keys: string[] = [];
-  readonly values: Slot<V>[] = [];
+  private keys: string[] = [];
+  /**
+   * A bit per hash value (low bits above the slot index's), 8+ bits per key: a probe for a name
+   * that is in no pattern (most probes) usually stops at this small, cache-resident array
+   * instead of reading the much larger slot array. Built by finish().
+   */
+  private filter = new Int32Array(0);
+  private filterMask = 0;
+  /** lanes × 2 kinds value slots per entry, index (entry * lanes + lane) * 2 + kind. */
+  private vals = new Int32Array(64);
+  private readonly lists: number[][] = [];
+  /** Bit k set when some suffix (resp. full) key has k+1 labels (bit 31: 32 or more). */
+  private suffixDepths = 0;
+  private fullDepths = 0;
+  private readonly scanned: Scanned<V>[][];
+  private readonly sizes: number[];
 
-  get size(): number {
-    return this.keys.length;
+  // Result of the last probe pass (find is synchronous): entries hit, longest key first, and
+  // whether the first one is the whole name (only then do its full slots apply).
+  private lastName: string | null = null;
+  private readonly hits = new Int32Array(MAX_LABELS + 1);
+  private nHits = 0;
+  private wholeHit = false;
+  private nameMask = 0;
+  // Scratch for the pass: suffix start offsets and their hashes.
+  private readonly starts = new Int32Array(MAX_LABELS + 1);
+  private readonly hashes = new Int32Array(MAX_LABELS + 1);
+
+  constructor(lanes = 1) {
+    this.lanes = lanes;
+    this.scanned = Array.from({ length: lanes }, () => []);
+    this.sizes = new Array<number>(lanes).fill(0);
   }
 
-  add(key: string, value: V): void {
-    const h = suffixHash(key);
-    const e = this.lookup(key, 0, h);
-    if (e >= 0) {
-      const cur = this.values[e]!;
-      if (Array.isArray(cur)) { if (!cur.includes(value)) cur.push(value); }
-      else if (cur !== value) this.values[e] = [cur, value];
-      return;
+  /** Number of patterns added to `lane`. */
+  laneSize(lane: number): number {
+    return this.sizes[lane]!;
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const s of this.sizes) n += s;
+    return n;
+  }
+
+  add(p: DomainPattern, value: V, lane = 0): void {
+    this.filterMask = 0; // rebuilt by finish()
+    this.sizes[lane]!++;
+    this.lastName = null;
+    if (p.kind === 'full' || p.kind === 'suffix') {
+      const kind = p.kind === 'full' ? KIND_FULL : KIND_SUFFIX;
+      const e = this.entry(p.value);
+      const bit = labelBit(this.entryLabels);
+      if (kind === KIND_FULL) this.fullDepths |= bit;
+      else this.suffixDepths |= bit;
+      const at = (e * this.lanes + lane) * 2 + kind;
+      const cur = this.vals[at]!;
+      if (cur === NONE) this.vals[at] = value;
+      else if (cur >= 0) { if (cur !== value) { this.lists.push([cur, value]); this.vals[at] = -2 - (this.lists.length - 1); } }
+      else { const l = this.lists[-2 - cur]!; if (!l.includes(value)) l.push(value); }
+    } else {
+      this.scanned[lane]!.push({ value, pattern: p, re: p.kind === 'regexp' ? new RegExp(p.value) : null, need: p.kind === 'keyword' ? charMask(p.value) : 0 });
     }
-    this.labelMask |= labelBit(countLabels(key));
+  }
+
+  /** Label count of the key of the last entry() call. */
+  private entryLabels = 1;
+
+  /** The entry for `key`, created if new (one pass hashes it and counts its labels). */
+  private entry(key: string): number {
+    let h = 0x811c9dc5;
+    let labels = 1;
+    for (let i = key.length - 1; i >= 0; i--) {
+      const c = key.charCodeAt(i);
+      if (c === 46) labels++;
+      h = Math.imul(h ^ c, 0x01000193);
+    }
+    this.entryLabels = labels;
+    const found = this.lookup(key, 0, h);
+    if (found >= 0) return found;
+    const e = this.keys.length;
     this.keys.push(key);
-    this.values.push(value);
+    const width = this.lanes * 2;
+    if ((e + 1) * width > this.vals.length) {
+      const v = new Int32Array(this.vals.length * 2).fill(NONE);
+      v.set(this.vals);
+      this.vals = v;
+    }
+    this.vals.fill(NONE, e * width, (e + 1) * width);
     if (this.keys.length * 2 > this.mask + 1) this.grow();
-    this.place(h, this.keys.length - 1);
+    this.place(h, e);
+    return e;
   }
 
   private place(h: number, e: number): void {
@@ -89,7 +176,11 @@ class KeyTable<V> {
   }
 
   /** Entry whose key equals name[start..], given that substring's hash; -1 if none. */
-  lookup(name: string, start: number, h: number): number {
+  private lookup(name: string, start: number, h: number): number {
+    if (this.filterMask !== 0) {
+      const b = filterBit(h) & this.filterMask;
+      if ((this.filter[b >>> 5]! & (1 << (b & 31))) === 0) return -1;
+    }
     const len = name.length - start;
     const slots = this.slots;
     const mask = this.mask;
@@ -102,83 +193,104 @@ class KeyTable<V> {
       }
     }
   }
-}
-
-const MAX_LABELS = 128; // a 253-character name has at most 127 labels
-
-export class DomainIndex<V> {
-  private readonly full = new KeyTable<V>();
-  private readonly suffix = new KeyTable<V>();
-  private readonly scanned: Scanned<V>[] = [];
-  // Scratch for one lookup: suffix start offsets and their hashes (find is synchronous).
-  private readonly starts = new Int32Array(MAX_LABELS + 1);
-  private readonly hashes = new Int32Array(MAX_LABELS + 1);
-  size = 0;
-
-  add(p: DomainPattern, value: V): void {
-    this.size++;
-    if (p.kind === 'full') this.full.add(p.value, value);
-    else if (p.kind === 'suffix') this.suffix.add(p.value, value);
-    else this.scanned.push({ value, pattern: p, re: p.kind === 'regexp' ? new RegExp(p.value) : null });
-  }
 
   /** Orders values that share a pattern (or share the scanned level) by `cmp`; call after adding. */
   finish(cmp: (a: V, b: V) => number): void {
-    for (const t of [this.full, this.suffix]) for (const v of t.values) if (Array.isArray(v)) v.sort(cmp);
-    this.scanned.sort((a, b) => cmp(a.value, b.value));
+    for (const l of this.lists) l.sort(cmp as (a: number, b: number) => number);
+    for (const s of this.scanned) s.sort((a, b) => cmp(a.value, b.value));
+    let bits = 1 << 10;
+    while (bits < this.keys.length * 8) bits *= 2;
+    this.filter = new Int32Array(bits >>> 5);
+    this.filterMask = bits - 1;
+    for (let j = 0; j < this.slots.length; j += 2) {
+      if (this.slots[j] !== -1) {
+        const b = filterBit(this.slots[j + 1]!) & this.filterMask;
+        this.filter[b >>> 5]! |= 1 << (b & 31);
+      }
+    }
+    // Trim the value slots to the entries there are (the doubling leaves up to half unused).
+    const used = this.keys.length * this.lanes * 2;
+    if (this.vals.length > used) this.vals = this.vals.slice(0, Math.max(used, 1));
+  }
+
+  /** One right-to-left pass over `name`: the entries it hits, longest first (cached per name). */
+  private probe(name: string): void {
+    if (name === this.lastName) return;
+    this.nHits = 0;
+    this.wholeHit = false;
+    const sdepths = this.suffixDepths;
+    const any = this.keys.length !== 0;
+    // h is the hash of name[i+1..] when name[i] is a dot, and of the whole name at the end.
+    // Only depths (label counts) that some key has are probed.
+    let h = 0x811c9dc5;
+    let n = 0;
+    let labels = 1;
+    let m = 0;
+    for (let i = name.length - 1; i >= 0; i--) {
+      const c = name.charCodeAt(i);
+      m |= 1 << (c & 31);
+      if (c === 46) {
+        if ((sdepths & labelBit(labels)) !== 0 && n < MAX_LABELS) {
+          this.starts[n] = i + 1;
+          this.hashes[n++] = h;
+        }
+        labels++;
+      }
+      h = Math.imul(h ^ c, 0x01000193);
+    }
+    this.nameMask = m;
+    if (any) {
+      if (((sdepths | this.fullDepths) & labelBit(labels)) !== 0) {
+        const e = this.lookup(name, 0, h);
+        if (e >= 0) {
+          this.hits[this.nHits++] = e;
+          this.wholeHit = true;
+        }
+      }
+      // Longest suffix first: starts were collected from the right, so walk them backwards.
+      for (let k = n - 1; k >= 0; k--) {
+        const e = this.lookup(name, this.starts[k]!, this.hashes[k]!);
+        if (e >= 0) this.hits[this.nHits++] = e;
+      }
+    }
+    this.lastName = name;
   }
 
   /**
-   * Visits matches of `name` from most to least specific until `visit` returns true.
-   * `kind`/`key` describe the matched pattern (key = the pattern's value).
+   * Visits matches of `name` in `lane` from most to least specific until `visit` returns true:
+   * the exact name, suffixes longest first, then keywords/regexps. `kind`/`key` describe the
+   * matched pattern (key = the pattern's value).
    */
-  find(name: string, visit: (value: V, kind: DomainPattern['kind'], key: string) => boolean): boolean {
-    const full = this.full;
-    const suffix = this.suffix;
-    if (full.size !== 0 || suffix.size !== 0) {
-      // One right-to-left pass: h is the hash of name[i+1..] when name[i] is a dot, and of the
-      // whole name at the end. Only depths (label counts) that some pattern has are probed.
-      const mask = suffix.labelMask;
-      let h = 0x811c9dc5;
-      let n = 0;
-      let labels = 1;
-      for (let i = name.length - 1; i >= 0; i--) {
-        const c = name.charCodeAt(i);
-        if (c === 46) {
-          if ((mask & labelBit(labels)) !== 0 && n < MAX_LABELS) {
-            this.starts[n] = i + 1;
-            this.hashes[n++] = h;
-          }
-          labels++;
-        }
-        h = Math.imul(h ^ c, 0x01000193);
+  find(name: string, visit: (value: V, kind: DomainPattern['kind'], key: string) => boolean, lane = 0): boolean {
+    if (this.sizes[lane] === 0) return false;
+    this.probe(name);
+    const base = lane * 2;
+    const width = this.lanes * 2;
+    for (let k = 0; k < this.nHits; k++) {
+      const e = this.hits[k]!;
+      const at = e * width + base;
+      if (k === 0 && this.wholeHit) {
+        const f = this.vals[at + KIND_FULL]!;
+        if (f !== NONE && this.visitSlot(f, 'full', this.keys[e]!, visit)) return true;
       }
-      if ((mask & labelBit(labels)) !== 0 && n < MAX_LABELS) {
-        this.starts[n] = 0;
-        this.hashes[n++] = h;
-      }
-      if (full.size !== 0 && (full.labelMask & labelBit(labels)) !== 0) {
-        const e = full.lookup(name, 0, h);
-        if (e >= 0 && visitSlot(full.values[e]!, 'full', full.keys[e]!, visit)) return true;
-      }
-      if (suffix.size !== 0) {
-        // Longest suffix first: starts were collected from the right, so walk them backwards.
-        for (let k = n - 1; k >= 0; k--) {
-          const e = suffix.lookup(name, this.starts[k]!, this.hashes[k]!);
-          if (e >= 0 && visitSlot(suffix.values[e]!, 'suffix', suffix.keys[e]!, visit)) return true;
-        }
-      }
+      const s = this.vals[at + KIND_SUFFIX]!;
+      if (s !== NONE && this.visitSlot(s, 'suffix', this.keys[e]!, visit)) return true;
     }
-    for (const e of this.scanned) {
-      const hit = e.re === null ? name.includes(e.pattern.value) : e.re.test(name);
-      if (hit && visit(e.value, e.pattern.kind, e.pattern.value)) return true;
+    const scanned = this.scanned[lane]!;
+    if (scanned.length !== 0) {
+      const m = this.nameMask;
+      for (const e of scanned) {
+        if ((e.need & m) !== e.need) continue; // some keyword character is not in the name
+        const hit = e.re === null ? name.includes(e.pattern.value) : e.re.test(name);
+        if (hit && visit(e.value, e.pattern.kind, e.pattern.value)) return true;
+      }
     }
     return false;
   }
-}
 
-function visitSlot<V>(s: Slot<V>, kind: DomainPattern['kind'], key: string, visit: (value: V, kind: DomainPattern['kind'], key: string) => boolean): boolean {
-  if (!Array.isArray(s)) return visit(s, kind, key);
-  for (const v of s) if (visit(v, kind, key)) return true;
-  return false;
+  private visitSlot(s: number, kind: DomainPattern['kind'], key: string, visit: (value: V, kind: DomainPattern['kind'], key: string) => boolean): boolean {
+    if (s >= 0) return visit(s as V, kind, key);
+    for (const v of this.lists[-2 - s]!) if (visit(v as V, kind, key)) return true;
+    return false;
+  }
 }

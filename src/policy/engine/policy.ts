@@ -1,11 +1,17 @@
 // compilePolicy(config) → Policy. The fixed decision order (docs/config.md):
-//   exempt → lan → block → domain → cidr → app → other → default
+//   exempt → lan → block → domain → cidr → app → other → implicit group rules → default
 // exempt: [[exempt]] entries and [enforce] exempt_users — always direct, even when a domain rule
 //         matches (an egress core must never be sent into itself);
 // lan:    with [enforce] lan = "direct" (default), loopback/RFC 1918/link-local/ULA destinations
 //         go direct; lan = "policy" skips this stage;
 // block:  any matching rule whose egress has type block, ranked like the stages below;
-// then the non-block rules by stage, and the default egress.
+// then the non-block rules by stage; then the implicit group rules; and the default egress.
+// Implicit group rules: for every egress NAME (declared or built-in) compilePolicy adds
+// `group:NAME → NAME` below every configured rule, so a program that `switchyard exec --egress
+// NAME` (or the app watcher) put into group NAME takes egress NAME unless a configured rule says
+// otherwise. They report stage `app`, rule index -1 and `implicit: true`. projectDomain() leaves
+// them out: a group's flows are redirected by the group itself, and counting them would make
+// every name's projection non-uniform.
 // decide() returns at the first match; explain() runs the same walk with a collector (rule-set.ts).
 import type {
   Candidate,
@@ -23,9 +29,10 @@ import { InternalError } from '../../errors.ts';
 import { cidrContains, cidrText, isLanAddress } from '../ip.ts';
 import { AppIndex, appPatternText } from './app-matcher.ts';
 import { QueryCtx } from './query.ts';
-import type { RuleInfo } from './rule.ts';
+import { byConditionsThenIndex, type RuleInfo } from './rule.ts';
+import { DomainIndex } from './domain-index.ts';
 import { RuleSet, type Collector, type Match } from './rule-set.ts';
-import type { ExemptConfig, ProjectOptions } from '../types.ts';
+import type { ExemptConfig, ProjectOptions, RuleConfig } from '../types.ts';
 
 const STAGE_ORDER: Record<Stage, number> = { exempt: 0, lan: 1, block: 2, domain: 3, cidr: 4, app: 5, other: 6, default: 7 };
 const LAN_REF: RuleRef = { id: 'enforce.lan', index: -1, origin: {} };
@@ -84,16 +91,40 @@ export class CompiledPolicy implements Policy {
   private readonly mainSet: RuleSet;
   private readonly exempt: CompiledExempt[];
   private readonly lanDirect: boolean;
+  /** Implicit rule `group:NAME → NAME` per egress name. */
+  private readonly implicitGroups = new Map<string, RuleRef>();
 
   constructor(config: Config) {
     this.config = config;
-    const isBlock = (egress: string) => config.egress[egress]?.type === 'block';
     const rules = config.rules;
     rules.forEach((r, i) => {
       if (r.index !== i) throw new InternalError(`rule ${i} has index ${r.index}: rules must be numbered 0..n-1 in order`);
     });
-    this.blockSet = new RuleSet('block', rules, rules.filter((r) => isBlock(r.egress)));
-    this.mainSet = new RuleSet(null, rules, rules.filter((r) => !isBlock(r.egress)));
+    // One domain table for both sets (lane 0: block rules, lane 1: the rest): one probe pass per name.
+    const domain = new DomainIndex<number>(2);
+    const blockRules: RuleConfig[] = [];
+    const otherRules: RuleConfig[] = [];
+    const blockEgress = new Set(Object.keys(config.egress).filter((e) => config.egress[e]!.type === 'block'));
+    // Each rule's egress as a small number: decide() reads it without touching the rule object.
+    const egressNames = Object.keys(config.egress);
+    const egressIds = new Map(egressNames.map((e, i) => [e, i]));
+    const egressOf = new Uint16Array(rules.length);
+    for (const r of rules) {
+      const egress = r.egress;
+      (blockEgress.has(egress) ? blockRules : otherRules).push(r);
+      let id = egressIds.get(egress);
+      if (id === undefined) {
+        id = egressNames.length;
+        if (id > 0xffff) throw new InternalError('more than 65536 egress names');
+        egressNames.push(egress);
+        egressIds.set(egress, id);
+      }
+      egressOf[r.index] = id;
+    }
+    const egress = { names: egressNames, of: egressOf };
+    this.blockSet = new RuleSet('block', rules, blockRules, domain, 0, egress);
+    this.mainSet = new RuleSet(null, rules, otherRules, domain, 1, egress);
+    domain.finish((a, b) => byConditionsThenIndex(rules[a]!, rules[b]!));
     this.exempt = config.exempt.map((e, i) => {
       const apps = new AppIndex<true>();
       for (const p of e.apps) apps.add(p, true);
@@ -104,6 +135,19 @@ export class CompiledPolicy implements Policy {
       this.exempt.push({ ref: { id: 'enforce.exempt_users', index: -1, origin: {} }, apps: new AppIndex(), users: new Set(e.users), cfg: e });
     }
     this.lanDirect = config.enforce.lan === 'direct';
+    for (const [name, e] of Object.entries(config.egress)) {
+      const origin = e.line !== undefined ? { file: config.source, line: e.line } : {};
+      this.implicitGroups.set(name, Object.freeze({ id: `implicit rule: group ${name} → egress ${name}`, index: -1, origin: Object.freeze(origin), implicit: true as const }));
+    }
+  }
+
+  /** The implicit group rule for the query's group, as a match; null when none applies. */
+  private implicitMatch(ctx: QueryCtx): Ranked | null {
+    const g = ctx.q.group;
+    if (g === undefined) return null;
+    const ref = this.implicitGroups.get(g);
+    if (ref === undefined) return null;
+    return { ref, egress: g, stage: 'app', matched: [{ condition: 'group', pattern: `group:${g}`, value: g }], rule: null, spec: -1 };
   }
 
   decide(q: FlowQuery): Decision {
@@ -112,6 +156,8 @@ export class CompiledPolicy implements Policy {
     if (pre !== null) return { egress: pre.egress, stage: pre.stage, rule: pre.ref, matched: pre.matched };
     const d = this.blockSet.decide(ctx) ?? this.mainSet.decide(ctx);
     if (d !== null) return d;
+    const imp = this.implicitMatch(ctx);
+    if (imp !== null) return { egress: imp.egress, stage: imp.stage, rule: imp.ref, matched: imp.matched };
     return { egress: this.config.default, stage: 'default', rule: null, matched: [] };
   }
 
@@ -125,6 +171,8 @@ export class CompiledPolicy implements Policy {
       set.search(ctx, col);
       for (const m of col.all) ranked.push({ ref: m.rule.ref, egress: m.rule.egress, stage: m.stage, matched: m.matched, rule: m.rule, spec: m.spec });
     }
+    const imp = this.implicitMatch(ctx);
+    if (imp !== null) ranked.push(imp);
     // The walk already yields matches in rank order, so the first one is what decide() returns.
     const winner = ranked[0];
     const decision: Decision = winner
@@ -193,6 +241,7 @@ function exemptMatch(e: CompiledExempt, ctx: QueryCtx): MatchReason | null {
 function lostBecause(w: Ranked, l: Ranked): string {
   if (w.stage === 'exempt') return `${w.ref.id} matched: exempt flows always go direct`;
   if (w.stage === 'lan') return 'the destination is loopback/LAN and [enforce] lan = "direct"';
+  if (l.ref.implicit) return `implicit group rules rank below every configured rule (${w.ref.id} matched)`;
   if (STAGE_ORDER[w.stage] < STAGE_ORDER[l.stage]) {
     return w.stage === 'block' ? `${w.ref.id} blocks (block rules come first)` : `${w.stage} rules come before ${l.stage} rules`;
   }

@@ -7,7 +7,7 @@
 import type { Decision, MatchReason, Stage } from '../types.ts';
 import { AppIndex, APP_KIND_RANK, appPatternText } from './app-matcher.ts';
 import { CidrIndex } from './cidr-index.ts';
-import { DomainIndex, domainPatternText } from './domain-index.ts';
+import type { DomainIndex } from './domain-index.ts';
 import { byConditionsThenIndex, CompiledRule, isSimple, MATCH_MAYBE, MATCH_NO, MATCH_YES, ruleRef, simpleInfo, stageOf, type MatchResult, type RuleInfo, type RuleStage } from './rule.ts';
 import type { RuleConfig } from '../types.ts';
 import type { QueryCtx } from './query.ts';
@@ -31,10 +31,13 @@ export interface Collector {
 export class RuleSet {
   readonly stageName: Stage | null; // 'block' for the block set; null = each rule's own stage
   // Index values are rule indexes into `rules` (the config's list): small integers, no objects.
-  readonly domain = new DomainIndex<number>();
+  /** Shared with the policy's other rule set: this set's patterns are lane `lane` of it. */
+  readonly domain: DomainIndex<number>;
+  private readonly lane: number;
   readonly cidr = new CidrIndex<number>();
   readonly app = new AppIndex<number>();
   readonly other: number[] = [];
+  private domainSize = 0;
   /** Egresses of rules outside the domain stage, in rule order (for projections). */
   readonly nonDomainEgresses: string[] = [];
   /** The same, without rules that have an app or a CIDR condition (projections for capture). */
@@ -56,26 +59,37 @@ export class RuleSet {
   private hit: Match | null = null;
   private decision: Decision | null = null;
 
-  constructor(stageName: Stage | null, all: readonly RuleConfig[], members: readonly RuleConfig[]) {
+  /** The caller finishes `domain` (shared by both sets) once every set has added its patterns. */
+  /** Egress of each rule (by index) as a number into `names`, shared by both sets. */
+  private readonly egress: { readonly names: readonly string[]; readonly of: Uint16Array };
+
+  constructor(stageName: Stage | null, all: readonly RuleConfig[], members: readonly RuleConfig[], domain: DomainIndex<number>, lane: number, egress: { readonly names: readonly string[]; readonly of: Uint16Array }) {
     this.stageName = stageName;
+    this.egress = egress;
+    this.domain = domain;
+    this.lane = lane;
     this.rules = all;
     this.hasMatcher = new Uint32Array((all.length >>> 5) + 1);
     for (const r of members) {
       const i = r.index;
-      const stage = stageOf(r);
-      if (!isSimple(r)) {
+      // Each field read once: on a PackedRules rule a read builds the array (see packed-rules.ts).
+      const domains = r.domains;
+      const apps = r.apps;
+      const cidrs = r.cidrs;
+      const stage: RuleStage = domains.length ? 'domain' : cidrs.length ? 'cidr' : apps.length ? 'app' : 'other';
+      const conds = +(domains.length > 0) + +(apps.length > 0) + +(cidrs.length > 0) + +(r.ports.length > 0) + +(r.network !== null);
+      if (conds !== 1 || stage === 'other') { // not isSimple(r)
         this.compiled.set(i, new CompiledRule(r));
         this.hasMatcher[i >>> 5]! |= 1 << (i & 31);
       }
-      if (stage === 'domain') for (const p of r.domains) this.domain.add(p, i);
-      else if (stage === 'cidr') for (const c of r.cidrs) this.cidr.add(c, i);
-      else if (stage === 'app') for (const a of r.apps) this.app.add(a, i);
+      if (stage === 'domain') { for (const p of domains) this.domain.add(p, i, lane); this.domainSize += domains.length; }
+      else if (stage === 'cidr') for (const c of cidrs) this.cidr.add(c, i);
+      else if (stage === 'app') for (const a of apps) this.app.add(a, i);
       else this.other.push(i);
       if (stage !== 'domain' && !this.nonDomainEgresses.includes(r.egress)) this.nonDomainEgresses.push(r.egress);
-      if (stage !== 'domain' && r.apps.length === 0 && r.cidrs.length === 0 && !this.nonDomainCaptureEgresses.includes(r.egress)) this.nonDomainCaptureEgresses.push(r.egress);
+      if (stage !== 'domain' && apps.length === 0 && cidrs.length === 0 && !this.nonDomainCaptureEgresses.includes(r.egress)) this.nonDomainCaptureEgresses.push(r.egress);
     }
     const cmp = (a: number, b: number) => byConditionsThenIndex(all[a]!, all[b]!);
-    this.domain.finish(cmp);
     this.cidr.finish(cmp);
     this.app.finish(cmp);
     this.other.sort(cmp);
@@ -107,7 +121,7 @@ export class RuleSet {
   }
 
   get size(): number {
-    return this.domain.size + this.cidr.size + this.app.size + this.other.length;
+    return this.domainSize + this.cidr.size + this.app.size + this.other.length;
   }
 
   /**
@@ -122,8 +136,8 @@ export class RuleSet {
     this.hit = null;
     this.decision = null;
     try {
-      if (ctx.domain !== null && this.domain.size !== 0) {
-        this.domain.find(ctx.domain, this.onDomain);
+      if (ctx.domain !== null && this.domainSize !== 0) {
+        this.domain.find(ctx.domain, this.onDomain, this.lane);
         if (this.stopped) return this.hit;
       }
       if (domainOnly) return this.hit;
@@ -161,10 +175,10 @@ export class RuleSet {
   private primary(code: number, a: unknown, b: string, spec: number): MatchReason | null {
     const ctx = this.ctx!;
     if (code === PRIMARY_DOMAIN) {
-      const pattern: DomainPattern = { kind: a as DomainPattern['kind'], value: b };
-      return { condition: 'domain', pattern: domainPatternText(pattern), value: ctx.domain! };
+      // domainPatternText without building the pattern object.
+      return { condition: 'domain', pattern: a === 'suffix' ? b : `${a as string}:${b}`, value: ctx.domain! };
     }
-    if (code === PRIMARY_CIDR) return { condition: 'cidr', pattern: CidrIndex.describe(ctx, spec), value: ctx.q.ip! };
+    if (code === PRIMARY_CIDR) return { condition: 'cidr', pattern: this.cidr.describe(ctx, spec), value: ctx.q.ip! };
     if (code === PRIMARY_APP) {
       const p = a as AppPattern;
       return { condition: p.kind === 'group' ? 'group' : 'app', pattern: appPatternText(p), value: b };
@@ -182,7 +196,7 @@ export class RuleSet {
       this.matchRest(i, matched); // second pass only for the winner, to describe it
       const cfg = this.rules[i]!;
       // Same fields explain() reports for this match (rule-set stage, else the rule's own stage).
-      this.decision = { egress: cfg.egress, stage: this.stageName ?? STAGE_OF_PRIMARY[code]!, rule: ruleRef(cfg), matched };
+      this.decision = { egress: this.egress.names[this.egress.of[i]!]!, stage: this.stageName ?? STAGE_OF_PRIMARY[code]!, rule: ruleRef(cfg), matched };
       this.stopped = true;
       return true;
     }
