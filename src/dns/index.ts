@@ -6,6 +6,8 @@ import type { Config, DomainProjection } from '../policy/types.ts';
 import type { ConnectTcp } from './dial.ts';
 import { Forwarder, silentLog } from './forwarder.ts';
 import type { DnsLog, ForwarderStats } from './forwarder.ts';
+import { FastReplicas } from './fast-path.ts';
+import type { FastPathStats } from './fast-path.ts';
 import { listen } from './listen.ts';
 import type { Listener } from './listen.ts';
 import { CorrelationStore, STORE_FILE_NAME } from './store.ts';
@@ -16,6 +18,7 @@ import type { Socket as UdpSocket } from 'node:dgram';
 export { CorrelationStore, canonicalIp, STORE_FILE_NAME } from './store.ts';
 export { Forwarder, CANARY } from './forwarder.ts';
 export type { DnsLog, ForwarderStats } from './forwarder.ts';
+export type { FastPathStats } from './fast-path.ts';
 export { parseUpstream } from './upstream.ts';
 export { systemUpstreams, parseResolvConf, SAVED_RESOLVERS_FILE } from './system.ts';
 
@@ -35,6 +38,11 @@ export interface StartDnsOptions {
   hookTimeoutMs?: number;
   /** Seconds between saves of the store when it changed (default 30). */
   autosaveSeconds?: number;
+  /**
+   * Try the UDP fast path (Linux: a worker thread answering cache hits with recvmmsg/sendmmsg;
+   * docs/dns.md). Default true; where it cannot start, the listener uses a dgram socket.
+   */
+  fastPath?: boolean;
 }
 
 export interface DnsForwarder {
@@ -45,7 +53,10 @@ export interface DnsForwarder {
   /** Resolves an egress or upstream host name by static hosts and bootstrap addresses only. */
   resolveBootstrap(name: string): Promise<string[]>;
   forwarder: Forwarder;
-  stats(): ForwarderStats & { cacheEntries: number; storeEntries: number; storeMax: number };
+  /** Counters; queries, cacheHits, rateLimited and dropped include what the UDP fast path answered or dropped. */
+  stats(): ForwarderStats & { cacheEntries: number; storeEntries: number; storeMax: number; fastPath: FastPathStats };
+  /** Per listen address, the UDP fast path serving it (null: dgram). For status output and tests. */
+  listeners: Listener[];
   /** Drops every cached answer, keeping upstream and egress resolver paths; returns how many. */
   flushCache(): number;
   /** Applies a new policy (drops cached answers and egress paths). */
@@ -87,8 +98,13 @@ export async function startDnsForwarder(opts: StartDnsOptions): Promise<DnsForwa
     ...(opts.hookTimeoutMs ? { hookTimeoutMs: opts.hookTimeoutMs } : {}),
   });
   const listeners: Listener[] = [];
+  const replicas = new FastReplicas();
+  replicas.onTouch = (key) => forwarder.touch(key);
+  const fast = opts.fastPath === false ? undefined : { replicas, options: { maxEntries: cfg.cache.maxEntries, rateLimit: cfg.rateLimit } };
+  // The replica is attached before the first listener exists, so no cached entry is missed.
+  forwarder.attachReplica(replicas);
   try {
-    for (const addr of cfg.listen) listeners.push(await listen(addr, (m, c, u) => forwarder.handle(m, c, u), log));
+    for (const addr of cfg.listen) listeners.push(await listen(addr, (m, c, u, l) => forwarder.handle(m, c, u, l), log, undefined, fast));
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close()));
     forwarder.close();
@@ -103,7 +119,22 @@ export async function startDnsForwarder(opts: StartDnsOptions): Promise<DnsForwa
     resolver,
     resolveBootstrap: (name) => forwarder.resolveBootstrap(name),
     forwarder,
-    stats: () => ({ ...forwarder.stats, cacheEntries: forwarder.cacheSize, storeEntries: store.size, storeMax: store.maxEntries }),
+    listeners,
+    stats: () => {
+      const f = replicas.stats();
+      const s = forwarder.stats;
+      return {
+        ...s,
+        queries: s.queries + f.hits + f.rateLimited + f.dropped,
+        cacheHits: s.cacheHits + f.hits,
+        rateLimited: s.rateLimited + f.rateLimited,
+        dropped: s.dropped + f.dropped,
+        cacheEntries: forwarder.cacheSize,
+        storeEntries: store.size,
+        storeMax: store.maxEntries,
+        fastPath: f,
+      };
+    },
     flushCache: () => forwarder.flushCache(),
     setPolicy: (p, e) => forwarder.setPolicy(p, e),
     close: async () => {

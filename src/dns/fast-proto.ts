@@ -1,0 +1,51 @@
+// The messages between the main thread (fast-path.ts) and the UDP fast path's worker
+// (fast-worker.ts), and the layout of the counters they share.
+
+/** Indices into the shared Float64Array of counters the worker writes and the main thread reads. */
+export const STAT = {
+  hits: 0,
+  forwarded: 1,
+  rateLimited: 2,
+  dropped: 3,
+  batches: 4,
+  datagrams: 5,
+  entries: 6,
+} as const;
+export const STAT_COUNT = 7;
+
+export interface FastWorkerData {
+  fd: number;
+  batch: number;
+  maxEntries: number;
+  /** Queries per second per client (0 = no limit), as [dns] rate_limit. */
+  rateLimit: number;
+  /** SharedArrayBuffer of STAT_COUNT float64 counters. */
+  stats: SharedArrayBuffer;
+  /** SharedArrayBuffer of one int32: non-zero asks the worker to stop. */
+  control: SharedArrayBuffer;
+}
+
+export type ToWorker =
+  | {
+      t: 'put';
+      key: string;
+      keyBytes: Uint8Array;
+      hash: number;
+      bytes: Uint8Array;
+      ttlOffsets: Uint16Array;
+      ttls: Uint32Array;
+      optStart: number;
+      storedAt: number;
+      /** The worker may answer from this entry while Date.now() < until. */
+      until: number;
+    }
+  | { t: 'del'; key: string; hash: number }
+  | { t: 'clear' }
+  | { t: 'crash' };
+
+export type ToMain =
+  | { t: 'ready' }
+  /** Queries the worker did not answer, with their senders (sockaddr bytes, and as text). */
+  | { t: 'q'; list: { data: Uint8Array; addr: Uint8Array; client: string }[] }
+  /** Keys of replica entries that answered hits since the last report (for the main LRU). */
+  | { t: 'touch'; keys: string[] };

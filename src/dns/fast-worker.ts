@@ -1,0 +1,174 @@
+// The UDP fast path's worker thread (started by fast-path.ts). It owns the reading side of one
+// UDP listener socket: recvmmsg takes every queued datagram in one call, cache hits are answered
+// from a replica of the answer cache by byte copy (the same serveInto as the main thread), and
+// all answers of a batch leave in one sendmmsg. Anything else — a miss, a malformed or unusual
+// query, a hit whose binding hook must run, an answer that needs TC — is handed to the main thread
+// with its sender address, and the main thread answers it on the same socket.
+//
+// The loop never returns to this thread's event loop: control messages (replica entries, drops,
+// clear) are read with receiveMessageOnPort after every wake-up, and recvmmsg wakes at least every
+// RECV_TIMEOUT_MS. A clear posted before a datagram is read is applied before that datagram is
+// answered, so nothing stale leaves after `cache flush` returns.
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { BatchRing } from '../sys/linux/udp-batch.ts';
+import { sameQuestion, servedLength, serveInto } from './cache.ts';
+import type { Servable } from './cache.ts';
+import { RateLimiter } from './ratelimit.ts';
+import { formatIp, parseQuery } from './wire.ts';
+import type { Query } from './wire.ts';
+import { STAT, type FastWorkerData, type ToMain, type ToWorker } from './fast-proto.ts';
+
+interface Entry extends Servable {
+  key: string;
+  keyBytes: Uint8Array;
+  until: number;
+  touched: boolean;
+}
+
+const data = workerData as FastWorkerData;
+const port = parentPort!;
+const stats = new Float64Array(data.stats);
+const control = new Int32Array(data.control);
+const replica = new Map<number, Entry>();
+const limiter = data.rateLimit > 0 ? new RateLimiter(data.rateLimit) : null;
+const ring = new BatchRing(data.fd, data.batch);
+const mem = ring.mem;
+const TOUCH_EVERY_MS = 1000;
+let lastTouch = Date.now();
+
+function apply(m: ToWorker): void {
+  switch (m.t) {
+    case 'put': {
+      if (!replica.has(m.hash) && replica.size >= data.maxEntries) {
+        // The main thread's drops keep the sizes equal; this only bounds memory if they did not.
+        const first = replica.keys().next();
+        if (!first.done) replica.delete(first.value);
+      }
+      replica.set(m.hash, {
+        key: m.key,
+        keyBytes: m.keyBytes,
+        bytes: m.bytes,
+        ttlOffsets: m.ttlOffsets,
+        ttls: m.ttls,
+        optStart: m.optStart,
+        storedAt: m.storedAt,
+        until: m.until,
+        touched: false,
+      });
+      break;
+    }
+    case 'del': {
+      const e = replica.get(m.hash);
+      if (e !== undefined && e.key === m.key) replica.delete(m.hash);
+      break;
+    }
+    case 'clear':
+      replica.clear();
+      break;
+    case 'crash':
+      // For tests of the main thread's recovery: a bug here must not stop DNS.
+      throw new Error('fast path worker: crash requested');
+  }
+}
+
+function drain(): void {
+  for (;;) {
+    const r = receiveMessageOnPort(port);
+    if (r === undefined) break;
+    apply(r.message as ToWorker);
+  }
+  stats[STAT.entries] = replica.size;
+}
+
+/** The rate limiter's key for datagram i's sender: IPv4 as a number, IPv6 as text. */
+function clientKey(i: number): string | number {
+  const a = ring.nameOff(i);
+  if (ring.nameLen(i) === 16) return mem.readUInt32BE(a + 4);
+  return formatIp(mem, a + 8, 16);
+}
+
+function clientText(i: number): string {
+  const a = ring.nameOff(i);
+  return ring.nameLen(i) === 16 ? formatIp(mem, a + 4, 4) : formatIp(mem, a + 8, 16);
+}
+
+function reportTouched(now: number): void {
+  lastTouch = now;
+  const keys: string[] = [];
+  for (const e of replica.values()) {
+    if (e.touched) {
+      e.touched = false;
+      keys.push(e.key);
+    }
+  }
+  if (keys.length > 0) port.postMessage({ t: 'touch', keys } satisfies ToMain);
+}
+
+function loop(): void {
+  for (;;) {
+    drain();
+    if (Atomics.load(control, 0) !== 0) return;
+    const n = ring.recv();
+    if (n < 0 || Atomics.load(control, 0) !== 0) return;
+    const now = Date.now();
+    if (now - lastTouch >= TOUCH_EVERY_MS) reportTouched(now);
+    if (n === 0) continue;
+    drain();
+    stats[STAT.batches]!++;
+    stats[STAT.datagrams]! += n;
+    let out = 0;
+    let forward: { data: Uint8Array; addr: Uint8Array; client: string }[] | null = null;
+    for (let i = 0; i < n; i++) {
+      const len = ring.length(i);
+      if (len < 12) {
+        stats[STAT.dropped]!++; // as Forwarder.handle: too short to answer
+        continue;
+      }
+      if (limiter !== null && !limiter.allow(clientKey(i), now)) {
+        stats[STAT.rateLimited]!++;
+        continue;
+      }
+      const off = ring.dataOff(i);
+      const msg = mem.subarray(off, off + len);
+      let q: Query | null = null;
+      try {
+        q = parseQuery(msg);
+      } catch {
+        q = null; // the main thread answers FORMERR or drops it, and counts it
+      }
+      let e: Entry | undefined;
+      if (q !== null && ((q.flags >> 11) & 0xf) === 0 && !ring.truncated(i)) {
+        e = replica.get(q.hash);
+        if (e !== undefined && (e.until <= now || !sameQuestion(e.keyBytes, msg, q))) {
+          if (e.until <= now) replica.delete(q.hash);
+          e = undefined;
+        }
+      }
+      if (e !== undefined && q !== null) {
+        const slen = servedLength(e, q);
+        if (slen <= (q.edns ? q.udpSize : 512) && slen <= ring.slot) {
+          serveInto(e, msg, 0, q, now, mem, ring.outOff(out));
+          ring.reply(out, i, slen);
+          out++;
+          e.touched = true;
+          stats[STAT.hits]!++;
+          continue;
+        }
+      }
+      const a = ring.nameOff(i);
+      (forward ??= []).push({ data: new Uint8Array(msg), addr: new Uint8Array(mem.subarray(a, a + ring.nameLen(i))), client: clientText(i) });
+    }
+    if (out > 0) ring.send(out);
+    if (forward !== null) {
+      stats[STAT.forwarded]! += forward.length;
+      port.postMessage({ t: 'q', list: forward } satisfies ToMain);
+    }
+  }
+}
+
+port.postMessage({ t: 'ready' } satisfies ToMain);
+try {
+  loop();
+} finally {
+  ring.free();
+}
