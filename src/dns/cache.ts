@@ -134,8 +134,16 @@ export interface Servable {
   storedAt: number;
 }
 
+/** What serving needs of a query (a parsed Query, or the fast path's QuickQuery). */
+export interface ServeQuery {
+  id: number;
+  flags: number;
+  qEnd: number;
+  edns: boolean;
+}
+
 /** Length of the answer `serve` gives `q` (before any truncation): without the OPT when the client sent none. */
-export function servedLength(p: Servable, q: Query): number {
+export function servedLength(p: Servable, q: Pick<ServeQuery, 'edns'>): number {
   return !q.edns && p.optStart >= 0 ? p.optStart : p.bytes.length;
 }
 
@@ -143,7 +151,7 @@ export function servedLength(p: Servable, q: Query): number {
  * Writes the answer for `q` (whose bytes start at `clientOff` in `client`) at `off` in `out`, which
  * must have servedLength(p, q) bytes free there; the caller has checked the client's UDP size.
  */
-export function serveInto(p: Servable, client: Uint8Array, clientOff: number, q: Query, now: number, out: Uint8Array, off: number): number {
+export function serveInto(p: Servable, client: Uint8Array, clientOff: number, q: ServeQuery, now: number, out: Uint8Array, off: number): number {
   const cutOpt = !q.edns && p.optStart >= 0;
   const len = cutOpt ? p.optStart : p.bytes.length;
   const src = p.bytes;

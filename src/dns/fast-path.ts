@@ -164,6 +164,7 @@ export class FastUdp {
   #deaths: number[] = [];
   #closing = false;
   #started = false;
+  #ready = false;
   #exited: Promise<void> = Promise.resolve();
 
   private constructor(host: string, fd: number, port: number, handler: FastHandler, log: DnsLog, opts: FastPathOptions, replicas: FastReplicas, fallback: () => Promise<void>) {
@@ -219,6 +220,7 @@ export class FastUdp {
     };
     const w = newWorker(data);
     this.#worker = w;
+    this.#ready = false;
     let lastErr: unknown = null;
     let ready = false;
     this.#exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
@@ -229,6 +231,7 @@ export class FastUdp {
         else if (m.t === 'touch') this.#touch(m.keys);
         else if (m.t === 'ready') {
           ready = true;
+          if (this.#worker === w) this.#ready = true;
           clearTimeout(timer);
           resolve();
         }
@@ -238,7 +241,10 @@ export class FastUdp {
       });
       w.once('exit', (code) => {
         clearTimeout(timer);
-        if (this.#worker === w) this.#worker = null;
+        if (this.#worker === w) {
+          this.#worker = null;
+          this.#ready = false;
+        }
         if (!ready) reject(new DnsError('SY_ERR_DNS_FAST_PATH', `fast path worker exited before it was ready (code ${code}): ${String((lastErr as Error)?.message ?? lastErr)}`, lastErr));
         // Once the listener has started, any exit it did not ask for is a death.
         if (this.#started && !this.#closing && this.#fd >= 0) this.#died(code, lastErr);
@@ -320,6 +326,11 @@ export class FastUdp {
   /** For tests: ends the worker abruptly. */
   terminateWorkerForTest(): Promise<number> {
     return this.#worker?.terminate() ?? Promise.resolve(0);
+  }
+
+  /** True while a worker is running and has said it is ready. */
+  get workerReady(): boolean {
+    return this.#ready;
   }
 
   /** True while a worker answers on this listener (false after a fallback to dgram). */

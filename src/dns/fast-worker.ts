@@ -11,11 +11,11 @@
 // answered, so nothing stale leaves after `cache flush` returns.
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { BatchRing } from '../sys/linux/udp-batch.ts';
-import { sameQuestion, servedLength, serveInto } from './cache.ts';
+import { servedLength, serveInto } from './cache.ts';
 import type { Servable } from './cache.ts';
+import { newQuickQuery, quickParse, sameKey } from './fast-parse.ts';
 import { RateLimiter } from './ratelimit.ts';
-import { formatIp, parseQuery } from './wire.ts';
-import type { Query } from './wire.ts';
+import { formatIp } from './wire.ts';
 import { STAT, type FastWorkerData, type ToMain, type ToWorker } from './fast-proto.ts';
 
 interface Entry extends Servable {
@@ -33,6 +33,7 @@ const replica = new Map<number, Entry>();
 const limiter = data.rateLimit > 0 ? new RateLimiter(data.rateLimit) : null;
 const ring = new BatchRing(data.fd, data.batch);
 const mem = ring.mem;
+const q = newQuickQuery();
 const TOUCH_EVERY_MS = 1000;
 let lastTouch = Date.now();
 
@@ -129,34 +130,27 @@ function loop(): void {
         continue;
       }
       const off = ring.dataOff(i);
-      const msg = mem.subarray(off, off + len);
-      let q: Query | null = null;
-      try {
-        q = parseQuery(msg);
-      } catch {
-        q = null; // the main thread answers FORMERR or drops it, and counts it
-      }
-      let e: Entry | undefined;
-      if (q !== null && ((q.flags >> 11) & 0xf) === 0 && !ring.truncated(i)) {
-        e = replica.get(q.hash);
-        if (e !== undefined && (e.until <= now || !sameQuestion(e.keyBytes, msg, q))) {
-          if (e.until <= now) replica.delete(q.hash);
-          e = undefined;
-        }
-      }
-      if (e !== undefined && q !== null) {
-        const slen = servedLength(e, q);
-        if (slen <= (q.edns ? q.udpSize : 512) && slen <= ring.slot) {
-          serveInto(e, msg, 0, q, now, mem, ring.outOff(out));
-          ring.reply(out, i, slen);
-          out++;
-          e.touched = true;
-          stats[STAT.hits]!++;
-          continue;
+      // Only a plain query whose question is in the replica, fresh, and fits the client's UDP
+      // size is answered here; anything else (malformed ones included) goes to the main thread.
+      if (quickParse(mem, off, len, q) && !ring.truncated(i)) {
+        const e = replica.get(q.hash);
+        if (e !== undefined && e.until > now && sameKey(e.keyBytes, mem, off, q)) {
+          const slen = servedLength(e, q);
+          if (slen <= (q.edns ? q.udpSize : 512) && slen <= ring.slot) {
+            serveInto(e, mem, off, q, now, mem, ring.outOff(out));
+            ring.reply(out, i, slen);
+            out++;
+            e.touched = true;
+            stats[STAT.hits]!++;
+            continue;
+          }
+        } else if (e !== undefined && e.until <= now) {
+          replica.delete(q.hash);
         }
       }
       const a = ring.nameOff(i);
-      (forward ??= []).push({ data: new Uint8Array(msg), addr: new Uint8Array(mem.subarray(a, a + ring.nameLen(i))), client: clientText(i) });
+      // Copies (new Uint8Array(view) copies; Buffer#slice would not): the block is reused at once.
+      (forward ??= []).push({ data: new Uint8Array(mem.subarray(off, off + len)), addr: new Uint8Array(mem.subarray(a, a + ring.nameLen(i))), client: clientText(i) });
     }
     if (out > 0) ring.send(out);
     if (forward !== null) {

@@ -205,7 +205,15 @@ export class BatchRing {
   readonly count: number;
   readonly slot: number;
   readonly mem: Buffer;
+  /** 32-bit words of `mem`: header fields are read and written through it (every offset used is 4-aligned). */
+  readonly #u32: Uint32Array;
   readonly #base: bigint;
+  readonly #recvVec: bigint;
+  readonly #sendVec: bigint;
+  /** Low and high 32-bit halves of each name slot's address, to point a reply at a sender without BigInt. */
+  readonly #nameLo: Uint32Array;
+  readonly #nameHi: Uint32Array;
+  readonly #nameOffInHdr: number;
   readonly #recvHdr: number;
   readonly #sendHdr: number;
   readonly #sendIov: number;
@@ -250,6 +258,17 @@ export class BatchRing {
     this.#base = BigInt(koffi.address(ptr));
     this.mem = Buffer.from(koffi.view(ptr, total));
     this.mem.fill(0, 0, this.#recvData);
+    this.#u32 = new Uint32Array(this.mem.buffer, this.mem.byteOffset, this.#recvData >> 2);
+    this.#recvVec = this.#base + BigInt(this.#recvHdr);
+    this.#sendVec = this.#base + BigInt(this.#sendHdr);
+    this.#nameOffInHdr = mm.msg_hdr! + mh.msg_name!;
+    this.#nameLo = new Uint32Array(count);
+    this.#nameHi = new Uint32Array(count);
+    for (let i = 0; i < count; i++) {
+      const a = this.#base + BigInt(this.#names + i * this.#nameSize);
+      this.#nameLo[i] = Number(a & 0xffffffffn);
+      this.#nameHi[i] = Number(a >> 32n);
+    }
     const m = this.mem;
     const at = (off: number): bigint => this.#base + BigInt(off);
     for (let i = 0; i < count; i++) {
@@ -277,10 +296,11 @@ export class BatchRing {
    * socket was shut down. Throws OsCallError on other errors.
    */
   recv(): number {
-    const m = this.mem;
     // The kernel overwrites msg_namelen with each sender's length: restore the capacity.
-    for (let i = 0; i < this.count; i++) m.writeUInt32LE(this.#nameSize, this.#recvHdr + i * this.#hdr + this.#nameLenOff);
-    const n = lib().recvmmsg(this.fd, this.#base + BigInt(this.#recvHdr), this.count, MSG_WAITFORONE, null);
+    const u = this.#u32;
+    const step = this.#hdr >> 2;
+    for (let i = 0, w = (this.#recvHdr + this.#nameLenOff) >> 2; i < this.count; i++, w += step) u[w] = this.#nameSize;
+    const n = lib().recvmmsg(this.fd, this.#recvVec, this.count, MSG_WAITFORONE, null);
     if (n < 0) {
       const e = koffi.errno();
       if (e === EAGAIN || e === EINTR) return 0;
@@ -295,18 +315,18 @@ export class BatchRing {
     return this.#recvData + i * this.slot;
   }
   length(i: number): number {
-    return this.mem.readUInt32LE(this.#recvHdr + i * this.#hdr + this.#lenOff);
+    return this.#u32[(this.#recvHdr + i * this.#hdr + this.#lenOff) >> 2]!;
   }
   /** True when datagram i was larger than the slot (the rest was cut off). */
   truncated(i: number): boolean {
-    return (this.mem.readInt32LE(this.#recvHdr + i * this.#hdr + this.#flagsOff) & MSG_TRUNC) !== 0;
+    return (this.#u32[(this.#recvHdr + i * this.#hdr + this.#flagsOff) >> 2]! & MSG_TRUNC) !== 0;
   }
   /** Offset in `mem` of datagram i's sender address, and its length (16 for IPv4, 28 for IPv6). */
   nameOff(i: number): number {
     return this.#names + i * this.#nameSize;
   }
   nameLen(i: number): number {
-    return this.mem.readUInt32LE(this.#recvHdr + i * this.#hdr + this.#nameLenOff);
+    return this.#u32[(this.#recvHdr + i * this.#hdr + this.#nameLenOff) >> 2]!;
   }
   /** Offset in `mem` where reply slot j's bytes are written. */
   outOff(j: number): number {
@@ -315,19 +335,21 @@ export class BatchRing {
 
   /** Reply slot j answers datagram i (goes to its sender) with `len` bytes written at outOff(j). */
   reply(j: number, i: number, len: number): void {
-    const m = this.mem;
+    const u = this.#u32;
     const h = this.#sendHdr + j * this.#hdr;
-    const a = this.#names + i * this.#nameSize;
-    m.writeBigUInt64LE(this.#base + BigInt(a), h);
-    m.writeUInt32LE(this.nameLen(i), h + this.#nameLenOff);
-    m.writeBigUInt64LE(BigInt(len), this.#sendIov + j * this.#iovSize + this.#iovLenOff);
+    const np = (h + this.#nameOffInHdr) >> 2;
+    u[np] = this.#nameLo[i]!;
+    u[np + 1] = this.#nameHi[i]!;
+    u[(h + this.#nameLenOff) >> 2] = this.nameLen(i);
+    // iov_len is a size_t: its high word stays 0 (a slot is far below 4 GiB).
+    u[(this.#sendIov + j * this.#iovSize + this.#iovLenOff) >> 2] = len;
   }
 
   /** Sends reply slots 0..n-1; returns how many the kernel took (errors drop the rest: UDP is lossy). */
   send(n: number): number {
     let sent = 0;
     while (sent < n) {
-      const r = lib().sendmmsg(this.fd, this.#base + BigInt(this.#sendHdr + sent * this.#hdr), n - sent, 0);
+      const r = lib().sendmmsg(this.fd, sent === 0 ? this.#sendVec : this.#sendVec + BigInt(sent * this.#hdr), n - sent, 0);
       if (r <= 0) {
         if (r < 0 && koffi.errno() === EINTR) continue;
         // A datagram the kernel refuses (e.g. an unreachable sender): skip it, send the rest.
