@@ -306,8 +306,10 @@ export class BatchRing {
       if (e === EAGAIN || e === EINTR) return 0;
       fail('recvmmsg');
     }
-    // After shutdown(2) a blocked or later recvmmsg returns 0 datagrams at once.
-    return n === 0 ? -1 : n;
+    // After shutdown(2) a blocked or later recvmmsg returns at once with one empty "datagram"
+    // that has no sender (msg_namelen 0); a real datagram always has one.
+    if (n === 0 || this.nameLen(0) === 0) return -1;
+    return n;
   }
 
   /** Offset in `mem` of received datagram i's bytes, and their length. */
