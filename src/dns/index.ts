@@ -103,12 +103,15 @@ export async function startDnsForwarder(opts: StartDnsOptions): Promise<DnsForwa
   const fast = opts.fastPath === false ? undefined : { replicas, options: { maxEntries: cfg.cache.maxEntries, rateLimit: cfg.rateLimit } };
   // The replica is attached before the first listener exists, so no cached entry is missed.
   forwarder.attachReplica(replicas);
-  try {
-    for (const addr of cfg.listen) listeners.push(await listen(addr, (m, c, u, l) => forwarder.handle(m, c, u, l), log, undefined, fast));
-  } catch (err) {
+  // All addresses at once (each fast listener's worker takes a moment to load); on any failure,
+  // close the ones that did bind.
+  const bound = await Promise.allSettled(cfg.listen.map((addr) => listen(addr, (m, c, u, l) => forwarder.handle(m, c, u, l), log, undefined, fast)));
+  for (const b of bound) if (b.status === 'fulfilled') listeners.push(b.value);
+  const failed = bound.find((b): b is PromiseRejectedResult => b.status === 'rejected');
+  if (failed) {
     await Promise.all(listeners.map((l) => l.close()));
     forwarder.close();
-    throw err;
+    throw failed.reason;
   }
   store.startAutosave((opts.autosaveSeconds ?? 30) * 1000, (err) => log.warn({ err }, 'dns: saving the store failed'));
   const resolver: EgressResolver = { resolve: (name, egress, family) => forwarder.resolveFor(name, egress, family) };

@@ -71,14 +71,17 @@ async function startUpstream(dir: string, lines: string[]): Promise<Upstream> {
 const HOSTS = ['127.1.0.1 a.fast.test', '127.1.0.2 b.fast.test', '127.1.0.3 c.fast.test', '127.1.0.4 hook.fast.test', 'fd00:5359::7 six.fast.test', '127.1.0.8 ttl.fast.test'];
 const addr = (r: { answers: string[] }): string[] => r.answers.map((a) => a.split(' ')[4]!);
 
-async function start(up: Upstream, over: Partial<DnsConfig> = {}, extra: Partial<Parameters<typeof startDnsForwarder>[0]> = {}): Promise<DnsForwarder> {
+/** A forwarder on 127.0.0.1 (and ::1 with `both`) asking `up`. */
+async function start(up: Upstream, over: Partial<DnsConfig> = {}, extra: Partial<Parameters<typeof startDnsForwarder>[0]> = {}, both = false): Promise<DnsForwarder> {
   return startDnsForwarder({
     config: {
       dns: dnsConfig({
-        listen: [
-          { host: '127.0.0.1', port: 0 },
-          { host: '::1', port: 0 },
-        ],
+        listen: both
+          ? [
+              { host: '127.0.0.1', port: 0 },
+              { host: '::1', port: 0 },
+            ]
+          : [{ host: '127.0.0.1', port: 0 }],
         upstreams: [`udp://127.0.0.1:${up.port}`],
         ...over,
       }),
@@ -102,9 +105,9 @@ describe('UDP fast path', { skip }, () => {
   });
 
   test('cache hits are answered by the worker, with the client\'s ID, case and EDNS; IPv4 and IPv6', async () => {
-    const fwd = await start(up);
+    const fwd = await start(up, {}, {}, true);
     try {
-      assert.ok(fwd.listeners.every((l) => l.fast?.active), 'both listeners run the fast path');
+      assert.ok(fwd.listeners.length === 2 && fwd.listeners.every((l) => l.fast?.active), 'both listeners run the fast path');
       const [v4, v6] = fwd.addresses as [{ host: string; port: number }, { host: string; port: number }];
       const first = await dig(v4.host, v4.port, ['a.fast.test', 'A']);
       assert.deepEqual(addr(first), ['127.1.0.1']);
@@ -332,7 +335,7 @@ describe('UDP fast path', { skip }, () => {
       sock.close();
       const s = fwd.stats();
       assert.equal(s.fastPath.restarts, 0, 'the worker never died');
-      assert.equal(s.fastPath.listeners, 2);
+      assert.equal(s.fastPath.listeners, 1);
       // Still answering: a hit from the worker and a miss through the main thread.
       const h0 = s.fastPath.hits;
       assert.deepEqual(addr(await dig(host, port, ['a.fast.test', 'A'])), ['127.1.0.1']);
@@ -346,7 +349,7 @@ describe('UDP fast path', { skip }, () => {
   test('a dying worker is restarted; after repeated deaths the listener falls back to dgram on the same port', async () => {
     const logged: string[] = [];
     const log = { debug() {}, info() {}, warn: (_: object, m?: string) => void logged.push(`warn ${m}`), error: (_: object, m?: string) => void logged.push(`error ${m}`) };
-    const fwd = await start(up, { listen: [{ host: '127.0.0.1', port: 0 }] }, { log });
+    const fwd = await start(up, {}, { log });
     const { host, port } = fwd.addresses[0]!;
     const l = fwd.listeners[0]!.fast!;
     const waitFor = async (cond: () => boolean, what: string): Promise<void> => {
