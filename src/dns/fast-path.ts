@@ -227,7 +227,7 @@ export class FastUdp {
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new DnsError('SY_ERR_DNS_FAST_PATH', `fast path worker not ready after ${readyTimeoutMs} ms`)), readyTimeoutMs);
       w.on('message', (m: ToMain) => {
-        if (m.t === 'q') this.#answer(m.list);
+        if (m.t === 'q') this.#answer(m.buf);
         else if (m.t === 'touch') this.#touch(m.keys);
         else if (m.t === 'ready') {
           ready = true;
@@ -274,19 +274,29 @@ export class FastUdp {
     this.#spawn(this.#opts.startTimeoutMs ?? 15_000).catch((e: unknown) => this.#log.warn({ err: e }, 'dns: fast path worker restart failed'));
   }
 
-  /** Answers the queries the worker passed on, on the same socket. */
-  #answer(list: { data: Uint8Array; addr: Uint8Array; client: string }[]): void {
-    for (const x of list) {
-      const msg = Buffer.from(x.data.buffer, x.data.byteOffset, x.data.byteLength);
+  /**
+   * Answers the queries the worker passed on, on the same socket. `buf` holds, per query, its
+   * length (u16), its sender's sockaddr length (u8), the sockaddr, the query. The client address
+   * is not formatted: the worker applied the rate limit, the only use of it.
+   */
+  #answer(buf: ArrayBuffer): void {
+    const b = Buffer.from(buf);
+    for (let p = 0; p + 3 <= b.length; ) {
+      const len = (b[p]! << 8) | b[p + 1]!;
+      const nl = b[p + 2]!;
+      if (p + 3 + nl + len > b.length) break; // cannot happen: the worker packed it
+      const addr = b.subarray(p + 3, p + 3 + nl);
+      const msg = b.subarray(p + 3 + nl, p + 3 + nl + len);
+      p += 3 + nl + len;
       let r: Buffer | null | Promise<Buffer | null>;
       try {
-        r = this.#handler(msg, x.client, true, true);
+        r = this.#handler(msg, '', true, true);
       } catch (err) {
         this.#log.error({ err }, 'dns: handler threw');
         continue;
       }
-      if (r instanceof Promise) r.then((out) => this.#send(out, x.addr), (err) => this.#log.error({ err }, 'dns: handler failed'));
-      else this.#send(r, x.addr);
+      if (r instanceof Promise) r.then((out) => this.#send(out, addr), (err) => this.#log.error({ err }, 'dns: handler failed'));
+      else this.#send(r, addr);
     }
   }
 

@@ -45,7 +45,7 @@ export type ToWorker =
 
 export type ToMain =
   | { t: 'ready' }
-  /** Queries the worker did not answer, with their senders (sockaddr bytes, and as text). */
-  | { t: 'q'; list: { data: Uint8Array; addr: Uint8Array; client: string }[] }
+  /** Queries the worker did not answer, with their senders, packed (fast-worker.ts `pack`). */
+  | { t: 'q'; buf: ArrayBuffer }
   /** Keys of replica entries that answered hits since the last report (for the main LRU). */
   | { t: 'touch'; keys: string[] };

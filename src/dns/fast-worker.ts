@@ -34,6 +34,7 @@ const limiter = data.rateLimit > 0 ? new RateLimiter(data.rateLimit) : null;
 const ring = new BatchRing(data.fd, data.batch);
 const mem = ring.mem;
 const q = newQuickQuery();
+const fwdIdx = new Uint16Array(data.batch);
 const TOUCH_EVERY_MS = 1000;
 let lastTouch = Date.now();
 
@@ -88,9 +89,30 @@ function clientKey(i: number): string | number {
   return formatIp(mem, a + 8, 16);
 }
 
-function clientText(i: number): string {
-  const a = ring.nameOff(i);
-  return ring.nameLen(i) === 16 ? formatIp(mem, a + 4, 4) : formatIp(mem, a + 8, 16);
+/**
+ * The datagrams in `idx` (`count` of them) packed for the main thread, in one buffer that is
+ * transferred, not copied: per datagram, its length (u16), its sender's sockaddr length (u8),
+ * the sockaddr, the bytes (fast-path.ts unpacks them).
+ */
+function pack(idx: Uint16Array, count: number): ArrayBuffer {
+  let total = 0;
+  for (let k = 0; k < count; k++) total += 3 + ring.nameLen(idx[k]!) + ring.length(idx[k]!);
+  const out = new Uint8Array(total);
+  let p = 0;
+  for (let k = 0; k < count; k++) {
+    const i = idx[k]!;
+    const len = ring.length(i);
+    const nl = ring.nameLen(i);
+    out[p] = len >> 8;
+    out[p + 1] = len & 0xff;
+    out[p + 2] = nl;
+    const a = ring.nameOff(i);
+    out.set(mem.subarray(a, a + nl), p + 3);
+    const d = ring.dataOff(i);
+    out.set(mem.subarray(d, d + len), p + 3 + nl);
+    p += 3 + nl + len;
+  }
+  return out.buffer;
 }
 
 function reportTouched(now: number): void {
@@ -118,7 +140,7 @@ function loop(): void {
     stats[STAT.batches]!++;
     stats[STAT.datagrams]! += n;
     let out = 0;
-    let forward: { data: Uint8Array; addr: Uint8Array; client: string }[] | null = null;
+    let nf = 0;
     for (let i = 0; i < n; i++) {
       const len = ring.length(i);
       if (len < 12) {
@@ -148,14 +170,13 @@ function loop(): void {
           replica.delete(q.hash);
         }
       }
-      const a = ring.nameOff(i);
-      // Copies (new Uint8Array(view) copies; Buffer#slice would not): the block is reused at once.
-      (forward ??= []).push({ data: new Uint8Array(mem.subarray(off, off + len)), addr: new Uint8Array(mem.subarray(a, a + ring.nameLen(i))), client: clientText(i) });
+      fwdIdx[nf++] = i;
     }
     if (out > 0) ring.send(out);
-    if (forward !== null) {
-      stats[STAT.forwarded]! += forward.length;
-      port.postMessage({ t: 'q', list: forward } satisfies ToMain);
+    if (nf > 0) {
+      stats[STAT.forwarded]! += nf;
+      const buf = pack(fwdIdx, nf);
+      port.postMessage({ t: 'q', buf } satisfies ToMain, [buf]);
     }
   }
 }
