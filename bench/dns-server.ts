@@ -35,6 +35,8 @@ const fwd = await startDnsForwarder({
 });
 process.stdout.write(`READY ${fwd.addresses[0]!.port}\n`);
 process.on('SIGTERM', () => {
+  // The bench reads this line (how many hits the UDP fast path's worker answered).
+  process.stdout.write(`STATS ${JSON.stringify(fwd.stats())}\n`);
   if (process.env['BENCH_STATS']) process.stderr.write(`switchyard stats ${JSON.stringify(fwd.stats())}\n`);
   void fwd.close().then(() => process.exit(0));
 });
