@@ -417,7 +417,9 @@ export class Forwarder {
     }
     if (!withHook || !this.#binder.active || p.addresses.length === 0 || p.hookGen === this.#binder.gen) {
       this.#cache.set(cacheKey, p, cacheKey === q.key);
-      if (this.#replica !== null && this.#cache.has(p)) this.#offer(p);
+      // Offered after the waiting clients are answered (copying it to the worker is not free);
+      // by then it may have been flushed or evicted: only what is still cached is offered.
+      if (this.#replica !== null) setImmediate(() => this.#cache.has(p) && this.#replica !== null && this.#offer(p));
     }
     return p;
   }
