@@ -13,7 +13,7 @@ import { Worker } from 'node:worker_threads';
 import { DnsError } from './errors.ts';
 import { closeFd, openUdp, sendTo, shutdownUdp } from '../sys/linux/udp-batch.ts';
 import type { Prepared } from './cache.ts';
-import { STAT, STAT_COUNT } from './fast-proto.ts';
+import { CONTROL, CONTROL_COUNT, STAT, STAT_COUNT } from './fast-proto.ts';
 import type { FastWorkerData, ToMain, ToWorker } from './fast-proto.ts';
 import type { DnsLog, HitReplica } from './forwarder.ts';
 
@@ -41,6 +41,8 @@ export interface FastPathStats {
   batches: number;
   datagrams: number;
   replicaEntries: number;
+  /** Datagrams the worker dropped because the main thread was MAX_QUEUED behind. */
+  overflow: number;
   restarts: number;
   fallbacks: number;
 }
@@ -78,7 +80,7 @@ export class FastReplicas implements HitReplica {
   #gen = 0;
   #restarts = 0;
   #fallbacks = 0;
-  #gone: FastPathStats = { listeners: 0, hits: 0, forwarded: 0, rateLimited: 0, dropped: 0, batches: 0, datagrams: 0, replicaEntries: 0, restarts: 0, fallbacks: 0 };
+  #gone: FastPathStats = { listeners: 0, hits: 0, forwarded: 0, rateLimited: 0, dropped: 0, batches: 0, datagrams: 0, replicaEntries: 0, overflow: 0, restarts: 0, fallbacks: 0 };
 
   /** Told of replica entries that answered hits (the forwarder refreshes them in its LRU). */
   onTouch: ((key: string) => void) | null = null;
@@ -95,7 +97,7 @@ export class FastReplicas implements HitReplica {
   remove(l: FastUdp, fellBack: boolean): void {
     if (!this.#listeners.delete(l)) return;
     const s = l.counters();
-    for (const k of ['hits', 'forwarded', 'rateLimited', 'dropped', 'batches', 'datagrams'] as const) this.#gone[k] += s[k];
+    for (const k of ['hits', 'forwarded', 'rateLimited', 'dropped', 'batches', 'datagrams', 'overflow'] as const) this.#gone[k] += s[k];
     if (fellBack) this.#fallbacks++;
   }
 
@@ -140,7 +142,7 @@ export class FastReplicas implements HitReplica {
     const t: FastPathStats = { ...this.#gone, listeners: this.#listeners.size, replicaEntries: 0, restarts: this.#restarts, fallbacks: this.#fallbacks };
     for (const l of this.#listeners) {
       const s = l.counters();
-      for (const k of ['hits', 'forwarded', 'rateLimited', 'dropped', 'batches', 'datagrams'] as const) t[k] += s[k];
+      for (const k of ['hits', 'forwarded', 'rateLimited', 'dropped', 'batches', 'datagrams', 'overflow'] as const) t[k] += s[k];
       t.replicaEntries += s.replicaEntries;
     }
     return t;
@@ -160,7 +162,7 @@ export class FastUdp {
   readonly #fallback: () => Promise<void>;
   readonly #stats = new SharedArrayBuffer(8 * STAT_COUNT);
   readonly #counts = new Float64Array(this.#stats);
-  #control = new SharedArrayBuffer(4);
+  #control = new SharedArrayBuffer(4 * CONTROL_COUNT);
   #deaths: number[] = [];
   #closing = false;
   #started = false;
@@ -209,7 +211,7 @@ export class FastUdp {
 
   /** Starts a worker on the socket; resolves when it reports ready (rejects if it dies first). */
   #spawn(readyTimeoutMs: number): Promise<void> {
-    this.#control = new SharedArrayBuffer(4);
+    this.#control = new SharedArrayBuffer(4 * CONTROL_COUNT);
     const data: FastWorkerData = {
       fd: this.#fd,
       batch: this.#opts.batch ?? 64,
@@ -219,6 +221,7 @@ export class FastUdp {
       control: this.#control,
     };
     const w = newWorker(data);
+    const control = new Int32Array(this.#control);
     this.#worker = w;
     this.#ready = false;
     let lastErr: unknown = null;
@@ -227,7 +230,7 @@ export class FastUdp {
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new DnsError('SY_ERR_DNS_FAST_PATH', `fast path worker not ready after ${readyTimeoutMs} ms`)), readyTimeoutMs);
       w.on('message', (m: ToMain) => {
-        if (m.t === 'q') this.#answer(m.buf);
+        if (m.t === 'q') this.#answer(m.buf, control);
         else if (m.t === 'touch') this.#touch(m.keys);
         else if (m.t === 'ready') {
           ready = true;
@@ -279,8 +282,9 @@ export class FastUdp {
    * length (u16), its sender's sockaddr length (u8), the sockaddr, the query. The client address
    * is not formatted: the worker applied the rate limit, the only use of it.
    */
-  #answer(buf: ArrayBuffer): void {
+  #answer(buf: ArrayBuffer, control: Int32Array): void {
     const b = Buffer.from(buf);
+    let taken = 0;
     for (let p = 0; p + 3 <= b.length; ) {
       const len = (b[p]! << 8) | b[p + 1]!;
       const nl = b[p + 2]!;
@@ -288,6 +292,7 @@ export class FastUdp {
       const addr = b.subarray(p + 3, p + 3 + nl);
       const msg = b.subarray(p + 3 + nl, p + 3 + nl + len);
       p += 3 + nl + len;
+      taken++;
       let r: Buffer | null | Promise<Buffer | null>;
       try {
         r = this.#handler(msg, '', true, true);
@@ -298,6 +303,8 @@ export class FastUdp {
       if (r instanceof Promise) r.then((out) => this.#send(out, addr), (err) => this.#log.error({ err }, 'dns: handler failed'));
       else this.#send(r, addr);
     }
+    // Taken up: misses now wait in the forwarder, which bounds them itself (MAX_INFLIGHT).
+    Atomics.sub(control, CONTROL.queued, taken);
   }
 
   #send(out: Buffer | null, addr: Uint8Array): void {
@@ -325,6 +332,7 @@ export class FastUdp {
       batches: c[STAT.batches]!,
       datagrams: c[STAT.datagrams]!,
       replicaEntries: c[STAT.entries]!,
+      overflow: c[STAT.overflow]!,
     };
   }
 
@@ -351,7 +359,7 @@ export class FastUdp {
   async #stopWorker(): Promise<void> {
     const w = this.#worker;
     if (!w) return;
-    Atomics.store(new Int32Array(this.#control), 0, 1);
+    Atomics.store(new Int32Array(this.#control), CONTROL.stop, 1);
     if (this.#fd >= 0) shutdownUdp(this.#fd); // wakes recvmmsg
     const t = setTimeout(() => void w.terminate(), 2000);
     await this.#exited;

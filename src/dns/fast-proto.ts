@@ -10,8 +10,25 @@ export const STAT = {
   batches: 4,
   datagrams: 5,
   entries: 6,
+  /** Datagrams dropped because the main thread had MAX_QUEUED of them waiting already. */
+  overflow: 7,
 } as const;
-export const STAT_COUNT = 7;
+export const STAT_COUNT = 8;
+
+/** Int32 slots of the shared control array. */
+export const CONTROL = {
+  /** Non-zero asks the worker to stop. */
+  stop: 0,
+  /** Datagrams posted to the main thread and not yet taken up by it. */
+  queued: 1,
+} as const;
+export const CONTROL_COUNT = 2;
+
+/**
+ * At most this many datagrams wait for the main thread; beyond, the worker drops them (as a full
+ * socket buffer would on the dgram path): a flood of misses cannot grow the message queue.
+ */
+export const MAX_QUEUED = 4096;
 
 export interface FastWorkerData {
   fd: number;
@@ -21,7 +38,7 @@ export interface FastWorkerData {
   rateLimit: number;
   /** SharedArrayBuffer of STAT_COUNT float64 counters. */
   stats: SharedArrayBuffer;
-  /** SharedArrayBuffer of one int32: non-zero asks the worker to stop. */
+  /** SharedArrayBuffer of CONTROL_COUNT int32 (CONTROL). */
   control: SharedArrayBuffer;
 }
 

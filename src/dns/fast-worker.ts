@@ -16,7 +16,7 @@ import type { Servable } from './cache.ts';
 import { newQuickQuery, quickParse, sameKey } from './fast-parse.ts';
 import { RateLimiter } from './ratelimit.ts';
 import { formatIp } from './wire.ts';
-import { STAT, type FastWorkerData, type ToMain, type ToWorker } from './fast-proto.ts';
+import { CONTROL, MAX_QUEUED, STAT, type FastWorkerData, type ToMain, type ToWorker } from './fast-proto.ts';
 
 interface Entry extends Servable {
   key: string;
@@ -130,9 +130,9 @@ function reportTouched(now: number): void {
 function loop(): void {
   for (;;) {
     drain();
-    if (Atomics.load(control, 0) !== 0) return;
+    if (Atomics.load(control, CONTROL.stop) !== 0) return;
     const n = ring.recv();
-    if (n < 0 || Atomics.load(control, 0) !== 0) return;
+    if (n < 0 || Atomics.load(control, CONTROL.stop) !== 0) return;
     const now = Date.now();
     if (now - lastTouch >= TOUCH_EVERY_MS) reportTouched(now);
     if (n === 0) continue;
@@ -173,7 +173,12 @@ function loop(): void {
       fwdIdx[nf++] = i;
     }
     if (out > 0) ring.send(out);
+    if (nf > 0 && Atomics.load(control, CONTROL.queued) + nf > MAX_QUEUED) {
+      stats[STAT.overflow]! += nf;
+      nf = 0;
+    }
     if (nf > 0) {
+      Atomics.add(control, CONTROL.queued, nf);
       stats[STAT.forwarded]! += nf;
       const buf = pack(fwdIdx, nf);
       port.postMessage({ t: 'q', buf } satisfies ToMain, [buf]);

@@ -128,10 +128,10 @@ export async function startDnsForwarder(opts: StartDnsOptions): Promise<DnsForwa
       const s = forwarder.stats;
       return {
         ...s,
-        queries: s.queries + f.hits + f.rateLimited + f.dropped,
+        queries: s.queries + f.hits + f.rateLimited + f.dropped + f.overflow,
         cacheHits: s.cacheHits + f.hits,
         rateLimited: s.rateLimited + f.rateLimited,
-        dropped: s.dropped + f.dropped,
+        dropped: s.dropped + f.dropped + f.overflow,
         cacheEntries: forwarder.cacheSize,
         storeEntries: store.size,
         storeMax: store.maxEntries,

@@ -346,6 +346,33 @@ describe('UDP fast path', { skip }, () => {
     }
   });
 
+  test('a flood the main thread cannot take up is dropped in the worker, not queued without bound', async () => {
+    const fwd = await start(up);
+    const { host, port } = fwd.addresses[0]!;
+    try {
+      // A child process sends 20 000 datagrams the worker must pass on (header-only queries,
+      // FORMERR material) while this thread is kept busy and cannot take any of them up.
+      const sender = spawn(process.execPath, ['-e', `
+        const s = require('node:dgram').createSocket('udp4');
+        const b = Buffer.from([0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+        let n = 0;
+        (function go() { for (let i = 0; i < 500 && n < 20000; i++, n++) s.send(b, ${port}, '${host}'); if (n < 20000) setImmediate(go); else setTimeout(() => s.close(), 200); })();
+      `], { stdio: 'ignore' });
+      const started = Date.now();
+      while (Date.now() - started < 1500) {
+        // busy: the worker keeps reading and queueing for this thread meanwhile
+      }
+      await new Promise<void>((r) => sender.once('exit', () => r()));
+      await new Promise((r) => setTimeout(r, 300));
+      const s = fwd.stats();
+      assert.ok(s.fastPath.overflow > 0, `the worker dropped ${s.fastPath.overflow} once ${4096} were waiting`);
+      assert.ok(s.fastPath.forwarded <= 20000 - s.fastPath.overflow);
+      assert.deepEqual(addr(await dig(host, port, ['a.fast.test', 'A'])), ['127.1.0.1'], 'answers afterwards');
+    } finally {
+      await fwd.close();
+    }
+  });
+
   test('a dying worker is restarted; after repeated deaths the listener falls back to dgram on the same port', async () => {
     const logged: string[] = [];
     const log = { debug() {}, info() {}, warn: (_: object, m?: string) => void logged.push(`warn ${m}`), error: (_: object, m?: string) => void logged.push(`error ${m}`) };
