@@ -163,6 +163,7 @@ export class FastUdp {
   readonly #stats = new SharedArrayBuffer(8 * STAT_COUNT);
   readonly #counts = new Float64Array(this.#stats);
   #control = new SharedArrayBuffer(4 * CONTROL_COUNT);
+  #controlView = new Int32Array(this.#control);
   #deaths: number[] = [];
   #closing = false;
   #started = false;
@@ -212,6 +213,7 @@ export class FastUdp {
   /** Starts a worker on the socket; resolves when it reports ready (rejects if it dies first). */
   #spawn(readyTimeoutMs: number): Promise<void> {
     this.#control = new SharedArrayBuffer(4 * CONTROL_COUNT);
+    this.#controlView = new Int32Array(this.#control);
     const data: FastWorkerData = {
       fd: this.#fd,
       batch: this.#opts.batch ?? 64,
@@ -319,7 +321,11 @@ export class FastUdp {
   }
 
   post(m: ToWorker): void {
-    this.#worker?.postMessage(m);
+    const w = this.#worker;
+    if (w === null) return;
+    w.postMessage(m);
+    // After the message is queued, so a worker that sees the count also finds the message.
+    Atomics.add(this.#controlView, CONTROL.posted, 1);
   }
 
   counters(): Omit<FastPathStats, 'listeners' | 'restarts' | 'fallbacks'> {

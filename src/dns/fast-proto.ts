@@ -21,8 +21,13 @@ export const CONTROL = {
   stop: 0,
   /** Datagrams posted to the main thread and not yet taken up by it. */
   queued: 1,
+  /**
+   * Messages posted to the worker, counted after each postMessage: the worker reads its mailbox
+   * only when this moved (receiveMessageOnPort costs a lock even when empty).
+   */
+  posted: 2,
 } as const;
-export const CONTROL_COUNT = 2;
+export const CONTROL_COUNT = 3;
 
 /**
  * At most this many datagrams wait for the main thread; beyond, the worker drops them (as a full

@@ -73,7 +73,13 @@ function apply(m: ToWorker): void {
   }
 }
 
+let seen = 0;
+
+/** Applies every control message posted since the last look (none posted: no mailbox call). */
 function drain(): void {
+  const posted = Atomics.load(control, CONTROL.posted);
+  if (posted === seen) return;
+  seen = posted;
   for (;;) {
     const r = receiveMessageOnPort(port);
     if (r === undefined) break;
@@ -163,7 +169,6 @@ function loop(): void {
             ring.reply(out, i, slen);
             out++;
             e.touched = true;
-            stats[STAT.hits]!++;
             continue;
           }
         } else if (e !== undefined && e.until <= now) {
@@ -172,7 +177,10 @@ function loop(): void {
       }
       fwdIdx[nf++] = i;
     }
-    if (out > 0) ring.send(out);
+    if (out > 0) {
+      ring.send(out);
+      stats[STAT.hits]! += out;
+    }
     if (nf > 0 && Atomics.load(control, CONTROL.queued) + nf > MAX_QUEUED) {
       stats[STAT.overflow]! += nf;
       nf = 0;
