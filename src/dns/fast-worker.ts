@@ -6,8 +6,9 @@
 // with its sender address, and the main thread answers it on the same socket.
 //
 // The loop never returns to this thread's event loop: control messages (replica entries, drops,
-// clear) are read with receiveMessageOnPort after every wake-up, and recvmmsg wakes at least every
-// RECV_TIMEOUT_MS. A clear posted before a datagram is read is applied before that datagram is
+// clear) are read with receiveMessageOnPort after every wake-up when the main thread's shared
+// `posted` counter moved, and recvmmsg wakes at least every 100 ms (SO_RCVTIMEO, set by
+// fast-path.ts). A clear posted before a datagram is read is applied before that datagram is
 // answered, so nothing stale leaves after `cache flush` returns.
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { BatchRing } from '../sys/linux/udp-batch.ts';
