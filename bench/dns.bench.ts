@@ -2,7 +2,9 @@
 // upstream (dnsmasq serving a 5,000-name hosts file), in the same run:
 //   - cache-hit QPS: dnsperf over 1,000 warmed names, 5 rounds, alternating order, median;
 //   - miss latency: sequential queries for names neither has seen, p50/p99 per round, median,
-//     compared with asking the upstream directly.
+//     compared with asking the upstream directly, and with switchyard on a plain dgram listener.
+// switchyard runs as bench/dns-server.ts; on Linux its UDP listener is the fast path (a worker
+// answering hits with recvmmsg/sendmmsg, docs/dns.md), and the table says how many hits it took.
 // Servers under test run on CPU 0 (taskset), dnsperf, the upstream and this script on CPU 1.
 // Writes the figures into docs/benchmarks.md, section "dns".
 // Environment: BENCH_ROUNDS (5), BENCH_SECONDS (2) per dnsperf run; for investigation,
@@ -13,7 +15,7 @@ import type { ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir, cpus } from 'node:os';
+import { tmpdir, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { buildNameQuery } from '../src/dns/build.ts';
@@ -48,6 +50,7 @@ async function freePort(): Promise<number> {
   });
 }
 
+const loadBefore = loadavg();
 const dir = mkdtempSync(join(tmpdir(), 'sy-bench-dns-'));
 // dnsmasq reads its hosts file after dropping root (to nobody): the folder must be readable.
 chmodSync(dir, 0o755);
@@ -154,6 +157,8 @@ const pct = (xs: number[], p: number): number => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 };
 
+const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
+
 const upPort = await freePort();
 dnsmasq(CPU_CLIENT, upPort, [`--addn-hosts=${join(dir, 'hosts')}`, '--local=/bench.test/', '--local-ttl=3600', '--cache-size=0']);
 await waitAnswer(upPort);
@@ -175,6 +180,17 @@ await new Promise<void>((resolve, reject) => {
 });
 await waitAnswer(syPort);
 
+// The same forwarder with its UDP listener on a Node dgram socket (no fast path): miss latency
+// only, to show what the fast path's extra thread hop costs a miss in the same run.
+const sdPort = await freePort();
+const sd = spawn('taskset', ['-c', CPU_SERVER, process.execPath, '--import', 'tsx', join(ROOT, 'bench/dns-server.ts'), JSON.stringify({ port: sdPort, upstream: `udp://127.0.0.1:${upPort}`, fastPath: false })], {
+  cwd: ROOT,
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
+children.push(sd);
+await new Promise<void>((resolve) => sd.stdout!.on('data', (d: Buffer) => d.toString().includes('READY') && resolve()));
+await waitAnswer(sdPort);
+
 // Anchor: the cheapest possible Node responder (fixed answer by byte copy), same CPU.
 const echoPort = await freePort();
 const echo = spawn('taskset', ['-c', CPU_SERVER, process.execPath, '--import', 'tsx', join(ROOT, 'bench/udp-echo.ts'), String(echoPort)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -182,7 +198,7 @@ children.push(echo);
 await new Promise<void>((resolve) => echo.stdout!.on('data', (d: Buffer) => d.toString().includes('READY') && resolve()));
 
 // Warm both caches with the hit set, and both miss paths (JIT) with names the upstream denies.
-for (const port of [syPort, dmPort]) {
+for (const port of [syPort, dmPort, sdPort]) {
   for (let i = 0; i < HIT_NAMES; i++) await query(port, name(i));
   for (let i = 0; i < 1000; i++) await query(port, `warm${i}.${port}.bench.test`);
 }
@@ -196,7 +212,12 @@ const servers: Record<Who, { port: number; proc: ChildProcess }> = {
   dnsmasq: { port: dmPort, proc: dm },
   echo: { port: echoPort, proc: echo },
 };
-const lat = { direct: { p50: [] as number[], p99: [] as number[] }, switchyard: { p50: [] as number[], p99: [] as number[] }, dnsmasq: { p50: [] as number[], p99: [] as number[] } };
+const lat = {
+  direct: { p50: [] as number[], p99: [] as number[] },
+  switchyard: { p50: [] as number[], p99: [] as number[] },
+  dnsmasq: { p50: [] as number[], p99: [] as number[] },
+  dgram: { p50: [] as number[], p99: [] as number[] },
+};
 
 let next = HIT_NAMES;
 for (let r = 0; r < ROUNDS; r++) {
@@ -211,7 +232,7 @@ for (let r = 0; r < ROUNDS; r++) {
   }
   // Misses: fresh names for each forwarder; the direct baseline asks the upstream for the same names.
   const fresh = (n: number): string[] => Array.from({ length: n }, () => name(next++ % NAMES));
-  for (const [who, port] of [['direct', upPort], ['switchyard', syPort], ['dnsmasq', dmPort]] as const) {
+  for (const [who, port] of [['direct', upPort], ['switchyard', syPort], ['dnsmasq', dmPort], ['dgram', sdPort]] as const) {
     const names = fresh(MISS_PER_ROUND);
     const rtts: number[] = [];
     for (const n of names) {
@@ -222,12 +243,28 @@ for (let r = 0; r < ROUNDS; r++) {
     lat[who].p99.push(pct(rtts, 99));
   }
 }
+const loadAfter = loadavg();
+// The server's counters: how many hits the UDP fast path's worker answered (0 on the dgram path).
+let syStats: { cacheHits: number; fastPath?: { hits: number; listeners: number; batches: number; datagrams: number } } | null = null;
+sy.stdout!.on('data', (d: Buffer) => {
+  const m = /STATS (.*)/.exec(d.toString());
+  if (m) syStats = JSON.parse(m[1]!) as typeof syStats;
+});
+const syExit = new Promise<void>((resolve) => sy.once('exit', () => resolve()));
 if (process.env['BENCH_PAUSE']) {
   console.error(`paused: switchyard pid ${sy.pid} port ${syPort}; dnsmasq pid ${dm.pid} port ${dmPort}`);
   await new Promise((r) => setTimeout(r, Number(process.env['BENCH_PAUSE']) * 1000));
 }
 sy.kill('SIGTERM');
+sd.kill('SIGTERM');
 echo.kill('SIGTERM');
+await Promise.race([syExit, new Promise((r) => setTimeout(r, 5000))]);
+const fp = (syStats as { fastPath?: { hits: number; listeners: number; batches: number; datagrams: number } } | null)?.fastPath;
+const fastNote = fp
+  ? fp.listeners > 0
+    ? `UDP fast path on: its worker answered ${fmt(fp.hits)} of ${fmt((syStats as unknown as { cacheHits: number }).cacheHits)} cache hits, ${(fp.datagrams / Math.max(1, fp.batches)).toFixed(1)} datagrams per recvmmsg on average`
+    : 'UDP fast path OFF (dgram listener)'
+  : 'fast path counters not reported';
 
 const syQps = median(hits.switchyard);
 const dmQps = median(hits.dnsmasq);
@@ -237,27 +274,29 @@ const dmCpu = median(cpuPerQuery.dnsmasq);
 const echoCpu = median(cpuPerQuery.echo);
 const m = (who: keyof typeof lat, k: 'p50' | 'p99'): number => median(lat[who][k]);
 const overhead = m('switchyard', 'p50') - m('direct', 'p50');
-const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
 const us = (n: number): string => `${(n / 1000).toFixed(3)} ms`;
 const date = new Date().toISOString().slice(0, 10);
 
 const section = `## dns
 
-\`npm run bench:dns\` (${date}, Node ${process.version}, ${cpus().length} CPUs; servers pinned to CPU ${CPU_SERVER}, dnsperf/upstream/prober to CPU ${CPU_CLIENT}; ${ROUNDS} rounds, medians). Both forwarders ask the same local upstream: dnsmasq serving a ${NAMES}-name hosts file.
+\`npm run bench:dns\` (${date}, Node ${process.version}, ${cpus().length} CPUs; servers pinned to CPU ${CPU_SERVER}, dnsperf/upstream/prober to CPU ${CPU_CLIENT}; ${ROUNDS} rounds, medians; load average (1/5/15 min) ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${loadAfter.map((x) => x.toFixed(2)).join(' ')} after). Both forwarders ask the same local upstream: dnsmasq serving a ${NAMES}-name hosts file.
 
-| | switchyard | dnsmasq | Node echo floor | direct to upstream |
+| | switchyard | dnsmasq | Node dgram echo | direct to upstream |
 |---|---|---|---|---|
 | cache-hit QPS (dnsperf, ${HIT_NAMES} warmed names, ${SECONDS} s × ${ROUNDS}) | ${fmt(syQps)} | ${fmt(dmQps)} | ${fmt(median(hits.echo))} | |
 | CPU per cache hit (server process, all threads) | ${syCpu.toFixed(1)} µs | ${dmCpu.toFixed(1)} µs | ${echoCpu.toFixed(1)} µs | |
 | queries lost (all rounds) | ${lost.switchyard} | ${lost.dnsmasq} | ${lost.echo} | |
 | miss latency p50 (${MISS_PER_ROUND} fresh names × ${ROUNDS}, sequential) | ${us(m('switchyard', 'p50'))} | ${us(m('dnsmasq', 'p50'))} | | ${us(m('direct', 'p50'))} |
 | miss latency p99 | ${us(m('switchyard', 'p99'))} | ${us(m('dnsmasq', 'p99'))} | | ${us(m('direct', 'p99'))} |
+| miss latency p50 / p99, switchyard with a dgram UDP listener (no fast path) | ${us(m('dgram', 'p50'))} / ${us(m('dgram', 'p99'))} | | | |
 
 - Cache-hit QPS ratio switchyard / dnsmasq: **${ratio.toFixed(2)}×** (target ≥ 1.5×).
 - CPU-per-hit ratio dnsmasq / switchyard (capacity per core, less sensitive to other load on the machine): **${(dmCpu / syCpu).toFixed(2)}×**.
 - Miss p50 overhead over asking the upstream directly: **${(overhead / 1000).toFixed(3)} ms** (target ≤ 0.2 ms).
 - Per round, switchyard QPS: ${hits.switchyard.map(fmt).join(', ')}; dnsmasq: ${hits.dnsmasq.map(fmt).join(', ')}; CPU µs per hit, switchyard: ${cpuPerQuery.switchyard.map((x) => x.toFixed(1)).join(', ')}; dnsmasq: ${cpuPerQuery.dnsmasq.map((x) => x.toFixed(1)).join(', ')}.
-- The "Node echo floor" is bench/udp-echo.ts: a fixed answer by byte copy, the least any Node responder can cost here.
+- ${fastNote}.
+- "Node dgram echo" is bench/udp-echo.ts: a fixed answer by byte copy through one Node dgram socket — the least a dgram-based responder costs here (switchyard's UDP listener on Linux uses the fast path instead, docs/dns.md).
+- dnsperf runs on one CPU: when the server needs less CPU per query than dnsperf, QPS measures dnsperf; the CPU-per-hit row is the server's capacity.
 - The switchyard server runs with a no-op binding hook, so misses include batching and awaiting it.
 `;
 

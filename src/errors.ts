@@ -43,6 +43,7 @@ export const ERROR_CODES = {
   SY_ERR_DNS_BLOCKED: 'the name is blocked by policy',
   SY_ERR_DNS_NOT_FOUND: 'the name does not exist or has no address',
   SY_ERR_DNS_INTERFACE: 'the interface a name must be resolved through is missing, down, or its sockets could not be bound to it',
+  SY_ERR_DNS_FAST_PATH: 'the Linux UDP fast path (batched syscalls in a worker) could not start or stopped',
   // --- front / egress ---
   SY_ERR_FRONT_SOCKET_CALL: 'a socket system call failed (call name and errno in the message)',
   SY_ERR_FRONT_LISTEN: 'a front-door listener could not start',

@@ -42,6 +42,9 @@ export interface Prepared {
   key: string;
   keyBytes: Uint8Array | null;
   hash: number;
+  /** What the hit replica (fast-path.ts) was last told about this entry: its `until` and replica generation. */
+  replicaUntil: number;
+  replicaGen: number;
 }
 
 /** Clamps every TTL in place and returns the entry's lifetime in seconds (0 = do not cache). */
@@ -98,6 +101,8 @@ export function prepare(
     key: '',
     keyBytes: null,
     hash: -1,
+    replicaUntil: 0,
+    replicaGen: -1,
   };
 }
 
@@ -111,23 +116,56 @@ export function remainingTtl(p: Prepared, now: number): number {
  * TTLs aged, the OPT cut when the client sent none, and TC when it exceeds the client's UDP size.
  */
 export function serve(p: Prepared, client: Buffer, q: Query, now: number, udp: boolean): Buffer {
-  const cutOpt = !q.edns && p.optStart >= 0;
-  const len = cutOpt ? p.optStart : p.bytes.length;
+  const len = servedLength(p, q);
   if (udp && len > (q.edns ? q.udpSize : 512)) {
     return buildTruncated(client, q, (p.bytes[2]! << 8) | p.bytes[3]!);
   }
   const out = Buffer.allocUnsafe(len);
+  serveInto(p, client, 0, q, now, out, 0);
+  return out;
+}
+
+/** What a hit needs of a cached answer (a Prepared, or the fast path's copy of one). */
+export interface Servable {
+  bytes: Uint8Array;
+  ttlOffsets: Uint16Array;
+  ttls: Uint32Array;
+  optStart: number;
+  storedAt: number;
+}
+
+/** What serving needs of a query (a parsed Query, or the fast path's QuickQuery). */
+export interface ServeQuery {
+  id: number;
+  flags: number;
+  qEnd: number;
+  edns: boolean;
+}
+
+/** Length of the answer `serve` gives `q` (before any truncation): without the OPT when the client sent none. */
+export function servedLength(p: Servable, q: Pick<ServeQuery, 'edns'>): number {
+  return !q.edns && p.optStart >= 0 ? p.optStart : p.bytes.length;
+}
+
+/**
+ * Writes the answer for `q` (whose bytes start at `clientOff` in `client`) at `off` in `out`, which
+ * must have servedLength(p, q) bytes free there; the caller has checked the client's UDP size.
+ */
+export function serveInto(p: Servable, client: Uint8Array, clientOff: number, q: ServeQuery, now: number, out: Uint8Array, off: number): number {
+  const cutOpt = !q.edns && p.optStart >= 0;
+  const len = cutOpt ? p.optStart : p.bytes.length;
   const src = p.bytes;
   // TypedArray#set is a plain memcpy (measured faster here than Buffer#copy or a loop).
-  out.set(len === src.length ? src : src.subarray(0, len));
-  out[0] = q.id >> 8;
-  out[1] = q.id & 0xff;
-  out[2] = (out[2]! & ~(FLAG.RD >> 8)) | ((q.flags >> 8) & (FLAG.RD >> 8));
+  out.set(len === src.length ? src : src.subarray(0, len), off);
+  out[off] = q.id >> 8;
+  out[off + 1] = q.id & 0xff;
+  out[off + 2] = (out[off + 2]! & ~(FLAG.RD >> 8)) | ((q.flags >> 8) & (FLAG.RD >> 8));
   // Same name modulo case, so the same length: the client gets its own spelling back.
-  for (let i = HEADER_LEN; i < q.qEnd; i++) out[i] = client[i]!;
+  for (let i = HEADER_LEN; i < q.qEnd; i++) out[off + i] = client[clientOff + i]!;
   if (cutOpt) {
-    const ar = (out[10]! << 8) | out[11]!;
-    out.writeUInt16BE(ar - 1, 10);
+    const ar = ((out[off + 10]! << 8) | out[off + 11]!) - 1;
+    out[off + 10] = ar >> 8;
+    out[off + 11] = ar & 0xff;
   }
   const elapsed = Math.floor((now - p.storedAt) / 1000);
   const offs = p.ttlOffsets;
@@ -136,16 +174,16 @@ export function serve(p: Prepared, client: Buffer, q: Query, now: number, udp: b
     const o = offs[i]!;
     if (o >= len) continue;
     const t = elapsed === 0 ? ttls[i]! : Math.max(0, ttls[i]! - elapsed);
-    out[o] = t >>> 24;
-    out[o + 1] = (t >>> 16) & 0xff;
-    out[o + 2] = (t >>> 8) & 0xff;
-    out[o + 3] = t & 0xff;
+    out[off + o] = t >>> 24;
+    out[off + o + 1] = (t >>> 16) & 0xff;
+    out[off + o + 2] = (t >>> 8) & 0xff;
+    out[off + o + 3] = t & 0xff;
   }
-  return out;
+  return len;
 }
 
 /** True when `client`'s question (ASCII case folded) and DO bit are the bytes `p` is cached under. */
-function sameQuestion(kb: Uint8Array, client: Uint8Array, q: Query): boolean {
+export function sameQuestion(kb: Uint8Array, client: Uint8Array, q: Query): boolean {
   const klen = q.qEnd - HEADER_LEN;
   if (kb.length !== klen + 1 || kb[klen] !== (q.dnssecOk ? 1 : 0)) return false;
   for (let i = 0; i < klen; i++) {
@@ -165,14 +203,27 @@ export class AnswerCache {
   readonly #lru: LRUCache<string, Prepared>;
   readonly #fast = new Map<number, Prepared>();
   #touch = 0;
-  constructor(maxEntries: number) {
+  #clearing = false;
+  /** `onDrop`: told of every entry that leaves one by one (not of clear(): its caller knows). */
+  constructor(maxEntries: number, onDrop?: (p: Prepared) => void) {
     this.#lru = new LRUCache<string, Prepared>({
       max: Math.max(1, maxEntries),
       // Evicted, replaced or deleted: drop it from the index too (if it is the one indexed).
       dispose: (p) => {
         if (p.keyBytes !== null && this.#fast.get(p.hash) === p) this.#fast.delete(p.hash);
+        if (onDrop && !this.#clearing) onDrop(p);
       },
     });
+  }
+
+  /** True when `p` is the entry cached under its key. */
+  has(p: Prepared): boolean {
+    return p.key !== '' && this.#lru.peek(p.key) === p;
+  }
+
+  /** Refreshes the recency of `key` (hits another thread answered). */
+  touch(key: string): void {
+    this.#lru.get(key);
   }
 
   /** The entry for a client's query `q` parsed from `client`, if cached and not expired. */
@@ -213,7 +264,12 @@ export class AnswerCache {
     if (question && this.#lru.peek(key) === p) this.#fast.set(p.hash, p);
   }
   clear(): void {
-    this.#lru.clear();
+    this.#clearing = true;
+    try {
+      this.#lru.clear();
+    } finally {
+      this.#clearing = false;
+    }
     this.#fast.clear();
   }
   get size(): number {

@@ -8,18 +8,18 @@
 // Every failure past parsing becomes SERVFAIL for that client; nothing here throws to the caller.
 import type { Socket as UdpSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
-import type { Binding, BindingHook } from '../flow/types.ts';
+import type { BindingHook } from '../flow/types.ts';
 import type { DnsConfig, DomainProjection, EgressConfig } from '../policy/types.ts';
 import { analyse } from './answer.ts';
 import { addressRdata, buildHeaderOnlyError, buildLocalAnswer, buildNameQuery, buildUpstreamQuery } from './build.ts';
 import type { LocalRecord, OutQuery } from './build.ts';
-import { AnswerCache, prepare, remainingTtl, serve } from './cache.ts';
+import { Binder } from './binder.ts';
+import { AnswerCache, prepare, serve } from './cache.ts';
 import type { Prepared } from './cache.ts';
 import { defaultConnectTcp, directDialer, egressDialer } from './dial.ts';
 import type { ConnectTcp, ResolveHost } from './dial.ts';
 import { stripEch } from './ech.ts';
 import { DnsError } from './errors.ts';
-import { HookBatcher } from './hook.ts';
 import { makeInterfacePool } from './iface-path.ts';
 import type { InterfaceSockets } from './iface-path.ts';
 import { UpstreamPool } from './pool.ts';
@@ -90,6 +90,19 @@ export interface ForwarderStats {
   overloaded: number;
 }
 
+/**
+ * A copy of the cache in another thread that answers hits itself (the Linux UDP fast path,
+ * fast-path.ts). The forwarder tells it what it may serve and what is gone.
+ */
+export interface HitReplica {
+  /** `p` (a client-question entry) was cached or served here; the replica may serve it until `until` (ms). */
+  offer(p: Prepared, until: number): void;
+  /** `p` left the cache (evicted, replaced, expired). */
+  drop(p: Prepared): void;
+  /** Every entry is gone (flush, new policy, lost OS sets). */
+  clear(): void;
+}
+
 const PATH_DEFAULT = '';
 /** Distinct upstream queries in flight at once; beyond this, SERVFAIL at once (bounds sockets and memory). */
 export const MAX_INFLIGHT = 2048;
@@ -105,7 +118,8 @@ export class Forwarder {
   readonly #inflight = new Map<string, Promise<Prepared>>();
   readonly #hosts = new Map<string, string[]>();
   readonly #limiter: RateLimiter;
-  readonly #batcher: HookBatcher | null;
+  readonly #binder: Binder;
+  #replica: HitReplica | null = null;
   readonly #connectTcp: ConnectTcp;
   readonly #udpSocket: (family: 4 | 6) => UdpSocket;
   readonly #udpPool: UdpSocketPool;
@@ -115,7 +129,6 @@ export class Forwarder {
   #bootstrapPool: UpstreamPool | null = null;
   readonly #egressPools = new Map<string, UpstreamPool | DnsError>();
   readonly #bootCache = new Map<string, { ips: string[]; until: number }>();
-  #hookGen = 0;
   #extraCa: Buffer | undefined;
   readonly stats: ForwarderStats = {
     queries: 0,
@@ -141,9 +154,17 @@ export class Forwarder {
     this.#store = opts.store;
     this.#log = opts.log ?? silentLog;
     this.#now = opts.now ?? Date.now;
-    this.#cache = new AnswerCache(opts.config.cache.maxEntries);
+    this.#cache = new AnswerCache(opts.config.cache.maxEntries, (p) => this.#replica?.drop(p));
     this.#limiter = new RateLimiter(opts.config.rateLimit);
-    this.#batcher = opts.onBindings ? new HookBatcher(opts.onBindings, { timeoutMs: opts.hookTimeoutMs ?? 2000 }) : null;
+    this.#binder = new Binder({
+      ...(opts.onBindings ? { onBindings: opts.onBindings } : {}),
+      ...(opts.hookTimeoutMs ? { hookTimeoutMs: opts.hookTimeoutMs } : {}),
+      graceSeconds: opts.config.store.graceSeconds,
+      egresses: () => this.#egresses,
+      store: opts.store,
+      log: this.#log,
+      stats: this.stats,
+    });
     this.#connectTcp = opts.connectTcp ?? defaultConnectTcp;
     this.#udpSocket = opts.udpSocket ?? defaultUdpSocket;
     this.#udpPool = new UdpSocketPool(this.#udpSocket);
@@ -176,6 +197,7 @@ export class Forwarder {
     this.#egresses = egresses;
     this.#store.setProjector(projectDomain);
     this.#cache.clear();
+    this.#replica?.clear();
     for (const p of this.#egressPools.values()) if (p instanceof UpstreamPool) p.close();
     this.#egressPools.clear();
   }
@@ -188,13 +210,25 @@ export class Forwarder {
   flushCache(): number {
     const n = this.#cache.size;
     this.#cache.clear();
+    this.#replica?.clear();
     this.#bootCache.clear();
     return n;
   }
 
   /** The OS backend lost its sets (restart, flush): every cached answer re-runs the hook on its next hit. */
   invalidateHooks(): void {
-    this.#hookGen++;
+    this.#binder.gen++;
+    this.#replica?.clear();
+  }
+
+  /** Attaches (or with null detaches) the replica that answers hits in another thread. */
+  attachReplica(r: HitReplica | null): void {
+    this.#replica = r;
+  }
+
+  /** Marks a cached client-question entry as recently used (hits the replica answered). */
+  touch(key: string): void {
+    this.#cache.touch(key);
   }
 
   close(): void {
@@ -209,16 +243,17 @@ export class Forwarder {
 
   /**
    * Answers one query from `client` (its address, for the rate limit). Returns the answer bytes,
-   * null to send nothing, or a promise of either. Never throws.
+   * null to send nothing, or a promise of either. Never throws. `limited`: the caller (the UDP
+   * fast path) already applied the rate limit to this query.
    */
-  handle(msg: Buffer, client: string, udp: boolean): Buffer | null | Promise<Buffer | null> {
+  handle(msg: Buffer, client: string, udp: boolean, limited = false): Buffer | null | Promise<Buffer | null> {
     this.stats.queries++;
     const now = this.#now();
     if (msg.length < 12) {
       this.stats.dropped++;
       return null;
     }
-    if (!this.#limiter.allow(client, now)) {
+    if (!limited && !this.#limiter.allow(client, now)) {
       this.stats.rateLimited++;
       return null;
     }
@@ -235,7 +270,8 @@ export class Forwarder {
       const hit = this.#cache.getQuery(q, msg, now);
       if (hit) {
         this.stats.cacheHits++;
-        if (this.#needsRehook(hit, now)) return this.#rehookThenServe(hit, msg, q, udp);
+        if (this.#binder.needsRehook(hit, now)) return this.#rehookThenServe(hit, msg, q, udp);
+        if (this.#replica !== null) this.#offer(hit);
         return serve(hit, msg, q, now, udp);
       }
       const local = this.#localAnswer(msg, q);
@@ -288,25 +324,10 @@ export class Forwarder {
     const answer = buildLocalAnswer(msg, q, RCODE.NOERROR, records, true);
     if (records.length === 0) return answer;
     const addresses = hosts.filter((ip) => records.some((r) => r.type === (ip.includes(':') ? TYPE.AAAA : TYPE.A)));
-    return this.#bindLocal(q.name, addresses).then(
+    return this.#binder.bindLocal(q.name, addresses, this.#project(q.name).egresses, LOCAL_TTL).then(
       () => answer,
       () => this.#servfail(msg, q),
     );
-  }
-
-  /** Static hosts answers bind their addresses like upstream answers do (store + hook). */
-  async #bindLocal(name: string, ips: string[]): Promise<void> {
-    const proj = this.#project(name);
-    for (const ip of ips) this.#store.record(ip, { name, chain: [name], ttlSeconds: LOCAL_TTL, upstream: 'hosts' });
-    if (!this.#batcher) return;
-    const bindings = ips.map((ip) => this.#binding(ip, ip.includes(':') ? 6 : 4, name, proj.egresses, LOCAL_TTL));
-    try {
-      await this.#batcher.submit(bindings);
-    } catch (err) {
-      this.stats.hookFailures++;
-      this.#log.warn({ err, name }, 'dns: binding hook failed');
-      if (!this.#isDirect(proj.egresses)) throw err;
-    }
   }
 
   #blockedAnswer(msg: Buffer, q: Query): Buffer {
@@ -320,53 +341,18 @@ export class Forwarder {
 
   // ------------------------------------------------------------------ the hook
 
-  #isDirect(egresses: string[]): boolean {
-    return egresses.length > 0 && egresses.every((e) => this.#egresses[e]?.type === 'direct' || e === 'direct');
-  }
-
-  #binding(ip: string, family: 4 | 6, name: string, egresses: string[], ttl: number): Binding {
-    return { ip, family, name, egresses, ttlSeconds: ttl, holdSeconds: ttl + this.#cfg.store.graceSeconds };
-  }
-
-  #needsRehook(p: Prepared, now: number): boolean {
-    if (!this.#batcher || p.addresses.length === 0) return false;
-    if (p.hookGen !== this.#hookGen) return true;
-    // The set entry must outlive what the client is told, plus half the grace period.
-    return p.hookedUntil - now < remainingTtl(p, now) * 1000 + (this.#cfg.store.graceSeconds * 1000) / 2;
-  }
-
-  /** Runs the hook for `p`'s addresses with what is left of its TTL; true when it succeeded. */
-  #hookFor(p: Prepared, now: number): Promise<boolean> {
-    if (!this.#batcher || p.addresses.length === 0) return Promise.resolve(true);
-    const ttl = remainingTtl(p, now);
-    const bindings = p.addresses.map((a) => this.#binding(a.ip, a.family, p.name, p.egresses, ttl));
-    const gen = this.#hookGen;
-    return this.#batcher.submit(bindings).then(
-      () => {
-        p.hookedUntil = now + (ttl + this.#cfg.store.graceSeconds) * 1000;
-        p.hookGen = gen;
-        return true;
-      },
-      (err: unknown) => {
-        this.stats.hookFailures++;
-        this.#log.warn({ err, name: p.name }, 'dns: binding hook failed');
-        return false;
-      },
-    );
-  }
-
   async #rehookThenServe(p: Prepared, msg: Buffer, q: Query, udp: boolean): Promise<Buffer> {
-    this.stats.rehooks++;
-    if (!p.rehook) {
-      const r = this.#hookFor(p, this.#now());
-      p.rehook = r;
-      void r.finally(() => {
-        if (p.rehook === r) p.rehook = null;
-      });
-    }
-    const ok = await p.rehook;
-    if (!ok && !this.#isDirect(p.egresses)) return this.#servfail(msg, q);
+    const ok = await this.#binder.rehook(p, this.#now());
+    if (!ok && !this.#binder.isDirect(p.egresses)) return this.#servfail(msg, q);
+    if (ok && this.#replica !== null) this.#offer(p);
     return serve(p, msg, q, this.#now(), udp);
+  }
+
+  /** Lets the replica serve a client-question entry for as long as no hook has to run for it. */
+  #offer(p: Prepared): void {
+    if (p.keyBytes === null) return;
+    const until = this.#binder.fastUntil(p);
+    if (until > this.#now()) this.#replica!.offer(p, until);
   }
 
   // ------------------------------------------------------------------ misses
@@ -420,7 +406,7 @@ export class Forwarder {
     const answer = await pool.exchange(out);
     let bytes = answer.bytes;
     let a = analyse(bytes, q.name, q.qtype);
-    if (this.#cfg.stripEch && !this.#isDirect(proj.egresses) && a.records.some((r) => r.type === TYPE.HTTPS || r.type === TYPE.SVCB)) {
+    if (this.#cfg.stripEch && !this.#binder.isDirect(proj.egresses) && a.records.some((r) => r.type === TYPE.HTTPS || r.type === TYPE.SVCB)) {
       const stripped = stripEch(bytes, a.records);
       if (stripped !== bytes) {
         bytes = stripped;
@@ -432,13 +418,18 @@ export class Forwarder {
     for (const addr of p.addresses) {
       this.#store.record(addr.ip, { name: q.name, chain: p.chain, ttlSeconds: p.ttl, upstream: answer.upstream });
     }
-    if (withHook && p.addresses.length > 0 && this.#batcher) {
-      const ok = await this.#hookFor(p, now);
-      if (!ok && !this.#isDirect(proj.egresses)) {
+    if (withHook && p.addresses.length > 0 && this.#binder.active) {
+      const ok = await this.#binder.hookFor(p, now);
+      if (!ok && !this.#binder.isDirect(proj.egresses)) {
         throw new DnsError('SY_ERR_DNS_HOOK', `binding hook failed for ${q.name}`);
       }
     }
-    if (!withHook || !this.#batcher || p.addresses.length === 0 || p.hookGen === this.#hookGen) this.#cache.set(cacheKey, p, cacheKey === q.key);
+    if (!withHook || !this.#binder.active || p.addresses.length === 0 || p.hookGen === this.#binder.gen) {
+      this.#cache.set(cacheKey, p, cacheKey === q.key);
+      // Offered after the waiting clients are answered (copying it to the worker is not free);
+      // by then it may have been flushed or evicted: only what is still cached is offered.
+      if (this.#replica !== null) setImmediate(() => this.#cache.has(p) && this.#replica !== null && this.#offer(p));
+    }
     return p;
   }
 

@@ -8,6 +8,8 @@ import type { InterfaceSockets } from './iface-path.ts';
 import type { AdapterDnsInfo } from './system-windows.ts';
 import { Forwarder, silentLog } from './forwarder.ts';
 import type { DnsLog, ForwarderStats } from './forwarder.ts';
+import { FastReplicas } from './fast-path.ts';
+import type { FastPathStats } from './fast-path.ts';
 import { listen } from './listen.ts';
 import type { Listener } from './listen.ts';
 import { CorrelationStore, STORE_FILE_NAME } from './store.ts';
@@ -18,6 +20,7 @@ import type { Socket as UdpSocket } from 'node:dgram';
 export { CorrelationStore, canonicalIp, STORE_FILE_NAME } from './store.ts';
 export { Forwarder, CANARY } from './forwarder.ts';
 export type { DnsLog, ForwarderStats } from './forwarder.ts';
+export type { FastPathStats } from './fast-path.ts';
 export { parseUpstream } from './upstream.ts';
 export type { InterfaceSockets } from './iface-path.ts';
 export { selectWindowsResolvers, windowsSystemResolvers } from './system-windows.ts';
@@ -44,6 +47,11 @@ export interface StartDnsOptions {
   interfaceSockets?: InterfaceSockets;
   /** Windows: the adapters' DNS servers (iphlpapi adapterDnsServers), used when no upstream is configured. */
   readAdapters?: () => AdapterDnsInfo[];
+  /**
+   * Try the UDP fast path (Linux: a worker thread answering cache hits with recvmmsg/sendmmsg;
+   * docs/dns.md). Default true; where it cannot start, the listener uses a dgram socket.
+   */
+  fastPath?: boolean;
 }
 
 export interface DnsForwarder {
@@ -54,7 +62,10 @@ export interface DnsForwarder {
   /** Resolves an egress or upstream host name by static hosts and bootstrap addresses only. */
   resolveBootstrap(name: string): Promise<string[]>;
   forwarder: Forwarder;
-  stats(): ForwarderStats & { cacheEntries: number; storeEntries: number; storeMax: number };
+  /** Counters; queries, cacheHits, rateLimited and dropped include what the UDP fast path answered or dropped. */
+  stats(): ForwarderStats & { cacheEntries: number; storeEntries: number; storeMax: number; fastPath: FastPathStats };
+  /** Per listen address, the UDP fast path serving it (null: dgram). For status output and tests. */
+  listeners: Listener[];
   /** Drops every cached answer, keeping upstream and egress resolver paths; returns how many. */
   flushCache(): number;
   /** Applies a new policy (drops cached answers and egress paths). */
@@ -98,12 +109,20 @@ export async function startDnsForwarder(opts: StartDnsOptions): Promise<DnsForwa
     ...(opts.readAdapters ? { readAdapters: opts.readAdapters } : {}),
   });
   const listeners: Listener[] = [];
-  try {
-    for (const addr of cfg.listen) listeners.push(await listen(addr, (m, c, u) => forwarder.handle(m, c, u), log));
-  } catch (err) {
+  const replicas = new FastReplicas();
+  replicas.onTouch = (key) => forwarder.touch(key);
+  const fast = opts.fastPath === false ? undefined : { replicas, options: { maxEntries: cfg.cache.maxEntries, rateLimit: cfg.rateLimit } };
+  // The replica is attached before the first listener exists, so no cached entry is missed.
+  forwarder.attachReplica(replicas);
+  // All addresses at once (each fast listener's worker takes a moment to load); on any failure,
+  // close the ones that did bind.
+  const bound = await Promise.allSettled(cfg.listen.map((addr) => listen(addr, (m, c, u, l) => forwarder.handle(m, c, u, l), log, undefined, fast)));
+  for (const b of bound) if (b.status === 'fulfilled') listeners.push(b.value);
+  const failed = bound.find((b): b is PromiseRejectedResult => b.status === 'rejected');
+  if (failed) {
     await Promise.all(listeners.map((l) => l.close()));
     forwarder.close();
-    throw err;
+    throw failed.reason;
   }
   store.startAutosave((opts.autosaveSeconds ?? 30) * 1000, (err) => log.warn({ err }, 'dns: saving the store failed'));
   const resolver: EgressResolver = { resolve: (name, egress, family) => forwarder.resolveFor(name, egress, family) };
@@ -114,7 +133,22 @@ export async function startDnsForwarder(opts: StartDnsOptions): Promise<DnsForwa
     resolver,
     resolveBootstrap: (name) => forwarder.resolveBootstrap(name),
     forwarder,
-    stats: () => ({ ...forwarder.stats, cacheEntries: forwarder.cacheSize, storeEntries: store.size, storeMax: store.maxEntries }),
+    listeners,
+    stats: () => {
+      const f = replicas.stats();
+      const s = forwarder.stats;
+      return {
+        ...s,
+        queries: s.queries + f.hits + f.rateLimited + f.dropped + f.overflow,
+        cacheHits: s.cacheHits + f.hits,
+        rateLimited: s.rateLimited + f.rateLimited,
+        dropped: s.dropped + f.dropped + f.overflow,
+        cacheEntries: forwarder.cacheSize,
+        storeEntries: store.size,
+        storeMax: store.maxEntries,
+        fastPath: f,
+      };
+    },
     flushCache: () => forwarder.flushCache(),
     setPolicy: (p, e) => forwarder.setPolicy(p, e),
     close: async () => {

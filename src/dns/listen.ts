@@ -1,6 +1,8 @@
 // UDP and TCP listeners on each `[dns] listen` address. TCP (RFC 7766): two-byte length framing,
 // several queries per connection answered as they complete, bounded per connection and in total,
-// idle connections closed. Port 0 binds UDP first and TCP on the same port.
+// idle connections closed. Port 0 binds UDP first and TCP on the same port. On Linux, UDP goes
+// through the fast path (fast-path.ts: a worker answering cache hits with batched syscalls) when it
+// can be set up, else — and on every other OS — through a Node dgram socket.
 import { createSocket } from 'node:dgram';
 import type { SocketOptions, Socket as UdpSocket } from 'node:dgram';
 import { createServer, isIP } from 'node:net';
@@ -8,9 +10,17 @@ import type { Server, Socket } from 'node:net';
 import type { HostPort } from '../policy/types.ts';
 import { DnsError } from './errors.ts';
 import type { DnsLog } from './forwarder.ts';
+import { FastUdp } from './fast-path.ts';
+import type { FastPathOptions, FastReplicas } from './fast-path.ts';
 import { FrameReader, frame } from './frame.ts';
 
-export type Handler = (msg: Buffer, client: string, udp: boolean) => Buffer | null | Promise<Buffer | null>;
+/** `limited`: the rate limit was already applied (by the UDP fast path). */
+export type Handler = (msg: Buffer, client: string, udp: boolean, limited?: boolean) => Buffer | null | Promise<Buffer | null>;
+
+export interface FastListen {
+  options: FastPathOptions;
+  replicas: FastReplicas;
+}
 
 export interface ListenLimits {
   maxTcpConnections: number;
@@ -22,6 +32,8 @@ export const DEFAULT_LIMITS: ListenLimits = { maxTcpConnections: 512, maxQueries
 
 export interface Listener {
   address: HostPort;
+  /** The UDP fast path serving this address, or null (dgram). */
+  fast: FastUdp | null;
   close(): Promise<void>;
 }
 
@@ -117,16 +129,45 @@ function bindTcp(host: string, port: number, handler: Handler, limits: ListenLim
   });
 }
 
-/** Binds UDP and TCP on one address; with port 0, both on the port the kernel chose for UDP. */
-export async function listen(addr: HostPort, handler: Handler, log: DnsLog, limits: ListenLimits = DEFAULT_LIMITS): Promise<Listener> {
-  for (let attempt = 0; ; attempt++) {
-    let udp: UdpSocket;
+/** The UDP side of a listener: the fast path, or a dgram socket (also what the fast path falls back to). */
+async function bindUdpSide(addr: HostPort, handler: Handler, log: DnsLog, fast: FastListen | undefined): Promise<{ port: number; fast: FastUdp | null; close(): void }> {
+  let dgram: UdpSocket | null = null;
+  if (fast && isIP(addr.host) !== 0) {
     try {
-      udp = await bindUdp(addr.host, addr.port, handler, log);
+      const f = await FastUdp.start(addr.host, addr.port, handler, log, fast.options, fast.replicas, async (port) => {
+        dgram = await bindUdp(addr.host, port, handler, log);
+      });
+      log.info({ host: addr.host, port: f.port }, 'dns: udp fast path on');
+      return {
+        port: f.port,
+        fast: f,
+        close: () => {
+          void f.close();
+          (dgram as UdpSocket | null)?.close();
+        },
+      };
+    } catch (err) {
+      if (err instanceof DnsError || (err as { code?: string }).code === 'SY_ERR_DNS_FAST_PATH') log.warn({ err }, 'dns: udp fast path unavailable; using a dgram socket');
+      else log.info({ err }, 'dns: udp fast path unavailable on this system; using a dgram socket');
+    }
+  }
+  const u = await bindUdp(addr.host, addr.port, handler, log);
+  return { port: u.address().port, fast: null, close: () => u.close() };
+}
+
+/**
+ * Binds UDP and TCP on one address; with port 0, both on the port the kernel chose for UDP.
+ * `fast`: try the UDP fast path first (falls back to dgram on any failure).
+ */
+export async function listen(addr: HostPort, handler: Handler, log: DnsLog, limits: ListenLimits = DEFAULT_LIMITS, fast?: FastListen): Promise<Listener> {
+  for (let attempt = 0; ; attempt++) {
+    let udp: { port: number; fast: FastUdp | null; close(): void };
+    try {
+      udp = await bindUdpSide(addr, handler, log, fast);
     } catch (err) {
       throw new DnsError('SY_ERR_DNS_LISTEN', `cannot listen on udp ${addr.host}:${addr.port}: ${(err as Error).message}`, err);
     }
-    const port = udp.address().port;
+    const port = udp.port;
     try {
       const tcp = await bindTcp(addr.host, port, handler, limits, log);
       const conns = new Set<Socket>();
@@ -136,12 +177,13 @@ export async function listen(addr: HostPort, handler: Handler, log: DnsLog, limi
       });
       return {
         address: { host: addr.host, port },
-        close: () =>
-          new Promise<void>((resolve) => {
-            udp.close();
-            for (const c of conns) c.destroy();
-            tcp.close(() => resolve());
-          }),
+        fast: udp.fast,
+        close: async () => {
+          if (udp.fast) await udp.fast.close();
+          udp.close();
+          for (const c of conns) c.destroy();
+          await new Promise<void>((resolve) => tcp.close(() => resolve()));
+        },
       };
     } catch (err) {
       udp.close();

@@ -10,10 +10,10 @@ export class RateLimiter {
   readonly #rate: number;
   readonly #burst: number;
   readonly #maxClients: number;
-  #buckets = new Map<string, Bucket>();
+  #buckets = new Map<string | number, Bucket>();
   // The last client's bucket: most queries come from one or two local addresses, and comparing
   // the address string is cheaper than hashing it for the Map on every query.
-  #lastClient: string | null = null;
+  #lastClient: string | number | null = null;
   #lastBucket: Bucket | undefined;
   dropped = 0;
 
@@ -24,7 +24,8 @@ export class RateLimiter {
     this.#maxClients = maxClients;
   }
 
-  allow(client: string, now: number): boolean {
+  /** `client`: its address as text, or (the UDP fast path) an IPv4 address as a number. */
+  allow(client: string | number, now: number): boolean {
     if (this.#rate <= 0) return true;
     let b = client === this.#lastClient ? this.#lastBucket : this.#buckets.get(client);
     if (!b) {
