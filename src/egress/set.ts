@@ -9,6 +9,7 @@ import { createConnector, type Connector, type ConnectRequest } from './connecto
 import { HealthMonitor, type HealthStatus } from './health.ts';
 import { plainSocketFactory, type SocketFactory, type Upstream } from './upstream.ts';
 import type { IfaceRoots } from './iface.ts';
+import type { CancelSignal } from './cancel.ts';
 import type dgram from 'node:dgram';
 import { openUdpChannel, type UdpChannel } from './udp.ts';
 
@@ -118,7 +119,7 @@ export class EgressSet extends EventEmitter<EgressSetEvents> {
     return openUdpChannel(sel.config, { resolver: this.resolver, socketFactory: this.socketFactory, connectTimeoutMs: this.connectTimeoutMs, udpSocketHook: this.udpSocketHook, ...(this.udpDeviceBinder ? { udpDeviceBinder: this.udpDeviceBinder } : {}) });
   }
 
-  async connect(name: string, req: ConnectRequest, signal?: AbortSignal): Promise<EgressConnection> {
+  async connect(name: string, req: ConnectRequest, signal?: CancelSignal): Promise<EgressConnection> {
     const sel = this.select(name);
     const e = this.entries.get(sel.egress)!;
     try {

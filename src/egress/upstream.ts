@@ -6,6 +6,7 @@
 // callback.
 import net from 'node:net';
 import { EgressError, type EgressFailure } from '../errors.ts';
+import type { CancelSignal } from './cancel.ts';
 
 const READ_BUFFER_SIZE = 1 << 20;
 let sharedReadBuffer: Buffer | undefined;
@@ -122,13 +123,14 @@ export interface DialOptions {
   timeoutMs: number;
   device?: string;
   localAddress?: string;
-  signal?: AbortSignal;
+  signal?: CancelSignal | undefined;
   /** What a failure means: reaching the destination (`target`) or the egress's proxy (`proxy`). */
   role: 'target' | 'proxy';
 }
 
 /** Connects a new Upstream to an IP literal; rejects with an EgressError naming the failure. */
 export function dial(o: DialOptions): Promise<Upstream> {
+  if (o.signal?.aborted) return Promise.reject(new EgressError('SY_ERR_EGRESS_CONNECT', 'timeout', o.egress, 'aborted before dialling'));
   const family = net.isIP(o.address);
   if (family !== 4 && family !== 6) return Promise.reject(new EgressError('SY_ERR_EGRESS_CONNECT', 'host-unreachable', o.egress, `not an IP address: ${o.address}`));
   let up: Upstream;

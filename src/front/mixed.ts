@@ -7,6 +7,7 @@
 import net from 'node:net';
 import { once } from 'node:events';
 import { ByteReader } from '../egress/reader.ts';
+import { FlowCancel } from '../egress/cancel.ts';
 import { HandshakeError, SwitchyardError } from '../errors.ts';
 import { CMD, REP } from '../egress/socks5-wire.ts';
 import type { HostPort } from '../policy/types.ts';
@@ -21,7 +22,6 @@ import { httpError, httpStatusFor, socksReplyFor } from './replies.ts';
 import { startUdpAssociate } from './udp.ts';
 import { startHttpForward } from './http-forward.ts';
 
-const CLIENT_GONE = new Error('client closed before the flow was connected');
 
 export interface MixedInbound {
   readonly server: net.Server;
@@ -111,7 +111,7 @@ class MixedConnection {
   /** The HTTP path's reader; null on the SOCKS path. */
   private reader: ByteReader | null = null;
   /** Created when a connect starts: aborts it when the client goes away first. */
-  private ac: AbortController | null = null;
+  private cancel: FlowCancel | null = null;
   private readonly timer: NodeJS.Timeout;
   private readonly onData = (c: Buffer): void => this.data(c);
 
@@ -130,7 +130,7 @@ class MixedConnection {
     clearTimeout(this.timer);
     if (this.relaying) return;
     this.deps.sessions.release(this.session.id);
-    this.ac?.abort(CLIENT_GONE);
+    this.cancel?.abort();
   }
 
   private timedOut(): void {
@@ -217,10 +217,10 @@ class MixedConnection {
 
   private async socksConnect(fr: FlowRequest, rest: Buffer | null): Promise<void> {
     const socket = this.socket;
-    this.ac = new AbortController();
+    this.cancel = new FlowCancel();
     let d: Decided;
     try {
-      d = await decideAndConnect(this.deps, fr, this.ac.signal);
+      d = await decideAndConnect(this.deps, fr, this.cancel);
     } catch (err) {
       socket.end(socksReply(socksReplyFor(err)));
       throw err;
@@ -255,11 +255,11 @@ class MixedConnection {
     const rest = reader.drain();
     const client = this.client();
     const processOf = this.processOf(client);
-    this.ac = new AbortController();
+    this.cancel = new FlowCancel();
     if (hr.kind === 'forward') {
       // Absolute-form: requests are decided one by one, the egress kept alive per origin.
       this.relaying = true;
-      startHttpForward(deps, this.session, socket, hr, rest, { client, auth: deps.inbound.auth, signal: this.ac.signal, ...(processOf ? { process: processOf } : {}) });
+      startHttpForward(deps, this.session, socket, hr, rest, { client, auth: deps.inbound.auth, signal: this.cancel, ...(processOf ? { process: processOf } : {}) });
       return;
     }
     const fr: FlowRequest = {
@@ -274,7 +274,7 @@ class MixedConnection {
     };
     let d;
     try {
-      d = await decideAndConnect(deps, fr, this.ac.signal);
+      d = await decideAndConnect(deps, fr, this.cancel);
     } catch (err) {
       const status = httpStatusFor(err);
       socket.end(httpError(status, err instanceof SwitchyardError ? `${err.code}: ${err.message}` : String(err), `X-Switchyard-Error: ${err instanceof SwitchyardError ? err.code : 'SY_ERR_INTERNAL'}\r\n`));

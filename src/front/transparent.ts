@@ -12,8 +12,8 @@ import { unmapV4 } from './cidr.ts';
 import { domainOfFlow } from './domain.ts';
 import { decideAndConnect, endpointOf, startRelay, type FrontDeps } from './flow.ts';
 import { sniff } from './sniff.ts';
+import { FlowCancel } from '../egress/cancel.ts';
 
-const CLIENT_GONE = new Error('client closed before the flow was connected');
 
 export interface TransparentListener {
   /** Egress group of this listener; null for the DNS-learned listener. */
@@ -101,11 +101,10 @@ function handle(deps: FrontDeps, inb: TransparentInbounds, group: string | null,
     if (!relaying) deps.sessions.release(session.id);
   });
   socket.pause();
-  // Abort a pending egress connect when the client goes away first. A fixed reason object: the
-  // default reason is a DOMException, whose construction showed up in connection-rate profiles.
-  const ac = new AbortController();
+  // Abort a pending egress connect when the client goes away first.
+  const cancel = new FlowCancel();
   socket.once('close', () => {
-    if (!relaying) ac.abort(CLIENT_GONE);
+    if (!relaying) cancel.abort();
   });
   const timer = setTimeout(() => socket.destroy(), deps.inbound.handshakeTimeoutMs + deps.inbound.connectTimeoutMs);
 
@@ -143,7 +142,7 @@ function handle(deps: FrontDeps, inb: TransparentInbounds, group: string | null,
         ...(grp ? { group: grp } : {}),
         process: () => id.process(),
       },
-      ac.signal,
+      cancel,
     );
     clearTimeout(timer);
     if (socket.destroyed) {
