@@ -16,7 +16,7 @@ import { decideAndConnect, endpointOf, startRelay, type Decided, type FrontDeps,
 import type { SessionHandle } from './sessions.ts';
 import type { Endpoint, ProcessInfo } from '../flow/types.ts';
 import { socksReply, type SocksRequest } from './socks5.ts';
-import { NEED_MORE, SocksParser, refusalReply } from './socks5-parse.ts';
+import { SocksParser, refusalReply } from './socks5-parse.ts';
 import { readHttpProxyRequest, HttpRequestError, MAX_REQUEST_HEAD } from './http-proxy.ts';
 import { httpError, httpStatusFor, socksReplyFor } from './replies.ts';
 import { startUdpAssociate } from './udp.ts';
@@ -106,8 +106,6 @@ class MixedConnection {
   private relaying = false;
   private finished = false;
   private parser: SocksParser | null = null;
-  /** SOCKS bytes of a stage that has not fully arrived (at most one stage: < 520 bytes). */
-  private pending: Buffer | null = null;
   /** The HTTP path's reader; null on the SOCKS path. */
   private reader: ByteReader | null = null;
   /** Created when a connect starts: aborts it when the client goes away first. */
@@ -155,27 +153,15 @@ class MixedConnection {
       else if (isHttpStart(first)) return this.startHttp(chunk);
       else return this.fail(new HandshakeError('unknown-protocol', `first byte 0x${first.toString(16)} is neither SOCKS5 nor HTTP`));
     }
-    const parser = this.parser;
-    const b = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
-    let at = 0;
+    let rest: Buffer | null;
     try {
-      for (;;) {
-        const next = parser.step(b, at);
-        if (next === NEED_MORE) break;
-        at = next;
-        if (parser.reply) this.socket.write(parser.reply);
-        if (parser.done) {
-          this.pending = null;
-          this.socksRequest(parser.request!, at < b.length ? b.subarray(at) : null);
-          return;
-        }
-      }
+      rest = this.parser.push(chunk, this.socket);
     } catch (err) {
       const reply = err instanceof HandshakeError ? refusalReply(err.reason) : undefined;
       if (reply) this.socket.end(reply);
       return this.fail(err);
     }
-    this.pending = at < b.length ? b.subarray(at) : null;
+    if (rest) this.socksRequest(this.parser.request!, rest.length > 0 ? rest : null);
   }
 
   /** Stops handshake reading: from here the flow (relay, UDP, forwarder) owns the socket. */

@@ -59,6 +59,8 @@ export class SocksParser {
   reply: Buffer | null = null;
   /** Set by the step that completed the request. */
   request: SocksRequest | null = null;
+  /** Bytes of a stage that has not fully arrived (push()). */
+  private pending: Buffer | null = null;
 
   constructor(auth: EgressAuth | null) {
     this.auth = auth;
@@ -66,6 +68,28 @@ export class SocksParser {
 
   get done(): boolean {
     return this.stage === STAGE_DONE;
+  }
+
+  /**
+   * Feeds newly arrived bytes: parses every stage they complete and writes each stage's answer
+   * (method choice, auth status) to `out`. Returns the bytes that followed the request once it
+   * is complete (possibly empty; `request` is then set), or null while more are needed — the
+   * unfinished stage is kept here, and it is never longer than one stage (< 520 bytes).
+   * Throws HandshakeError; refusalReply(reason) says what to send before closing.
+   */
+  push(chunk: Buffer, out: { write(b: Buffer): unknown }): Buffer | null {
+    const b = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
+    this.pending = null;
+    let at = 0;
+    for (;;) {
+      const next = this.step(b, at);
+      if (next === NEED_MORE) break;
+      at = next;
+      if (this.reply) out.write(this.reply);
+      if (this.stage === STAGE_DONE) return b.subarray(at);
+    }
+    if (at < b.length) this.pending = b.subarray(at);
+    return null;
   }
 
   /**
