@@ -256,6 +256,12 @@ export class ProcessLookup {
     return m;
   }
 
+  /** Releases the netlink socket (a later lookup opens a new one). */
+  close(): void {
+    this.diag?.close();
+    this.diag = undefined;
+  }
+
   /** Process owning the TCP socket whose local end is `local` and remote end is `remote`. */
   async byTuple(local: Endpoint, remote: Endpoint): Promise<ProcessInfo | undefined> {
     this.stats.lookups++;
