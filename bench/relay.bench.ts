@@ -23,6 +23,8 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '5' },
     'conn-seconds': { type: 'string', default: '1.5' },
     'no-write': { type: 'boolean', default: false },
+    // Run switchyard from the tsc build (dist/), as `npm start` does; needs `npm run build` first.
+    built: { type: 'boolean', default: false },
   },
 });
 const BYTES = Number(values.bytes);
@@ -71,7 +73,7 @@ interface Proxy {
 
 async function startSwitchyard(): Promise<Proxy> {
   const [cmd, args] = pinned(process.execPath, ['--import', 'tsx', new URL('./relay-proxy.ts', import.meta.url).pathname]);
-  const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...(values.built ? { SY_RELAY_FROM: 'dist' } : {}) } });
   const [line] = (await once(proc.stdout!, 'data')) as [Buffer];
   return { name: 'switchyard', port: Number(String(line).trim()), proc };
 }
@@ -285,7 +287,7 @@ function writeDocs(rows: string[], summary: string[]): void {
     `paths so that load from elsewhere hits every path alike — the per-round column shows how much it varied.`,
     `Connections/s: ${CONCURRENCY} concurrent loops of connect → SOCKS5 CONNECT → one byte from the target → close,`,
     `${CONN_MS / 1000} s per round, median of ${ROUNDS}. switchyard runs the mixed inbound with every flow on the direct egress`,
-    '(policy call, session table, relay with the shared `onread` buffer).',
+    `(policy call, session table, relay with the shared \`onread\` buffer), ${values.built ? 'from the tsc build (dist/, what `npm start` runs; `--built`)' : 'from the sources through tsx (`--built` runs the tsc build)'}.`,
     '',
     ...rows,
     '',

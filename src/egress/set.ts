@@ -96,7 +96,9 @@ export class EgressSet extends EventEmitter<EgressSetEvents> {
    * fallback chain; refuses (EgressError) for block, unknown and down-without-fallback.
    */
   select(name: string): { egress: string; config: EgressConfig; fallbackFrom: string | null } {
-    const seen = new Set<string>();
+    // Only a fallback chain needs the loop guard: no Set for the usual first-egress-is-up case
+    // (this runs once per flow).
+    let seen: Set<string> | undefined;
     let current = name;
     let fallbackFrom: string | null = null;
     for (;;) {
@@ -105,7 +107,7 @@ export class EgressSet extends EventEmitter<EgressSetEvents> {
       if (e.config.type === 'block') throw new EgressError('SY_ERR_EGRESS_BLOCKED', 'blocked', current, 'blocked by policy');
       const h = e.health.get();
       if (h.state !== 'down') return { egress: current, config: e.config, fallbackFrom };
-      seen.add(current);
+      (seen ??= new Set()).add(current);
       const next = e.config.fallback;
       if (!next || seen.has(next)) throw new EgressError('SY_ERR_EGRESS_DOWN', 'down', current, `down (${h.reason ?? 'no reason recorded'}); no fallback, refusing (fail closed)`);
       fallbackFrom ??= current;
