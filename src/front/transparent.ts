@@ -10,7 +10,7 @@ import { SwitchyardError } from '../errors.ts';
 import type { IdentifiedFlow } from '../flow/types.ts';
 import { unmapV4 } from './cidr.ts';
 import { domainOfFlow } from './domain.ts';
-import { decideAndConnect, endpointOf, startRelay, type FrontDeps } from './flow.ts';
+import { configNeedsProcess, decideAndConnect, endpointOf, startRelay, type FrontDeps } from './flow.ts';
 import { sniff } from './sniff.ts';
 import { FlowCancel } from '../egress/cancel.ts';
 
@@ -124,6 +124,10 @@ function handle(deps: FrontDeps, inb: TransparentInbounds, group: string | null,
       socket.resetAndDestroy();
       return;
     }
+    // When a rule matches on the program, the decision will need the process: start the lookup
+    // now so that it overlaps the wait for the client's first bytes (process() is cached per
+    // flow, so the decision awaits this same lookup). Without such rules it is never started.
+    if (configNeedsProcess(deps.policy.config)) id.process().catch(() => undefined);
     const sn = await sniff(socket, deps.inbound.sniffTimeoutMs);
     const grp = id.group ?? group ?? undefined;
     const base = { network: 'tcp' as const, ip: dst.address, port: dst.port, ...(grp ? { group: grp } : {}) };
