@@ -22,7 +22,6 @@ import { httpError, httpStatusFor, socksReplyFor } from './replies.ts';
 import { startUdpAssociate } from './udp.ts';
 import { startHttpForward } from './http-forward.ts';
 
-
 export interface MixedInbound {
   readonly server: net.Server;
   readonly address: net.AddressInfo;

@@ -14,7 +14,6 @@ import { configNeedsProcess, decideAndConnect, endpointOf, startRelay, type Fron
 import { sniff } from './sniff.ts';
 import { FlowCancel } from '../egress/cancel.ts';
 
-
 export interface TransparentListener {
   /** Egress group of this listener; null for the DNS-learned listener. */
   group: string | null;
