@@ -1,9 +1,17 @@
 // The switchyard relay under benchmark: the mixed inbound with every flow on the `direct` egress,
 // in its own process (the bench pins it to one core). Prints its port, then serves until killed.
-import { createEgressSet } from '../src/egress/set.ts';
-import { SessionTable } from '../src/front/sessions.ts';
-import { startMixedInbound } from '../src/front/mixed.ts';
+// SY_RELAY_FROM=dist runs the tsc build (dist/, from `npm run build`) — the code `npm start`
+// runs — instead of the sources through tsx; only this small wrapper is loaded by tsx then.
 import { testConfig, fnPolicy, staticResolver } from '../test/front/helpers.ts';
+import type * as SetMod from '../src/egress/set.ts';
+import type * as SessionsMod from '../src/front/sessions.ts';
+import type * as MixedMod from '../src/front/mixed.ts';
+
+const fromDist = process.env.SY_RELAY_FROM === 'dist';
+const mod = (p: string) => new URL(fromDist ? `../dist/${p}.js` : `../src/${p}.ts`, import.meta.url).href;
+const { createEgressSet } = (await import(mod('egress/set'))) as typeof SetMod;
+const { SessionTable } = (await import(mod('front/sessions'))) as typeof SessionsMod;
+const { startMixedInbound } = (await import(mod('front/mixed'))) as typeof MixedMod;
 
 const cfg = testConfig([], { maxSessions: 100_000, idleTimeoutMs: 60_000 });
 const deps = {

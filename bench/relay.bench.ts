@@ -23,6 +23,8 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '5' },
     'conn-seconds': { type: 'string', default: '1.5' },
     'no-write': { type: 'boolean', default: false },
+    // Run switchyard from the tsc build (dist/), as `npm start` does; needs `npm run build` first.
+    built: { type: 'boolean', default: false },
   },
 });
 const BYTES = Number(values.bytes);
@@ -71,7 +73,7 @@ interface Proxy {
 
 async function startSwitchyard(): Promise<Proxy> {
   const [cmd, args] = pinned(process.execPath, ['--import', 'tsx', new URL('./relay-proxy.ts', import.meta.url).pathname]);
-  const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...(values.built ? { SY_RELAY_FROM: 'dist' } : {}) } });
   const [line] = (await once(proc.stdout!, 'data')) as [Buffer];
   return { name: 'switchyard', port: Number(String(line).trim()), proc };
 }
@@ -127,6 +129,8 @@ function request(port: number): Buffer {
 }
 
 const readBuf = Buffer.allocUnsafe(1 << 20);
+/** Connections completed by connRate(), all proxies (for CPU time per connection). */
+let connDone = 0;
 
 /** One flow: connect (through the proxy when given), read everything; resolves bytes/second. */
 function oneFlow(proxy: Proxy, target: number, expect: number): Promise<number> {
@@ -173,6 +177,32 @@ function oneFlow(proxy: Proxy, target: number, expect: number): Promise<number> 
   });
 }
 
+/**
+ * CPU time (µs, user + system, all threads) a process has used so far; undefined when unknown.
+ * Connections/s through a proxy on a shared machine measures the load of the moment as much as
+ * the proxy; CPU time per connection is the proxy's own cost and varies much less with load.
+ * Only single-process proxies (switchyard, microsocks: threads are counted) — dante's work is
+ * done in child processes, so it gets no figure.
+ */
+function cpuMicros(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 (utime, stime) in clock ticks; rest[0] is field 3.
+    return ((Number(rest[11]) + Number(rest[12])) * 1e6) / CLK_TCK;
+  } catch {
+    return undefined;
+  }
+}
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
 /** Connections completed per second by CONCURRENCY loops over CONN_MS. */
 async function connRate(proxy: Proxy, target: number): Promise<number> {
   const end = performance.now() + CONN_MS;
@@ -196,6 +226,7 @@ async function connRate(proxy: Proxy, target: number): Promise<number> {
         }
         if (phase === 2 && buf.length >= 1) {
           done++;
+          connDone++;
           s.destroy();
         }
       });
@@ -217,7 +248,7 @@ async function main() {
   const sourcePort = (source.address() as net.AddressInfo).port;
   const greeterPort = (greeter.address() as net.AddressInfo).port;
   const proxies: Proxy[] = [{ name: 'direct', port: null }, await startSwitchyard(), await startDante(), await startMicrosocks()];
-  const results: Record<string, { gbps: number; cps: number; rounds: number[] }> = {};
+  const results: Record<string, { gbps: number; cps: number; rounds: number[]; cpuUs?: number }> = {};
   try {
     // Warm-up (JIT, page cache of the binaries): one short round each.
     pushBytes = 64 * 1024 * 1024;
@@ -227,12 +258,21 @@ async function main() {
     // Rounds interleave the candidates so a burst of load from elsewhere hits all of them.
     const tput: Record<string, number[]> = {};
     const cps: Record<string, number[]> = {};
+    const cpuPerConn: Record<string, number[]> = {};
     for (let r = 0; r < ROUNDS; r++) {
       for (const p of proxies) (tput[p.name] ??= []).push(await oneFlow(p, sourcePort, BYTES));
-      for (const p of proxies) (cps[p.name] ??= []).push(await connRate(p, greeterPort));
+      for (const p of proxies) {
+        const pid = p.name === 'dante' ? undefined : p.proc?.pid;
+        const c0 = cpuMicros(pid);
+        const before = connDone;
+        (cps[p.name] ??= []).push(await connRate(p, greeterPort));
+        const c1 = cpuMicros(pid);
+        if (c0 !== undefined && c1 !== undefined && connDone > before) (cpuPerConn[p.name] ??= []).push((c1 - c0) / (connDone - before));
+      }
     }
     for (const p of proxies) {
       results[p.name] = { gbps: median(tput[p.name]!) / 1e9, cps: median(cps[p.name]!), rounds: tput[p.name]!.map((x) => Math.round(x / 1e7) / 100) };
+      if (cpuPerConn[p.name]) results[p.name]!.cpuUs = median(cpuPerConn[p.name]!);
     }
   } finally {
     for (const p of proxies) {
@@ -248,16 +288,18 @@ async function main() {
     vsDirect: sy.gbps / results.direct!.gbps,
     cpsVsMicrosocks: sy.cps / results.microsocks!.cps,
     cpsVsBestServer: sy.cps / Math.max(results.microsocks!.cps, results.dante!.cps),
+    cpuVsMicrosocks: sy.cpuUs !== undefined && results.microsocks!.cpuUs !== undefined ? sy.cpuUs / results.microsocks!.cpuUs : NaN,
   };
   const rows = [
-    '| path | throughput (GB/s, median) | rounds (GB/s) | connections/s (median, 32 concurrent) |',
-    '|---|---|---|---|',
-    ...Object.entries(results).map(([n, r]) => `| ${n} | ${r.gbps.toFixed(2)} | ${r.rounds.join(', ')} | ${Math.round(r.cps).toLocaleString('en')} |`),
+    '| path | throughput (GB/s, median) | rounds (GB/s) | connections/s (median, 32 concurrent) | proxy CPU µs per connection (median) |',
+    '|---|---|---|---|---|',
+    ...Object.entries(results).map(([n, r]) => `| ${n} | ${r.gbps.toFixed(2)} | ${r.rounds.join(', ')} | ${Math.round(r.cps).toLocaleString('en')} | ${r.cpuUs !== undefined ? Math.round(r.cpuUs) : '—'} |`),
   ];
   const summary = [
     `switchyard / dante throughput: ${ratios.vsDante.toFixed(2)}× (target ≥ 1.2×)`,
     `switchyard / direct throughput: ${ratios.vsDirect.toFixed(2)}× (target ≥ 0.35×)`,
     `switchyard / microsocks connections/s: ${ratios.cpsVsMicrosocks.toFixed(2)}× (target ≥ 1×); / faster of dante and microsocks: ${ratios.cpsVsBestServer.toFixed(2)}×`,
+    `switchyard / microsocks CPU time per connection: ${ratios.cpuVsMicrosocks.toFixed(2)}× (below 1× would mean switchyard can take more connections/s on a core of its own)`,
   ];
   console.log(rows.join('\n'));
   console.log(summary.join('\n'));
@@ -284,8 +326,9 @@ function writeDocs(rows: string[], summary: string[]): void {
     `run short on a shared machine; \`--bytes 2147483648\` runs the full size), median of ${ROUNDS} rounds, rounds interleaved across`,
     `paths so that load from elsewhere hits every path alike — the per-round column shows how much it varied.`,
     `Connections/s: ${CONCURRENCY} concurrent loops of connect → SOCKS5 CONNECT → one byte from the target → close,`,
-    `${CONN_MS / 1000} s per round, median of ${ROUNDS}. switchyard runs the mixed inbound with every flow on the direct egress`,
-    '(policy call, session table, relay with the shared `onread` buffer).',
+    `${CONN_MS / 1000} s per round, median of ${ROUNDS}; the proxy's CPU time (user + system, /proc/PID/stat) per connection of the round, for the single-process proxies.`,
+    `switchyard runs the mixed inbound with every flow on the direct egress`,
+    `(policy call, session table, relay with the shared \`onread\` buffer), ${values.built ? 'from the tsc build (dist/, what `npm start` runs; `--built`)' : 'from the sources through tsx (`--built` runs the tsc build)'}.`,
     '',
     ...rows,
     '',

@@ -7,6 +7,7 @@ import { EgressError, OsCallError } from '../errors.ts';
 import type { EgressConfig, HostPort } from '../policy/types.ts';
 import type { EgressResolver } from '../flow/types.ts';
 import { dial, type SocketFactory, type Upstream } from './upstream.ts';
+import type { CancelSignal } from './cancel.ts';
 import { socks5Handshake } from './socks5-client.ts';
 import { httpConnect } from './http-client.ts';
 import { CMD } from './socks5-wire.ts';
@@ -34,9 +35,9 @@ export interface ConnectorDeps {
 
 export interface Connector {
   readonly config: EgressConfig;
-  connect(req: ConnectRequest, signal?: AbortSignal): Promise<Upstream>;
+  connect(req: ConnectRequest, signal?: CancelSignal): Promise<Upstream>;
   /** Cheap reachability check used when no health target is configured. */
-  reachable(signal?: AbortSignal): Promise<void>;
+  reachable(signal?: CancelSignal): Promise<void>;
 }
 
 async function resolveFor(deps: ConnectorDeps, egress: string, name: string): Promise<string[]> {
@@ -94,7 +95,7 @@ function interfaceConnector(cfg: Extract<EgressConfig, { type: 'interface' }>, d
     if (!interfaceAddresses(name)) throw new EgressError('SY_ERR_EGRESS_INTERFACE', 'interface', cfg.name, `interface ${name} not found or has no address`);
     return name;
   };
-  const dialVia = async (device: string, address: string, port: number, signal?: AbortSignal): Promise<Upstream> => {
+  const dialVia = async (device: string, address: string, port: number, signal?: CancelSignal): Promise<Upstream> => {
     try {
       return await dial({ factory: deps.socketFactory, egress: cfg.name, address, port, timeoutMs: deps.connectTimeoutMs, signal, device, role: 'target' });
     } catch (err) {
@@ -130,7 +131,7 @@ async function proxyTarget(deps: ConnectorDeps, cfg: { name: string; sendDomain:
   throw new EgressError('SY_ERR_EGRESS_CONNECT', 'host-unreachable', cfg.name, 'request has neither IP nor name');
 }
 
-async function dialProxy(deps: ConnectorDeps, egress: string, endpoint: HostPort, signal?: AbortSignal): Promise<Upstream> {
+async function dialProxy(deps: ConnectorDeps, egress: string, endpoint: HostPort, signal?: CancelSignal): Promise<Upstream> {
   // The proxy's own host name is a bootstrap name: resolved for `direct`.
   let addrs: string[];
   try {

@@ -9,6 +9,7 @@ import { createConnector, type Connector, type ConnectRequest } from './connecto
 import { HealthMonitor, type HealthStatus } from './health.ts';
 import { plainSocketFactory, type SocketFactory, type Upstream } from './upstream.ts';
 import type { IfaceRoots } from './iface.ts';
+import type { CancelSignal } from './cancel.ts';
 import type dgram from 'node:dgram';
 import { openUdpChannel, type UdpChannel } from './udp.ts';
 
@@ -95,7 +96,9 @@ export class EgressSet extends EventEmitter<EgressSetEvents> {
    * fallback chain; refuses (EgressError) for block, unknown and down-without-fallback.
    */
   select(name: string): { egress: string; config: EgressConfig; fallbackFrom: string | null } {
-    const seen = new Set<string>();
+    // Only a fallback chain needs the loop guard: no Set for the usual first-egress-is-up case
+    // (this runs once per flow).
+    let seen: Set<string> | undefined;
     let current = name;
     let fallbackFrom: string | null = null;
     for (;;) {
@@ -104,7 +107,7 @@ export class EgressSet extends EventEmitter<EgressSetEvents> {
       if (e.config.type === 'block') throw new EgressError('SY_ERR_EGRESS_BLOCKED', 'blocked', current, 'blocked by policy');
       const h = e.health.get();
       if (h.state !== 'down') return { egress: current, config: e.config, fallbackFrom };
-      seen.add(current);
+      (seen ??= new Set()).add(current);
       const next = e.config.fallback;
       if (!next || seen.has(next)) throw new EgressError('SY_ERR_EGRESS_DOWN', 'down', current, `down (${h.reason ?? 'no reason recorded'}); no fallback, refusing (fail closed)`);
       fallbackFrom ??= current;
@@ -118,7 +121,7 @@ export class EgressSet extends EventEmitter<EgressSetEvents> {
     return openUdpChannel(sel.config, { resolver: this.resolver, socketFactory: this.socketFactory, connectTimeoutMs: this.connectTimeoutMs, udpSocketHook: this.udpSocketHook, ...(this.udpDeviceBinder ? { udpDeviceBinder: this.udpDeviceBinder } : {}) });
   }
 
-  async connect(name: string, req: ConnectRequest, signal?: AbortSignal): Promise<EgressConnection> {
+  async connect(name: string, req: ConnectRequest, signal?: CancelSignal): Promise<EgressConnection> {
     const sel = this.select(name);
     const e = this.entries.get(sel.egress)!;
     try {

@@ -6,6 +6,7 @@ import net from 'node:net';
 import type { Config, Decision, FlowQuery, InboundConfig, Network, Policy } from '../policy/types.ts';
 import type { CorrelationLookup, DomainSource, Endpoint, FlowIdentity, FlowRecord, ProcessInfo } from '../flow/types.ts';
 import type { EgressSet, EgressConnection } from '../egress/set.ts';
+import type { CancelSignal } from '../egress/cancel.ts';
 import { EgressError } from '../errors.ts';
 import { isLanAddress, parseIp } from '../policy/ip.ts';
 import { Relay } from './relay.ts';
@@ -97,7 +98,7 @@ export async function lanAddressOf(deps: FrontDeps, name: string, egress: string
 }
 
 /** Decides and connects. Rejects with EgressError (refused/failed) after reporting the flow. */
-export async function decideAndConnect(deps: FrontDeps, req: FlowRequest, signal?: AbortSignal): Promise<Decided> {
+export async function decideAndConnect(deps: FrontDeps, req: FlowRequest, signal?: CancelSignal): Promise<Decided> {
   let ip = req.ip;
   let domain = req.domain;
   if (domain && isLocalhostName(domain) && !ip) {

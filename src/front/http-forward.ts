@@ -10,6 +10,7 @@ import type net from 'node:net';
 import { once } from 'node:events';
 import { ByteReader } from '../egress/reader.ts';
 import { recycleChunk, type Upstream } from '../egress/upstream.ts';
+import type { CancelSignal } from '../egress/cancel.ts';
 import { SwitchyardError } from '../errors.ts';
 import type { EgressAuth } from '../policy/types.ts';
 import type { Endpoint, ProcessInfo } from '../flow/types.ts';
@@ -39,7 +40,7 @@ export interface HttpForwardOptions {
   client: Endpoint;
   auth: EgressAuth | null;
   process?: () => Promise<ProcessInfo | undefined>;
-  signal: AbortSignal;
+  signal: CancelSignal;
 }
 
 export function startHttpForward(deps: FrontDeps, session: SessionHandle, socket: net.Socket, first: HttpProxyRequest, leftover: Buffer[], o: HttpForwardOptions): void {

@@ -112,13 +112,26 @@ export class Relay {
         flushing = true;
       } else this.up.socket.destroy();
       // Whatever is still open after a grace period is torn down. Nothing is when both sockets
-      // were destroyed above (the usual case): no timer then — one per connection showed in
-      // connection-rate profiles.
-      if (flushing)
-        setTimeout(() => {
+      // were destroyed above: no timer then. The timer is cleared as soon as the flushing
+      // sockets have closed (the usual case: the last bytes and the FIN are gone within
+      // microseconds): a timer left to run its 5 s held both sockets and the relay that long,
+      // and those survivors were most of the garbage collector's work in connection-rate runs.
+      if (flushing) {
+        const grace = setTimeout(() => {
           this.client.destroy();
           this.up.socket.destroy();
         }, 5000).unref();
+        let open = 0;
+        const gone = () => {
+          if (--open === 0) clearTimeout(grace);
+        };
+        for (const s of [this.client, this.up.socket]) {
+          if (s.closed) continue;
+          open++;
+          s.once('close', gone);
+        }
+        if (open === 0) clearTimeout(grace);
+      }
     } else {
       this.client.destroy();
       this.up.socket.destroy();

@@ -27,19 +27,41 @@ function sameSecret(a: Buffer, b: string): boolean {
   return a.length === bb.length && timingSafeEqual(a, bb);
 }
 
+/** Writes dotted-quad `s` into out[4..8]; false when `s` is not exactly four decimal octets. */
+function putIpv4(out: Buffer, s: string): boolean {
+  let at = 4;
+  let v = 0;
+  let digits = 0;
+  for (let i = 0; i <= s.length; i++) {
+    const c = i < s.length ? s.charCodeAt(i) : 0x2e;
+    if (c === 0x2e) {
+      if (digits === 0 || at > 7) return false;
+      out[at++] = v;
+      v = 0;
+      digits = 0;
+    } else if (c >= 0x30 && c <= 0x39 && digits < 3) {
+      if (digits > 0 && v === 0) return false; // no leading zeros, as net.isIP
+      v = v * 10 + (c - 0x30);
+      if (v > 255) return false;
+      digits++;
+    } else return false;
+  }
+  return at === 8;
+}
+
 /** Builds a reply: VER REP RSV ATYP BND.ADDR BND.PORT. */
 export function socksReply(rep: number, bndHost = '0.0.0.0', bndPort = 0): Buffer {
   // IPv4 (every reply of an IPv4 flow, and every refusal): ten bytes written in place; this runs
-  // once per connection, and the general encoder's concatenations showed in connection-rate profiles.
-  if (net.isIP(bndHost) === 4) {
-    const out = Buffer.allocUnsafe(10);
+  // once per connection, and the general encoder's concatenations (and even net.isIP plus
+  // split) showed in connection-rate profiles.
+  const out = Buffer.allocUnsafe(10);
+  if (putIpv4(out, bndHost)) {
     out[0] = SOCKS_VERSION;
     out[1] = rep;
     out[2] = 0x00;
     out[3] = ATYP.IPV4;
-    let at = 4;
-    for (const part of bndHost.split('.')) out[at++] = Number(part);
-    out.writeUInt16BE(bndPort, 8);
+    out[8] = (bndPort >>> 8) & 0xff;
+    out[9] = bndPort & 0xff;
     return out;
   }
   return Buffer.concat([Buffer.from([SOCKS_VERSION, rep, 0x00]), encodeAddress(bndHost, bndPort)]);

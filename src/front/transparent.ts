@@ -10,10 +10,9 @@ import { SwitchyardError } from '../errors.ts';
 import type { IdentifiedFlow } from '../flow/types.ts';
 import { unmapV4 } from './cidr.ts';
 import { domainOfFlow } from './domain.ts';
-import { decideAndConnect, endpointOf, startRelay, type FrontDeps } from './flow.ts';
+import { configNeedsProcess, decideAndConnect, endpointOf, startRelay, type FrontDeps } from './flow.ts';
 import { sniff } from './sniff.ts';
-
-const CLIENT_GONE = new Error('client closed before the flow was connected');
+import { FlowCancel } from '../egress/cancel.ts';
 
 export interface TransparentListener {
   /** Egress group of this listener; null for the DNS-learned listener. */
@@ -101,11 +100,10 @@ function handle(deps: FrontDeps, inb: TransparentInbounds, group: string | null,
     if (!relaying) deps.sessions.release(session.id);
   });
   socket.pause();
-  // Abort a pending egress connect when the client goes away first. A fixed reason object: the
-  // default reason is a DOMException, whose construction showed up in connection-rate profiles.
-  const ac = new AbortController();
+  // Abort a pending egress connect when the client goes away first.
+  const cancel = new FlowCancel();
   socket.once('close', () => {
-    if (!relaying) ac.abort(CLIENT_GONE);
+    if (!relaying) cancel.abort();
   });
   const timer = setTimeout(() => socket.destroy(), deps.inbound.handshakeTimeoutMs + deps.inbound.connectTimeoutMs);
 
@@ -125,6 +123,10 @@ function handle(deps: FrontDeps, inb: TransparentInbounds, group: string | null,
       socket.resetAndDestroy();
       return;
     }
+    // When a rule matches on the program, the decision will need the process: start the lookup
+    // now so that it overlaps the wait for the client's first bytes (process() is cached per
+    // flow, so the decision awaits this same lookup). Without such rules it is never started.
+    if (configNeedsProcess(deps.policy.config)) id.process().catch(() => undefined);
     const sn = await sniff(socket, deps.inbound.sniffTimeoutMs);
     const grp = id.group ?? group ?? undefined;
     const base = { network: 'tcp' as const, ip: dst.address, port: dst.port, ...(grp ? { group: grp } : {}) };
@@ -143,7 +145,7 @@ function handle(deps: FrontDeps, inb: TransparentInbounds, group: string | null,
         ...(grp ? { group: grp } : {}),
         process: () => id.process(),
       },
-      ac.signal,
+      cancel,
     );
     clearTimeout(timer);
     if (socket.destroyed) {

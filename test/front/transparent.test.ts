@@ -3,6 +3,8 @@
 // sockets carry the fwmark and are not redirected again.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import { once } from 'node:events';
 import * as h from './helpers.ts';
 
 const skip = h.canNetns && h.has('nft') && h.has('curl') ? false : 'needs root, unshare, ip, nft and curl';
@@ -39,4 +41,64 @@ test('redirected flows get their original destination (IPv4, IPv6), process, SNI
   assert.deepEqual(r.counts, [], 'the reachable targets saw no connection');
   const refused = flows.filter((f) => f.outcome === 'refused').map((f) => f.dst.port).sort();
   assert.deepEqual(refused, [81, 82]);
+});
+
+test('process identity on the transparent path: never looked up without an app rule; with one, looked up once, while the first bytes are awaited', async () => {
+  const { startTransparentInbounds } = await import('../../src/front/transparent.ts');
+  const { createEgressSet } = await import('../../src/egress/set.ts');
+  const { SessionTable } = await import('../../src/front/sessions.ts');
+  const target = await h.recordingServer();
+  try {
+    for (const appRule of [false, true]) {
+      const cfg = h.testConfig([]);
+      if (appRule) cfg.rules.push({ index: 0, name: null, egress: 'direct', domains: [], apps: [{ kind: 'name', value: 'some-app' }], cidrs: [], ports: [], network: null, origin: {} });
+      const calls = { process: 0, identify: 0 };
+      let lookupStartedBeforeFirstByte = false;
+      let firstByteSeen = false;
+      // A stand-in identity: every accepted connection "was redirected" from the target server.
+      const identity = {
+        async identify() {
+          calls.identify++;
+          let memo: Promise<undefined> | undefined;
+          return {
+            origDst: { address: '127.0.0.1', port: target.port, family: 4 as const },
+            process: () => {
+              if (!memo) {
+                calls.process++;
+                if (!firstByteSeen) lookupStartedBeforeFirstByte = true;
+                memo = Promise.resolve(undefined);
+              }
+              return memo;
+            },
+          };
+        },
+      };
+      const deps = {
+        policy: h.fnPolicy(cfg, () => 'direct'),
+        egress: createEgressSet({ egresses: cfg.egress, resolver: h.staticResolver({}) }),
+        sessions: new SessionTable({ maxSessions: 10 }),
+        inbound: cfg.inbound,
+        identity,
+      };
+      const t = await startTransparentInbounds(deps, { groups: [], host6: null });
+      try {
+        const c = net.connect(t.listeners[0]!.port4!, '127.0.0.1');
+        await once(c, 'connect');
+        await new Promise((r) => setTimeout(r, 50)); // the app is slow to speak
+        firstByteSeen = true;
+        c.write('hello');
+        const [echo] = (await once(c, 'data')) as [Buffer];
+        assert.equal(echo.toString(), 'hello', 'relayed to the original destination');
+        c.destroy();
+      } finally {
+        await t.close();
+        deps.sessions.closeAll();
+      }
+      assert.equal(calls.identify, 1);
+      assert.equal(calls.process, appRule ? 1 : 0, appRule ? 'looked up once' : 'never looked up');
+      if (appRule) assert.ok(lookupStartedBeforeFirstByte, 'the lookup overlapped the wait for the first bytes');
+    }
+  } finally {
+    await target.close();
+  }
 });

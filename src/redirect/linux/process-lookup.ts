@@ -1,16 +1,28 @@
-// Which process owns a TCP socket, found by its 4-tuple: /proc/net/tcp{,6} gives the socket's
-// inode, and /proc/<pid>/fd/* links ("socket:[inode]") give the owner. Scanning every fd of every
-// process is the expensive part, so:
-//   - a full scan records every socket inode it sees (inode → pid), so later lookups of sockets
-//     that already existed hit the map;
-//   - on a miss, the most recently matched processes are scanned first (a browser opening its
-//     hundredth connection is found without a full scan);
-//   - concurrent misses share one in-flight full scan, and full scans are spaced at least
-//     `minFullScanMs` apart.
+// Which process owns a TCP socket, found by its 4-tuple: the socket's inode and uid first, then
+// the process holding that inode.
+//   - socket → inode: one exact sock_diag query (NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY without
+//     NLM_F_DUMP: the kernel looks the 4-tuple up in its hash table), ~tens of µs whatever the
+//     number of sockets. Reading and parsing /proc/net/tcp{,6} instead costs time in proportion
+//     to every socket on the host (tens of ms on a busy one) and is kept only as the fallback
+//     (no netlink, or injected /proc roots in tests).
+//   - inode → pid: /proc/<pid>/fd/* links ("socket:[inode]"). Scanning every fd of every process
+//     is the expensive part, so:
+//       - every scan records the socket inodes it sees (inode → pid), so later lookups of sockets
+//         that already existed hit the map;
+//       - on a miss, the most recently matched processes are scanned first (a browser opening its
+//         hundredth connection is found without a full scan);
+//       - concurrent misses share one in-flight full scan, and full scans are spaced at least
+//         `minFullScanMs` apart.
+//     The fd links are read with synchronous calls (a readlink of /proc is a few µs; the thread
+//     pool's round trip per link was most of the old cost), one process at a time, yielding to
+//     the event loop between processes.
 // Roots are injectable for tests.
-import { readFile, readdir, readlink } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { readdirSync, readlinkSync, readFileSync } from 'node:fs';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { join, basename } from 'node:path';
 import type { Endpoint, ProcessInfo } from '../../flow/types.ts';
+import { SocketDiag } from './process-lookup-diag.ts';
 
 export interface ProcRoots {
   proc: string;
@@ -18,6 +30,39 @@ export interface ProcRoots {
 }
 
 export const DEFAULT_PROC_ROOTS: ProcRoots = { proc: '/proc', passwd: '/etc/passwd' };
+
+/**
+ * Socket inodes in /proc/<pid>/fd (synchronous; an exited process has none), highest fd first.
+ * With `stopAt`, reading stops once that inode is seen (it is the last element then): a new
+ * socket usually has one of the highest fd numbers, so a process holding thousands of fds is
+ * mostly not read at all.
+ */
+export function socketInodesOfPid(procRoot: string, pid: number, stopAt?: number): number[] {
+  const dir = `${procRoot}/${pid}/fd`;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const fds = names.map(Number).sort((x, y) => y - x);
+  const out: number[] = [];
+  for (const n of fds) {
+    let link: string;
+    try {
+      link = readlinkSync(`${dir}/${n}`);
+    } catch {
+      continue; // closed meanwhile
+    }
+    // "socket:[12345]"
+    if (link.length > 9 && link.startsWith('socket:[') && link.charCodeAt(link.length - 1) === 0x5d) {
+      const ino = Number(link.slice(8, -1));
+      if (Number.isInteger(ino)) out.push(ino);
+      if (ino === stopAt) break;
+    }
+  }
+  return out;
+}
 
 export interface TcpEntry {
   local: { address: string; port: number };
@@ -69,6 +114,8 @@ export function parseProcNetTcp(text: string): TcpEntry[] {
 }
 
 const MRU_SIZE = 32;
+/** The inode → pid map is dropped when it grows past this (it is refilled by the next scans). */
+const MAX_KNOWN_INODES = 1 << 16;
 
 export class ProcessLookup {
   private readonly roots: ProcRoots;
@@ -79,15 +126,31 @@ export class ProcessLookup {
   private lastFullScanAt = 0;
   private users: Map<number, string> | undefined;
   /** Counters for tests and `status`. */
-  stats = { lookups: 0, hits: 0, mruHits: 0, fullScans: 0 };
+  stats = { lookups: 0, hits: 0, mruHits: 0, fullScans: 0, diagLookups: 0, procNetReads: 0 };
+  /** Exact sock_diag lookups; null when unavailable (then /proc/net/tcp is read). */
+  private diag: SocketDiag | null | undefined;
 
-  constructor(roots: ProcRoots = DEFAULT_PROC_ROOTS, minFullScanMs = 100) {
+  /** `sockDiag`: use sock_diag for socket → inode (default: when the roots are the real /proc). */
+  constructor(roots: ProcRoots = DEFAULT_PROC_ROOTS, minFullScanMs = 100, o: { sockDiag?: boolean } = {}) {
     this.roots = roots;
     this.minFullScanMs = minFullScanMs;
+    if (!(o.sockDiag ?? roots.proc === DEFAULT_PROC_ROOTS.proc)) this.diag = null;
   }
 
   /** The socket inode whose local and remote ends are the given ones. */
   async inodeOf(local: Endpoint, remote: Endpoint): Promise<{ inode: number; uid: number } | undefined> {
+    if (this.diag === undefined) this.diag = SocketDiag.open();
+    if (this.diag) {
+      try {
+        this.stats.diagLookups++;
+        return this.diag.find(local, remote);
+      } catch {
+        // netlink failed (e.g. a kernel without inet_diag): the /proc/net text from now on.
+        this.diag.close();
+        this.diag = null;
+      }
+    }
+    this.stats.procNetReads++;
     const files = local.family === 6 ? ['tcp6'] : ['tcp', 'tcp6'];
     for (const f of files) {
       const text = await readFile(join(this.roots.proc, 'net', f), 'utf8').catch(() => '');
@@ -98,16 +161,13 @@ export class ProcessLookup {
     return undefined;
   }
 
-  private async fdsOf(pid: number): Promise<number[]> {
-    const dir = join(this.roots.proc, String(pid), 'fd');
-    const names = await readdir(dir).catch(() => [] as string[]);
-    const inodes: number[] = [];
-    for (const n of names) {
-      const link = await readlink(join(dir, n)).catch(() => '');
-      const m = /^socket:\[(\d+)\]$/.exec(link);
-      if (m) inodes.push(Number(m[1]));
-    }
-    return inodes;
+  private fdsOf(pid: number, stopAt?: number): number[] {
+    return socketInodesOfPid(this.roots.proc, pid, stopAt);
+  }
+
+  private learn(pid: number, inodes: number[]): void {
+    if (this.inodeOwner.size + inodes.length > MAX_KNOWN_INODES) this.inodeOwner = new Map();
+    for (const i of inodes) this.inodeOwner.set(i, pid);
   }
 
   private remember(pid: number): void {
@@ -119,11 +179,21 @@ export class ProcessLookup {
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     this.stats.fullScans++;
     const map = new Map<number, number>();
-    const entries = await readdir(this.roots.proc).catch(() => [] as string[]);
+    let entries: string[];
+    try {
+      entries = readdirSync(this.roots.proc);
+    } catch {
+      entries = [];
+    }
+    let n = 0;
     for (const e of entries) {
-      if (!/^\d+$/.test(e)) continue;
+      const c = e.charCodeAt(0);
+      if (!(c >= 0x30 && c <= 0x39)) continue;
       const pid = Number(e);
-      for (const ino of await this.fdsOf(pid)) map.set(ino, pid);
+      if (!Number.isInteger(pid)) continue;
+      for (const ino of this.fdsOf(pid)) map.set(ino, pid);
+      // Let other flows and DNS run between processes (a full scan reads thousands of links).
+      if (++n % 16 === 0) await yieldToLoop();
     }
     this.inodeOwner = map;
     this.lastFullScanAt = Date.now();
@@ -136,9 +206,9 @@ export class ProcessLookup {
       return cached;
     }
     for (const pid of this.recent) {
-      const inodes = await this.fdsOf(pid);
-      for (const i of inodes) this.inodeOwner.set(i, pid);
-      if (inodes.includes(inode)) {
+      const inodes = this.fdsOf(pid, inode);
+      this.learn(pid, inodes);
+      if (inodes[inodes.length - 1] === inode) {
         this.stats.mruHits++;
         return pid;
       }
@@ -150,8 +220,18 @@ export class ProcessLookup {
 
   async processInfo(pid: number, uid?: number): Promise<ProcessInfo> {
     const base = join(this.roots.proc, String(pid));
-    const exe = await readlink(join(base, 'exe')).catch(() => undefined);
-    const comm = (await readFile(join(base, 'comm'), 'utf8').catch(() => '')).trim();
+    let exe: string | undefined;
+    try {
+      exe = readlinkSync(join(base, 'exe'));
+    } catch {
+      exe = undefined; // kernel thread, exited, or not ours to read
+    }
+    let comm = '';
+    try {
+      comm = readFileSync(join(base, 'comm'), 'utf8').trim();
+    } catch {
+      // exited meanwhile
+    }
     const info: ProcessInfo = { pid };
     if (exe) info.exe = exe.replace(/ \(deleted\)$/, '');
     const name = info.exe ? basename(info.exe) : comm;
@@ -174,6 +254,12 @@ export class ProcessLookup {
     }
     this.users = m;
     return m;
+  }
+
+  /** Releases the netlink socket (a later lookup opens a new one). */
+  close(): void {
+    this.diag?.close();
+    this.diag = undefined;
   }
 
   /** Process owning the TCP socket whose local end is `local` and remote end is `remote`. */
