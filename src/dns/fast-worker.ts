@@ -179,8 +179,9 @@ function loop(): void {
       fwdIdx[nf++] = i;
     }
     if (out > 0) {
-      ring.send(out);
+      // Counted before the answers leave, so a client that has its answer sees it counted.
       stats[STAT.hits]! += out;
+      ring.send(out);
     }
     if (nf > 0 && Atomics.load(control, CONTROL.queued) + nf > MAX_QUEUED) {
       stats[STAT.overflow]! += nf;
