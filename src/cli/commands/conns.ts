@@ -44,14 +44,38 @@ export async function run(argv: string[]): Promise<number> {
   const v = a.values as { watch?: boolean; interval?: string };
   const interval = v.interval === undefined ? 2 : Number(v.interval);
   if (!Number.isFinite(interval) || interval < 0.2 || interval > 3600) throw new UsageError('--interval must be 0.2..3600 seconds');
-  for (;;) {
-    const r = (await call(a.socket, 'conns')) as { generation: number; flows: FlowView[] };
-    if (a.format === 'json') printJson(r);
-    else {
-      if (v.watch && process.stdout.isTTY) process.stdout.write('\x1b[H\x1b[2J');
-      process.stdout.write(r.flows.length ? render(r.flows) : 'no live flows\n');
+  // --watch ends on SIGINT/SIGTERM with exit code 0: the refresh in flight finishes (its
+  // connection is closed by call()), the wait is cut short, nothing is printed half-way.
+  let stopped = false;
+  let wake: () => void = () => {};
+  const stop = () => {
+    stopped = true;
+    wake();
+  };
+  if (v.watch) {
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  }
+  try {
+    for (;;) {
+      const r = (await call(a.socket, 'conns')) as { generation: number; flows: FlowView[] };
+      if (a.format === 'json') printJson(r);
+      else {
+        if (v.watch && process.stdout.isTTY) process.stdout.write('\x1b[H\x1b[2J');
+        process.stdout.write(r.flows.length ? render(r.flows) : 'no live flows\n');
+      }
+      if (!v.watch || stopped) return 0;
+      await new Promise<void>((res) => {
+        const timer = setTimeout(res, interval * 1000);
+        wake = () => {
+          clearTimeout(timer);
+          res();
+        };
+      });
+      if (stopped) return 0;
     }
-    if (!v.watch) return 0;
-    await new Promise((res) => setTimeout(res, interval * 1000));
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
   }
 }
