@@ -1,41 +1,18 @@
 // `switchyard conns --watch` against a real daemon process on Linux: the watcher's JSON lines show
 // a flow through the mixed inbound appear while it is open and disappear once it is closed, and the
 // watcher ends on SIGINT by itself (exit code 0, nothing on stderr), leaving the daemon serving.
-// Self-contained (own small helpers) so it does not depend on test/helpers, which is being reworked.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { callDaemon } from '../../src/control/index.ts';
-
-const ROOT = new URL('../../', import.meta.url).pathname;
-const TSX = join(ROOT, 'node_modules/tsx/dist/esm/index.mjs');
-const CLI = new URL('./helpers/cli.ts', import.meta.url).pathname;
+import { CLI, TSX, freePort } from '../helpers/daemon.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A port free for TCP and UDP on 127.0.0.1 (the DNS listener binds both). */
-async function freePort(): Promise<number> {
-  for (;;) {
-    const s = createServer();
-    s.listen(0, '127.0.0.1');
-    await once(s, 'listening');
-    const port = (s.address() as { port: number }).port;
-    const u = createSocket('udp4');
-    const ok = await new Promise<boolean>((res) => {
-      u.once('error', () => res(false));
-      u.bind(port, '127.0.0.1', () => res(true));
-    });
-    u.close();
-    await new Promise((r) => s.close(r));
-    if (ok) return port;
-  }
-}
 
 let dir = '';
 let endpoint = '';
