@@ -6,54 +6,25 @@
 // filesystems, not network namespaces: these run in the test's own namespace, initial or not.
 // Safety: a listener that never answers holds execs only until it dies (fixtures/fan-hang.ts, on a
 // private tmpfs so that nothing else on the host waits on it).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findCgroup2Mount } from '../../src/redirect/linux/cgroup-mount.ts';
-import { CgroupManager } from '../../src/redirect/linux/cgroups.ts';
 import { ProcessWatcher, inInitialNetNamespace } from '../../src/redirect/linux/watcher.ts';
 import { dynamicLoaders, encodeDev, execMounts, reachablePath } from '../../src/redirect/linux/exec-mounts.ts';
 import { FANOTIFY_METADATA_VERSION, fanotify_event_metadata, fanotify_response, parseFanEvents, responseBytes, type FanEvent } from '../../src/sys/linux/fanotify.ts';
-import { hostRuleset, removeCgroupTree, uniqueCgroupRoot } from './helpers/host.ts';
+import { hostRuleset } from './helpers/host.ts';
+import { WatchSandbox } from './helpers/watch-sandbox.ts';
 
 const scale = Number(process.env['SWITCHYARD_TEST_SCALE'] ?? '1');
 const LAUNCHES = Math.max(20, Math.round(200 * scale));
 const missing = process.platform !== 'linux' ? 'needs Linux' : process.getuid?.() !== 0 ? 'needs root' : null;
 
-let dir = '';
-let root = '';
-let cg: CgroupManager;
-const children: ChildProcess[] = [];
+const sb = new WatchSandbox('fan', missing !== null);
 const rulesetBefore = missing ? '' : hostRuleset();
-
-before(() => {
-  if (missing) return;
-  dir = mkdtempSync(join(tmpdir(), 'sy-fan-'));
-  root = uniqueCgroupRoot('fan');
-  cg = new CgroupManager({ mount: findCgroup2Mount(), root });
-  cg.ensure(['vpn']);
-});
-
-after(() => {
-  for (const c of children) c.kill('SIGKILL');
-  if (root) removeCgroupTree(root);
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
-
-function copyTool(tool: string, name: string): string {
-  const p = join(dir, name);
-  copyFileSync(tool, p);
-  chmodSync(p, 0o755);
-  return p;
-}
-
-function placer() {
-  return { procs: { vpn: join(cg.fsPath('vpn'), 'cgroup.procs'), exempt: join(cg.fsPath('exempt'), 'cgroup.procs') }, rootPath: cg.hierarchyRootPath() };
-}
 
 /** Runs argv; resolves with its stdout. */
 function output(argv: string[]): Promise<{ code: number | null; out: string }> {
@@ -170,11 +141,11 @@ test('which filesystems are marked: one entry per superblock, pseudo filesystems
 
 test(`fanotify: ${LAUNCHES} launches of a name-matched program all start inside the group (no window)`, async (t) => {
   if (missing) return t.skip(missing);
-  const cat = copyTool('/bin/cat', `sy-fcat-${process.pid}`);
+  const cat = sb.copyTool('/bin/cat', `sy-fcat-${process.pid}`);
   // Started before the watcher: the initial rescan places it (fanotify sees only new execs).
   const early = spawn(cat, [], { stdio: ['pipe', 'ignore', 'ignore'] });
-  children.push(early);
-  const w = new ProcessWatcher({ rules: [{ group: 'vpn', patterns: [{ kind: 'name', value: `SY-FCAT-${process.pid}` }] }], placer: placer(), rescanMs: 60_000 });
+  sb.children.push(early);
+  const w = new ProcessWatcher({ rules: [{ group: 'vpn', patterns: [{ kind: 'name', value: `SY-FCAT-${process.pid}` }] }], placer: sb.placer(), rescanMs: 60_000 });
   const s = await w.start();
   assert.ok(s.initial >= 1, 'the process started before the watcher was placed by the first rescan');
   assert.match(readFileSync(`/proc/${early.pid}/cgroup`, 'utf8'), /egress-vpn/);
@@ -188,7 +159,7 @@ test(`fanotify: ${LAUNCHES} launches of a name-matched program all start inside 
     assert.ok((s.marked ?? 0) >= 1);
     for (let i = 0; i < LAUNCHES; i++) {
       const r = await output([cat, '/proc/self/cgroup']);
-      if (r.out.includes(`${cg.hierarchyRootPath()}/egress-vpn`)) inside++;
+      if (r.out.includes(`${sb.cg.hierarchyRootPath()}/egress-vpn`)) inside++;
     }
   } finally {
     await w.stop();
@@ -199,10 +170,10 @@ test(`fanotify: ${LAUNCHES} launches of a name-matched program all start inside 
 
 test('fanotify: a script matches by its own name (the interpreter is a different exec); ld.so and /bin/sh are not placed', async (t) => {
   if (missing) return t.skip(missing);
-  const script = join(dir, `sy-fscript-${process.pid}`);
+  const script = join(sb.dir, `sy-fscript-${process.pid}`);
   writeFileSync(script, '#!/bin/sh\ncat /proc/self/cgroup\n');
   chmodSync(script, 0o755);
-  const w = new ProcessWatcher({ rules: [{ group: 'vpn', patterns: [{ kind: 'name', value: `sy-fscript-${process.pid}` }] }], placer: placer(), rescanMs: 60_000 });
+  const w = new ProcessWatcher({ rules: [{ group: 'vpn', patterns: [{ kind: 'name', value: `sy-fscript-${process.pid}` }] }], placer: sb.placer(), rescanMs: 60_000 });
   const s = await w.start();
   try {
     assert.equal(s.mode, 'fanotify', s.reason);
@@ -216,10 +187,10 @@ test('fanotify: a script matches by its own name (the interpreter is a different
 
 test('fanotify: execs go on when placing fails (the group is gone): the worker always allows', async (t) => {
   if (missing) return t.skip(missing);
-  const tr = copyTool('/bin/true', `sy-ftrue-${process.pid}`);
+  const tr = sb.copyTool('/bin/true', `sy-ftrue-${process.pid}`);
   const w = new ProcessWatcher({
     rules: [{ group: 'vpn', patterns: [{ kind: 'path', value: tr }] }],
-    placer: { procs: { vpn: join(dir, 'no-such-cgroup', 'cgroup.procs') }, rootPath: cg.hierarchyRootPath() },
+    placer: { procs: { vpn: join(sb.dir, 'no-such-cgroup', 'cgroup.procs') }, rootPath: sb.cg.hierarchyRootPath() },
     rescanMs: 60_000,
   });
   const s = await w.start();
@@ -235,7 +206,7 @@ test('fanotify: execs go on when placing fails (the group is gone): the worker a
 
 test('fanotify off: the proc connector takes over (initial network namespace) or rescans', async (t) => {
   if (missing) return t.skip(missing);
-  const w = new ProcessWatcher({ rules: [{ group: 'vpn', patterns: [{ kind: 'name', value: `sy-none-${process.pid}` }] }], placer: placer(), fanotify: false });
+  const w = new ProcessWatcher({ rules: [{ group: 'vpn', patterns: [{ kind: 'name', value: `sy-none-${process.pid}` }] }], placer: sb.placer(), fanotify: false });
   const s = await w.start();
   await w.stop();
   assert.equal(s.mode, inInitialNetNamespace() === false ? 'rescan' : 'netlink', s.reason);
@@ -244,8 +215,8 @@ test('fanotify off: the proc connector takes over (initial network namespace) or
 
 test('fanotify: the worker killed mid-run (a crash): the fd is closed, execs go on, the connector takes over', async (t) => {
   if (missing) return t.skip(missing);
-  const cat = copyTool('/bin/cat', `sy-fcrash-${process.pid}`);
-  const w = new ProcessWatcher({ rules: [{ group: 'vpn', patterns: [{ kind: 'name', value: `sy-fcrash-${process.pid}` }] }], placer: placer(), rescanMs: 60_000 });
+  const cat = sb.copyTool('/bin/cat', `sy-fcrash-${process.pid}`);
+  const w = new ProcessWatcher({ rules: [{ group: 'vpn', patterns: [{ kind: 'name', value: `sy-fcrash-${process.pid}` }] }], placer: sb.placer(), rescanMs: 60_000 });
   const errors: string[] = [];
   w.on('error', (e: Error) => errors.push(e.message));
   const s = await w.start();
@@ -280,7 +251,7 @@ test('fanotify: a filesystem mounted after start is marked at the next tick; pro
   if (spawnSync('sh', ['-c', 'command -v unshare']).status !== 0) return t.skip('needs unshare');
   const fixture = fileURLToPath(new URL('./fixtures/fan-newmount.ts', import.meta.url));
   const p = spawnSync('unshare', ['--mount', '--propagation', 'private', '--', process.execPath, '--import', 'tsx', fixture], {
-    env: { ...process.env, SY_FAN_DIR: join(dir, 'newmount'), SY_FAN_PROCS: placer().procs.vpn, SY_FAN_ROOT: placer().rootPath },
+    env: { ...process.env, SY_FAN_DIR: join(sb.dir, 'newmount'), SY_FAN_PROCS: sb.placer().procs.vpn, SY_FAN_ROOT: sb.placer().rootPath },
     encoding: 'utf8',
     timeout: 60_000,
   });
@@ -296,10 +267,10 @@ test('fanotify: a filesystem mounted after start is marked at the next tick; pro
 test('a listener that never answers holds execs only until it dies (SIGKILL releases them)', async (t) => {
   if (missing) return t.skip(missing);
   if (spawnSync('sh', ['-c', 'command -v unshare']).status !== 0) return t.skip('needs unshare');
-  const d = join(dir, 'hang');
+  const d = join(sb.dir, 'hang');
   const fixture = fileURLToPath(new URL('./fixtures/fan-hang.ts', import.meta.url));
   const c = spawn('unshare', ['--mount', '--propagation', 'private', '--', process.execPath, '--import', 'tsx', fixture], { env: { ...process.env, SY_FAN_DIR: d }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(c);
+  sb.children.push(c);
   let out = '';
   let err = '';
   c.stdout!.on('data', (b: Buffer) => (out += b.toString()));

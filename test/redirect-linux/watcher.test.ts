@@ -3,56 +3,27 @@
 // network namespace — the only place the proc connector delivers events. No nft rules here: the
 // test only asserts where processes land (/proc/PID/cgroup) under a unique per-run cgroup root.
 // Programs are copies of coreutils under unique names, so nothing else on the host matches.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, chmodSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { copyFileSync, readFileSync, chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { findCgroup2Mount } from '../../src/redirect/linux/cgroup-mount.ts';
-import { CgroupManager, cgroupOf } from '../../src/redirect/linux/cgroups.ts';
+import { cgroupOf } from '../../src/redirect/linux/cgroups.ts';
 import { ProcessWatcher, inInitialNetNamespace } from '../../src/redirect/linux/watcher.ts';
 import { compileRules, globToRegExp, groupFor, watchRulesFromConfig } from '../../src/redirect/linux/app-match.ts';
-import { hostRuleset, removeCgroupTree, uniqueCgroupRoot } from './helpers/host.ts';
+import { hostRuleset } from './helpers/host.ts';
+import { WatchSandbox } from './helpers/watch-sandbox.ts';
 
 const scale = Number(process.env['SWITCHYARD_TEST_SCALE'] ?? '1');
 const LAUNCHES = Math.max(10, Math.round(100 * scale));
 const missing =
   process.platform !== 'linux' ? 'needs Linux' : process.getuid?.() !== 0 ? 'needs root' : inInitialNetNamespace() === false ? 'needs the initial network namespace' : null;
 
-let dir = '';
-let root = '';
-let cg: CgroupManager;
-const children: ChildProcess[] = [];
+const sb = new WatchSandbox('watch', missing !== null);
 const rulesetBefore = missing ? '' : hostRuleset();
 
-before(() => {
-  if (missing) return;
-  dir = mkdtempSync(join(tmpdir(), 'sy-watch-'));
-  root = uniqueCgroupRoot('watch');
-  cg = new CgroupManager({ mount: findCgroup2Mount(), root });
-  cg.ensure(['vpn']);
-});
-
-after(() => {
-  for (const c of children) c.kill('SIGKILL');
-  if (root) removeCgroupTree(root);
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
-
-function copyTool(tool: string, name: string): string {
-  const p = join(dir, name);
-  copyFileSync(tool, p);
-  chmodSync(p, 0o755);
-  return p;
-}
-
-function placer() {
-  return { procs: { vpn: join(cg.fsPath('vpn'), 'cgroup.procs'), exempt: join(cg.fsPath('exempt'), 'cgroup.procs') }, rootPath: cg.hierarchyRootPath() };
-}
-
 async function landsIn(pid: number, group: string, timeoutMs = 3000): Promise<boolean> {
-  const want = `${cg.hierarchyRootPath()}/${group === 'exempt' ? 'exempt' : `egress-${group}`}`;
+  const want = `${sb.cg.hierarchyRootPath()}/${group === 'exempt' ? 'exempt' : `egress-${group}`}`;
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     if (cgroupOf(pid) === want) return true;
@@ -96,10 +67,10 @@ test('watch rules from config: exempt first, direct app rules place nothing', ()
 
 test('netlink watcher moves exec\'d processes into their group; rescan catches ones started before', async (t) => {
   if (missing) return t.skip(missing);
-  const probe = copyTool('/bin/sleep', `sy-probe-${process.pid}`);
+  const probe = sb.copyTool('/bin/sleep', `sy-probe-${process.pid}`);
   const early = spawn(probe, ['30'], { stdio: 'ignore' });
-  children.push(early);
-  const w = new ProcessWatcher({ rules: [{ group: 'vpn', patterns: [{ kind: 'name', value: `sy-probe-${process.pid}` }] }], placer: placer(), rescanMs: 1000, fanotify: false });
+  sb.children.push(early);
+  const w = new ProcessWatcher({ rules: [{ group: 'vpn', patterns: [{ kind: 'name', value: `sy-probe-${process.pid}` }] }], placer: sb.placer(), rescanMs: 1000, fanotify: false });
   const started = await w.start();
   try {
     assert.equal(started.netlink, true, started.reason);
@@ -111,7 +82,7 @@ test('netlink watcher moves exec\'d processes into their group; rescan catches o
     let landed = 0;
     for (let i = 0; i < LAUNCHES; i++) {
       const c = spawn(probe, ['30'], { stdio: 'ignore' });
-      children.push(c);
+      sb.children.push(c);
       if (await landsIn(c.pid!, 'vpn')) landed++;
       c.kill('SIGKILL');
     }
@@ -131,8 +102,8 @@ test('netlink watcher moves exec\'d processes into their group; rescan catches o
 test('how often a program\'s first action already sees itself in the group (the window, measured)', async (t) => {
   if (missing) return t.skip(missing);
   // A copy of cat reading its own /proc/self/cgroup: its very first action after exec.
-  const cat = copyTool('/bin/cat', `sy-cat-${process.pid}`);
-  const w = new ProcessWatcher({ rules: [{ group: 'vpn', patterns: [{ kind: 'path', value: cat }] }], placer: placer(), rescanMs: 1000, fanotify: false });
+  const cat = sb.copyTool('/bin/cat', `sy-cat-${process.pid}`);
+  const w = new ProcessWatcher({ rules: [{ group: 'vpn', patterns: [{ kind: 'path', value: cat }] }], placer: sb.placer(), rescanMs: 1000, fanotify: false });
   assert.equal((await w.start()).netlink, true);
   let inside = 0;
   const n = Math.max(10, Math.round(50 * scale));
@@ -144,7 +115,7 @@ test('how often a program\'s first action already sees itself in the group (the 
         c.stdout!.on('data', (b: Buffer) => (s += b.toString()));
         c.on('close', () => resolve(s));
       });
-      if (out.includes(`${cg.hierarchyRootPath()}/egress-vpn`)) inside++;
+      if (out.includes(`${sb.cg.hierarchyRootPath()}/egress-vpn`)) inside++;
     }
   } finally {
     await w.stop();
@@ -155,16 +126,16 @@ test('how often a program\'s first action already sees itself in the group (the 
 
 test('glob rule and rescan-only mode (no connector) place within one rescan interval', async (t) => {
   if (missing) return t.skip(missing);
-  mkdirSync(join(dir, 'deep', 'bin'), { recursive: true });
-  const g = join(dir, 'deep', 'bin', `sy-glob-${process.pid}`);
+  mkdirSync(join(sb.dir, 'deep', 'bin'), { recursive: true });
+  const g = join(sb.dir, 'deep', 'bin', `sy-glob-${process.pid}`);
   copyFileSync('/bin/sleep', g);
   chmodSync(g, 0o755);
-  const w = new ProcessWatcher({ rules: [{ group: 'vpn', patterns: [{ kind: 'glob', value: `${dir}/**/sy-glob-*` }] }], placer: placer(), rescanMs: 200, netlink: false, fanotify: false });
+  const w = new ProcessWatcher({ rules: [{ group: 'vpn', patterns: [{ kind: 'glob', value: `${sb.dir}/**/sy-glob-*` }] }], placer: sb.placer(), rescanMs: 200, netlink: false, fanotify: false });
   const s = await w.start();
   try {
     assert.equal(s.netlink, false);
     const c = spawn(g, ['30'], { stdio: 'ignore' });
-    children.push(c);
+    sb.children.push(c);
     assert.ok(await landsIn(c.pid!, 'vpn', 2000));
   } finally {
     await w.stop();
@@ -173,11 +144,11 @@ test('glob rule and rescan-only mode (no connector) place within one rescan inte
 
 test('a process already under the root (placed by exec) is left where it is', async (t) => {
   if (missing) return t.skip(missing);
-  const probe = copyTool('/bin/sleep', `sy-stay-${process.pid}`);
-  const c = spawn('sh', ['-c', 'echo $$ > "$0" && exec "$@"', join(cg.fsPath('exempt'), 'cgroup.procs'), probe, '30'], { stdio: 'ignore' });
-  children.push(c);
+  const probe = sb.copyTool('/bin/sleep', `sy-stay-${process.pid}`);
+  const c = spawn('sh', ['-c', 'echo $$ > "$0" && exec "$@"', join(sb.cg.fsPath('exempt'), 'cgroup.procs'), probe, '30'], { stdio: 'ignore' });
+  sb.children.push(c);
   assert.ok(await landsIn(c.pid!, 'exempt'));
-  const w = new ProcessWatcher({ rules: [{ group: 'vpn', patterns: [{ kind: 'name', value: `sy-stay-${process.pid}` }] }], placer: placer(), netlink: false, fanotify: false });
+  const w = new ProcessWatcher({ rules: [{ group: 'vpn', patterns: [{ kind: 'name', value: `sy-stay-${process.pid}` }] }], placer: sb.placer(), netlink: false, fanotify: false });
   await w.start();
   await w.stop();
   assert.ok(await landsIn(c.pid!, 'exempt', 100));
