@@ -33,6 +33,7 @@ import { isPipeEndpoint } from '../control/endpoint.ts';
 import { LivePolicy } from './live-policy.ts';
 import type { Supervisor } from './supervisor.ts';
 import { Enforcement, type RepairReport } from './enforcement.ts';
+import { captureEgresses } from './capture.ts';
 import { Supervision } from './supervision.ts';
 import { NO_GLUE, osGlue, sessionsForFdLimit, type OsGlue } from './os-glue.ts';
 import { ConfigWatcher } from './watch.ts';
@@ -249,7 +250,7 @@ export class Daemon {
         ? {
             onBindings: async (b) => {
               if (this.#enforcement.suspended) return;
-              const batch = b.map((x) => (x.egresses.every((e) => e === 'direct') ? x : { ...x, egresses: this.live.projectDomain(x.name, { capture: true }).egresses }));
+              const batch = b.map((x) => ({ ...x, egresses: captureEgresses(x.name, x.egresses, this.live) }));
               await this.backend!.addBindings(batch);
             },
           }
@@ -421,7 +422,12 @@ export class Daemon {
       // The OS groups and transparent listeners were made for the egress list at start.
       throw new DaemonError('SY_ERR_DAEMON_RELOAD', 'this revision changes the egress list, which cannot change while enforcing (the OS groups and transparent listeners are made at start); the running policy stays');
     }
-    if (this.enforcing && !this.#enforcement.suspended) await this.#enforcement.apply(expanded.config);
+    if (this.enforcing && !this.#enforcement.suspended) {
+      await this.#enforcement.apply(expanded.config);
+      // Addresses the store already holds follow the new policy too: a cached name that now takes a
+      // proxy is captured before the swap, not only when its app asks again.
+      await this.#enforcement.captureStored(policy);
+    }
     const newSet = egressRebuilt ? this.#makeEgressSet(config) : this.egress;
     // The swap: synchronous, so no flow is decided between its parts.
     this.live.swap(policy);

@@ -6,6 +6,7 @@
 import { DaemonError, isSwitchyardError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { Config, DomainProjection } from '../policy/types.ts';
+import { captureEgresses, storedBindings, type Projector } from './capture.ts';
 import type { DnsForwarder } from '../dns/index.ts';
 import type { FrontDeps } from '../front/index.ts';
 import { startTransparentInbounds, type TransparentInbounds } from '../front/transparent.ts';
@@ -41,6 +42,9 @@ export interface EnforcementHooks {
   /** Settles when the serialised work queued so far has run. */
   queued(): Promise<unknown>;
 }
+
+/** Bindings per addBindings call when the store is re-projected. */
+const CAPTURE_SLICE = 2048;
 
 export interface RepairReport {
   at: number;
@@ -118,6 +122,8 @@ export class Enforcement {
     } catch (err) {
       throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `cannot place the daemon in the exempt group: ${(err as Error).message}`, err);
     }
+    // The store came back from disk: its addresses follow the policy running now.
+    await this.captureStored(d.live);
     d.log.info({ groups: this.#plan?.groups.length ?? 0 }, 'enforcement active');
     this.#startRepairCheck();
   }
@@ -157,8 +163,15 @@ export class Enforcement {
       throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `cannot place the daemon in the exempt group: ${(err as Error).message}; the skeleton is installed`, err);
     }
     this.suspended = false;
-    // The sets start empty: cached answers must run the hook again on their next hit.
+    // The sets start empty: cached answers must run the hook again on their next hit, and what the
+    // store knows goes back in now (an app may connect to an address it resolved before `off`).
     d.dns?.forwarder.invalidateHooks();
+    try {
+      await this.captureStored(d.live);
+    } catch (err) {
+      await backend.skeleton().catch(() => {});
+      throw err;
+    }
     this.#startRepairCheck();
     d.log.info('enforcement switched on');
     return { active: true, changed: true };
@@ -196,6 +209,29 @@ export class Enforcement {
     } catch (err) {
       throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `the OS backend refused the plan: ${isSwitchyardError(err) ? `${err.code}: ` : ''}${(err as Error).message}`, err);
     }
+  }
+
+  /**
+   * Puts the addresses the correlation store holds into the captured sets, projected by `policy`
+   * (the one about to run) with `capture: true`, as the binding hook does for a new answer. Runs
+   * after a policy swap's plan is installed, at start and after `enforce on`: an address an app
+   * resolved earlier (a name that was direct, or learned before a restart) is then redirected
+   * from its next connection, not only after the app asks again. Throws SY_ERR_DAEMON_ENFORCE.
+   */
+  async captureStored(policy: Projector): Promise<number> {
+    const d = this.#d;
+    const store = d.dns?.store;
+    if (!store || !d.backend || this.suspended) return 0;
+    const forwarderView = (name: string) => (this.dohBlocked(name) ?? policy.projectDomain(name)).egresses;
+    const batch = storedBindings(store.entries(), Date.now(), store.graceSeconds, (name) => captureEgresses(name, forwarderView(name), policy));
+    try {
+      // In slices: one libnftables transaction each, so a large store does not build one huge batch.
+      for (let i = 0; i < batch.length; i += CAPTURE_SLICE) await d.backend.addBindings(batch.slice(i, i + CAPTURE_SLICE));
+    } catch (err) {
+      throw new DaemonError('SY_ERR_DAEMON_ENFORCE', `cannot put the stored DNS destinations into the OS sets: ${(err as Error).message}`, err);
+    }
+    if (batch.length > 0) d.log.debug({ bindings: batch.length }, 'stored DNS destinations re-projected into the OS sets');
+    return batch.length;
   }
 
   stopRepairCheck(): void {

@@ -80,6 +80,11 @@ export class CorrelationStore implements CorrelationLookup {
     return this.#opts.maxEntries;
   }
 
+  /** Seconds an entry is kept (as stale) after its TTL. */
+  get graceSeconds(): number {
+    return this.#opts.graceSeconds;
+  }
+
   setProjector(fn: ((name: string) => DomainProjection) | undefined): void {
     this.#project = fn;
   }
