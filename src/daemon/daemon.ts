@@ -256,8 +256,9 @@ export class Daemon {
           }
         : {}),
       // While enforcing, the captured sets outlive a crash (the table stays) but the names behind
-      // them live in the store: save it often, so that after a SIGKILL and `up` the front door
-      // still knows which domain (and so which egress) a captured address belongs to.
+      // them live in the store: flush it often (a journal append of what changed, docs/dns.md), so
+      // that after a SIGKILL and `up` the front door still knows which domain (and so which egress)
+      // a captured address belongs to.
       ...(this.enforcing ? { autosaveSeconds: 2 } : {}),
       ...(this.glue.dnsConnectTcp ? { connectTcp: this.glue.dnsConnectTcp } : {}),
       ...(this.glue.dnsUdpSocket ? { udpSocket: this.glue.dnsUdpSocket } : {}),

@@ -1,28 +1,20 @@
 // The correlation store: which names each IP address was given for, learned from DNS answers.
 // Several names per IP (CDNs share addresses), newest first; an entry stays `stale` for a grace
 // period after its TTL (a client may still connect to an address it resolved a minute ago) and is
-// forgotten after that. Bounded by an LRU over addresses; persisted to the state directory with
-// an atomic write (temporary file + rename) so a restart keeps what was learned.
+// forgotten after that. Bounded by an LRU over addresses; persisted to the state directory as a
+// snapshot plus an append-only journal of changed addresses (store-journal.ts) so a restart keeps
+// what was learned and a periodic save costs what changed, not the whole store.
 import { LRUCache } from 'lru-cache';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { isIPv4, isIPv6 } from 'node:net';
 import { ipv6Bytes } from './build.ts';
 import { formatIp } from './wire.ts';
 import type { CorrelationLookup, StoreLookup, StoreName } from '../flow/types.ts';
 import type { DomainProjection } from '../policy/types.ts';
+import { StoreJournal, type StoredEntry } from './store-journal.ts';
 
 export const STORE_FILE_NAME = 'dns-store.json';
-const FORMAT_VERSION = 1;
 
-interface Entry {
-  name: string;
-  chain: string[];
-  expiresAt: number;
-  upstream: string;
-  firstSeen: number;
-  lastSeen: number;
-}
+type Entry = StoredEntry;
 
 export interface StoreOptions {
   maxEntries: number;
@@ -33,6 +25,8 @@ export interface StoreOptions {
   /** Names kept per address (newest first). */
   maxNamesPerIp?: number;
   now?: () => number;
+  /** Journal size (bytes) below which it is never compacted; default JOURNAL_MIN_BYTES (1 MiB). */
+  journalMinCompactBytes?: number;
 }
 
 export interface RecordInput {
@@ -60,15 +54,22 @@ export class CorrelationStore implements CorrelationLookup {
   readonly #opts: StoreOptions;
   readonly #now: () => number;
   #project: ((name: string) => DomainProjection) | undefined;
-  #dirty = false;
+  /** Persistence (null: memory only). */
+  readonly #journal: StoreJournal | null;
   #timer: NodeJS.Timeout | null = null;
-  #saving: Promise<void> = Promise.resolve();
 
   constructor(opts: StoreOptions) {
     this.#opts = opts;
     this.#now = opts.now ?? Date.now;
     this.#project = opts.projectDomain;
     this.#lru = new LRUCache<string, Entry[]>({ max: Math.max(1, opts.maxEntries) });
+    this.#journal = opts.file
+      ? new StoreJournal(
+          opts.file,
+          { all: () => this.#persistable(), current: (ip) => this.#livePeek(ip) },
+          { now: this.#now, ...(opts.journalMinCompactBytes !== undefined ? { minCompactBytes: opts.journalMinCompactBytes } : {}) },
+        )
+      : null;
   }
 
   /** Addresses held (the bound is StoreOptions.maxEntries). */
@@ -111,7 +112,7 @@ export class CorrelationStore implements CorrelationLookup {
     list.unshift(e);
     if (list.length > (this.#opts.maxNamesPerIp ?? 8)) list.length = this.#opts.maxNamesPerIp ?? 8;
     this.#lru.set(key, list);
-    this.#dirty = true;
+    this.#journal?.markChanged(key);
   }
 
   /** Entries of `key` still inside TTL + grace (drops the rest). */
@@ -122,10 +123,10 @@ export class CorrelationStore implements CorrelationLookup {
     const kept = list.filter((e) => e.expiresAt + graceMs > now);
     if (kept.length === 0) {
       this.#lru.delete(key);
-      this.#dirty = true;
+      this.#journal?.markChanged(key);
       return undefined;
     }
-    if (kept.length !== list.length) this.#dirty = true;
+    if (kept.length !== list.length) this.#journal?.markChanged(key);
     return kept;
   }
 
@@ -164,78 +165,75 @@ export class CorrelationStore implements CorrelationLookup {
     return out;
   }
 
-  /** Writes the store to its file atomically (temporary file + rename); a no-op when memory-only. */
+  // ---- persistence (the file formats and their crash rules: store-journal.ts)
+
+  /** `key`'s entries still inside TTL + grace, without touching the LRU order. */
+  #livePeek(key: string): Entry[] | null {
+    const list = this.#lru.peek(key);
+    if (!list) return null;
+    const graceMs = this.#opts.graceSeconds * 1000;
+    const now = this.#now();
+    return list.filter((e) => e.expiresAt + graceMs > now);
+  }
+
+  /** Every address with live entries, least recently used first (reloading in order keeps the LRU order). */
+  #persistable(): [string, Entry[]][] {
+    const out: [string, Entry[]][] = [];
+    for (const ip of [...this.#lru.keys()].reverse()) {
+      const kept = this.#livePeek(ip);
+      if (kept && kept.length) out.push([ip, kept]);
+    }
+    return out;
+  }
+
+  /** Writes the whole store (a new snapshot, the journal emptied); a no-op when memory-only. */
   save(): Promise<void> {
-    const file = this.#opts.file;
-    if (!file) return Promise.resolve();
-    this.#saving = this.#saving.then(async () => {
-      const now = this.#now();
-      const graceMs = this.#opts.graceSeconds * 1000;
-      const entries: [string, Entry[]][] = [];
-      // Oldest first, so that reloading in order leaves the most recently used at the LRU's head.
-      for (const [ip, list] of [...this.#lru.entries()].reverse()) {
-        const kept = list.filter((e) => e.expiresAt + graceMs > now);
-        if (kept.length) entries.push([ip, kept]);
-      }
-      this.#dirty = false;
-      await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-      const tmp = `${file}.${process.pid}.tmp`;
-      await writeFile(tmp, JSON.stringify({ version: FORMAT_VERSION, savedAt: now, entries }), { mode: 0o600 });
-      await rename(tmp, file);
-    });
-    return this.#saving;
+    return this.#journal ? this.#journal.compact() : Promise.resolve();
+  }
+
+  /** Appends what changed since the last flush to the journal (compacting when it grew past its bound). */
+  flush(): Promise<void> {
+    return this.#journal ? this.#journal.flush() : Promise.resolve();
   }
 
   /**
-   * Loads the persisted file, keeping entries still within TTL + grace. A missing file is fine; a
-   * damaged one is reported through the returned reason and otherwise ignored (the store starts empty).
+   * Loads the snapshot and its journal, keeping entries still within TTL + grace. Missing files are
+   * fine; damaged ones are reported through the returned reason (the caller logs it) and the store
+   * starts with what could be read (empty when the snapshot itself is damaged). Never throws.
    */
   async load(): Promise<{ loaded: number; problem?: string }> {
-    const file = this.#opts.file;
-    if (!file) return { loaded: 0 };
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { loaded: 0 };
-      return { loaded: 0, problem: `cannot read ${file}: ${(err as Error).message}` };
-    }
-    let doc: unknown;
-    try {
-      doc = JSON.parse(text);
-    } catch {
-      return { loaded: 0, problem: `${file} is not valid JSON` };
-    }
-    const d = doc as { version?: unknown; entries?: unknown };
-    if (d.version !== FORMAT_VERSION || !Array.isArray(d.entries)) return { loaded: 0, problem: `${file}: unknown format` };
+    if (!this.#journal) return { loaded: 0 };
+    const r = await this.#journal.load();
     const now = this.#now();
     const graceMs = this.#opts.graceSeconds * 1000;
     let loaded = 0;
-    for (const item of d.entries.slice(-this.#opts.maxEntries)) {
-      if (!Array.isArray(item) || item.length !== 2 || typeof item[0] !== 'string' || !Array.isArray(item[1])) continue;
-      const ip = canonicalIp(item[0]);
+    const items = [...r.entries];
+    for (const [rawIp, raw] of items.slice(-this.#opts.maxEntries)) {
+      const ip = canonicalIp(rawIp);
       if (ip === null) continue;
-      const list = (item[1] as unknown[]).filter(isEntry).filter((e) => e.expiresAt + graceMs > now);
+      const list = raw.filter(isEntry).filter((e) => e.expiresAt + graceMs > now);
       if (list.length === 0) continue;
+      if (!this.#lru.has(ip)) loaded++;
       this.#lru.set(ip, list.slice(0, this.#opts.maxNamesPerIp ?? 8));
-      loaded++;
     }
-    return { loaded };
+    return r.problem ? { loaded, problem: r.problem } : { loaded };
   }
 
-  /** Saves every `intervalMs` when something changed. */
+  /** Flushes the journal every `intervalMs` when something changed. */
   startAutosave(intervalMs: number, onError: (err: unknown) => void): void {
-    if (this.#timer || !this.#opts.file) return;
+    const j = this.#journal;
+    if (this.#timer || !j) return;
     this.#timer = setInterval(() => {
-      if (this.#dirty) this.save().catch(onError);
+      if (j.pending) j.flush().catch(onError);
     }, intervalMs);
     this.#timer.unref();
   }
 
+  /** Stops the autosave and writes a last snapshot (no journal is left behind). */
   async close(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
-    await this.save();
+    await this.#journal?.close();
   }
 }
 
