@@ -16,9 +16,9 @@ import { FAN_OPEN_EXEC_PERM, FAN_Q_OVERFLOW, FanotifyReader, closeFd, setThreadN
 import { compileRules, type WatchRule } from './app-match.ts';
 import { placeAs, type PlacerConfig } from './placer.ts';
 
-const RING = 64; // = RING in watcher.ts
+const RING = 64; // = RING in watch-threads.ts
 /**
- * Shared Int32Array slots (= FAN_SLOT in watcher.ts): stop, ring position, events answered, fd
+ * Shared Int32Array slots (= FAN_SLOT in fanotify-watch.ts): stop, ring position, events answered, fd
  * closed, total µs spent deciding and answering (a counter modulo 2^32, for benchmarks),
  * heartbeat (one per loop turn: the main thread's watchdog), ring.
  */

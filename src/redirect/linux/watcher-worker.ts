@@ -9,7 +9,7 @@ import { inNetNamespace } from '../../sys/linux/netns.ts';
 import { compileRules, type WatchRule } from './app-match.ts';
 import { placeOne, type PlacerConfig } from './placer.ts';
 
-const RING = 64; // = RING in watcher.ts (not imported: that module pulls in worker_threads' parent side)
+const RING = 64; // = RING in watch-threads.ts (not imported: that module pulls in worker_threads' parent side)
 
 interface Data {
   rules: WatchRule[];
