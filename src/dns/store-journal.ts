@@ -23,15 +23,10 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, stat, truncate, unlink, appendFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { StoreName } from '../flow/types.ts';
 
-export interface StoredEntry {
-  name: string;
-  chain: string[];
-  expiresAt: number;
-  upstream: string;
-  firstSeen: number;
-  lastSeen: number;
-}
+/** One name of an address as stored: what lookups return, less `stale` (computed at lookup time). */
+export type StoredEntry = Omit<StoreName, 'stale'>;
 
 /** What the journal reads from the store it persists. */
 export interface JournalSource {

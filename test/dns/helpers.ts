@@ -88,13 +88,37 @@ export interface UnboundOptions {
   chainZone?: string[];
 }
 
-/** Starts unbound serving `localData` in zone test. (static), with DoT and DoH when certs are given. */
-export async function startUnbound(o: UnboundOptions): Promise<Unbound> {
+export interface UnboundConfOptions extends UnboundOptions {
+  /** Fixed DoT / DoH ports when certs are given (default: free ones on `host`). */
+  tlsPort?: number;
+  httpsPort?: number;
+  /** Base name of the .conf and .log files in `dir` (default `unbound-<port>`). */
+  name?: string;
+}
+
+export interface UnboundConf {
+  /** The configuration file written. */
+  conf: string;
+  /** unbound's log (queries, `start of service`). */
+  log: string;
+  host: string;
+  port: number;
+  tlsPort: number;
+  httpsPort: number;
+}
+
+/**
+ * Writes the configuration of an unbound serving `localData` in zone test. (static), with DoT and
+ * DoH when certs are given, without starting it: for tests that start it themselves (inside a
+ * namespace, from a script). Nothing leaves it: every name outside the test zones is answered locally.
+ */
+export async function writeUnboundConf(o: UnboundConfOptions): Promise<UnboundConf> {
   const host = o.host ?? '127.0.0.1';
   const port = o.port ?? (await freePort(host));
-  const tlsPort = o.certs ? await freePort(host) : 0;
-  const httpsPort = o.certs ? await freePort(host) : 0;
-  const log = join(o.dir, `unbound-${port}.log`);
+  const tlsPort = o.certs ? (o.tlsPort ?? (await freePort(host))) : 0;
+  const httpsPort = o.certs ? (o.httpsPort ?? (await freePort(host))) : 0;
+  const base = o.name ?? `unbound-${port}`;
+  const log = join(o.dir, `${base}.log`);
   const lines = [
     'server:',
     `  interface: ${host}@${port}`,
@@ -135,11 +159,22 @@ export async function startUnbound(o: UnboundOptions): Promise<Unbound> {
     writeFileSync(zone, ['$ORIGIN chain.', '@ 3600 IN SOA ns.chain. admin.chain. 1 3600 600 86400 30', ...o.chainZone].join('\n') + '\n');
     lines.push('auth-zone:', '  name: "chain."', `  zonefile: "${zone}"`, '  for-upstream: yes', '  for-downstream: yes');
   }
-  const conf = join(o.dir, `unbound-${port}.conf`);
+  const conf = join(o.dir, `${base}.conf`);
   writeFileSync(conf, lines.join('\n') + '\n');
-  const child: ChildProcess = spawn('unbound', ['-d', '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return { conf, log, host, port, tlsPort, httpsPort };
+}
+
+export interface StartUnboundRun {
+  /** Starts unbound on `conf` (default `unbound -d -c conf`; e.g. through nsenter into a namespace). */
+  spawn?: (conf: string) => ChildProcess;
+}
+
+/** Starts unbound serving `localData` in zone test. (static), with DoT and DoH when certs are given. */
+export async function startUnbound(o: UnboundConfOptions, run: StartUnboundRun = {}): Promise<Unbound> {
+  const { conf, log, host, port, tlsPort, httpsPort } = await writeUnboundConf(o);
+  const child: ChildProcess = run.spawn ? run.spawn(conf) : spawn('unbound', ['-d', '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   const deadline = Date.now() + 5000;
   while (!(existsSync(log) && readFileSync(log, 'utf8').includes('start of service'))) {
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`unbound did not start: ${stderr}`);

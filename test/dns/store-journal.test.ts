@@ -18,6 +18,9 @@ function clock(start = 1_800_000_000_000): { now: () => number; advance: (s: num
   return { now: () => t, advance: (s) => (t += s * 1000) };
 }
 
+/** A persisted store on `file` with a test clock. */
+const storeOn = (file: string, c: { now: () => number }, maxEntries = 100) => new CorrelationStore({ maxEntries, graceSeconds: 60, file, now: c.now });
+
 const rec = (name: string, ttl = 300, chain = [name]) => ({ name, chain, ttlSeconds: ttl, upstream: 'udp://127.0.0.1:53' });
 const ipOf = (i: number) => `127.4.${(i >> 8) & 255}.${i & 255}`;
 
@@ -37,7 +40,7 @@ describe('store journal', () => {
     'a restart keeps what was flushed (journal only, then snapshot only after close)',
     withDir('sj-restart', async (dir, file) => {
       const c = clock();
-      const a = new CorrelationStore({ maxEntries: 100, graceSeconds: 60, file, now: c.now });
+      const a = storeOn(file, c);
       a.record('127.4.0.1', rec('a.example', 300, ['a.example', 'cdn.example']));
       a.record('127.4.0.1', rec('b.example'));
       a.record('::ffff:127.4.0.2', rec('c.example'));
@@ -45,7 +48,7 @@ describe('store journal', () => {
       assert.ok(existsSync(journalPath(file)), 'the journal holds the changes');
       assert.equal(existsSync(file), false, 'no snapshot yet: nothing was compacted');
       // No close: as after a SIGKILL.
-      const b = new CorrelationStore({ maxEntries: 100, graceSeconds: 60, file, now: c.now });
+      const b = storeOn(file, c);
       assert.deepEqual(await b.load(), { loaded: 2 });
       assert.deepEqual(b.lookup('127.4.0.1').names.map((n) => n.name), ['b.example', 'a.example']);
       assert.deepEqual(b.lookup('127.4.0.1').names[1]!.chain, ['a.example', 'cdn.example']);
@@ -53,7 +56,7 @@ describe('store journal', () => {
       b.record('127.4.0.3', rec('d.example'));
       await b.close();
       assert.deepEqual(readdirSync(join(dir, 'state')), [STORE_FILE_NAME], 'close leaves one snapshot, no journal, no temporary file');
-      const d = new CorrelationStore({ maxEntries: 100, graceSeconds: 60, file, now: c.now });
+      const d = storeOn(file, c);
       assert.deepEqual(await d.load(), { loaded: 3 });
       assert.equal(d.lookup('127.4.0.3').names[0]!.name, 'd.example');
     }),
@@ -63,7 +66,7 @@ describe('store journal', () => {
     'a flush writes only what changed: the snapshot is untouched and the journal grows by one line',
     withDir('sj-cost', async (_dir, file) => {
       const c = clock();
-      const s = new CorrelationStore({ maxEntries: 5000, graceSeconds: 60, file, now: c.now });
+      const s = storeOn(file, c, 5000);
       for (let i = 0; i < 3000; i++) s.record(ipOf(i), rec(`n${i}.example`));
       await s.save();
       const snapBefore = readFileSync(file);
@@ -83,7 +86,7 @@ describe('store journal', () => {
       c.advance(400);
       assert.equal(s.lookup(ipOf(8)).state, 'unknown');
       await s.flush();
-      const r = new CorrelationStore({ maxEntries: 5000, graceSeconds: 60, file, now: c.now });
+      const r = storeOn(file, c, 5000);
       await r.load();
       assert.equal(r.lookup(ipOf(8)).state, 'unknown');
       assert.equal(r.lookup(ipOf(7)).names[0]!.name, 'changed.example');
@@ -94,7 +97,7 @@ describe('store journal', () => {
     'a torn last line is ignored, cut off, and later appends load whole',
     withDir('sj-torn', async (_dir, file) => {
       const c = clock();
-      const a = new CorrelationStore({ maxEntries: 100, graceSeconds: 60, file, now: c.now });
+      const a = storeOn(file, c);
       for (let i = 0; i < 5; i++) {
         a.record(ipOf(i), rec(`t${i}.example`));
         await a.flush(); // one line each
@@ -102,14 +105,14 @@ describe('store journal', () => {
       const j = journalPath(file);
       const full = statSync(j).size;
       truncateSync(j, full - 7); // the last line, cut mid-write
-      const b = new CorrelationStore({ maxEntries: 100, graceSeconds: 60, file, now: c.now });
+      const b = storeOn(file, c);
       assert.deepEqual(await b.load(), { loaded: 4 }, 'the whole lines, no problem reported');
       assert.equal(b.lookup(ipOf(3)).names[0]!.name, 't3.example');
       assert.equal(b.lookup(ipOf(4)).state, 'unknown', 'the torn line is not half-read');
       assert.ok(readFileSync(j, 'utf8').endsWith('\n'), 'the torn tail was cut off');
       b.record(ipOf(9), rec('after.example'));
       await b.flush();
-      const d = new CorrelationStore({ maxEntries: 100, graceSeconds: 60, file, now: c.now });
+      const d = storeOn(file, c);
       assert.deepEqual(await d.load(), { loaded: 5 });
       assert.equal(d.lookup(ipOf(9)).names[0]!.name, 'after.example');
     }),
@@ -147,7 +150,7 @@ describe('store journal', () => {
     'a crash between the snapshot rename and the new journal: the old journal is ignored',
     withDir('sj-gen', async (dir, file) => {
       const c = clock();
-      const a = new CorrelationStore({ maxEntries: 100, graceSeconds: 60, file, now: c.now });
+      const a = storeOn(file, c);
       a.record('127.4.1.1', rec('old.example'));
       await a.flush();
       const oldJournal = join(dir, 'old-journal');
@@ -156,13 +159,13 @@ describe('store journal', () => {
       a.record('127.4.1.1', rec('new.example'));
       await a.save();
       copyFileSync(oldJournal, journalPath(file)); // as if the journal's rename never happened
-      const b = new CorrelationStore({ maxEntries: 100, graceSeconds: 60, file, now: c.now });
+      const b = storeOn(file, c);
       assert.deepEqual(await b.load(), { loaded: 1 });
       assert.deepEqual(b.lookup('127.4.1.1').names.map((n) => n.name), ['new.example', 'old.example']);
       // The stale journal is replaced, not appended to.
       b.record('127.4.1.2', rec('x.example'));
       await b.flush();
-      const d = new CorrelationStore({ maxEntries: 100, graceSeconds: 60, file, now: c.now });
+      const d = storeOn(file, c);
       assert.deepEqual(await d.load(), { loaded: 2 });
       assert.deepEqual(d.lookup('127.4.1.1').names.map((n) => n.name), ['new.example', 'old.example']);
     }),
@@ -172,7 +175,7 @@ describe('store journal', () => {
     'hostile journal lines are skipped and reported; the rest loads',
     withDir('sj-hostile', async (_dir, file) => {
       const c = clock();
-      const a = new CorrelationStore({ maxEntries: 100, graceSeconds: 60, file, now: c.now });
+      const a = storeOn(file, c);
       a.record('127.4.2.1', rec('good.example'));
       await a.flush();
       const j = journalPath(file);
@@ -190,7 +193,7 @@ describe('store journal', () => {
       appendFileSync(j, `${bad.join('\n')}\n`);
       a.record('127.4.2.9', rec('later.example'));
       await a.flush();
-      const b = new CorrelationStore({ maxEntries: 100, graceSeconds: 60, file, now: c.now });
+      const b = storeOn(file, c);
       const r = await b.load();
       assert.equal(r.loaded, 2);
       assert.match(r.problem ?? '', /6 damaged line\(s\) skipped/);
@@ -199,11 +202,11 @@ describe('store journal', () => {
       for (const ip of ['127.4.2.2', '127.4.2.3', '127.4.2.4', '127.4.2.5']) assert.equal(b.lookup(ip).state, 'unknown', ip);
       // A journal that is not one at all (no header): reported, ignored, replaced at the next flush.
       writeFileSync(j, Buffer.from([0xde, 0xad, 0xbe, 0xef, 0x0a, 0x00]));
-      const d = new CorrelationStore({ maxEntries: 100, graceSeconds: 60, file, now: c.now });
+      const d = storeOn(file, c);
       assert.match((await d.load()).problem ?? '', /is not a journal/);
       d.record('127.4.2.7', rec('fresh.example'));
       await d.flush();
-      const e = new CorrelationStore({ maxEntries: 100, graceSeconds: 60, file, now: c.now });
+      const e = storeOn(file, c);
       assert.deepEqual(await e.load(), { loaded: 1 });
     }),
   );

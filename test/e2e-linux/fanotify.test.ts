@@ -14,7 +14,7 @@ after(() => removeCgroupTree(root));
 test('e2e fanotify watcher: launches that connect at once never arrive directly; SIGKILL leaves execs working', async (t) => {
   const why = missing(['curl', 'microsocks']);
   if (why) return t.skip(why);
-  const run = await runFixture('fanotify.ts', root, 110_000);
+  const run = await runFixture('watch.ts', root, 110_000, { SY_WATCH_SCENARIO: 'fanotify' });
   const r = run.result;
   assert.equal(r['error'], undefined, `${r['error']}\n${run.stderr}`);
   assert.equal(r['watcher']?.mode, 'fanotify', `status shows the watcher mode: ${JSON.stringify(r['watcher'])} ${r['watcherLog']}`);

@@ -16,7 +16,7 @@ after(() => removeCgroupTree(root));
 test('e2e watcher: keep-alive reset at the move; launches that connect at once, counted', async (t) => {
   const why = missing(['curl', 'microsocks']);
   if (why) return t.skip(why);
-  const run = await runFixture('watcher.ts', root, 40_000, { SWITCHYARD_FANOTIFY: '0' });
+  const run = await runFixture('watch.ts', root, 40_000, { SY_WATCH_SCENARIO: 'connector', SWITCHYARD_FANOTIFY: '0' });
   const r = run.result;
   assert.equal(r['error'], undefined, `${r['error']}\n${run.stderr}`);
   assert.equal(r['netlink'], true, `the watcher uses exec events: ${r['watcherStarted']}`);

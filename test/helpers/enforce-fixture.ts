@@ -98,6 +98,13 @@ export async function startEnforcingDaemon(configPath: string, root: string): Pr
   return d;
 }
 
+/** Waits until the daemon's egress `name` is healthy (a loaded machine starts a supervised core slowly); its health then. */
+export async function egressUp(d: Daemon, name: string, ms = 20_000): Promise<string | undefined> {
+  const deadline = Date.now() + ms;
+  while (d.egress.health(name)?.state !== 'up' && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+  return d.egress.health(name)?.state;
+}
+
 /** Runs the fixture's main and prints `RESULT {json}`; exits 1 when main threw. */
 export function reportResult(main: () => Promise<void>, r: Record<string, unknown>): void {
   runFixtureMain(main, r, { errorExitCode: 1 });

@@ -19,6 +19,7 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeUnboundConf } from '../dns/helpers.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const WINE = '/usr/lib/wine/wine64';
@@ -72,41 +73,19 @@ after(() => {
   }
 });
 
-function unboundConf(name: string, address: string, answer: string): string {
-  const log = join(dir, `${name}.log`);
-  writeFileSync(
-    join(dir, `${name}.conf`),
-    [
-      'server:',
-      `  interface: ${address}@53`,
-      '  do-daemonize: no',
-      '  use-syslog: no',
-      `  logfile: "${log}"`,
-      '  username: ""',
-      '  chroot: ""',
-      `  directory: "${dir}"`,
-      '  pidfile: ""',
-      '  do-ip6: no',
-      '  num-threads: 1',
-      '  access-control: 0.0.0.0/0 allow',
-      '  module-config: "iterator"',
-      '  log-queries: yes',
-      '  verbosity: 1',
-      '  local-zone: "." static',
-      `  local-data: "win.test. 300 IN A ${answer}"`,
-      '',
-    ].join('\n'),
-  );
-  return log;
+/** Config of an unbound on `address`:53 answering win.test with `answer` (started by the script below); its log. */
+async function unboundConf(name: string, address: string, answer: string): Promise<string> {
+  const c = await writeUnboundConf({ dir, name, host: address, port: 53, access: ['0.0.0.0/0 allow'], localData: [`win.test. 300 IN A ${answer}`] });
+  return c.log;
 }
 
 const queriesIn = (log: string): string[] => (existsSync(log) ? [...readFileSync(log, 'utf8').matchAll(/info: (\S+) (\S+) A IN$/gm)].map((m) => `${m[1]} ${m[2]!.toLowerCase()}`) : []);
 
-test("under Wine: the adapters' DNS servers are read through GetAdaptersAddresses and the forwarder asks them, never the loopback stub", (t) => {
+test("under Wine: the adapters' DNS servers are read through GetAdaptersAddresses and the forwarder asks them, never the loopback stub", async (t) => {
   if (why) return t.skip(why);
   writeFileSync(join(dir, 'resolv.conf'), 'nameserver 127.0.0.1\nnameserver 198.18.0.53\n');
-  const stubLog = unboundConf('stub', '127.0.0.1', '198.18.50.99');
-  const realLog = unboundConf('real', '198.18.0.53', '198.18.50.1');
+  const stubLog = await unboundConf('stub', '127.0.0.1', '198.18.50.99');
+  const realLog = await unboundConf('real', '198.18.0.53', '198.18.50.1');
   const wait = (log: string) => `for i in $(seq 250); do grep -q "start of service" "${log}" 2>/dev/null && break; sleep 0.02; done`;
   const script = [
     'set -e',
