@@ -25,7 +25,7 @@ domains = ["routed.test"]
 [[rule]]
 egress = "block"
 domains = ["blocked.test"]
-`),
+`, 'capture.toml'),
 );
 
 const NOW = 1_800_000_000_000;
