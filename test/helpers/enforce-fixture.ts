@@ -67,8 +67,12 @@ export function clientIn(procs: string | null, timeoutS = 3): Promise<string> {
   });
 }
 
-/** [enforce] enabled, a supervised microsocks as egress `sup` (outgoing from VIA_PROXY), apps of group `sup` sent there. */
-export function supConfig(o: { dnsPort: number; mixedPort: number; supPort: number; extra?: string }): string {
+/**
+ * A config with [enforce] enabled: DNS on `dnsPort` (no upstream: 127.0.0.1:9), the mixed inbound on
+ * `mixedPort`, one SOCKS5 egress `egress` on loopback `socksPort` (`process`: a TOML inline table
+ * that makes it supervised), and `rules` (TOML text) after it.
+ */
+export function enforceConfig(o: { dnsPort: number; mixedPort: number; egress: string; socksPort: number; process?: string; rules: string }): string {
   return `version = 1
 default = "direct"
 [dns]
@@ -78,14 +82,22 @@ upstreams = ["udp://127.0.0.1:9"]
 mixed = "127.0.0.1:${o.mixedPort}"
 [enforce]
 enabled = true
-[egress.sup]
+[egress.${o.egress}]
 type = "socks5"
-endpoint = "socks5://127.0.0.1:${o.supPort}"
-process = { command = "microsocks", args = ["-i", "127.0.0.1", "-p", "${o.supPort}", "-b", "${VIA_PROXY}"] }
-[[rule]]
-egress = "sup"
-apps = ["group:sup"]
-${o.extra ?? ''}`;
+endpoint = "socks5://127.0.0.1:${o.socksPort}"
+${o.process ? `process = ${o.process}\n` : ''}${o.rules}`;
+}
+
+/** [enforce] enabled, a supervised microsocks as egress `sup` (outgoing from VIA_PROXY), apps of group `sup` sent there. */
+export function supConfig(o: { dnsPort: number; mixedPort: number; supPort: number; extra?: string }): string {
+  return enforceConfig({
+    dnsPort: o.dnsPort,
+    mixedPort: o.mixedPort,
+    egress: 'sup',
+    socksPort: o.supPort,
+    process: `{ command = "microsocks", args = ["-i", "127.0.0.1", "-p", "${o.supPort}", "-b", "${VIA_PROXY}"] }`,
+    rules: `[[rule]]\negress = "sup"\napps = ["group:sup"]\n${o.extra ?? ''}`,
+  });
 }
 
 /** The real Daemon and Linux backend with the per-run cgroup root, started. */
