@@ -17,7 +17,7 @@ import type { Servable } from './cache.ts';
 import { newQuickQuery, quickParse, sameKey } from './fast-parse.ts';
 import { RateLimiter } from './ratelimit.ts';
 import { formatIp } from './wire.ts';
-import { CONTROL, MAX_QUEUED, STAT, type FastWorkerData, type ToMain, type ToWorker } from './fast-proto.ts';
+import { CONTROL, MAX_QUEUED, MODE, STAT, SWITCH, type FastWorkerData, type ToMain, type ToWorker } from './fast-proto.ts';
 
 interface Entry extends Servable {
   key: string;
@@ -134,15 +134,51 @@ function reportTouched(now: number): void {
   if (keys.length > 0) port.postMessage({ t: 'touch', keys } satisfies ToMain);
 }
 
+// The current low-load window (handBack): datagrams read, and the largest batch.
+let winStart = Date.now();
+let winCount = 0;
+let winMax = 0;
+
+/** At the end of a quiet window, stops reading and tells the main thread to read instead. */
+function maybeHandBack(now: number, n: number): boolean {
+  winCount += n;
+  if (n > winMax) winMax = n;
+  if (now - winStart < SWITCH.BACK_WINDOW_MS) return false;
+  const quiet = winCount * 1000 < SWITCH.TO_MAIN_PER_S * (now - winStart) && winMax <= 2;
+  winStart = now;
+  winCount = 0;
+  winMax = 0;
+  if (!quiet) return false;
+  Atomics.store(control, CONTROL.mode, MODE.main);
+  stats[STAT.toMain]!++;
+  port.postMessage({ t: 'main' } satisfies ToMain);
+  return true;
+}
+
 function loop(): void {
   for (;;) {
     drain();
     if (Atomics.load(control, CONTROL.stop) !== 0) return;
+    if (Atomics.load(control, CONTROL.mode) !== MODE.worker) {
+      // The main thread reads: sleep until it hands over (or 100 ms pass: mailbox, stop flag).
+      Atomics.wait(control, CONTROL.mode, MODE.main, 100);
+      const t = Date.now();
+      if (t - lastTouch >= TOUCH_EVERY_MS) reportTouched(t);
+      if (Atomics.load(control, CONTROL.mode) === MODE.worker) {
+        winStart = Date.now();
+        winCount = 0;
+        winMax = 0;
+      }
+      continue;
+    }
     const n = ring.recv();
     if (n < 0 || Atomics.load(control, CONTROL.stop) !== 0) return;
     const now = Date.now();
     if (now - lastTouch >= TOUCH_EVERY_MS) reportTouched(now);
-    if (n === 0) continue;
+    if (n === 0) {
+      if (data.handBack) maybeHandBack(now, 0);
+      continue;
+    }
     drain();
     stats[STAT.batches]!++;
     stats[STAT.datagrams]! += n;
@@ -193,6 +229,8 @@ function loop(): void {
       const buf = pack(fwdIdx, nf);
       port.postMessage({ t: 'q', buf } satisfies ToMain, [buf]);
     }
+    // After this batch is answered or passed on: what is read next is the main thread's.
+    if (data.handBack) maybeHandBack(now, n);
   }
 }
 

@@ -88,6 +88,9 @@ async function start(up: Upstream, over: Partial<DnsConfig> = {}, extra: Partial
       egress: builtinEgresses(),
     },
     projectDomain: projector({}),
+    // The worker reads from the start: these tests are about what it does (the low-load hand-over
+    // to the main thread has its own tests below).
+    fastPathMainAtLowLoad: false,
     ...extra,
   });
 }
