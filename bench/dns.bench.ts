@@ -9,7 +9,8 @@
 // Writes the figures into docs/benchmarks.md, section "dns".
 // Environment: BENCH_ROUNDS (5), BENCH_SECONDS (2) per dnsperf run; for investigation,
 // BENCH_PROF=DIR (CPU profile of the switchyard server), BENCH_STATS=1 (its counters on exit),
-// BENCH_PAUSE=SECONDS (keep the servers up at the end).
+// BENCH_PAUSE=SECONDS (keep the servers up at the end), BENCH_NO_WRITE=1 (or --no-write: print
+// the section, leave docs/benchmarks.md alone).
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
@@ -301,6 +302,7 @@ const section = `## dns
 `;
 
 console.log(section);
+if (process.env['BENCH_NO_WRITE'] || process.argv.includes('--no-write')) process.exit(0);
 const docPath = join(ROOT, 'docs/benchmarks.md');
 let doc = existsSync(docPath) ? readFileSync(docPath, 'utf8') : '# Benchmarks\n\nFigures written by the `bench:*` scripts; each compares against its anchor in the same run.\n';
 const re = /## dns\n[\s\S]*?(?=\n## |$)/;

@@ -414,6 +414,65 @@ describe('UDP fast path', { skip }, () => {
     }
   });
 
+  test('low load: the main thread reads (no hop); a burst hands reading to the worker, every query answered once; quiet hands it back', async () => {
+    const fwd = await start(up, {}, { fastPathMainAtLowLoad: true });
+    const { host, port } = fwd.addresses[0]!;
+    const l = fwd.listeners[0]!.fast!;
+    const waitFor = async (cond: () => boolean, what: string): Promise<void> => {
+      for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 25));
+      assert.ok(cond(), what);
+    };
+    try {
+      assert.equal(l.reader, 'main', 'idle: the main thread reads');
+      assert.deepEqual(addr(await dig(host, port, ['a.fast.test', 'A'])), ['127.1.0.1']);
+      assert.deepEqual(addr(await dig(host, port, ['a.fast.test', 'A'])), ['127.1.0.1']);
+      let s = fwd.stats();
+      assert.equal(s.fastPath.forwarded, 0, 'nothing went through the worker');
+      assert.equal(s.fastPath.hits, 0);
+      assert.ok(s.cacheHits >= 1, 'the hit was answered by the main thread');
+      assert.equal(l.reader, 'main');
+      // A burst from one socket: two thirds hits, one third misses (names the upstream denies).
+      const N = 3000;
+      // A large receive buffer: this thread is also the forwarder's, so answers pile up unread.
+      const sock = createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
+      const answers = new Map<number, number>();
+      let got = 0;
+      const all = new Promise<void>((resolve) => {
+        sock.on('message', (m) => {
+          const id = m.readUInt16BE(0);
+          answers.set(id, (answers.get(id) ?? 0) + 1);
+          if (++got === N) resolve();
+        });
+      });
+      await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+      for (let i = 0; i < N; i++) {
+        const q = Buffer.from(buildNameQuery(i % 3 === 2 ? `m${i}.burst.fast.test` : 'a.fast.test', 1).buf);
+        q.writeUInt16BE(i, 0);
+        sock.send(q, port, host);
+        // Paced so the socket buffer never overflows (UDP would drop, not the forwarder).
+        if (i % 50 === 49) await new Promise((r) => setImmediate(r));
+      }
+      await Promise.race([all, new Promise((r) => setTimeout(r, 15_000))]);
+      sock.close();
+      s = fwd.stats();
+      assert.ok(s.fastPath.toWorker >= 1, 'the burst handed reading to the worker');
+      assert.ok(s.fastPath.hits > 0, 'the worker answered hits');
+      const missing = Array.from({ length: N }, (_, i) => i).filter((i) => !answers.has(i));
+      assert.equal(answers.size, N, `every query answered (${answers.size} of ${N}; missing misses ${missing.filter((i) => i % 3 === 2).length}, hits ${missing.filter((i) => i % 3 !== 2).length})`);
+      assert.ok([...answers.values()].every((n) => n === 1), 'and each exactly once');
+      // Quiet: the worker hands reading back; a flush is then seen at once by the main thread.
+      await waitFor(() => l.reader === 'main' && fwd.stats().fastPath.toMain >= 1, 'handed back when quiet');
+      const before = await up.asked('a.fast.test');
+      const h = fwd.stats().fastPath.hits;
+      fwd.flushCache();
+      assert.deepEqual(addr(await dig(host, port, ['a.fast.test', 'A'])), ['127.1.0.1']);
+      assert.equal(await up.asked('a.fast.test'), before + 1, 'after the flush the upstream is asked again');
+      assert.equal(fwd.stats().fastPath.hits, h);
+    } finally {
+      await fwd.close();
+    }
+  });
+
   test('fastPath: false keeps the dgram listener', async () => {
     const fwd = await start(up, {}, { fastPath: false });
     try {
