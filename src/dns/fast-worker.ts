@@ -5,11 +5,15 @@
 // query, a hit whose binding hook must run, an answer that needs TC — is handed to the main thread
 // with its sender address, and the main thread answers it on the same socket.
 //
+// It reads only while CONTROL.mode says so (fast-path.ts: at low load the main thread reads the
+// socket itself); otherwise it sleeps in Atomics.wait until the main thread hands over, and after
+// a quiet window (fast-proto.ts SWITCH) it stops reading and hands back.
+//
 // The loop never returns to this thread's event loop: control messages (replica entries, drops,
 // clear) are read with receiveMessageOnPort after every wake-up when the main thread's shared
-// `posted` counter moved, and recvmmsg wakes at least every 100 ms (SO_RCVTIMEO, set by
-// fast-path.ts). A clear posted before a datagram is read is applied before that datagram is
-// answered, so nothing stale leaves after `cache flush` returns.
+// `posted` counter moved, and the worker wakes at least every 100 ms (poll timeout, or the
+// Atomics.wait timeout). A clear posted before a datagram is read is applied before that datagram
+// is answered, so nothing stale leaves after `cache flush` returns.
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { BatchRing } from '../sys/linux/udp-batch.ts';
 import { servedLength, serveInto } from './cache.ts';
