@@ -126,9 +126,23 @@ export class FastReplicas implements HitReplica {
     this.#gen++;
   }
 
+  /**
+   * A worker took over reading: its replica got no offers while the main thread read, so every
+   * entry is offered again when next served (the first hit of each name after a hand-over comes
+   * to the main thread once).
+   */
+  handedOver(): void {
+    this.#gen++;
+  }
+
+  get accepting(): boolean {
+    for (const l of this.#listeners) if (l.reader === 'worker') return true;
+    return false;
+  }
+
   offer(p: Prepared, until: number): void {
     if (p.replicaGen === this.#gen && p.replicaUntil === until) return;
-    if (this.#listeners.size === 0 || p.keyBytes === null) return;
+    if (this.#listeners.size === 0 || p.keyBytes === null || !this.accepting) return;
     p.replicaGen = this.#gen;
     p.replicaUntil = until;
     // Copies: p.bytes and keyBytes may be views of larger buffers, which a clone would copy whole.
@@ -144,7 +158,7 @@ export class FastReplicas implements HitReplica {
       storedAt: p.storedAt,
       until,
     };
-    for (const l of this.#listeners) l.post(m);
+    for (const l of this.#listeners) if (l.reader === 'worker') l.post(m);
   }
 
   drop(p: Prepared): void {
@@ -329,6 +343,7 @@ export class FastUdp {
     this.#turn = 0;
     this.#winCount = 0;
     this.#counts[STAT.toWorker]!++;
+    this.#replicas.handedOver();
     Atomics.store(this.#controlView, CONTROL.mode, MODE.worker);
     Atomics.notify(this.#controlView, CONTROL.mode);
   }

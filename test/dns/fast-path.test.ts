@@ -391,7 +391,10 @@ describe('UDP fast path', { skip }, () => {
       l.crashWorkerForTest();
       await waitFor(() => fwd.stats().fastPath.restarts === 1, 'restarted once');
       assert.ok(logged.some((m) => m.startsWith('error dns: fast path worker died')), logged.join('; '));
-      // Answers keep coming; the new replica refills from the main thread's cache.
+      // Answers keep coming (the main thread reads while the worker restarts); once the new
+      // worker reads, its replica refills from the main thread's cache.
+      assert.deepEqual(addr(await dig(host, port, ['a.fast.test', 'A'])), ['127.1.0.1']);
+      await waitFor(() => l.workerReady && l.reader === 'worker', 'the new worker reads');
       assert.deepEqual(addr(await dig(host, port, ['a.fast.test', 'A'])), ['127.1.0.1']);
       await waitFor(() => fwd.stats().fastPath.replicaEntries === 1, 'the new worker got the entry');
       const h = fwd.stats().fastPath.hits;
