@@ -43,10 +43,12 @@ export const MODE = { main: 0, worker: 1 } as const;
 /**
  * Load thresholds of the switch between the two readers (fast-path.ts, fast-worker.ts). The main
  * thread hands over when one turn of its event loop reads BURST datagrams (a queue is building) or
- * a window of WINDOW_MS sees more than TO_WORKER_PER_S; the worker hands back after a window of
- * BACK_WINDOW_MS below TO_MAIN_PER_S in which no read found more than 2 datagrams queued.
+ * a window of WINDOW_MS sees more than TO_WORKER_PER_S. The worker hands back when nothing arrived
+ * for IDLE_MS, or after a window of BACK_WINDOW_MS below TO_MAIN_PER_S in which no read found more
+ * than 2 datagrams queued. Short windows: a client that follows a burst with a few sequential
+ * queries (a miss each) should not pay the thread hop for long.
  */
-export const SWITCH = { BURST: 8, WINDOW_MS: 50, TO_WORKER_PER_S: 20_000, BACK_WINDOW_MS: 200, TO_MAIN_PER_S: 5_000 } as const;
+export const SWITCH = { BURST: 8, WINDOW_MS: 50, TO_WORKER_PER_S: 20_000, IDLE_MS: 20, BACK_WINDOW_MS: 20, TO_MAIN_PER_S: 5_000 } as const;
 
 /**
  * At most this many datagrams wait for the main thread; beyond, the worker drops them (as a full

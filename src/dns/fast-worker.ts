@@ -153,10 +153,15 @@ function maybeHandBack(now: number, n: number): boolean {
   winCount = 0;
   winMax = 0;
   if (!quiet) return false;
+  handBack();
+  return true;
+}
+
+/** Stops reading (this loop reads only in MODE.worker) and tells the main thread to read. */
+function handBack(): void {
   Atomics.store(control, CONTROL.mode, MODE.main);
   stats[STAT.toMain]!++;
   port.postMessage({ t: 'main' } satisfies ToMain);
-  return true;
 }
 
 function loop(): void {
@@ -175,12 +180,13 @@ function loop(): void {
       }
       continue;
     }
-    const n = ring.recv();
+    // With hand-back, a wait that times out means IDLE_MS without a datagram: hand back at once.
+    const n = ring.recv(data.handBack ? SWITCH.IDLE_MS : 100);
     if (n < 0 || Atomics.load(control, CONTROL.stop) !== 0) return;
     const now = Date.now();
     if (now - lastTouch >= TOUCH_EVERY_MS) reportTouched(now);
     if (n === 0) {
-      if (data.handBack) maybeHandBack(now, 0);
+      if (data.handBack) handBack();
       continue;
     }
     drain();
