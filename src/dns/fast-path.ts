@@ -126,23 +126,9 @@ export class FastReplicas implements HitReplica {
     this.#gen++;
   }
 
-  /**
-   * A worker took over reading: its replica got no offers while the main thread read, so every
-   * entry is offered again when next served (the first hit of each name after a hand-over comes
-   * to the main thread once).
-   */
-  handedOver(): void {
-    this.#gen++;
-  }
-
-  get accepting(): boolean {
-    for (const l of this.#listeners) if (l.reader === 'worker') return true;
-    return false;
-  }
-
   offer(p: Prepared, until: number): void {
     if (p.replicaGen === this.#gen && p.replicaUntil === until) return;
-    if (this.#listeners.size === 0 || p.keyBytes === null || !this.accepting) return;
+    if (this.#listeners.size === 0 || p.keyBytes === null) return;
     p.replicaGen = this.#gen;
     p.replicaUntil = until;
     // Copies: p.bytes and keyBytes may be views of larger buffers, which a clone would copy whole.
@@ -158,7 +144,7 @@ export class FastReplicas implements HitReplica {
       storedAt: p.storedAt,
       until,
     };
-    for (const l of this.#listeners) if (l.reader === 'worker') l.post(m);
+    for (const l of this.#listeners) l.post(m);
   }
 
   drop(p: Prepared): void {
@@ -290,6 +276,7 @@ export class FastUdp {
 
   /** A datagram the main thread read itself (low load, or no worker): answered here. */
   #onMainMessage(msg: Buffer, rinfo: RemoteInfo): void {
+    Atomics.add(this.#controlView, CONTROL.mainReads, 1);
     if (this.#opts.mainAtLowLoad !== false) this.#countLoad();
     let r: Buffer | null | Promise<Buffer | null>;
     try {
@@ -335,15 +322,19 @@ export class FastUdp {
     this.#recv.recvStart();
   }
 
-  /** Main → worker: the main thread stops reading first, so each datagram has one reader. */
-  #toWorker(): void {
-    if (!this.#reading || !this.#ready || this.#fellBack || this.#closing || this.#fd < 0) return;
+  #stopReading(): void {
+    if (!this.#reading) return;
     this.#recv.recvStop();
     this.#reading = false;
     this.#turn = 0;
     this.#winCount = 0;
+  }
+
+  /** Main → worker: the main thread stops reading first, so each datagram has one reader. */
+  #toWorker(): void {
+    if (!this.#reading || !this.#ready || this.#fellBack || this.#closing || this.#fd < 0) return;
+    this.#stopReading();
     this.#counts[STAT.toWorker]!++;
-    this.#replicas.handedOver();
     Atomics.store(this.#controlView, CONTROL.mode, MODE.worker);
     Atomics.notify(this.#controlView, CONTROL.mode);
   }
@@ -375,7 +366,10 @@ export class FastUdp {
       w.on('message', (m: ToMain) => {
         if (m.t === 'q') this.#answer(m.buf, control);
         else if (m.t === 'touch') this.#touch(m.keys);
-        else if (m.t === 'main') {
+        else if (m.t === 'worker') {
+          // The worker took over from a stalled event loop (its control says so): stop reading here.
+          if (this.#worker === w && Atomics.load(control, CONTROL.mode) === MODE.worker) this.#stopReading();
+        } else if (m.t === 'main') {
           // The worker stopped reading (its control says so): read here from now on.
           if (this.#worker === w && Atomics.load(control, CONTROL.mode) === MODE.main) this.#startReading();
         } else if (m.t === 'ready') {

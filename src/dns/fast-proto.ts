@@ -31,12 +31,18 @@ export const CONTROL = {
   posted: 2,
   /** Who reads the socket: MODE.main (the main thread's dgram socket) or MODE.worker. */
   mode: 3,
+  /** Datagrams the main thread read itself (the worker watches it for a stalled main thread). */
+  mainReads: 4,
 } as const;
-export const CONTROL_COUNT = 4;
+export const CONTROL_COUNT = 5;
 
 /**
- * Values of CONTROL.mode. Only the main thread moves main → worker (it stops its own reading
- * first); only the worker moves worker → main (it stops reading first, then tells the main thread).
+ * Values of CONTROL.mode. The main thread moves main → worker when the load rises (it stops its
+ * own reading first); the worker moves worker → main when it falls (it stops reading first, then
+ * tells the main thread), and main → worker itself when datagrams wait while the main thread has
+ * read nothing for STALL_MS (a blocked event loop): it then reads at once and tells the main
+ * thread, which stops its reading when it gets the message. Until then both may read; each
+ * datagram is still read, and answered, once.
  */
 export const MODE = { main: 0, worker: 1 } as const;
 
@@ -48,7 +54,7 @@ export const MODE = { main: 0, worker: 1 } as const;
  * than 2 datagrams queued. Short windows: a client that follows a burst with a few sequential
  * queries (a miss each) should not pay the thread hop for long.
  */
-export const SWITCH = { BURST: 8, WINDOW_MS: 50, TO_WORKER_PER_S: 20_000, IDLE_MS: 20, BACK_WINDOW_MS: 20, TO_MAIN_PER_S: 5_000 } as const;
+export const SWITCH = { BURST: 8, WINDOW_MS: 50, TO_WORKER_PER_S: 20_000, IDLE_MS: 20, BACK_WINDOW_MS: 20, TO_MAIN_PER_S: 5_000, STALL_MS: 50 } as const;
 
 /**
  * At most this many datagrams wait for the main thread; beyond, the worker drops them (as a full
@@ -95,4 +101,6 @@ export type ToMain =
   /** Keys of replica entries that answered hits since the last report (for the main LRU). */
   | { t: 'touch'; keys: string[] }
   /** The worker stopped reading (low load): the main thread's dgram socket reads from now on. */
-  | { t: 'main' };
+  | { t: 'main' }
+  /** The worker took over reading from a stalled main thread: stop the dgram socket's reading. */
+  | { t: 'worker' };

@@ -157,6 +157,30 @@ function maybeHandBack(now: number, n: number): boolean {
   return true;
 }
 
+// Stall watch (main mode): the main thread's read count at the last look, and whether a datagram
+// was already waiting then.
+let lastMainReads = -1;
+let waitingBefore = false;
+
+/**
+ * A datagram waits and the main thread has read nothing since the last look, STALL_MS ago, when
+ * one was waiting too: its event loop is blocked (a long synchronous task, a long GC pause).
+ * Take over reading so cached names keep being answered; the main thread stops its reading when
+ * it gets to the message.
+ */
+function takeOverIfStalled(): void {
+  const reads = Atomics.load(control, CONTROL.mainReads);
+  const waiting = ring.readable();
+  const stalled = waiting && waitingBefore && reads === lastMainReads;
+  lastMainReads = reads;
+  waitingBefore = waiting;
+  if (!stalled) return;
+  if (Atomics.compareExchange(control, CONTROL.mode, MODE.main, MODE.worker) !== MODE.main) return;
+  waitingBefore = false;
+  stats[STAT.toWorker]!++;
+  port.postMessage({ t: 'worker' } satisfies ToMain);
+}
+
 /** Stops reading (this loop reads only in MODE.worker) and tells the main thread to read. */
 function handBack(): void {
   Atomics.store(control, CONTROL.mode, MODE.main);
@@ -169,8 +193,9 @@ function loop(): void {
     drain();
     if (Atomics.load(control, CONTROL.stop) !== 0) return;
     if (Atomics.load(control, CONTROL.mode) !== MODE.worker) {
-      // The main thread reads: sleep until it hands over (or 100 ms pass: mailbox, stop flag).
-      Atomics.wait(control, CONTROL.mode, MODE.main, 100);
+      // The main thread reads: sleep until it hands over (or STALL_MS pass: mailbox, stop flag,
+      // and a look at whether the main thread still reads).
+      if (Atomics.wait(control, CONTROL.mode, MODE.main, SWITCH.STALL_MS) === 'timed-out' && data.handBack) takeOverIfStalled();
       const t = Date.now();
       if (t - lastTouch >= TOUCH_EVERY_MS) reportTouched(t);
       if (Atomics.load(control, CONTROL.mode) === MODE.worker) {

@@ -91,12 +91,6 @@ export interface ForwarderStats {
  * fast-path.ts). The forwarder tells it what it may serve and what is gone.
  */
 export interface HitReplica {
-  /**
-   * True while some replica answers hits (a worker reads its socket). While false, offers are
-   * skipped: they would cost a copy to another thread for nothing, and entries are offered again
-   * when they are next served once a worker reads.
-   */
-  readonly accepting: boolean;
   /** `p` (a client-question entry) was cached or served here; the replica may serve it until `until` (ms). */
   offer(p: Prepared, until: number): void;
   /** `p` left the cache (evicted, replaced, expired). */
@@ -268,7 +262,7 @@ export class Forwarder {
       if (hit) {
         this.stats.cacheHits++;
         if (this.#binder.needsRehook(hit, now)) return this.#rehookThenServe(hit, msg, q, udp);
-        if (this.#replica?.accepting) this.#offer(hit);
+        if (this.#replica !== null) this.#offer(hit);
         return serve(hit, msg, q, now, udp);
       }
       const local = this.#localAnswer(msg, q);
@@ -341,7 +335,7 @@ export class Forwarder {
   async #rehookThenServe(p: Prepared, msg: Buffer, q: Query, udp: boolean): Promise<Buffer> {
     const ok = await this.#binder.rehook(p, this.#now());
     if (!ok && !this.#binder.isDirect(p.egresses)) return this.#servfail(msg, q);
-    if (ok && this.#replica?.accepting) this.#offer(p);
+    if (ok && this.#replica !== null) this.#offer(p);
     return serve(p, msg, q, this.#now(), udp);
   }
 
@@ -425,7 +419,7 @@ export class Forwarder {
       this.#cache.set(cacheKey, p, cacheKey === q.key);
       // Offered after the waiting clients are answered (copying it to the worker is not free);
       // by then it may have been flushed or evicted: only what is still cached is offered.
-      if (this.#replica?.accepting) setImmediate(() => this.#cache.has(p) && this.#replica?.accepting && this.#offer(p));
+      if (this.#replica !== null) setImmediate(() => this.#cache.has(p) && this.#replica !== null && this.#offer(p));
     }
     return p;
   }

@@ -476,6 +476,40 @@ describe('UDP fast path', { skip }, () => {
     }
   });
 
+  test('low load, main thread blocked: the worker takes over reading and answers cached names', async () => {
+    const fwd = await start(up, {}, { fastPathMainAtLowLoad: true });
+    const { host, port } = fwd.addresses[0]!;
+    const l = fwd.listeners[0]!.fast!;
+    try {
+      assert.deepEqual(addr(await dig(host, port, ['b.fast.test', 'A'])), ['127.1.0.2']);
+      for (let i = 0; i < 100 && fwd.stats().fastPath.replicaEntries < 1; i++) await new Promise((r) => setTimeout(r, 25));
+      assert.equal(l.reader, 'main');
+      const h0 = fwd.stats().fastPath.hits;
+      // A child asks for the cached name every 20 ms while this thread (the forwarder's main
+      // thread) is blocked; it prints how many answers it got.
+      const child = spawn(process.execPath, ['-e', `
+        const s = require('node:dgram').createSocket('udp4');
+        const q = Buffer.from(${JSON.stringify([...buildNameQuery('b.fast.test', 1).buf])});
+        let got = 0; s.on('message', () => got++);
+        let n = 0; const t = setInterval(() => { s.send(q, ${port}, '${host}'); if (++n === 60) { clearInterval(t); setTimeout(() => { process.stdout.write(String(got)); s.close(); }, 300); } }, 20);
+      `], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      const started = Date.now();
+      while (Date.now() - started < 800) {
+        // blocked: no event-loop turn, so the dgram socket reads nothing meanwhile
+      }
+      const duringBlock = fwd.stats().fastPath;
+      await new Promise<void>((r) => child.once('exit', () => r()));
+      assert.ok(duringBlock.toWorker >= 1, 'the worker took over while the main thread was blocked');
+      assert.ok(duringBlock.hits > h0, `the worker answered hits meanwhile (${duringBlock.hits - h0})`);
+      assert.equal(Number(out), 60, 'every query answered');
+      assert.deepEqual(addr(await dig(host, port, ['c.fast.test', 'A'])), ['127.1.0.3'], 'a miss afterwards');
+    } finally {
+      await fwd.close();
+    }
+  });
+
   test('fastPath: false keeps the dgram listener', async () => {
     const fwd = await start(up, {}, { fastPath: false });
     try {

@@ -327,6 +327,13 @@ export class BatchRing {
     return n;
   }
 
+  /** True when a datagram is queued (poll with no wait). */
+  readable(): boolean {
+    this.#pollFd.writeInt32LE(this.fd, 0);
+    this.#pollFd.writeInt32LE(POLLIN, 4);
+    return lib().poll(this.#pollFd, 1, 0) > 0 && (this.#pollFd.readInt16LE(6) & POLLIN) !== 0;
+  }
+
   /** struct pollfd { int fd; short events; short revents; } for recv's wait. */
   readonly #pollFd = Buffer.alloc(8);
 
