@@ -54,7 +54,7 @@ export const MODE = { main: 0, worker: 1 } as const;
  * than 2 datagrams queued. Short windows: a client that follows a burst with a few sequential
  * queries (a miss each) should not pay the thread hop for long.
  */
-export const SWITCH = { BURST: 8, WINDOW_MS: 50, TO_WORKER_PER_S: 20_000, IDLE_MS: 20, BACK_WINDOW_MS: 20, TO_MAIN_PER_S: 5_000, STALL_MS: 50 } as const;
+export const SWITCH = { BURST: 8, WINDOW_MS: 50, TO_WORKER_PER_S: 20_000, IDLE_MS: 10, BACK_WINDOW_MS: 5, TO_MAIN_PER_S: 5_000, STALL_MS: 50 } as const;
 
 /**
  * At most this many datagrams wait for the main thread; beyond, the worker drops them (as a full
