@@ -8,7 +8,7 @@ import type { InterfaceSockets } from './iface-path.ts';
 import type { AdapterDnsInfo } from './system-windows.ts';
 import { Forwarder, silentLog } from './forwarder.ts';
 import type { DnsLog, ForwarderStats } from './forwarder.ts';
-import { FastReplicas } from './fast-path.ts';
+import { FastReplicas } from './fast-replicas.ts';
 import type { FastPathStats } from './fast-path.ts';
 import { listen } from './listen.ts';
 import type { Listener } from './listen.ts';

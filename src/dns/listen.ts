@@ -11,7 +11,8 @@ import type { HostPort } from '../policy/types.ts';
 import { DnsError } from './errors.ts';
 import type { DnsLog } from './forwarder.ts';
 import { FastUdp } from './fast-path.ts';
-import type { FastPathOptions, FastReplicas } from './fast-path.ts';
+import type { FastPathOptions } from './fast-path.ts';
+import type { FastReplicas } from './fast-replicas.ts';
 import { FrameReader, frame } from './frame.ts';
 import { literalLookup } from './literal-lookup.ts';
 
