@@ -3,13 +3,16 @@
 //   - cache-hit QPS: dnsperf over 1,000 warmed names, 5 rounds, alternating order, median;
 //   - miss latency: sequential queries for names neither has seen, p50/p99 per round, median,
 //     compared with asking the upstream directly, and with switchyard on a plain dgram listener.
-// switchyard runs as bench/dns-server.ts; on Linux its UDP listener is the fast path (a worker
-// answering hits with recvmmsg/sendmmsg, docs/dns.md), and the table says how many hits it took.
+// switchyard runs as bench/dns-server.ts; on Linux its UDP listener is the fast path (the main
+// thread reads at low load — the sequential misses — and a worker answering hits with
+// recvmmsg/sendmmsg takes over under load — dnsperf; docs/dns.md), and the table says how many
+// hits the worker took and how often reading changed hands.
 // Servers under test run on CPU 0 (taskset), dnsperf, the upstream and this script on CPU 1.
 // Writes the figures into docs/benchmarks.md, section "dns".
 // Environment: BENCH_ROUNDS (5), BENCH_SECONDS (2) per dnsperf run; for investigation,
 // BENCH_PROF=DIR (CPU profile of the switchyard server), BENCH_STATS=1 (its counters on exit),
-// BENCH_PAUSE=SECONDS (keep the servers up at the end).
+// BENCH_PAUSE=SECONDS (keep the servers up at the end), BENCH_NO_WRITE=1 (or --no-write: print
+// the section, leave docs/benchmarks.md alone).
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
@@ -245,7 +248,8 @@ for (let r = 0; r < ROUNDS; r++) {
 }
 const loadAfter = loadavg();
 // The server's counters: how many hits the UDP fast path's worker answered (0 on the dgram path).
-let syStats: { cacheHits: number; fastPath?: { hits: number; listeners: number; batches: number; datagrams: number } } | null = null;
+type FastStats = { hits: number; listeners: number; batches: number; datagrams: number; toWorker?: number; toMain?: number };
+let syStats: { cacheHits: number; fastPath?: FastStats } | null = null;
 sy.stdout!.on('data', (d: Buffer) => {
   const m = /STATS (.*)/.exec(d.toString());
   if (m) syStats = JSON.parse(m[1]!) as typeof syStats;
@@ -259,10 +263,10 @@ sy.kill('SIGTERM');
 sd.kill('SIGTERM');
 echo.kill('SIGTERM');
 await Promise.race([syExit, new Promise((r) => setTimeout(r, 5000))]);
-const fp = (syStats as { fastPath?: { hits: number; listeners: number; batches: number; datagrams: number } } | null)?.fastPath;
+const fp = (syStats as { fastPath?: FastStats } | null)?.fastPath;
 const fastNote = fp
   ? fp.listeners > 0
-    ? `UDP fast path on: its worker answered ${fmt(fp.hits)} of ${fmt((syStats as unknown as { cacheHits: number }).cacheHits)} cache hits, ${(fp.datagrams / Math.max(1, fp.batches)).toFixed(1)} datagrams per recvmmsg on average`
+    ? `UDP fast path on: its worker answered ${fmt(fp.hits)} of ${fmt((syStats as unknown as { cacheHits: number }).cacheHits)} cache hits, ${(fp.datagrams / Math.max(1, fp.batches)).toFixed(1)} datagrams per recvmmsg on average; reading went to the worker ${fp.toWorker ?? 0} times and back to the main thread ${fp.toMain ?? 0} times`
     : 'UDP fast path OFF (dgram listener)'
   : 'fast path counters not reported';
 
@@ -288,7 +292,7 @@ const section = `## dns
 | queries lost (all rounds) | ${lost.switchyard} | ${lost.dnsmasq} | ${lost.echo} | |
 | miss latency p50 (${MISS_PER_ROUND} fresh names × ${ROUNDS}, sequential) | ${us(m('switchyard', 'p50'))} | ${us(m('dnsmasq', 'p50'))} | | ${us(m('direct', 'p50'))} |
 | miss latency p99 | ${us(m('switchyard', 'p99'))} | ${us(m('dnsmasq', 'p99'))} | | ${us(m('direct', 'p99'))} |
-| miss latency p50 / p99, switchyard with a dgram UDP listener (no fast path) | ${us(m('dgram', 'p50'))} / ${us(m('dgram', 'p99'))} | | | |
+| miss latency p50 / p99, switchyard with a plain dgram UDP listener (no fast path) | ${us(m('dgram', 'p50'))} / ${us(m('dgram', 'p99'))} | | | |
 
 - Cache-hit QPS ratio switchyard / dnsmasq: **${ratio.toFixed(2)}×** (target ≥ 1.5×).
 - CPU-per-hit ratio dnsmasq / switchyard (capacity per core, less sensitive to other load on the machine): **${(dmCpu / syCpu).toFixed(2)}×**.
@@ -301,6 +305,7 @@ const section = `## dns
 `;
 
 console.log(section);
+if (process.env['BENCH_NO_WRITE'] || process.argv.includes('--no-write')) process.exit(0);
 const docPath = join(ROOT, 'docs/benchmarks.md');
 let doc = existsSync(docPath) ? readFileSync(docPath, 'utf8') : '# Benchmarks\n\nFigures written by the `bench:*` scripts; each compares against its anchor in the same run.\n';
 const re = /## dns\n[\s\S]*?(?=\n## |$)/;

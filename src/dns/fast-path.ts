@@ -1,21 +1,32 @@
-// The Linux UDP fast path, main-thread side. A UDP listener whose socket is made with libc and read
-// by a worker thread (fast-worker.ts) with recvmmsg/sendmmsg: cache hits are answered there from a
-// replica of the answer cache, many per system call; everything else comes here and goes through
-// Forwarder.handle unchanged, answered with sendto on the same socket.
+// The Linux UDP fast path, main-thread side. A UDP listener whose socket is made with libc and
+// shared by two readers: a Node dgram socket on the main thread (it adopts the descriptor) and a
+// worker thread (fast-worker.ts) reading it with recvmmsg/sendmmsg. Exactly one of them reads at
+// a time (CONTROL.mode):
+//   - low load: the main thread reads, and every query goes through Forwarder.handle directly —
+//     a miss takes no thread hop (the hop cost about 0.1–0.18 ms of wake-ups per miss here);
+//   - when queries queue up (SWITCH: a burst in one event-loop turn, or a high rate), the main
+//     thread stops reading and the worker takes over: cache hits are answered there from a
+//     replica of the answer cache, many per system call; everything else is passed back here and
+//     goes through Forwarder.handle, answered with sendto on the same socket. When the load falls
+//     again the worker stops reading and hands back.
+// The side that stops reading always stops before the other starts, so each datagram has one
+// reader and gets one answer.
 //
 // The replica is fed by the forwarder (HitReplica): an entry is offered when it is cached or
 // served here, with the time until which no binding hook has to run for it; drops and clears
-// follow. If the worker dies it is restarted (its replica starts empty and refills as hits come
-// through here); after MAX_DEATHS deaths within DEATH_WINDOW_MS the listener gives up the fast
-// path and binds a Node dgram socket on the same address instead. Either way it is logged: DNS
-// never silently stops.
+// follow. If the worker dies the main thread reads while it is restarted (its replica starts
+// empty and refills as hits come through here); after MAX_DEATHS deaths within DEATH_WINDOW_MS
+// the listener stays on its dgram socket. Either way it is logged: DNS never silently stops.
+import { createSocket } from 'node:dgram';
+import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram';
 import { Worker } from 'node:worker_threads';
 import { DnsError } from './errors.ts';
 import { closeFd, openUdp, sendTo, shutdownUdp } from '../sys/linux/udp-batch.ts';
-import type { Prepared } from './cache.ts';
-import { CONTROL, CONTROL_COUNT, STAT, STAT_COUNT } from './fast-proto.ts';
+import { CONTROL, CONTROL_COUNT, MODE, STAT, STAT_COUNT, SWITCH } from './fast-proto.ts';
+import { literalLookup } from './literal-lookup.ts';
 import type { FastWorkerData, ToMain, ToWorker } from './fast-proto.ts';
-import type { DnsLog, HitReplica } from './forwarder.ts';
+import type { FastReplicas } from './fast-replicas.ts';
+import type { DnsLog } from './forwarder.ts';
 
 export type FastHandler = (msg: Buffer, client: string, udp: boolean, limited: boolean) => Buffer | null | Promise<Buffer | null>;
 
@@ -26,10 +37,16 @@ export interface FastPathOptions {
   rateLimit: number;
   /** Datagrams per recvmmsg/sendmmsg call. */
   batch?: number;
-  /** How long the worker blocks in recvmmsg before it looks at its mailbox again. */
+  /** SO_RCVTIMEO of the socket (a blocking reader's wake-up; the worker polls, 100 ms at most). */
   recvTimeoutMs?: number;
   /** How long start() waits for the worker to load. */
   startTimeoutMs?: number;
+  /**
+   * Default true: at low load the main thread reads the socket itself (no thread hop for a miss)
+   * and the worker takes over when queries queue up. false: the worker always reads (tests of
+   * the worker's own behaviour).
+   */
+  mainAtLowLoad?: boolean;
 }
 
 export interface FastPathStats {
@@ -43,6 +60,9 @@ export interface FastPathStats {
   replicaEntries: number;
   /** Datagrams the worker dropped because the main thread was MAX_QUEUED behind. */
   overflow: number;
+  /** Hand-overs of reading between the main thread (low load) and the worker. */
+  toWorker: number;
+  toMain: number;
   restarts: number;
   fallbacks: number;
 }
@@ -73,93 +93,41 @@ function newWorker(data: FastWorkerData): Worker {
   return new Worker(WORKER_URL, { workerData: data });
 }
 
-/** The forwarder's HitReplica: fans entries out to every fast listener (IPv4 and IPv6). */
-export class FastReplicas implements HitReplica {
-  readonly #listeners = new Set<FastUdp>();
-  /** Bumped whenever a replica may have lost entries (clear, worker restart): entries are offered again. */
-  #gen = 0;
-  #restarts = 0;
-  #fallbacks = 0;
-  #gone: FastPathStats = { listeners: 0, hits: 0, forwarded: 0, rateLimited: 0, dropped: 0, batches: 0, datagrams: 0, replicaEntries: 0, overflow: 0, restarts: 0, fallbacks: 0 };
-
-  /** Told of replica entries that answered hits (the forwarder refreshes them in its LRU). */
-  onTouch: ((key: string) => void) | null = null;
-
-  get size(): number {
-    return this.#listeners.size;
-  }
-
-  add(l: FastUdp): void {
-    this.#listeners.add(l);
-  }
-
-  /** A listener stopped (closed or fell back): keep its counts in the totals. */
-  remove(l: FastUdp, fellBack: boolean): void {
-    if (!this.#listeners.delete(l)) return;
-    const s = l.counters();
-    for (const k of ['hits', 'forwarded', 'rateLimited', 'dropped', 'batches', 'datagrams', 'overflow'] as const) this.#gone[k] += s[k];
-    if (fellBack) this.#fallbacks++;
-  }
-
-  restarted(): void {
-    this.#restarts++;
-    this.#gen++;
-  }
-
-  offer(p: Prepared, until: number): void {
-    if (p.replicaGen === this.#gen && p.replicaUntil === until) return;
-    if (this.#listeners.size === 0 || p.keyBytes === null) return;
-    p.replicaGen = this.#gen;
-    p.replicaUntil = until;
-    // Copies: p.bytes and keyBytes may be views of larger buffers, which a clone would copy whole.
-    const m: ToWorker = {
-      t: 'put',
-      key: p.key,
-      keyBytes: new Uint8Array(p.keyBytes),
-      hash: p.hash,
-      bytes: new Uint8Array(p.bytes),
-      ttlOffsets: p.ttlOffsets,
-      ttls: p.ttls,
-      optStart: p.optStart,
-      storedAt: p.storedAt,
-      until,
-    };
-    for (const l of this.#listeners) l.post(m);
-  }
-
-  drop(p: Prepared): void {
-    if (p.replicaGen < 0 || p.keyBytes === null) return; // never offered
-    const m: ToWorker = { t: 'del', key: p.key, hash: p.hash };
-    for (const l of this.#listeners) l.post(m);
-  }
-
-  clear(): void {
-    this.#gen++;
-    for (const l of this.#listeners) l.post({ t: 'clear' });
-  }
-
-  stats(): FastPathStats {
-    const t: FastPathStats = { ...this.#gone, listeners: this.#listeners.size, replicaEntries: 0, restarts: this.#restarts, fallbacks: this.#fallbacks };
-    for (const l of this.#listeners) {
-      const s = l.counters();
-      for (const k of ['hits', 'forwarded', 'rateLimited', 'dropped', 'batches', 'datagrams', 'overflow'] as const) t[k] += s[k];
-      t.replicaEntries += s.replicaEntries;
-    }
-    return t;
-  }
+/**
+ * The handle under a dgram socket, for recvStop/recvStart (Node has no public way to pause a UDP
+ * socket's reading). Found by its symbol's description; null if Node's internals differ, and the
+ * fast path is then not used (start() throws, the listener is a plain dgram socket).
+ */
+function recvControl(sock: UdpSocket): { recvStop(): number; recvStart(): number } | null {
+  const sym = Object.getOwnPropertySymbols(sock).find((x) => x.description === 'state symbol');
+  const h = sym ? (sock as unknown as Record<symbol, { handle?: { recvStop?: unknown; recvStart?: unknown } } | undefined>)[sym]?.handle : undefined;
+  if (!h || typeof h.recvStop !== 'function' || typeof h.recvStart !== 'function') return null;
+  return h as { recvStop(): number; recvStart(): number };
 }
 
-/** One fast UDP listener: the socket (owned here), its worker, and the way back to dgram. */
+/**
+ * One fast UDP listener: the socket (made with libc, then shared with a Node dgram socket that
+ * owns and closes it), its worker, and which of the two reads it (CONTROL.mode).
+ */
 export class FastUdp {
   readonly port: number;
   readonly #host: string;
   #fd: number;
-  #worker: Worker | null = null;
+  readonly #sock: UdpSocket;
+  readonly #recv: { recvStop(): number; recvStart(): number };
+  /** True while the dgram socket reads (main mode, a worker restarting, or fallen back). */
+  #reading = true;
+  #fellBack = false;
+  /** Datagrams the main thread read in this event-loop turn, and in the current rate window. */
+  #turn = 0;
+  #turnPending = false;
+  #winStart = 0;
+  #winCount = 0;
   readonly #handler: FastHandler;
   readonly #log: DnsLog;
   readonly #opts: FastPathOptions;
   readonly #replicas: FastReplicas;
-  readonly #fallback: () => Promise<void>;
+  #worker: Worker | null = null;
   readonly #stats = new SharedArrayBuffer(8 * STAT_COUNT);
   readonly #counts = new Float64Array(this.#stats);
   #control = new SharedArrayBuffer(4 * CONTROL_COUNT);
@@ -170,39 +138,59 @@ export class FastUdp {
   #ready = false;
   #exited: Promise<void> = Promise.resolve();
 
-  private constructor(host: string, fd: number, port: number, handler: FastHandler, log: DnsLog, opts: FastPathOptions, replicas: FastReplicas, fallback: () => Promise<void>) {
+  private constructor(host: string, fd: number, port: number, sock: UdpSocket, recv: { recvStop(): number; recvStart(): number }, handler: FastHandler, log: DnsLog, opts: FastPathOptions, replicas: FastReplicas) {
     this.#host = host;
     this.#fd = fd;
     this.port = port;
+    this.#sock = sock;
+    this.#recv = recv;
     this.#handler = handler;
     this.#log = log;
     this.#opts = opts;
     this.#replicas = replicas;
-    this.#fallback = fallback;
   }
 
   /**
-   * Binds `host:port` with libc and starts the worker; resolves once it runs. Throws (having
-   * released everything) when any step fails: the caller then uses a dgram socket.
-   * `fallback`: binds a dgram socket on host:port (the port now known) if the worker keeps dying.
+   * Binds `host:port` with libc, shares the socket with a dgram socket (the main thread's reader
+   * and, after repeated worker deaths, the only one) and starts the worker; resolves once it
+   * runs. Throws (having released everything) when any step fails: the caller then binds a
+   * dgram socket of its own.
    */
-  static async start(
-    host: string,
-    port: number,
-    handler: FastHandler,
-    log: DnsLog,
-    opts: FastPathOptions,
-    replicas: FastReplicas,
-    fallback: (port: number) => Promise<void>,
-  ): Promise<FastUdp> {
+  static async start(host: string, port: number, handler: FastHandler, log: DnsLog, opts: FastPathOptions, replicas: FastReplicas): Promise<FastUdp> {
     const s = openUdp(host, port, { bufferBytes: 1 << 20, recvTimeoutMs: opts.recvTimeoutMs ?? 100 });
-    const l = new FastUdp(host, s.fd, s.port, handler, log, opts, replicas, () => fallback(s.port));
+    const six = host.includes(':');
+    const sock = createSocket({ type: six ? 'udp6' : 'udp4', lookup: literalLookup(six ? 6 : 4) });
+    try {
+      // The dgram socket adopts the descriptor (libuv makes it non-blocking; the worker polls).
+      await new Promise<void>((resolve, reject) => {
+        sock.once('error', reject);
+        sock.bind({ fd: s.fd }, () => {
+          sock.removeListener('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      closeFd(s.fd);
+      throw new DnsError('SY_ERR_DNS_FAST_PATH', `cannot share the fast path socket with a dgram socket: ${(err as Error).message}`, err);
+    }
+    sock.on('error', (err) => log.debug({ err }, 'dns: udp socket error'));
+    const recv = recvControl(sock);
+    if (recv === null) {
+      sock.close();
+      throw new DnsError('SY_ERR_DNS_FAST_PATH', 'this Node.js cannot pause a dgram socket\'s reading (internals changed)');
+    }
+    const l = new FastUdp(host, s.fd, s.port, sock, recv, handler, log, opts, replicas);
+    sock.on('message', (msg, rinfo) => l.#onMainMessage(msg, rinfo));
     try {
       await l.#spawn(opts.startTimeoutMs ?? 15_000);
     } catch (err) {
+      if (l.#reading) {
+        recv.recvStop();
+        l.#reading = false;
+      }
       await l.#stopWorker();
-      closeFd(s.fd);
       l.#fd = -1;
+      sock.close();
       throw err;
     }
     l.#started = true;
@@ -210,10 +198,77 @@ export class FastUdp {
     return l;
   }
 
+  /** A datagram the main thread read itself (low load, or no worker): answered here. */
+  #onMainMessage(msg: Buffer, rinfo: RemoteInfo): void {
+    Atomics.add(this.#controlView, CONTROL.mainReads, 1);
+    if (this.#opts.mainAtLowLoad !== false) this.#countLoad();
+    let r: Buffer | null | Promise<Buffer | null>;
+    try {
+      r = this.#handler(msg, rinfo.address, true, false);
+    } catch (err) {
+      this.#log.error({ err }, 'dns: handler threw');
+      return;
+    }
+    if (r instanceof Promise) r.then((out) => this.#sendDgram(out, rinfo), (err) => this.#log.error({ err }, 'dns: handler failed'));
+    else this.#sendDgram(r, rinfo);
+  }
+
+  /** Hands reading to the worker when datagrams queue up (a burst in one turn) or arrive fast. */
+  #countLoad(): void {
+    if (++this.#turn >= SWITCH.BURST) return this.#toWorker();
+    if (!this.#turnPending) {
+      this.#turnPending = true;
+      setImmediate(() => {
+        this.#turn = 0;
+        this.#turnPending = false;
+      });
+    }
+    const now = Date.now();
+    if (now - this.#winStart >= SWITCH.WINDOW_MS) {
+      this.#winStart = now;
+      this.#winCount = 0;
+    }
+    if (++this.#winCount * 1000 > SWITCH.TO_WORKER_PER_S * SWITCH.WINDOW_MS) this.#toWorker();
+  }
+
+  #sendDgram(out: Buffer | null, rinfo: RemoteInfo): void {
+    if (out === null || this.#fd < 0) return;
+    try {
+      this.#sock.send(out, rinfo.port, rinfo.address);
+    } catch (err) {
+      this.#log.debug({ err }, 'dns: udp send failed');
+    }
+  }
+
+  #startReading(): void {
+    if (this.#reading || this.#fd < 0 || this.#closing) return;
+    this.#reading = true;
+    this.#recv.recvStart();
+  }
+
+  #stopReading(): void {
+    if (!this.#reading) return;
+    this.#recv.recvStop();
+    this.#reading = false;
+    this.#turn = 0;
+    this.#winCount = 0;
+  }
+
+  /** Main → worker: the main thread stops reading first, so each datagram has one reader. */
+  #toWorker(): void {
+    if (!this.#reading || !this.#ready || this.#fellBack || this.#closing || this.#fd < 0) return;
+    this.#stopReading();
+    this.#counts[STAT.toWorker]!++;
+    Atomics.store(this.#controlView, CONTROL.mode, MODE.worker);
+    Atomics.notify(this.#controlView, CONTROL.mode);
+  }
+
   /** Starts a worker on the socket; resolves when it reports ready (rejects if it dies first). */
   #spawn(readyTimeoutMs: number): Promise<void> {
     this.#control = new SharedArrayBuffer(4 * CONTROL_COUNT);
     this.#controlView = new Int32Array(this.#control);
+    // A new worker starts idle (MODE.main): the dgram socket reads until load hands over.
+    this.#startReading();
     const data: FastWorkerData = {
       fd: this.#fd,
       batch: this.#opts.batch ?? 64,
@@ -221,6 +276,7 @@ export class FastUdp {
       rateLimit: this.#opts.rateLimit,
       stats: this.#stats,
       control: this.#control,
+      handBack: this.#opts.mainAtLowLoad !== false,
     };
     const w = newWorker(data);
     const control = new Int32Array(this.#control);
@@ -234,10 +290,18 @@ export class FastUdp {
       w.on('message', (m: ToMain) => {
         if (m.t === 'q') this.#answer(m.buf, control);
         else if (m.t === 'touch') this.#touch(m.keys);
-        else if (m.t === 'ready') {
+        else if (m.t === 'worker') {
+          // The worker took over from a stalled event loop (its control says so): stop reading here.
+          if (this.#worker === w && Atomics.load(control, CONTROL.mode) === MODE.worker) this.#stopReading();
+        } else if (m.t === 'main') {
+          // The worker stopped reading (its control says so): read here from now on.
+          if (this.#worker === w && Atomics.load(control, CONTROL.mode) === MODE.main) this.#startReading();
+        } else if (m.t === 'ready') {
           ready = true;
           if (this.#worker === w) this.#ready = true;
           clearTimeout(timer);
+          // Without the low-load mode the worker reads from the start.
+          if (this.#worker === w && this.#opts.mainAtLowLoad === false) this.#toWorker();
           resolve();
         }
       });
@@ -249,6 +313,8 @@ export class FastUdp {
         if (this.#worker === w) {
           this.#worker = null;
           this.#ready = false;
+          // Nobody else reads now: the dgram socket does, while a new worker starts (or for good).
+          this.#startReading();
         }
         if (!ready) reject(new DnsError('SY_ERR_DNS_FAST_PATH', `fast path worker exited before it was ready (code ${code}): ${String((lastErr as Error)?.message ?? lastErr)}`, lastErr));
         // Once the listener has started, any exit it did not ask for is a death.
@@ -257,7 +323,7 @@ export class FastUdp {
     });
   }
 
-  /** The worker stopped while the listener runs: restart it, or after too many deaths, fall back. */
+  /** The worker stopped while the listener runs: restart it, or after too many deaths, stay on dgram. */
   #died(code: number, err: unknown): void {
     const now = Date.now();
     this.#deaths = this.#deaths.filter((t) => now - t < DEATH_WINDOW_MS);
@@ -265,13 +331,9 @@ export class FastUdp {
     if (this.#deaths.length > MAX_DEATHS) {
       this.#log.error({ err, code, host: this.#host, port: this.port }, `dns: fast path worker died ${this.#deaths.length} times in ${DEATH_WINDOW_MS / 1000} s; answering through a dgram socket instead`);
       this.#replicas.remove(this, true);
-      const fd = this.#fd;
-      this.#fd = -1;
-      closeFd(fd);
-      this.#fallback().then(
-        () => this.#log.warn({ host: this.#host, port: this.port }, 'dns: udp listener back on a dgram socket'),
-        (e: unknown) => this.#log.error({ err: e, host: this.#host, port: this.port }, 'dns: udp listener could not fall back to a dgram socket; UDP DNS is down on this address'),
-      );
+      this.#fellBack = true;
+      this.#startReading();
+      this.#log.warn({ host: this.#host, port: this.port }, 'dns: udp listener back on a dgram socket');
       return;
     }
     this.#log.error({ err, code, host: this.#host, port: this.port }, 'dns: fast path worker died; restarting it');
@@ -339,6 +401,8 @@ export class FastUdp {
       datagrams: c[STAT.datagrams]!,
       replicaEntries: c[STAT.entries]!,
       overflow: c[STAT.overflow]!,
+      toWorker: c[STAT.toWorker]!,
+      toMain: c[STAT.toMain]!,
     };
   }
 
@@ -359,14 +423,23 @@ export class FastUdp {
 
   /** True while a worker answers on this listener (false after a fallback to dgram). */
   get active(): boolean {
-    return this.#fd >= 0;
+    return this.#fd >= 0 && !this.#fellBack;
+  }
+
+  /** Who reads the socket now: 'main' (the dgram socket) or 'worker'. For tests and status. */
+  get reader(): 'main' | 'worker' {
+    return this.#reading ? 'main' : 'worker';
   }
 
   async #stopWorker(): Promise<void> {
     const w = this.#worker;
     if (!w) return;
-    Atomics.store(new Int32Array(this.#control), CONTROL.stop, 1);
-    if (this.#fd >= 0) shutdownUdp(this.#fd); // wakes recvmmsg
+    const control = new Int32Array(this.#control);
+    Atomics.store(control, CONTROL.stop, 1);
+    Atomics.notify(control, CONTROL.mode); // wakes a worker idle in main mode
+    // Wakes its poll at once. Only once the dgram socket stopped reading: a shut-down socket
+    // reads as always readable.
+    if (this.#fd >= 0 && !this.#reading) shutdownUdp(this.#fd);
     const t = setTimeout(() => void w.terminate(), 2000);
     await this.#exited;
     clearTimeout(t);
@@ -376,10 +449,13 @@ export class FastUdp {
     if (this.#closing) return;
     this.#closing = true;
     this.#replicas.remove(this, false);
-    await this.#stopWorker();
-    if (this.#fd >= 0) {
-      closeFd(this.#fd);
-      this.#fd = -1;
+    if (this.#reading) {
+      this.#recv.recvStop();
+      this.#reading = false;
     }
+    await this.#stopWorker();
+    // The dgram socket owns the descriptor: closing it closes the socket.
+    this.#fd = -1;
+    this.#sock.close();
   }
 }

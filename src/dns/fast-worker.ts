@@ -5,11 +5,15 @@
 // query, a hit whose binding hook must run, an answer that needs TC — is handed to the main thread
 // with its sender address, and the main thread answers it on the same socket.
 //
+// It reads only while CONTROL.mode says so (fast-path.ts: at low load the main thread reads the
+// socket itself); otherwise it sleeps in Atomics.wait until the main thread hands over, and after
+// a quiet window (fast-proto.ts SWITCH) it stops reading and hands back.
+//
 // The loop never returns to this thread's event loop: control messages (replica entries, drops,
 // clear) are read with receiveMessageOnPort after every wake-up when the main thread's shared
-// `posted` counter moved, and recvmmsg wakes at least every 100 ms (SO_RCVTIMEO, set by
-// fast-path.ts). A clear posted before a datagram is read is applied before that datagram is
-// answered, so nothing stale leaves after `cache flush` returns.
+// `posted` counter moved, and the worker wakes at least every 100 ms (poll timeout, or the
+// Atomics.wait timeout). A clear posted before a datagram is read is applied before that datagram
+// is answered, so nothing stale leaves after `cache flush` returns.
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { BatchRing } from '../sys/linux/udp-batch.ts';
 import { servedLength, serveInto } from './cache.ts';
@@ -17,7 +21,7 @@ import type { Servable } from './cache.ts';
 import { newQuickQuery, quickParse, sameKey } from './fast-parse.ts';
 import { RateLimiter } from './ratelimit.ts';
 import { formatIp } from './wire.ts';
-import { CONTROL, MAX_QUEUED, STAT, type FastWorkerData, type ToMain, type ToWorker } from './fast-proto.ts';
+import { CONTROL, MAX_QUEUED, MODE, STAT, SWITCH, type FastWorkerData, type ToMain, type ToWorker } from './fast-proto.ts';
 
 interface Entry extends Servable {
   key: string;
@@ -134,15 +138,82 @@ function reportTouched(now: number): void {
   if (keys.length > 0) port.postMessage({ t: 'touch', keys } satisfies ToMain);
 }
 
+// The current low-load window (handBack): datagrams read, and the largest batch.
+let winStart = Date.now();
+let winCount = 0;
+let winMax = 0;
+
+/** At the end of a quiet window, stops reading and tells the main thread to read instead. */
+function maybeHandBack(now: number, n: number): boolean {
+  winCount += n;
+  if (n > winMax) winMax = n;
+  if (now - winStart < SWITCH.BACK_WINDOW_MS) return false;
+  const quiet = winCount * 1000 < SWITCH.TO_MAIN_PER_S * (now - winStart) && winMax <= 2;
+  winStart = now;
+  winCount = 0;
+  winMax = 0;
+  if (!quiet) return false;
+  handBack();
+  return true;
+}
+
+// Stall watch (main mode): the main thread's read count at the last look, and whether a datagram
+// was already waiting then.
+let lastMainReads = -1;
+let waitingBefore = false;
+
+/**
+ * A datagram waits and the main thread has read nothing since the last look, STALL_MS ago, when
+ * one was waiting too: its event loop is blocked (a long synchronous task, a long GC pause).
+ * Take over reading so cached names keep being answered; the main thread stops its reading when
+ * it gets to the message.
+ */
+function takeOverIfStalled(): void {
+  const reads = Atomics.load(control, CONTROL.mainReads);
+  const waiting = ring.readable();
+  const stalled = waiting && waitingBefore && reads === lastMainReads;
+  lastMainReads = reads;
+  waitingBefore = waiting;
+  if (!stalled) return;
+  if (Atomics.compareExchange(control, CONTROL.mode, MODE.main, MODE.worker) !== MODE.main) return;
+  waitingBefore = false;
+  stats[STAT.toWorker]!++;
+  port.postMessage({ t: 'worker' } satisfies ToMain);
+}
+
+/** Stops reading (this loop reads only in MODE.worker) and tells the main thread to read. */
+function handBack(): void {
+  Atomics.store(control, CONTROL.mode, MODE.main);
+  stats[STAT.toMain]!++;
+  port.postMessage({ t: 'main' } satisfies ToMain);
+}
+
 function loop(): void {
   for (;;) {
     drain();
     if (Atomics.load(control, CONTROL.stop) !== 0) return;
-    const n = ring.recv();
+    if (Atomics.load(control, CONTROL.mode) !== MODE.worker) {
+      // The main thread reads: sleep until it hands over (or STALL_MS pass: mailbox, stop flag,
+      // and a look at whether the main thread still reads).
+      if (Atomics.wait(control, CONTROL.mode, MODE.main, SWITCH.STALL_MS) === 'timed-out' && data.handBack) takeOverIfStalled();
+      const t = Date.now();
+      if (t - lastTouch >= TOUCH_EVERY_MS) reportTouched(t);
+      if (Atomics.load(control, CONTROL.mode) === MODE.worker) {
+        winStart = Date.now();
+        winCount = 0;
+        winMax = 0;
+      }
+      continue;
+    }
+    // With hand-back, a wait that times out means IDLE_MS without a datagram: hand back at once.
+    const n = ring.recv(data.handBack ? SWITCH.IDLE_MS : 100);
     if (n < 0 || Atomics.load(control, CONTROL.stop) !== 0) return;
     const now = Date.now();
     if (now - lastTouch >= TOUCH_EVERY_MS) reportTouched(now);
-    if (n === 0) continue;
+    if (n === 0) {
+      if (data.handBack) handBack();
+      continue;
+    }
     drain();
     stats[STAT.batches]!++;
     stats[STAT.datagrams]! += n;
@@ -193,6 +264,8 @@ function loop(): void {
       const buf = pack(fwdIdx, nf);
       port.postMessage({ t: 'q', buf } satisfies ToMain, [buf]);
     }
+    // After this batch is answered or passed on: what is read next is the main thread's.
+    if (data.handBack) maybeHandBack(now, n);
   }
 }
 

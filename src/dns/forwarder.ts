@@ -6,8 +6,8 @@
 //   coalescing identical queries → store the bindings → await the hook → cache → answer.
 //
 // Every failure past parsing becomes SERVFAIL for that client; nothing here throws to the caller.
+// Which upstreams a path uses, and the bootstrap, are upstream-paths.ts.
 import type { Socket as UdpSocket } from 'node:dgram';
-import { readFileSync } from 'node:fs';
 import type { BindingHook } from '../flow/types.ts';
 import type { DnsConfig, DomainProjection, EgressConfig } from '../policy/types.ts';
 import { analyse } from './answer.ts';
@@ -16,22 +16,18 @@ import type { LocalRecord, OutQuery } from './build.ts';
 import { Binder } from './binder.ts';
 import { AnswerCache, prepare, serve } from './cache.ts';
 import type { Prepared } from './cache.ts';
-import { defaultConnectTcp, directDialer, egressDialer } from './dial.ts';
-import type { ConnectTcp, ResolveHost } from './dial.ts';
+import { defaultConnectTcp } from './dial.ts';
+import type { ConnectTcp } from './dial.ts';
 import { stripEch } from './ech.ts';
 import { DnsError } from './errors.ts';
-import { makeInterfacePool } from './iface-path.ts';
 import type { InterfaceSockets } from './iface-path.ts';
-import { UpstreamPool } from './pool.ts';
 import { RateLimiter } from './ratelimit.ts';
 import { UdpSocketPool } from './udp-pool.ts';
+import { PATH_DEFAULT, UpstreamPaths } from './upstream-paths.ts';
 import type { CorrelationStore } from './store.ts';
 import { canonicalIp } from './store.ts';
-import { systemUpstreams } from './system.ts';
-import { windowsSystemResolvers } from './system-windows.ts';
 import type { AdapterDnsInfo } from './system-windows.ts';
-import { defaultUdpSocket, parseUpstream } from './upstream.ts';
-import type { TransportDeps, UpstreamSpec } from './upstream.ts';
+import { defaultUdpSocket } from './upstream.ts';
 import { FLAG, RCODE, TYPE, WireError, parseQuery, readHeader } from './wire.ts';
 import type { Query } from './wire.ts';
 
@@ -103,7 +99,6 @@ export interface HitReplica {
   clear(): void;
 }
 
-const PATH_DEFAULT = '';
 /** Distinct upstream queries in flight at once; beyond this, SERVFAIL at once (bounds sockets and memory). */
 export const MAX_INFLIGHT = 2048;
 
@@ -123,13 +118,7 @@ export class Forwarder {
   readonly #connectTcp: ConnectTcp;
   readonly #udpSocket: (family: 4 | 6) => UdpSocket;
   readonly #udpPool: UdpSocketPool;
-  readonly #opts: ForwarderOptions;
-  #defaultPool: UpstreamPool | null = null;
-  #defaultUrls: string[] = [];
-  #bootstrapPool: UpstreamPool | null = null;
-  readonly #egressPools = new Map<string, UpstreamPool | DnsError>();
-  readonly #bootCache = new Map<string, { ips: string[]; until: number }>();
-  #extraCa: Buffer | undefined;
+  readonly #paths: UpstreamPaths;
   readonly stats: ForwarderStats = {
     queries: 0,
     cacheHits: 0,
@@ -147,7 +136,6 @@ export class Forwarder {
   };
 
   constructor(opts: ForwarderOptions) {
-    this.#opts = opts;
     this.#cfg = opts.config;
     this.#egresses = opts.egresses;
     this.#project = opts.projectDomain;
@@ -172,15 +160,22 @@ export class Forwarder {
       const key = name.toLowerCase().replace(/\.$/, '');
       this.#hosts.set(key, ips.map((ip) => canonicalIp(ip)).filter((x): x is string => x !== null));
     }
-    if (opts.config.caFile) {
-      try {
-        this.#extraCa = readFileSync(opts.config.caFile);
-      } catch (err) {
-        throw new DnsError('SY_ERR_DNS_UPSTREAM_URL', `cannot read [dns] ca_file ${opts.config.caFile}: ${(err as Error).message}`, err);
-      }
-    }
-    // Parse every upstream URL now, so a bad config fails at start rather than on the first query.
-    this.#defaultPool = this.#makeDefaultPool();
+    this.#paths = new UpstreamPaths({
+      config: opts.config,
+      egresses: () => this.#egresses,
+      hosts: this.#hosts,
+      log: this.#log,
+      now: this.#now,
+      connectTcp: this.#connectTcp,
+      udpSocket: this.#udpSocket,
+      udpPool: this.#udpPool,
+      ...(opts.savedResolvConf ? { savedResolvConf: opts.savedResolvConf } : {}),
+      ...(opts.resolvConf ? { resolvConf: opts.resolvConf } : {}),
+      ...(opts.resolvedConf ? { resolvedConf: opts.resolvedConf } : {}),
+      ...(opts.ownListeners ? { ownListeners: opts.ownListeners } : {}),
+      ...(opts.interfaceSockets ? { interfaceSockets: opts.interfaceSockets } : {}),
+      ...(opts.readAdapters ? { readAdapters: opts.readAdapters } : {}),
+    });
   }
 
   get cacheSize(): number {
@@ -188,7 +183,7 @@ export class Forwarder {
   }
 
   upstreamHealth(): { upstream: string; up: boolean; fails: number }[] {
-    return this.#defaultPool?.health() ?? [];
+    return this.#paths.health();
   }
 
   /** A new policy: new projections and egresses, so cached answers and egress paths are dropped. */
@@ -198,8 +193,7 @@ export class Forwarder {
     this.#store.setProjector(projectDomain);
     this.#cache.clear();
     this.#replica?.clear();
-    for (const p of this.#egressPools.values()) if (p instanceof UpstreamPool) p.close();
-    this.#egressPools.clear();
+    this.#paths.dropEgressPools();
   }
 
   /**
@@ -211,7 +205,7 @@ export class Forwarder {
     const n = this.#cache.size;
     this.#cache.clear();
     this.#replica?.clear();
-    this.#bootCache.clear();
+    this.#paths.clearBootCache();
     return n;
   }
 
@@ -233,10 +227,7 @@ export class Forwarder {
 
   close(): void {
     this.#udpPool.close();
-    this.#defaultPool?.close();
-    this.#bootstrapPool?.close();
-    for (const p of this.#egressPools.values()) if (p instanceof UpstreamPool) p.close();
-    this.#egressPools.clear();
+    this.#paths.close();
   }
 
   // ------------------------------------------------------------------ entry point
@@ -402,7 +393,7 @@ export class Forwarder {
 
   /** Asks the path's upstreams, checks and prepares the answer, records bindings, runs the hook, caches. */
   async #resolve(out: OutQuery, q: Query, path: string, proj: DomainProjection, withHook: boolean, cacheKey: string): Promise<Prepared> {
-    const pool = this.#poolFor(path);
+    const pool = this.#paths.poolFor(path);
     const answer = await pool.exchange(out);
     let bytes = answer.bytes;
     let a = analyse(bytes, q.name, q.qtype);
@@ -433,110 +424,9 @@ export class Forwarder {
     return p;
   }
 
-  // ------------------------------------------------------------------ upstream pools
-
-  #deps(): TransportDeps {
-    return { dial: directDialer(this.#connectTcp, this.#resolveHost), udpPool: this.#udpPool, resolveHost: this.#resolveHost };
-  }
-
-  #makeDefaultPool(): UpstreamPool {
-    let urls = this.#cfg.upstreams;
-    if (urls.length === 0) {
-      const o = this.#opts;
-      urls = o.readAdapters
-        ? windowsSystemResolvers({ readAdapters: o.readAdapters, ownListeners: o.ownListeners ?? this.#cfg.listen, ...(o.savedResolvConf ? { savedConf: o.savedResolvConf } : {}), onError: (err) => this.#log.warn({ err }, 'dns: reading the adapters\' DNS servers failed') })
-        : systemUpstreams({
-        ...(this.#opts.savedResolvConf ? { savedConf: this.#opts.savedResolvConf } : {}),
-        ...(this.#opts.resolvConf ? { resolvConf: this.#opts.resolvConf } : {}),
-        ...(this.#opts.resolvedConf ? { resolvedConf: this.#opts.resolvedConf } : {}),
-        ownListeners: this.#opts.ownListeners ?? this.#cfg.listen,
-      });
-      if (urls.length === 0) this.#log.warn({}, 'dns: no upstreams configured and none usable in resolv.conf');
-    }
-    this.#defaultUrls = urls;
-    return new UpstreamPool(urls.map((u) => this.#parse(u)), this.#deps(), this.#cfg.timeoutMs);
-  }
-
-  #parse(url: string): UpstreamSpec {
-    return parseUpstream(url, undefined, this.#extraCa);
-  }
-
-  #poolFor(path: string): UpstreamPool {
-    if (path === PATH_DEFAULT) return this.#defaultPool!;
-    let pool = this.#egressPools.get(path);
-    if (!pool) {
-      pool = this.#makeEgressPool(path);
-      this.#egressPools.set(path, pool);
-    }
-    if (pool instanceof DnsError) throw pool;
-    return pool;
-  }
-
-  /**
-   * Upstreams reached through a proxy egress: its own `dns` list, else the default upstreams.
-   * UDP cannot cross a CONNECT, so udp:// is asked over TCP; an egress that only obfuscates
-   * accepts only DoT/DoH (the ISP could read plaintext DNS through it).
-   */
-  #makeEgressPool(name: string): UpstreamPool | DnsError {
-    const e = this.#egresses[name];
-    if (!e) return new DnsError('SY_ERR_DNS_NO_UPSTREAM', `egress ${name} is not declared`);
-    if (e.type === 'interface') {
-      const o = this.#opts;
-      return makeInterfacePool(e, { defaultUrls: this.#defaultUrls, parse: (u) => this.#parse(u), resolveHost: this.#resolveHost, timeoutMs: this.#cfg.timeoutMs, udpSocket: this.#udpSocket, ...(o.interfaceSockets ? { sockets: o.interfaceSockets } : {}) });
-    }
-    const dial = egressDialer(e, this.#connectTcp, this.#resolveHost);
-    if (!dial) return new DnsError('SY_ERR_DNS_NO_UPSTREAM', `egress ${name} (${e.type}) cannot carry DNS`);
-    try {
-      let specs = (e.dns.length ? e.dns : this.#cfg.upstreams).map((u) => this.#parse(u));
-      if (e.obfuscatesOnly) specs = specs.filter((s) => s.proto === 'tls' || s.proto === 'https');
-      if (specs.length === 0) {
-        return new DnsError('SY_ERR_DNS_NO_UPSTREAM', `egress ${name} has no resolver it may use${e.obfuscatesOnly ? ' (it only obfuscates: DoT or DoH needed)' : ''}`);
-      }
-      return new UpstreamPool(specs, { dial, udpPool: null, resolveHost: this.#resolveHost }, this.#cfg.timeoutMs);
-    } catch (err) {
-      return err instanceof DnsError ? err : new DnsError('SY_ERR_DNS_UPSTREAM_URL', String(err));
-    }
-  }
-
-  // ------------------------------------------------------------------ bootstrap
-
-  /**
-   * Resolves an upstream's or egress's host name without switchyard and without the OS resolver:
-   * static hosts first, then the bootstrap addresses (plain DNS over UDP, direct).
-   */
-  readonly #resolveHost: ResolveHost = async (name) => {
-    const key = name.toLowerCase().replace(/\.$/, '');
-    const hosts = this.#hosts.get(key);
-    if (hosts?.length) return hosts;
-    const now = this.#now();
-    const cached = this.#bootCache.get(key);
-    if (cached && cached.until > now) return cached.ips;
-    if (this.#cfg.bootstrap.length === 0) throw new DnsError('SY_ERR_DNS_NO_UPSTREAM', `no bootstrap address to resolve ${name} (set [dns] bootstrap or a static host)`);
-    this.#bootstrapPool ??= new UpstreamPool(
-      this.#cfg.bootstrap.map((b) => parseUpstream(b)),
-      { dial: directDialer(this.#connectTcp, async (n) => { throw new DnsError('SY_ERR_DNS_NO_UPSTREAM', `bootstrap cannot resolve ${n}`); }), udpPool: this.#udpPool, resolveHost: async () => [] },
-      this.#cfg.timeoutMs,
-    );
-    const ips: string[] = [];
-    let ttl = 3600;
-    for (const qtype of [TYPE.A, TYPE.AAAA]) {
-      const out = buildNameQuery(key, qtype);
-      try {
-        const ans = await this.#bootstrapPool.exchange(out);
-        const a = analyse(ans.bytes, key, qtype);
-        for (const x of a.addresses) if (x.family === (qtype === TYPE.A ? 4 : 6)) ips.push(x.ip);
-        if (a.cacheTtl !== null) ttl = Math.min(ttl, Math.max(60, a.cacheTtl));
-      } catch (err) {
-        this.#log.debug({ err, name }, 'dns: bootstrap lookup failed');
-      }
-    }
-    if (ips.length === 0) throw new DnsError('SY_ERR_DNS_NOT_FOUND', `bootstrap found no address for ${name}`);
-    this.#bootCache.set(key, { ips, until: now + ttl * 1000 });
-    return ips;
-  };
-
+  /** Resolves an egress or upstream host name by static hosts and bootstrap addresses only. */
   resolveBootstrap(name: string): Promise<string[]> {
-    return this.#resolveHost(name);
+    return this.#paths.resolveHost(name);
   }
 
   // ------------------------------------------------------------------ EgressResolver

@@ -58,43 +58,47 @@ export class HookBatcher {
   }
 
   #run(take: Waiter[]): void {
-    // One entry per ip+name, the longest hold wins.
-    const merged = new Map<string, Binding>();
-    for (const w of take) {
-      for (const b of w.bindings) {
-        const k = `${b.ip} ${b.name}`;
-        const old = merged.get(k);
-        if (!old || old.holdSeconds < b.holdSeconds) merged.set(k, b);
+    // One entry per ip+name, the longest hold wins (one waiter, the common case when idle: its own list).
+    let batch: Binding[];
+    if (take.length === 1 && take[0]!.bindings.length === 1) batch = take[0]!.bindings;
+    else {
+      const merged = new Map<string, Binding>();
+      for (const w of take) {
+        for (const b of w.bindings) {
+          const k = `${b.ip} ${b.name}`;
+          const old = merged.get(k);
+          if (!old || old.holdSeconds < b.holdSeconds) merged.set(k, b);
+        }
       }
+      batch = [...merged.values()];
     }
-    const batch = [...merged.values()];
     this.#inFlight++;
     this.calls++;
     this.bindings += batch.length;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new DnsError('SY_ERR_DNS_HOOK', `binding hook took longer than ${this.#timeoutMs} ms`)), this.#timeoutMs);
-    });
+    // One settle for the call and its timeout (whichever comes first), without a race of promises.
+    let done = false;
+    const settle = (err: unknown): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      this.#inFlight--;
+      if (err === undefined) for (const w of take) w.resolve();
+      else {
+        const e = err instanceof DnsError ? err : new DnsError('SY_ERR_DNS_HOOK', `binding hook failed: ${(err as Error)?.message ?? String(err)}`, err);
+        for (const w of take) w.reject(e);
+      }
+      this.#flush();
+    };
+    const timer = setTimeout(() => settle(new DnsError('SY_ERR_DNS_HOOK', `binding hook took longer than ${this.#timeoutMs} ms`)), this.#timeoutMs);
     let call: Promise<void>;
     try {
       call = Promise.resolve(this.#hook(batch));
     } catch (err) {
       call = Promise.reject(err);
     }
-    Promise.race([call, timeout])
-      .then(
-        () => {
-          for (const w of take) w.resolve();
-        },
-        (err: unknown) => {
-          const e = err instanceof DnsError ? err : new DnsError('SY_ERR_DNS_HOOK', `binding hook failed: ${(err as Error)?.message ?? String(err)}`, err);
-          for (const w of take) w.reject(e);
-        },
-      )
-      .finally(() => {
-        clearTimeout(timer);
-        this.#inFlight--;
-        this.#flush();
-      });
+    call.then(
+      () => settle(undefined),
+      (err: unknown) => settle(err ?? new Error('binding hook rejected')),
+    );
   }
 }

@@ -8,7 +8,7 @@ import type { InterfaceSockets } from './iface-path.ts';
 import type { AdapterDnsInfo } from './system-windows.ts';
 import { Forwarder, silentLog } from './forwarder.ts';
 import type { DnsLog, ForwarderStats } from './forwarder.ts';
-import { FastReplicas } from './fast-path.ts';
+import { FastReplicas } from './fast-replicas.ts';
 import type { FastPathStats } from './fast-path.ts';
 import { listen } from './listen.ts';
 import type { Listener } from './listen.ts';
@@ -52,6 +52,11 @@ export interface StartDnsOptions {
    * docs/dns.md). Default true; where it cannot start, the listener uses a dgram socket.
    */
   fastPath?: boolean;
+  /**
+   * Default true: at low load the main thread reads the fast path's socket itself (a miss takes no
+   * thread hop) and the worker takes over when queries queue up; false: the worker always reads.
+   */
+  fastPathMainAtLowLoad?: boolean;
 }
 
 export interface DnsForwarder {
@@ -111,7 +116,7 @@ export async function startDnsForwarder(opts: StartDnsOptions): Promise<DnsForwa
   const listeners: Listener[] = [];
   const replicas = new FastReplicas();
   replicas.onTouch = (key) => forwarder.touch(key);
-  const fast = opts.fastPath === false ? undefined : { replicas, options: { maxEntries: cfg.cache.maxEntries, rateLimit: cfg.rateLimit } };
+  const fast = opts.fastPath === false ? undefined : { replicas, options: { maxEntries: cfg.cache.maxEntries, rateLimit: cfg.rateLimit, ...(opts.fastPathMainAtLowLoad === false ? { mainAtLowLoad: false } : {}) } };
   // The replica is attached before the first listener exists, so no cached entry is missed.
   forwarder.attachReplica(replicas);
   // All addresses at once (each fast listener's worker takes a moment to load); on any failure,

@@ -4,15 +4,17 @@
 // through the fast path (fast-path.ts: a worker answering cache hits with batched syscalls) when it
 // can be set up, else — and on every other OS — through a Node dgram socket.
 import { createSocket } from 'node:dgram';
-import type { SocketOptions, Socket as UdpSocket } from 'node:dgram';
+import type { Socket as UdpSocket } from 'node:dgram';
 import { createServer, isIP } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import type { HostPort } from '../policy/types.ts';
 import { DnsError } from './errors.ts';
 import type { DnsLog } from './forwarder.ts';
 import { FastUdp } from './fast-path.ts';
-import type { FastPathOptions, FastReplicas } from './fast-path.ts';
+import type { FastPathOptions } from './fast-path.ts';
+import type { FastReplicas } from './fast-replicas.ts';
 import { FrameReader, frame } from './frame.ts';
+import { literalLookup } from './literal-lookup.ts';
 
 /** `limited`: the rate limit was already applied (by the UDP fast path). */
 export type Handler = (msg: Buffer, client: string, udp: boolean, limited?: boolean) => Buffer | null | Promise<Buffer | null>;
@@ -35,17 +37,6 @@ export interface Listener {
   /** The UDP fast path serving this address, or null (dgram). */
   fast: FastUdp | null;
   close(): Promise<void>;
-}
-
-/**
- * A `lookup` for the listener socket. Replies only ever go to `rinfo.address`, an IP literal, yet
- * dgram's default lookup (dns.lookup) re-checks it and defers every send by a process.nextTick:
- * about a fifth of a cache hit's CPU here. This one answers at once with the socket's family.
- */
-function literalLookup(family: 4 | 6): SocketOptions['lookup'] {
-  const lookup = (address: string, _family: unknown, cb: (err: Error | null, address: string, family: number) => void): void =>
-    cb(null, address, family);
-  return lookup as unknown as SocketOptions['lookup'];
 }
 
 function bindUdp(host: string, port: number, handler: Handler, log: DnsLog): Promise<UdpSocket> {
@@ -131,21 +122,12 @@ function bindTcp(host: string, port: number, handler: Handler, limits: ListenLim
 
 /** The UDP side of a listener: the fast path, or a dgram socket (also what the fast path falls back to). */
 async function bindUdpSide(addr: HostPort, handler: Handler, log: DnsLog, fast: FastListen | undefined): Promise<{ port: number; fast: FastUdp | null; close(): void }> {
-  let dgram: UdpSocket | null = null;
   if (fast && isIP(addr.host) !== 0) {
     try {
-      const f = await FastUdp.start(addr.host, addr.port, handler, log, fast.options, fast.replicas, async (port) => {
-        dgram = await bindUdp(addr.host, port, handler, log);
-      });
+      const f = await FastUdp.start(addr.host, addr.port, handler, log, fast.options, fast.replicas);
       log.info({ host: addr.host, port: f.port }, 'dns: udp fast path on');
-      return {
-        port: f.port,
-        fast: f,
-        close: () => {
-          void f.close();
-          (dgram as UdpSocket | null)?.close();
-        },
-      };
+      // The fast path's socket is closed by f.close() (the listener awaits it).
+      return { port: f.port, fast: f, close: () => void f.close() };
     } catch (err) {
       if (err instanceof DnsError || (err as { code?: string }).code === 'SY_ERR_DNS_FAST_PATH') log.warn({ err }, 'dns: udp fast path unavailable; using a dgram socket');
       else log.info({ err }, 'dns: udp fast path unavailable on this system; using a dgram socket');

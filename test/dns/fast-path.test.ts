@@ -88,6 +88,9 @@ async function start(up: Upstream, over: Partial<DnsConfig> = {}, extra: Partial
       egress: builtinEgresses(),
     },
     projectDomain: projector({}),
+    // The worker reads from the start: these tests are about what it does (the low-load hand-over
+    // to the main thread has its own tests below).
+    fastPathMainAtLowLoad: false,
     ...extra,
   });
 }
@@ -388,7 +391,10 @@ describe('UDP fast path', { skip }, () => {
       l.crashWorkerForTest();
       await waitFor(() => fwd.stats().fastPath.restarts === 1, 'restarted once');
       assert.ok(logged.some((m) => m.startsWith('error dns: fast path worker died')), logged.join('; '));
-      // Answers keep coming; the new replica refills from the main thread's cache.
+      // Answers keep coming (the main thread reads while the worker restarts); once the new
+      // worker reads, its replica refills from the main thread's cache.
+      assert.deepEqual(addr(await dig(host, port, ['a.fast.test', 'A'])), ['127.1.0.1']);
+      await waitFor(() => l.workerReady && l.reader === 'worker', 'the new worker reads');
       assert.deepEqual(addr(await dig(host, port, ['a.fast.test', 'A'])), ['127.1.0.1']);
       await waitFor(() => fwd.stats().fastPath.replicaEntries === 1, 'the new worker got the entry');
       const h = fwd.stats().fastPath.hits;
@@ -406,6 +412,102 @@ describe('UDP fast path', { skip }, () => {
       await waitFor(() => logged.some((m) => m.includes('back on a dgram socket')), 'dgram bound');
       assert.deepEqual(addr(await dig(host, port, ['a.fast.test', 'A'])), ['127.1.0.1'], 'same address, answered by the dgram listener');
       assert.deepEqual(addr(await dig(host, port, ['b.fast.test', 'A'])), ['127.1.0.2']);
+    } finally {
+      await fwd.close();
+    }
+  });
+
+  test('low load: the main thread reads (no hop); a burst hands reading to the worker, every query answered once; quiet hands it back', async () => {
+    const fwd = await start(up, {}, { fastPathMainAtLowLoad: true });
+    const { host, port } = fwd.addresses[0]!;
+    const l = fwd.listeners[0]!.fast!;
+    const waitFor = async (cond: () => boolean, what: string): Promise<void> => {
+      for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 25));
+      assert.ok(cond(), what);
+    };
+    try {
+      assert.equal(l.reader, 'main', 'idle: the main thread reads');
+      assert.deepEqual(addr(await dig(host, port, ['a.fast.test', 'A'])), ['127.1.0.1']);
+      assert.deepEqual(addr(await dig(host, port, ['a.fast.test', 'A'])), ['127.1.0.1']);
+      let s = fwd.stats();
+      assert.equal(s.fastPath.forwarded, 0, 'nothing went through the worker');
+      assert.equal(s.fastPath.hits, 0);
+      assert.ok(s.cacheHits >= 1, 'the hit was answered by the main thread');
+      assert.equal(l.reader, 'main');
+      // A burst from one socket: two thirds hits, one third misses (names the upstream denies).
+      const N = 3000;
+      // A large receive buffer: this thread is also the forwarder's, so answers pile up unread.
+      const sock = createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
+      const answers = new Map<number, number>();
+      let got = 0;
+      const all = new Promise<void>((resolve) => {
+        sock.on('message', (m) => {
+          const id = m.readUInt16BE(0);
+          answers.set(id, (answers.get(id) ?? 0) + 1);
+          if (++got === N) resolve();
+        });
+      });
+      await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+      for (let i = 0; i < N; i++) {
+        const q = Buffer.from(buildNameQuery(i % 3 === 2 ? `m${i}.burst.fast.test` : 'a.fast.test', 1).buf);
+        q.writeUInt16BE(i, 0);
+        sock.send(q, port, host);
+        // Paced so the socket buffer never overflows (UDP would drop, not the forwarder).
+        if (i % 50 === 49) await new Promise((r) => setImmediate(r));
+      }
+      await Promise.race([all, new Promise((r) => setTimeout(r, 15_000))]);
+      sock.close();
+      s = fwd.stats();
+      assert.ok(s.fastPath.toWorker >= 1, 'the burst handed reading to the worker');
+      assert.ok(s.fastPath.hits > 0, 'the worker answered hits');
+      const missing = Array.from({ length: N }, (_, i) => i).filter((i) => !answers.has(i));
+      assert.equal(answers.size, N, `every query answered (${answers.size} of ${N}; missing misses ${missing.filter((i) => i % 3 === 2).length}, hits ${missing.filter((i) => i % 3 !== 2).length})`);
+      assert.ok([...answers.values()].every((n) => n === 1), 'and each exactly once');
+      // Quiet: the worker hands reading back; a flush is then seen at once by the main thread.
+      await waitFor(() => l.reader === 'main' && fwd.stats().fastPath.toMain >= 1, 'handed back when quiet');
+      const before = await up.asked('a.fast.test');
+      const h = fwd.stats().fastPath.hits;
+      fwd.flushCache();
+      assert.deepEqual(addr(await dig(host, port, ['a.fast.test', 'A'])), ['127.1.0.1']);
+      assert.equal(await up.asked('a.fast.test'), before + 1, 'after the flush the upstream is asked again');
+      assert.equal(fwd.stats().fastPath.hits, h);
+    } finally {
+      await fwd.close();
+    }
+  });
+
+  test('low load, main thread blocked: the worker takes over reading and answers cached names', async () => {
+    const fwd = await start(up, {}, { fastPathMainAtLowLoad: true });
+    const { host, port } = fwd.addresses[0]!;
+    const l = fwd.listeners[0]!.fast!;
+    try {
+      assert.deepEqual(addr(await dig(host, port, ['b.fast.test', 'A'])), ['127.1.0.2']);
+      for (let i = 0; i < 100 && fwd.stats().fastPath.replicaEntries < 1; i++) await new Promise((r) => setTimeout(r, 25));
+      assert.equal(l.reader, 'main');
+      const h0 = fwd.stats().fastPath.hits;
+      // A child asks for the cached name every 20 ms while this thread (the forwarder's main
+      // thread) is blocked; it prints how many answers it got.
+      const child = spawn(process.execPath, ['-e', `
+        const s = require('node:dgram').createSocket('udp4');
+        const q = Buffer.from(${JSON.stringify([...buildNameQuery('b.fast.test', 1).buf])});
+        let got = 0; s.on('message', () => got++);
+        process.stdout.write('ready ');
+        let n = 0; const t = setInterval(() => { s.send(q, ${port}, '${host}'); if (++n === 60) { clearInterval(t); setTimeout(() => { process.stdout.write(String(got)); s.close(); }, 300); } }, 20);
+      `], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      // Blocked only once the child runs (it may take a while to start on a loaded machine).
+      for (let i = 0; i < 400 && !out.startsWith('ready'); i++) await new Promise((r) => setTimeout(r, 25));
+      const started = Date.now();
+      while (Date.now() - started < 800) {
+        // blocked: no event-loop turn, so the dgram socket reads nothing meanwhile
+      }
+      const duringBlock = fwd.stats().fastPath;
+      await new Promise<void>((r) => child.once('exit', () => r()));
+      assert.ok(duringBlock.toWorker >= 1, `the worker took over while the main thread was blocked: ${JSON.stringify(duringBlock)}`);
+      assert.ok(duringBlock.hits > h0, `the worker answered hits meanwhile (${duringBlock.hits - h0})`);
+      assert.equal(out, 'ready 60', 'every query answered');
+      assert.deepEqual(addr(await dig(host, port, ['c.fast.test', 'A'])), ['127.1.0.3'], 'a miss afterwards');
     } finally {
       await fwd.close();
     }

@@ -20,6 +20,7 @@ interface Raw {
   sendmmsg: (fd: number, vec: bigint, vlen: number, flags: number) => number;
   sendto: (fd: number, buf: Uint8Array, len: number, flags: number, addr: Uint8Array, alen: number) => number;
   shutdown: (fd: number, how: number) => number;
+  poll: (fds: Buffer, nfds: number, timeoutMs: number) => number;
   close: (fd: number) => number;
 }
 
@@ -38,6 +39,7 @@ function lib(): Raw {
     sendmmsg: c.func('int sendmmsg(int fd, void *msgvec, unsigned int vlen, int flags)'), // https://man7.org/linux/man-pages/man2/sendmmsg.2.html
     sendto: c.func('long sendto(int fd, void *buf, size_t len, int flags, void *addr, uint32_t alen)'), // https://man7.org/linux/man-pages/man2/sendto.2.html
     shutdown: c.func('int shutdown(int fd, int how)'), // https://man7.org/linux/man-pages/man2/shutdown.2.html
+    poll: c.func('int poll(void *fds, unsigned long nfds, int timeout)'), // https://man7.org/linux/man-pages/man2/poll.2.html
     close: c.func('int close(int fd)'), // https://man7.org/linux/man-pages/man2/close.2.html
   } as Raw;
   return raw;
@@ -59,6 +61,8 @@ export const MSG_DONTWAIT = 0x40;
 export const MSG_TRUNC = 0x20;
 export const MSG_WAITFORONE = 0x10000;
 export const SHUT_RDWR = 2;
+export const POLLIN = 0x1;
+export const POLLHUP = 0x10;
 export const EAGAIN = 11;
 export const EINTR = 4;
 
@@ -291,26 +295,47 @@ export class BatchRing {
   readonly #ptr: unknown;
 
   /**
-   * Waits for at least one datagram (up to the socket's receive timeout) and takes what else is
-   * queued, up to `count`. Returns how many arrived: 0 on timeout or interruption; -1 once the
-   * socket was shut down. Throws OsCallError on other errors.
+   * Takes every queued datagram, up to `count`; when none is queued, waits up to `waitMs` for one
+   * (poll(2): the socket may be non-blocking, as it is once a Node dgram socket shares it). Returns
+   * how many arrived: 0 on timeout or interruption; -1 once the socket was shut down. Throws
+   * OsCallError on other errors.
    */
-  recv(): number {
+  recv(waitMs = 100): number {
     // The kernel overwrites msg_namelen with each sender's length: restore the capacity.
     const u = this.#u32;
     const step = this.#hdr >> 2;
     for (let i = 0, w = (this.#recvHdr + this.#nameLenOff) >> 2; i < this.count; i++, w += step) u[w] = this.#nameSize;
-    const n = lib().recvmmsg(this.fd, this.#recvVec, this.count, MSG_WAITFORONE, null);
+    const c = lib();
+    // Under load the queue is rarely empty: try first, poll only when nothing was there.
+    let n = c.recvmmsg(this.fd, this.#recvVec, this.count, MSG_WAITFORONE | MSG_DONTWAIT, null);
+    if (n < 0 && koffi.errno() === EAGAIN) {
+      this.#pollFd.writeInt32LE(this.fd, 0);
+      this.#pollFd.writeInt32LE(POLLIN, 4); // events = POLLIN, revents = 0
+      if (c.poll(this.#pollFd, 1, waitMs) <= 0) return 0;
+      n = c.recvmmsg(this.fd, this.#recvVec, this.count, MSG_WAITFORONE | MSG_DONTWAIT, null);
+      // A socket shut down both ways polls as hung up and, non-blocking, reads as empty.
+      if (n < 0 && (this.#pollFd.readInt16LE(6) & POLLHUP) !== 0) return -1;
+    }
     if (n < 0) {
       const e = koffi.errno();
       if (e === EAGAIN || e === EINTR) return 0;
       fail('recvmmsg');
     }
-    // After shutdown(2) a blocked or later recvmmsg returns at once with one empty "datagram"
-    // that has no sender (msg_namelen 0); a real datagram always has one.
+    // After shutdown(2) a blocking recvmmsg returns at once with one empty "datagram" that has no
+    // sender (msg_namelen 0); a real datagram always has one.
     if (n === 0 || this.nameLen(0) === 0) return -1;
     return n;
   }
+
+  /** True when a datagram is queued (poll with no wait). */
+  readable(): boolean {
+    this.#pollFd.writeInt32LE(this.fd, 0);
+    this.#pollFd.writeInt32LE(POLLIN, 4);
+    return lib().poll(this.#pollFd, 1, 0) > 0 && (this.#pollFd.readInt16LE(6) & POLLIN) !== 0;
+  }
+
+  /** struct pollfd { int fd; short events; short revents; } for recv's wait. */
+  readonly #pollFd = Buffer.alloc(8);
 
   /** Offset in `mem` of received datagram i's bytes, and their length. */
   dataOff(i: number): number {
