@@ -93,10 +93,9 @@ export class CidrIndex<V extends number = number> {
 
   /** Visits matching entries, longest prefix first, until `visit` returns true. */
   find(ctx: QueryCtx, visit: (value: V, prefix: number) => boolean): boolean {
-    const ip = ctx.ip;
-    if (ip === null) return false;
-    if (ip.family === 4) {
-      const a = ip.v4;
+    if (ctx.family === 0) return false;
+    if (ctx.family === 4) {
+      const a = ctx.v4;
       const rec = this.v4rec;
       let lo = 0;
       let hi = (rec.length >> 2) - 1;
@@ -131,13 +130,13 @@ export class CidrIndex<V extends number = number> {
 
   /** The CIDR text of the match being visited (at `prefix`), for explanations. */
   describe(ctx: QueryCtx, prefix: number): string {
-    const ip = ctx.ip!;
-    if (ip.family === 4) {
+    if (ctx.family === 4) {
+      const v4 = ctx.v4;
       const j = this.lastBlock;
-      if (j >= 0 && (this.v4rec[4 * j + 2]! & 63) === prefix && ((ip.v4 & v4Mask(prefix)) >>> 0) === this.v4rec[4 * j]! >>> 0) {
+      if (j >= 0 && (this.v4rec[4 * j + 2]! & 63) === prefix && ((v4 & v4Mask(prefix)) >>> 0) === this.v4rec[4 * j]! >>> 0) {
         return (this.v4text[j] ??= `${formatIPv4(this.v4rec[4 * j]! >>> 0)}/${prefix}`);
       }
-      return `${formatIPv4((ip.v4 & v4Mask(prefix)) >>> 0)}/${prefix}`;
+      return `${formatIPv4((v4 & v4Mask(prefix)) >>> 0)}/${prefix}`;
     }
     const key = ipv6PrefixKey(ctx.v6hex!, prefix).padEnd(32, '0');
     const words = new Uint16Array(8);

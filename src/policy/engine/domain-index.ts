@@ -14,13 +14,15 @@
 // characters do not all occur in the name is skipped without a search (a character mask the hash
 // pass computes anyway).
 import type { DomainPattern } from '../types.ts';
+import { charMask, mayMatch, regexpNeeds, type RegexpNeeds } from './regexp-filter.ts';
+import { normalizeQueryDomain } from './query.ts';
 
 interface Scanned<V> {
   value: V;
   pattern: DomainPattern;
   re: RegExp | null;
-  /** Keywords: the character mask (charMask) of the keyword; regexps: 0 (never skipped). */
-  need: number;
+  /** What a name needs to possibly match: a keyword's characters; for a regexp, regexp-filter.ts. */
+  needs: RegexpNeeds;
 }
 
 export function domainPatternText(p: DomainPattern): string {
@@ -32,13 +34,6 @@ export function suffixHash(s: string, start = 0): number {
   let h = 0x811c9dc5;
   for (let i = s.length - 1; i >= start; i--) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
   return h;
-}
-
-/** One bit per character class (code & 31): if a keyword occurs in a name, its mask ⊆ the name's. */
-function charMask(s: string): number {
-  let m = 0;
-  for (let i = 0; i < s.length; i++) m |= 1 << (s.charCodeAt(i) & 31);
-  return m;
 }
 
 function labelBit(labels: number): number {
@@ -127,7 +122,9 @@ export class DomainIndex<V extends number = number> {
       else if (cur >= 0) { if (cur !== value) { this.lists.push([cur, value]); this.vals[at] = -2 - (this.lists.length - 1); } }
       else { const l = this.lists[-2 - cur]!; if (!l.includes(value)) l.push(value); }
     } else {
-      this.scanned[lane]!.push({ value, pattern: p, re: p.kind === 'regexp' ? new RegExp(p.value) : null, need: p.kind === 'keyword' ? charMask(p.value) : 0 });
+      // One bit per character class (code & 31): if a keyword occurs in a name, its mask ⊆ the name's.
+      const needs = p.kind === 'regexp' ? regexpNeeds(p.value) : { mask: charMask(p.value), first: -1, last: -1 };
+      this.scanned[lane]!.push({ value, pattern: p, re: p.kind === 'regexp' ? new RegExp(p.value) : null, needs });
     }
   }
 
@@ -213,21 +210,40 @@ export class DomainIndex<V extends number = number> {
     if (this.vals.length > used) this.vals = this.vals.slice(0, Math.max(used, 1));
   }
 
-  /** One right-to-left pass over `name`: the entries it hits, longest first (cached per name). */
-  private probe(name: string): void {
-    if (name === this.lastName) return;
+  /**
+   * The query name as patterns are stored (lower case, no trailing dot, punycode), probed: the
+   * pass that hashes the name also checks that it needs no normalising (most names are already
+   * lower-case ASCII), so the common case reads each character once. A following find() with
+   * the returned string reuses the probe.
+   */
+  normalizeAndProbe(raw: string): string {
+    if (this.probe(raw, true)) return raw;
+    const name = normalizeQueryDomain(raw);
+    this.probe(name, false);
+    return name;
+  }
+
+  /**
+   * One right-to-left pass over `name`: the entries it hits, longest first (cached per name).
+   * With `strict`, gives up (false, nothing cached) on a character that normalising would change.
+   */
+  private probe(name: string, strict: boolean): boolean {
+    if (name === this.lastName) return true;
+    const len = name.length;
+    if (strict && (len === 0 || name.charCodeAt(len - 1) === 46)) return false; // trailing dot
     this.nHits = 0;
     this.wholeHit = false;
     const sdepths = this.suffixDepths;
-    const any = this.keys.length !== 0;
     // h is the hash of name[i+1..] when name[i] is a dot, and of the whole name at the end.
     // Only depths (label counts) that some key has are probed.
     let h = 0x811c9dc5;
     let n = 0;
     let labels = 1;
     let m = 0;
-    for (let i = name.length - 1; i >= 0; i--) {
+    for (let i = len - 1; i >= 0; i--) {
       const c = name.charCodeAt(i);
+      // 'A'..'Z' or non-ASCII: lower-casing or punycode would change the name.
+      if (strict && c >= 65 && (c <= 90 || c > 127)) return false;
       m |= 1 << (c & 31);
       if (c === 46) {
         if ((sdepths & labelBit(labels)) !== 0 && n < MAX_LABELS) {
@@ -239,7 +255,7 @@ export class DomainIndex<V extends number = number> {
       h = Math.imul(h ^ c, 0x01000193);
     }
     this.nameMask = m;
-    if (any) {
+    if (this.keys.length !== 0) {
       if (((sdepths | this.fullDepths) & labelBit(labels)) !== 0) {
         const e = this.lookup(name, 0, h);
         if (e >= 0) {
@@ -254,6 +270,7 @@ export class DomainIndex<V extends number = number> {
       }
     }
     this.lastName = name;
+    return true;
   }
 
   /**
@@ -263,7 +280,7 @@ export class DomainIndex<V extends number = number> {
    */
   find(name: string, visit: (value: V, kind: DomainPattern['kind'], key: string) => boolean, lane = 0): boolean {
     if (this.sizes[lane] === 0) return false;
-    this.probe(name);
+    this.probe(name, false);
     const base = lane * 2;
     const width = this.lanes * 2;
     for (let k = 0; k < this.nHits; k++) {
@@ -280,7 +297,7 @@ export class DomainIndex<V extends number = number> {
     if (scanned.length !== 0) {
       const m = this.nameMask;
       for (const e of scanned) {
-        if ((e.need & m) !== e.need) continue; // some keyword character is not in the name
+        if (!mayMatch(e.needs, name, m)) continue; // e.g. some keyword character is not in the name
         const hit = e.re === null ? name.includes(e.pattern.value) : e.re.test(name);
         if (hit && visit(e.value, e.pattern.kind, e.pattern.value)) return true;
       }
