@@ -49,17 +49,22 @@ const MAX_LABELS = 128; // a 253-character name has at most 127 labels
 const KIND_FULL = 0;
 const KIND_SUFFIX = 1;
 const NONE = -1;
+/** int32 per table slot: entry, hash, what the key holds. */
+const SLOT = 3;
 
 /**
  * Domain patterns → values (non-negative integers: rule indexes), in `lanes` independent lanes
- * sharing one table. Open addressing, linear probing, load ≤ 1/2. Each table slot is a pair
- * [entry or -1, full hash of the key] side by side, so a probe that misses (most do) reads one
- * cache line. An entry's value slots are an Int32Array run: NONE, a value, or -2-k for list k
- * (several rules sharing one pattern in one lane).
+ * sharing one table. Open addressing, linear probing, load ≤ 1/2. Each table slot is a record of
+ * three int32 side by side: [entry or -1, full hash of the key, what the key holds]. So a probe
+ * that misses (most do) reads one cache line, and a hit on a key that holds one value (nearly
+ * all keys: one rule per pattern) reads its value from the same line — no second table. "What
+ * the key holds" is that one value as value << codeBits | (lane * 2 + kind), or -2-r for run r
+ * of `runs`: lanes × 2 kinds value slots, each NONE, a value, or -2-k for list k (several rules
+ * sharing one pattern in one lane).
  */
 export class DomainIndex<V extends number = number> {
   private readonly lanes: number;
-  private slots = new Int32Array(2 * 64).fill(-1);
+  private slots = new Int32Array(SLOT * 64).fill(-1);
   private mask = 63; // slot count - 1
   private keys: string[] = [];
   /**
@@ -69,8 +74,13 @@ export class DomainIndex<V extends number = number> {
    */
   private filter = new Int32Array(0);
   private filterMask = 0;
-  /** lanes × 2 kinds value slots per entry, index (entry * lanes + lane) * 2 + kind. */
-  private vals = new Int32Array(64);
+  /** Keys holding more than one value: runs of lanes × 2 kinds slots, index r * width + lane * 2 + kind. */
+  private runs = new Int32Array(0);
+  private nRuns = 0;
+  /** lanes × 2: value slots per run. */
+  private readonly width: number;
+  /** Bits of a single value's code (lane * 2 + kind). */
+  private readonly codeBits: number;
   private readonly lists: number[][] = [];
   /** Bit k set when some suffix (resp. full) key has k+1 labels (bit 31: 32 or more). */
   private suffixDepths = 0;
@@ -81,6 +91,7 @@ export class DomainIndex<V extends number = number> {
   // Result of the last probe pass (find is synchronous): entries hit, longest key first, and
   // whether the first one is the whole name (only then do its full slots apply).
   private lastName: string | null = null;
+  /** Slots hit. */
   private readonly hits = new Int32Array(MAX_LABELS + 1);
   private nHits = 0;
   private wholeHit = false;
@@ -91,6 +102,8 @@ export class DomainIndex<V extends number = number> {
 
   constructor(lanes = 1) {
     this.lanes = lanes;
+    this.width = lanes * 2;
+    this.codeBits = 32 - Math.clz32(this.width - 1);
     this.scanned = Array.from({ length: lanes }, () => []);
     this.sizes = new Array<number>(lanes).fill(0);
   }
@@ -112,14 +125,23 @@ export class DomainIndex<V extends number = number> {
     this.lastName = null;
     if (p.kind === 'full' || p.kind === 'suffix') {
       const kind = p.kind === 'full' ? KIND_FULL : KIND_SUFFIX;
-      const e = this.entry(p.value);
+      const si = this.entry(p.value);
       const bit = labelBit(this.entryLabels);
       if (kind === KIND_FULL) this.fullDepths |= bit;
       else this.suffixDepths |= bit;
-      const at = (e * this.lanes + lane) * 2 + kind;
-      const cur = this.vals[at]!;
-      if (cur === NONE) this.vals[at] = value;
-      else if (cur >= 0) { if (cur !== value) { this.lists.push([cur, value]); this.vals[at] = -2 - (this.lists.length - 1); } }
+      const code = lane * 2 + kind;
+      const held = this.slots[SLOT * si + 2]!;
+      if (held === NONE) {
+        const single = value * 2 ** this.codeBits + code;
+        if (single <= 0x7fffffff) { this.slots[SLOT * si + 2] = single; return; }
+      } else if (held >= 0 && held === value * 2 ** this.codeBits + code) return; // the same value again
+      // More than one value (or one too big to pack): the key's values go to a run.
+      const r = held <= -2 ? -2 - held : this.newRun(held);
+      this.slots[SLOT * si + 2] = -2 - r;
+      const at = r * this.width + code;
+      const cur = this.runs[at]!;
+      if (cur === NONE) this.runs[at] = value;
+      else if (cur >= 0) { if (cur !== value) { this.lists.push([cur, value]); this.runs[at] = -2 - (this.lists.length - 1); } }
       else { const l = this.lists[-2 - cur]!; if (!l.includes(value)) l.push(value); }
     } else {
       // One bit per character class (code & 31): if a keyword occurs in a name, its mask ⊆ the name's.
@@ -128,10 +150,23 @@ export class DomainIndex<V extends number = number> {
     }
   }
 
+  /** A new run holding `held` (a single value, or NONE), returned by number. */
+  private newRun(held: number): number {
+    const w = this.width;
+    if ((this.nRuns + 1) * w > this.runs.length) {
+      const v = new Int32Array(Math.max(64, this.runs.length * 2)).fill(NONE);
+      v.set(this.runs);
+      this.runs = v;
+    }
+    const r = this.nRuns++;
+    if (held >= 0) this.runs[r * w + (held & (2 ** this.codeBits - 1))] = held >>> this.codeBits;
+    return r;
+  }
+
   /** Label count of the key of the last entry() call. */
   private entryLabels = 1;
 
-  /** The entry for `key`, created if new (one pass hashes it and counts its labels). */
+  /** The slot of `key`'s entry, created if new (one pass hashes it and counts its labels). */
   private entry(key: string): number {
     let h = 0x811c9dc5;
     let labels = 1;
@@ -145,34 +180,29 @@ export class DomainIndex<V extends number = number> {
     if (found >= 0) return found;
     const e = this.keys.length;
     this.keys.push(key);
-    const width = this.lanes * 2;
-    if ((e + 1) * width > this.vals.length) {
-      const v = new Int32Array(this.vals.length * 2).fill(NONE);
-      v.set(this.vals);
-      this.vals = v;
-    }
-    this.vals.fill(NONE, e * width, (e + 1) * width);
     if (this.keys.length * 2 > this.mask + 1) this.grow();
-    this.place(h, e);
-    return e;
+    return this.place(h, e, NONE);
   }
 
-  private place(h: number, e: number): void {
+  private place(h: number, e: number, held: number): number {
     let i = h & this.mask;
-    while (this.slots[2 * i] !== -1) i = (i + 1) & this.mask;
-    this.slots[2 * i] = e;
-    this.slots[2 * i + 1] = h;
+    while (this.slots[SLOT * i] !== -1) i = (i + 1) & this.mask;
+    this.slots[SLOT * i] = e;
+    this.slots[SLOT * i + 1] = h;
+    this.slots[SLOT * i + 2] = held;
+    return i;
   }
 
   /** Doubles the slot count and re-places every entry (hashes are read from the old slots). */
   private grow(): void {
     const old = this.slots;
+    const n = old.length / SLOT;
     this.slots = new Int32Array(old.length * 2).fill(-1);
-    this.mask = old.length - 1;
-    for (let j = 0; j < old.length; j += 2) if (old[j] !== -1) this.place(old[j + 1]!, old[j]!);
+    this.mask = 2 * n - 1;
+    for (let j = 0; j < old.length; j += SLOT) if (old[j] !== -1) this.place(old[j + 1]!, old[j]!, old[j + 2]!);
   }
 
-  /** Entry whose key equals name[start..], given that substring's hash; -1 if none. */
+  /** Slot of the entry whose key equals name[start..], given that substring's hash; -1 if none. */
   private lookup(name: string, start: number, h: number): number {
     if (this.filterMask !== 0) {
       const b = filterBit(h) & this.filterMask;
@@ -182,11 +212,11 @@ export class DomainIndex<V extends number = number> {
     const slots = this.slots;
     const mask = this.mask;
     for (let i = h & mask; ; i = (i + 1) & mask) {
-      const e = slots[2 * i]!;
+      const e = slots[SLOT * i]!;
       if (e === -1) return -1;
-      if (slots[2 * i + 1] === h) {
+      if (slots[SLOT * i + 1] === h) {
         const k = this.keys[e]!;
-        if (k.length === len && name.startsWith(k, start)) return e;
+        if (k.length === len && name.startsWith(k, start)) return i;
       }
     }
   }
@@ -199,15 +229,15 @@ export class DomainIndex<V extends number = number> {
     while (bits < this.keys.length * 8) bits *= 2;
     this.filter = new Int32Array(bits >>> 5);
     this.filterMask = bits - 1;
-    for (let j = 0; j < this.slots.length; j += 2) {
+    for (let j = 0; j < this.slots.length; j += SLOT) {
       if (this.slots[j] !== -1) {
         const b = filterBit(this.slots[j + 1]!) & this.filterMask;
         this.filter[b >>> 5]! |= 1 << (b & 31);
       }
     }
-    // Trim the value slots to the entries there are (the doubling leaves up to half unused).
-    const used = this.keys.length * this.lanes * 2;
-    if (this.vals.length > used) this.vals = this.vals.slice(0, Math.max(used, 1));
+    // Trim the runs to those there are (the doubling leaves up to half unused).
+    const used = this.nRuns * this.width;
+    if (this.runs.length > used) this.runs = this.runs.slice(0, used);
   }
 
   /**
@@ -257,16 +287,16 @@ export class DomainIndex<V extends number = number> {
     this.nameMask = m;
     if (this.keys.length !== 0) {
       if (((sdepths | this.fullDepths) & labelBit(labels)) !== 0) {
-        const e = this.lookup(name, 0, h);
-        if (e >= 0) {
-          this.hits[this.nHits++] = e;
+        const si = this.lookup(name, 0, h);
+        if (si >= 0) {
+          this.hits[this.nHits++] = si;
           this.wholeHit = true;
         }
       }
       // Longest suffix first: starts were collected from the right, so walk them backwards.
       for (let k = n - 1; k >= 0; k--) {
-        const e = this.lookup(name, this.starts[k]!, this.hashes[k]!);
-        if (e >= 0) this.hits[this.nHits++] = e;
+        const si = this.lookup(name, this.starts[k]!, this.hashes[k]!);
+        if (si >= 0) this.hits[this.nHits++] = si;
       }
     }
     this.lastName = name;
@@ -282,16 +312,27 @@ export class DomainIndex<V extends number = number> {
     if (this.sizes[lane] === 0) return false;
     this.probe(name, false);
     const base = lane * 2;
-    const width = this.lanes * 2;
+    const slots = this.slots;
+    const codeMask = 2 ** this.codeBits - 1;
     for (let k = 0; k < this.nHits; k++) {
-      const e = this.hits[k]!;
-      const at = e * width + base;
-      if (k === 0 && this.wholeHit) {
-        const f = this.vals[at + KIND_FULL]!;
-        if (f !== NONE && this.visitSlot(f, 'full', this.keys[e]!, visit)) return true;
+      const si = this.hits[k]!;
+      const held = slots[SLOT * si + 2]!;
+      const whole = k === 0 && this.wholeHit; // full: applies to the whole name only
+      if (held >= 0) {
+        const code = held & codeMask;
+        if (code === base + KIND_SUFFIX || (whole && code === base + KIND_FULL)) {
+          if (visit((held >>> this.codeBits) as V, code === base + KIND_FULL ? 'full' : 'suffix', this.keys[slots[SLOT * si]!]!)) return true;
+        }
+        continue;
       }
-      const s = this.vals[at + KIND_SUFFIX]!;
-      if (s !== NONE && this.visitSlot(s, 'suffix', this.keys[e]!, visit)) return true;
+      const at = (-2 - held) * this.width + base;
+      const key = this.keys[slots[SLOT * si]!]!;
+      if (whole) {
+        const f = this.runs[at + KIND_FULL]!;
+        if (f !== NONE && this.visitSlot(f, 'full', key, visit)) return true;
+      }
+      const s = this.runs[at + KIND_SUFFIX]!;
+      if (s !== NONE && this.visitSlot(s, 'suffix', key, visit)) return true;
     }
     const scanned = this.scanned[lane]!;
     if (scanned.length !== 0) {

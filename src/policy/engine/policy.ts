@@ -93,6 +93,8 @@ export class CompiledPolicy implements Policy {
   private readonly lanDirect: boolean;
   /** The domain table both rule sets share; it also normalises each query's name (query.ts). */
   private readonly domains: DomainIndex<number>;
+  /** decide()'s query context, refilled per call (decide is synchronous and calls out to nothing). */
+  private readonly scratch = new QueryCtx({ network: 'tcp' });
   /** Implicit rule `group:NAME → NAME` per egress name. */
   private readonly implicitGroups = new Map<string, RuleRef>();
 
@@ -154,7 +156,7 @@ export class CompiledPolicy implements Policy {
   }
 
   decide(q: FlowQuery): Decision {
-    const ctx = new QueryCtx(q, false, this.domains);
+    const ctx = this.scratch.set(q, false, this.domains);
     const pre = this.exemptOrLan(ctx);
     if (pre !== null) return { egress: pre.egress, stage: pre.stage, rule: pre.ref, matched: pre.matched };
     const d = this.blockSet.decide(ctx) ?? this.mainSet.decide(ctx);

@@ -5,26 +5,35 @@ import { parseIp, parseIPv4, ipv6Hex, type ParsedIp } from '../ip.ts';
 import { normalizeExePath, normalizeProcessName } from '../patterns.ts';
 import type { DomainIndex } from './domain-index.ts';
 
+// Fields are assigned by set(), not readonly: decide() refills one context per policy instead of
+// allocating one per decision (it is synchronous, so one is never in use twice).
 export class QueryCtx {
-  readonly q: FlowQuery;
-  readonly domain: string | null;
+  q!: FlowQuery;
+  domain!: string | null;
   /** Lower-cased base name, from `process` or else from `exe`. */
-  readonly name: string | null;
-  readonly exe: string | null;
+  name!: string | null;
+  exe!: string | null;
   /**
    * The destination's family (0: none or unparsable, 4, 6) and, for IPv4, its value: read by the
    * LAN check and the CIDR stage of every decision without building a ParsedIp object.
    */
-  readonly family: 0 | 4 | 6;
-  readonly v4: number;
+  family!: 0 | 4 | 6;
+  v4!: number;
   private ipParsed: ParsedIp | null | undefined = undefined;
   private hex: string | null = null;
   /** projectDomain(): conditions other than the domain are unknown, not false. */
-  readonly projecting: boolean;
+  projecting!: boolean;
 
   /** `domains`: the policy's domain table, which normalises the name in the pass that probes it. */
   constructor(q: FlowQuery, projecting = false, domains: DomainIndex<number> | null = null) {
+    this.set(q, projecting, domains);
+  }
+
+  /** Makes this the context of `q` (every field rewritten). */
+  set(q: FlowQuery, projecting: boolean, domains: DomainIndex<number> | null): this {
     this.q = q;
+    this.ipParsed = undefined;
+    this.hex = null;
     this.projecting = projecting;
     const d = q.domain;
     this.domain = d === undefined || d === '' ? null : domains !== null ? domains.normalizeAndProbe(d) : normalizeQueryDomain(d);
@@ -42,6 +51,7 @@ export class QueryCtx {
       this.family = p === null ? 0 : p.family;
       this.v4 = p !== null && p.family === 4 ? p.v4 : 0;
     }
+    return this;
   }
 
   get ip(): ParsedIp | null {
