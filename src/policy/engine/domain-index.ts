@@ -8,11 +8,12 @@
 // The table is our own open addressing over a hash that one right-to-left pass over the name
 // computes for every suffix at once; a probe compares the stored key in place
 // (`startsWith(key, offset)`) only when the 32-bit hashes agree. So a lookup creates no substrings
-// and hashes each character once. The probe result of the last name is kept, so the second lane
-// (and explain's second walk) reuses it. Keywords and regexps are scanned linearly (one `includes`
-// or regexp test per pattern per query; see docs/config.md), except that a keyword whose
-// characters do not all occur in the name is skipped without a search (a character mask the hash
-// pass computes anyway).
+// and hashes each character once; the same pass checks that the query name needs no normalising
+// (normalizeAndProbe). The probe result of the last name is kept, so the second lane (and
+// explain's second walk) reuses it. Keywords and regexps are scanned linearly (one `includes` or
+// regexp test per pattern per query; see docs/config.md), except that one that needs a character
+// the name lacks (a character mask the hash pass computes anyway), or a first/last character it
+// does not have, is skipped without a search (regexp-filter.ts).
 import type { DomainPattern } from '../types.ts';
 import { charMask, mayMatch, regexpNeeds, type RegexpNeeds } from './regexp-filter.ts';
 import { normalizeQueryDomain } from './query.ts';

@@ -110,8 +110,9 @@ export class RuleSet {
 
   /**
    * decide()'s walk: the first full match as a Decision, or null. Unlike search() it builds no
-   * RuleInfo/Match for the winner (no stageOf(), which reads the rule's condition arrays: cache
-   * misses on a big set); the rule's stage is the index it was found in.
+   * RuleInfo/Match for the winner and does not read the rule object at all (no stageOf(), and a
+   * ConfiguredRuleRef that reads id/origin only when asked: each is a cache miss on a big set);
+   * the rule's stage is the index it was found in.
    */
   decide(ctx: QueryCtx): Decision | null {
     this.search(ctx, null);
