@@ -169,16 +169,19 @@ export function cidrContains(c: Cidr, ip: ParsedIp): boolean {
   return ipv6PrefixKey(ipv6Hex(ip.words), c.prefix) === ipv6PrefixKey(ipv6Hex(net), c.prefix);
 }
 
+/** isLanAddress for an IPv4 address as a number (no ParsedIp needed). */
+export function isLanV4(v4: number): boolean {
+  const a = v4 >>> 24;
+  const b = (v4 >>> 16) & 255;
+  return a === 127 || a === 10 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 169 && b === 254);
+}
+
 /**
  * Loopback and LAN destinations that `[enforce] lan = "direct"` keeps off proxies:
  * 127.0.0.0/8, 10/8, 172.16/12, 192.168/16, 169.254/16 (link-local), ::1, fe80::/10, fc00::/7 (ULA).
  */
 export function isLanAddress(ip: ParsedIp): boolean {
-  if (ip.family === 4) {
-    const a = ip.v4 >>> 24;
-    const b = (ip.v4 >>> 16) & 255;
-    return a === 127 || a === 10 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 169 && b === 254);
-  }
+  if (ip.family === 4) return isLanV4(ip.v4);
   const w = ip.words;
   if (w[0] === 0 && w[1] === 0 && w[2] === 0 && w[3] === 0 && w[4] === 0 && w[5] === 0 && w[6] === 0 && w[7] === 1) return true;
   return (w[0]! & 0xffc0) === 0xfe80 || (w[0]! & 0xfe00) === 0xfc00;

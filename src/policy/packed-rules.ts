@@ -103,8 +103,8 @@ export class PackedRules {
     this.lines = this.lines.slice(0, n);
     const t = this;
     const first = this.firstIndex;
-    // The origin with a line, built with a fixed shape (decide() makes one per decision; an
-    // object spread of the shared origin costs more).
+    // The origin with a line, built with a fixed shape (explain() and a decision's rule.origin
+    // make one when asked; an object spread of the shared origin costs more).
     const { list, file } = this.origin;
     const withLine: (line: number) => RuleOrigin =
       list !== undefined && file !== undefined ? (line) => ({ list, file, line })

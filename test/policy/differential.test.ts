@@ -31,6 +31,9 @@ test('decide() agrees with the reference ranker on random rule sets', () => {
       assert.equal(got.rule === null ? null : got.stage === 'exempt' || got.stage === 'lan' ? -1 : got.rule.index, want.ruleIndex, `rule differs: ${ctx()}`);
       const ex = policy.explain(q);
       assert.deepEqual({ egress: ex.egress, stage: ex.stage, rule: ex.rule, matched: ex.matched }, got, `explain differs: ${ctx()}`);
+      // A configured rule's RuleRef reads id and origin on demand: compare what they give.
+      const fields = (r: typeof got.rule) => (r === null ? null : { id: r.id, index: r.index, origin: r.origin, json: JSON.stringify(r) });
+      assert.deepEqual(fields(ex.rule), fields(got.rule), `explain's rule differs: ${ctx()}`);
       stages.set(got.stage, (stages.get(got.stage) ?? 0) + 1);
       checked++;
     }

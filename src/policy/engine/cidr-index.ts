@@ -5,15 +5,18 @@
 // binary-searches the last block starting at or before the address, climbs parents until one
 // contains it — that is the longest matching prefix — and keeps climbing for the shorter ones.
 // O(log n + nesting depth), flat typed arrays, one entry per distinct block. With many blocks, a
-// table by the address's top 16 bits narrows the binary search to the blocks starting in that
-// /16 (usually none or one): two or three memory reads instead of a dozen scattered ones.
+// table by the address's top B bits (B from 8 for a few blocks to 16 for thousands) narrows the
+// binary search to the blocks starting in that /B (usually none or one): two or three memory
+// reads instead of a dozen scattered ones. When no block starts inside the address's /B (most of
+// them: the table has four or more buckets per block), every address in it has the same chain —
+// blocks that start before a /B and reach into it cover all of it, being aligned — so the table
+// also holds that chain's first block: one read finds the longest match, no search, no climb.
 //
 // IPv6 (rarer in rule sets): one hash table per prefix length present, probed longest first.
 import type { Cidr } from '../types.ts';
 import { formatIPv4, formatIPv6, ipv6Hex, ipv6PrefixKey, parseIPv4, parseIPv6, v4Mask } from '../ip.ts';
 import type { QueryCtx } from './query.ts';
 
-const BUCKET_MIN = 256; // below this, a plain binary search touches few cache lines anyway
 
 export class CidrIndex<V extends number = number> {
   // IPv4, built by finish() from v4build. One record of four int32 per block, so a lookup reads
@@ -22,8 +25,13 @@ export class CidrIndex<V extends number = number> {
   private readonly v4build = new Map<number, V[]>(); // key: start * 64 + prefix
   private v4rec = new Int32Array(0);
   private v4lists: V[][] = [];
-  /** v4bucket[k] = first block whose start is ≥ k << 16 (k = 0..65536); empty when few blocks. */
-  private v4bucket = new Int32Array(0);
+  /**
+   * v4bucket[2k] = first block whose start is ≥ k << (32 - B) (k = 0..2^B); v4bucket[2k + 1] =
+   * the longest block covering all of bucket k, or -1 (used when no block starts inside it).
+   */
+  private v4bucket = new Int32Array(2 * 257).map((_, i) => (i & 1 ? -1 : 0)); // empty, until finish()
+  /** 32 - B: an address's bucket is `a >>> v4shift`. */
+  private v4shift = 24;
   /** Block text ("a.b.c.d/p") per block, made the first time a block is reported. */
   private v4text: (string | undefined)[] = [];
   /** Block of the last IPv4 visit (for describe). */
@@ -79,34 +87,40 @@ export class CidrIndex<V extends number = number> {
     this.v4rec = rec;
     this.v4build.clear();
     this.v4text = new Array(n);
-    if (n >= BUCKET_MIN) {
-      const b = new Int32Array(65537);
+    {
+      // B: about four buckets per block, between 8 and 16 bits (a 2 KB to 512 KB table).
+      const bits = Math.min(16, Math.max(8, 32 - Math.clz32(Math.max(1, n)) + 2));
+      const size = 2 ** (32 - bits);
+      const buckets = 2 ** bits;
+      const b = new Int32Array(2 * (buckets + 1));
       let j = 0;
-      for (let k = 0; k <= 65536; k++) {
-        while (j < n && rec[4 * j]! >>> 0 < k * 65536) j++;
-        b[k] = j;
+      for (let k = 0; k <= buckets; k++) {
+        while (j < n && rec[4 * j]! >>> 0 < k * size) j++;
+        b[2 * k] = j;
+        // The last block starting before this bucket, climbed to the first one reaching into it.
+        let c = j - 1;
+        while (c >= 0 && rec[4 * c + 1]! >>> 0 < k * size) c = (rec[4 * c + 2]! >> 6) - 1;
+        b[2 * k + 1] = c;
       }
       this.v4bucket = b;
+      this.v4shift = 32 - bits;
     }
     for (const m of this.v6.values()) for (const l of m.values()) l.sort(cmp);
   }
 
   /** Visits matching entries, longest prefix first, until `visit` returns true. */
   find(ctx: QueryCtx, visit: (value: V, prefix: number) => boolean): boolean {
-    const ip = ctx.ip;
-    if (ip === null) return false;
-    if (ip.family === 4) {
-      const a = ip.v4;
+    if (ctx.family === 0) return false;
+    if (ctx.family === 4) {
+      const a = ctx.v4;
       const rec = this.v4rec;
-      let lo = 0;
-      let hi = (rec.length >> 2) - 1;
-      let j = -1;
-      if (this.v4bucket.length !== 0) {
-        const k = a >>> 16;
-        lo = this.v4bucket[k]!;
-        hi = this.v4bucket[k + 1]! - 1;
-        j = lo - 1; // the last block starting before this /16, if no block in it starts ≤ a
-      }
+      const bucket = this.v4bucket;
+      const k = a >>> this.v4shift;
+      let lo = bucket[2 * k]!;
+      let hi = bucket[2 * k + 2]! - 1;
+      // The last block starting before this bucket, if no block in it starts ≤ a; when no block
+      // starts in the bucket at all, the first block of its chain, known in advance.
+      let j = lo > hi ? bucket[2 * k + 1]! : lo - 1;
       while (lo <= hi) {
         const mid = (lo + hi) >>> 1;
         if (rec[4 * mid]! >>> 0 <= a) { j = mid; lo = mid + 1; } else hi = mid - 1;
@@ -131,13 +145,13 @@ export class CidrIndex<V extends number = number> {
 
   /** The CIDR text of the match being visited (at `prefix`), for explanations. */
   describe(ctx: QueryCtx, prefix: number): string {
-    const ip = ctx.ip!;
-    if (ip.family === 4) {
+    if (ctx.family === 4) {
+      const v4 = ctx.v4;
       const j = this.lastBlock;
-      if (j >= 0 && (this.v4rec[4 * j + 2]! & 63) === prefix && ((ip.v4 & v4Mask(prefix)) >>> 0) === this.v4rec[4 * j]! >>> 0) {
+      if (j >= 0 && (this.v4rec[4 * j + 2]! & 63) === prefix && ((v4 & v4Mask(prefix)) >>> 0) === this.v4rec[4 * j]! >>> 0) {
         return (this.v4text[j] ??= `${formatIPv4(this.v4rec[4 * j]! >>> 0)}/${prefix}`);
       }
-      return `${formatIPv4((ip.v4 & v4Mask(prefix)) >>> 0)}/${prefix}`;
+      return `${formatIPv4((v4 & v4Mask(prefix)) >>> 0)}/${prefix}`;
     }
     const key = ipv6PrefixKey(ctx.v6hex!, prefix).padEnd(32, '0');
     const words = new Uint16Array(8);

@@ -8,19 +8,22 @@
 // The table is our own open addressing over a hash that one right-to-left pass over the name
 // computes for every suffix at once; a probe compares the stored key in place
 // (`startsWith(key, offset)`) only when the 32-bit hashes agree. So a lookup creates no substrings
-// and hashes each character once. The probe result of the last name is kept, so the second lane
-// (and explain's second walk) reuses it. Keywords and regexps are scanned linearly (one `includes`
-// or regexp test per pattern per query; see docs/config.md), except that a keyword whose
-// characters do not all occur in the name is skipped without a search (a character mask the hash
-// pass computes anyway).
+// and hashes each character once; the same pass checks that the query name needs no normalising
+// (normalizeAndProbe). The probe result of the last name is kept, so the second lane (and
+// explain's second walk) reuses it. Keywords and regexps are scanned linearly (one `includes` or
+// regexp test per pattern per query; see docs/config.md), except that one that needs a character
+// the name lacks (a character mask the hash pass computes anyway), or a first/last character it
+// does not have, is skipped without a search (regexp-filter.ts).
 import type { DomainPattern } from '../types.ts';
+import { charMask, mayMatch, regexpNeeds, type RegexpNeeds } from './regexp-filter.ts';
+import { normalizeQueryDomain } from './query.ts';
 
 interface Scanned<V> {
   value: V;
   pattern: DomainPattern;
   re: RegExp | null;
-  /** Keywords: the character mask (charMask) of the keyword; regexps: 0 (never skipped). */
-  need: number;
+  /** What a name needs to possibly match: a keyword's characters; for a regexp, regexp-filter.ts. */
+  needs: RegexpNeeds;
 }
 
 export function domainPatternText(p: DomainPattern): string {
@@ -32,13 +35,6 @@ export function suffixHash(s: string, start = 0): number {
   let h = 0x811c9dc5;
   for (let i = s.length - 1; i >= start; i--) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
   return h;
-}
-
-/** One bit per character class (code & 31): if a keyword occurs in a name, its mask ⊆ the name's. */
-function charMask(s: string): number {
-  let m = 0;
-  for (let i = 0; i < s.length; i++) m |= 1 << (s.charCodeAt(i) & 31);
-  return m;
 }
 
 function labelBit(labels: number): number {
@@ -54,17 +50,22 @@ const MAX_LABELS = 128; // a 253-character name has at most 127 labels
 const KIND_FULL = 0;
 const KIND_SUFFIX = 1;
 const NONE = -1;
+/** int32 per table slot: entry, hash, what the key holds. */
+const SLOT = 3;
 
 /**
  * Domain patterns → values (non-negative integers: rule indexes), in `lanes` independent lanes
- * sharing one table. Open addressing, linear probing, load ≤ 1/2. Each table slot is a pair
- * [entry or -1, full hash of the key] side by side, so a probe that misses (most do) reads one
- * cache line. An entry's value slots are an Int32Array run: NONE, a value, or -2-k for list k
- * (several rules sharing one pattern in one lane).
+ * sharing one table. Open addressing, linear probing, load ≤ 1/2. Each table slot is a record of
+ * three int32 side by side: [entry or -1, full hash of the key, what the key holds]. So a probe
+ * that misses (most do) reads one cache line, and a hit on a key that holds one value (nearly
+ * all keys: one rule per pattern) reads its value from the same line — no second table. "What
+ * the key holds" is that one value as value << codeBits | (lane * 2 + kind), or -2-r for run r
+ * of `runs`: lanes × 2 kinds value slots, each NONE, a value, or -2-k for list k (several rules
+ * sharing one pattern in one lane).
  */
 export class DomainIndex<V extends number = number> {
   private readonly lanes: number;
-  private slots = new Int32Array(2 * 64).fill(-1);
+  private slots = new Int32Array(SLOT * 64).fill(-1);
   private mask = 63; // slot count - 1
   private keys: string[] = [];
   /**
@@ -74,8 +75,13 @@ export class DomainIndex<V extends number = number> {
    */
   private filter = new Int32Array(0);
   private filterMask = 0;
-  /** lanes × 2 kinds value slots per entry, index (entry * lanes + lane) * 2 + kind. */
-  private vals = new Int32Array(64);
+  /** Keys holding more than one value: runs of lanes × 2 kinds slots, index r * width + lane * 2 + kind. */
+  private runs = new Int32Array(0);
+  private nRuns = 0;
+  /** lanes × 2: value slots per run. */
+  private readonly width: number;
+  /** Bits of a single value's code (lane * 2 + kind). */
+  private readonly codeBits: number;
   private readonly lists: number[][] = [];
   /** Bit k set when some suffix (resp. full) key has k+1 labels (bit 31: 32 or more). */
   private suffixDepths = 0;
@@ -86,6 +92,7 @@ export class DomainIndex<V extends number = number> {
   // Result of the last probe pass (find is synchronous): entries hit, longest key first, and
   // whether the first one is the whole name (only then do its full slots apply).
   private lastName: string | null = null;
+  /** Slots hit. */
   private readonly hits = new Int32Array(MAX_LABELS + 1);
   private nHits = 0;
   private wholeHit = false;
@@ -96,6 +103,8 @@ export class DomainIndex<V extends number = number> {
 
   constructor(lanes = 1) {
     this.lanes = lanes;
+    this.width = lanes * 2;
+    this.codeBits = 32 - Math.clz32(this.width - 1);
     this.scanned = Array.from({ length: lanes }, () => []);
     this.sizes = new Array<number>(lanes).fill(0);
   }
@@ -117,24 +126,48 @@ export class DomainIndex<V extends number = number> {
     this.lastName = null;
     if (p.kind === 'full' || p.kind === 'suffix') {
       const kind = p.kind === 'full' ? KIND_FULL : KIND_SUFFIX;
-      const e = this.entry(p.value);
+      const si = this.entry(p.value);
       const bit = labelBit(this.entryLabels);
       if (kind === KIND_FULL) this.fullDepths |= bit;
       else this.suffixDepths |= bit;
-      const at = (e * this.lanes + lane) * 2 + kind;
-      const cur = this.vals[at]!;
-      if (cur === NONE) this.vals[at] = value;
-      else if (cur >= 0) { if (cur !== value) { this.lists.push([cur, value]); this.vals[at] = -2 - (this.lists.length - 1); } }
+      const code = lane * 2 + kind;
+      const held = this.slots[SLOT * si + 2]!;
+      if (held === NONE) {
+        const single = value * 2 ** this.codeBits + code;
+        if (single <= 0x7fffffff) { this.slots[SLOT * si + 2] = single; return; }
+      } else if (held >= 0 && held === value * 2 ** this.codeBits + code) return; // the same value again
+      // More than one value (or one too big to pack): the key's values go to a run.
+      const r = held <= -2 ? -2 - held : this.newRun(held);
+      this.slots[SLOT * si + 2] = -2 - r;
+      const at = r * this.width + code;
+      const cur = this.runs[at]!;
+      if (cur === NONE) this.runs[at] = value;
+      else if (cur >= 0) { if (cur !== value) { this.lists.push([cur, value]); this.runs[at] = -2 - (this.lists.length - 1); } }
       else { const l = this.lists[-2 - cur]!; if (!l.includes(value)) l.push(value); }
     } else {
-      this.scanned[lane]!.push({ value, pattern: p, re: p.kind === 'regexp' ? new RegExp(p.value) : null, need: p.kind === 'keyword' ? charMask(p.value) : 0 });
+      // One bit per character class (code & 31): if a keyword occurs in a name, its mask ⊆ the name's.
+      const needs = p.kind === 'regexp' ? regexpNeeds(p.value) : { mask: charMask(p.value), first: -1, last: -1 };
+      this.scanned[lane]!.push({ value, pattern: p, re: p.kind === 'regexp' ? new RegExp(p.value) : null, needs });
     }
+  }
+
+  /** A new run holding `held` (a single value, or NONE), returned by number. */
+  private newRun(held: number): number {
+    const w = this.width;
+    if ((this.nRuns + 1) * w > this.runs.length) {
+      const v = new Int32Array(Math.max(64, this.runs.length * 2)).fill(NONE);
+      v.set(this.runs);
+      this.runs = v;
+    }
+    const r = this.nRuns++;
+    if (held >= 0) this.runs[r * w + (held & (2 ** this.codeBits - 1))] = held >>> this.codeBits;
+    return r;
   }
 
   /** Label count of the key of the last entry() call. */
   private entryLabels = 1;
 
-  /** The entry for `key`, created if new (one pass hashes it and counts its labels). */
+  /** The slot of `key`'s entry, created if new (one pass hashes it and counts its labels). */
   private entry(key: string): number {
     let h = 0x811c9dc5;
     let labels = 1;
@@ -148,34 +181,29 @@ export class DomainIndex<V extends number = number> {
     if (found >= 0) return found;
     const e = this.keys.length;
     this.keys.push(key);
-    const width = this.lanes * 2;
-    if ((e + 1) * width > this.vals.length) {
-      const v = new Int32Array(this.vals.length * 2).fill(NONE);
-      v.set(this.vals);
-      this.vals = v;
-    }
-    this.vals.fill(NONE, e * width, (e + 1) * width);
     if (this.keys.length * 2 > this.mask + 1) this.grow();
-    this.place(h, e);
-    return e;
+    return this.place(h, e, NONE);
   }
 
-  private place(h: number, e: number): void {
+  private place(h: number, e: number, held: number): number {
     let i = h & this.mask;
-    while (this.slots[2 * i] !== -1) i = (i + 1) & this.mask;
-    this.slots[2 * i] = e;
-    this.slots[2 * i + 1] = h;
+    while (this.slots[SLOT * i] !== -1) i = (i + 1) & this.mask;
+    this.slots[SLOT * i] = e;
+    this.slots[SLOT * i + 1] = h;
+    this.slots[SLOT * i + 2] = held;
+    return i;
   }
 
   /** Doubles the slot count and re-places every entry (hashes are read from the old slots). */
   private grow(): void {
     const old = this.slots;
+    const n = old.length / SLOT;
     this.slots = new Int32Array(old.length * 2).fill(-1);
-    this.mask = old.length - 1;
-    for (let j = 0; j < old.length; j += 2) if (old[j] !== -1) this.place(old[j + 1]!, old[j]!);
+    this.mask = 2 * n - 1;
+    for (let j = 0; j < old.length; j += SLOT) if (old[j] !== -1) this.place(old[j + 1]!, old[j]!, old[j + 2]!);
   }
 
-  /** Entry whose key equals name[start..], given that substring's hash; -1 if none. */
+  /** Slot of the entry whose key equals name[start..], given that substring's hash; -1 if none. */
   private lookup(name: string, start: number, h: number): number {
     if (this.filterMask !== 0) {
       const b = filterBit(h) & this.filterMask;
@@ -185,11 +213,11 @@ export class DomainIndex<V extends number = number> {
     const slots = this.slots;
     const mask = this.mask;
     for (let i = h & mask; ; i = (i + 1) & mask) {
-      const e = slots[2 * i]!;
+      const e = slots[SLOT * i]!;
       if (e === -1) return -1;
-      if (slots[2 * i + 1] === h) {
+      if (slots[SLOT * i + 1] === h) {
         const k = this.keys[e]!;
-        if (k.length === len && name.startsWith(k, start)) return e;
+        if (k.length === len && name.startsWith(k, start)) return i;
       }
     }
   }
@@ -202,32 +230,51 @@ export class DomainIndex<V extends number = number> {
     while (bits < this.keys.length * 8) bits *= 2;
     this.filter = new Int32Array(bits >>> 5);
     this.filterMask = bits - 1;
-    for (let j = 0; j < this.slots.length; j += 2) {
+    for (let j = 0; j < this.slots.length; j += SLOT) {
       if (this.slots[j] !== -1) {
         const b = filterBit(this.slots[j + 1]!) & this.filterMask;
         this.filter[b >>> 5]! |= 1 << (b & 31);
       }
     }
-    // Trim the value slots to the entries there are (the doubling leaves up to half unused).
-    const used = this.keys.length * this.lanes * 2;
-    if (this.vals.length > used) this.vals = this.vals.slice(0, Math.max(used, 1));
+    // Trim the runs to those there are (the doubling leaves up to half unused).
+    const used = this.nRuns * this.width;
+    if (this.runs.length > used) this.runs = this.runs.slice(0, used);
   }
 
-  /** One right-to-left pass over `name`: the entries it hits, longest first (cached per name). */
-  private probe(name: string): void {
-    if (name === this.lastName) return;
+  /**
+   * The query name as patterns are stored (lower case, no trailing dot, punycode), probed: the
+   * pass that hashes the name also checks that it needs no normalising (most names are already
+   * lower-case ASCII), so the common case reads each character once. A following find() with
+   * the returned string reuses the probe.
+   */
+  normalizeAndProbe(raw: string): string {
+    if (this.probe(raw, true)) return raw;
+    const name = normalizeQueryDomain(raw);
+    this.probe(name, false);
+    return name;
+  }
+
+  /**
+   * One right-to-left pass over `name`: the entries it hits, longest first (cached per name).
+   * With `strict`, gives up (false, nothing cached) on a character that normalising would change.
+   */
+  private probe(name: string, strict: boolean): boolean {
+    if (name === this.lastName) return true;
+    const len = name.length;
+    if (strict && (len === 0 || name.charCodeAt(len - 1) === 46)) return false; // trailing dot
     this.nHits = 0;
     this.wholeHit = false;
     const sdepths = this.suffixDepths;
-    const any = this.keys.length !== 0;
     // h is the hash of name[i+1..] when name[i] is a dot, and of the whole name at the end.
     // Only depths (label counts) that some key has are probed.
     let h = 0x811c9dc5;
     let n = 0;
     let labels = 1;
     let m = 0;
-    for (let i = name.length - 1; i >= 0; i--) {
+    for (let i = len - 1; i >= 0; i--) {
       const c = name.charCodeAt(i);
+      // 'A'..'Z' or non-ASCII: lower-casing or punycode would change the name.
+      if (strict && c >= 65 && (c <= 90 || c > 127)) return false;
       m |= 1 << (c & 31);
       if (c === 46) {
         if ((sdepths & labelBit(labels)) !== 0 && n < MAX_LABELS) {
@@ -239,21 +286,22 @@ export class DomainIndex<V extends number = number> {
       h = Math.imul(h ^ c, 0x01000193);
     }
     this.nameMask = m;
-    if (any) {
+    if (this.keys.length !== 0) {
       if (((sdepths | this.fullDepths) & labelBit(labels)) !== 0) {
-        const e = this.lookup(name, 0, h);
-        if (e >= 0) {
-          this.hits[this.nHits++] = e;
+        const si = this.lookup(name, 0, h);
+        if (si >= 0) {
+          this.hits[this.nHits++] = si;
           this.wholeHit = true;
         }
       }
       // Longest suffix first: starts were collected from the right, so walk them backwards.
       for (let k = n - 1; k >= 0; k--) {
-        const e = this.lookup(name, this.starts[k]!, this.hashes[k]!);
-        if (e >= 0) this.hits[this.nHits++] = e;
+        const si = this.lookup(name, this.starts[k]!, this.hashes[k]!);
+        if (si >= 0) this.hits[this.nHits++] = si;
       }
     }
     this.lastName = name;
+    return true;
   }
 
   /**
@@ -263,24 +311,35 @@ export class DomainIndex<V extends number = number> {
    */
   find(name: string, visit: (value: V, kind: DomainPattern['kind'], key: string) => boolean, lane = 0): boolean {
     if (this.sizes[lane] === 0) return false;
-    this.probe(name);
+    this.probe(name, false);
     const base = lane * 2;
-    const width = this.lanes * 2;
+    const slots = this.slots;
+    const codeMask = 2 ** this.codeBits - 1;
     for (let k = 0; k < this.nHits; k++) {
-      const e = this.hits[k]!;
-      const at = e * width + base;
-      if (k === 0 && this.wholeHit) {
-        const f = this.vals[at + KIND_FULL]!;
-        if (f !== NONE && this.visitSlot(f, 'full', this.keys[e]!, visit)) return true;
+      const si = this.hits[k]!;
+      const held = slots[SLOT * si + 2]!;
+      const whole = k === 0 && this.wholeHit; // full: applies to the whole name only
+      if (held >= 0) {
+        const code = held & codeMask;
+        if (code === base + KIND_SUFFIX || (whole && code === base + KIND_FULL)) {
+          if (visit((held >>> this.codeBits) as V, code === base + KIND_FULL ? 'full' : 'suffix', this.keys[slots[SLOT * si]!]!)) return true;
+        }
+        continue;
       }
-      const s = this.vals[at + KIND_SUFFIX]!;
-      if (s !== NONE && this.visitSlot(s, 'suffix', this.keys[e]!, visit)) return true;
+      const at = (-2 - held) * this.width + base;
+      const key = this.keys[slots[SLOT * si]!]!;
+      if (whole) {
+        const f = this.runs[at + KIND_FULL]!;
+        if (f !== NONE && this.visitSlot(f, 'full', key, visit)) return true;
+      }
+      const s = this.runs[at + KIND_SUFFIX]!;
+      if (s !== NONE && this.visitSlot(s, 'suffix', key, visit)) return true;
     }
     const scanned = this.scanned[lane]!;
     if (scanned.length !== 0) {
       const m = this.nameMask;
       for (const e of scanned) {
-        if ((e.need & m) !== e.need) continue; // some keyword character is not in the name
+        if (!mayMatch(e.needs, name, m)) continue; // e.g. some keyword character is not in the name
         const hit = e.re === null ? name.includes(e.pattern.value) : e.re.test(name);
         if (hit && visit(e.value, e.pattern.kind, e.pattern.value)) return true;
       }

@@ -26,7 +26,7 @@ import type {
   Stage,
 } from '../types.ts';
 import { InternalError } from '../../errors.ts';
-import { cidrContains, cidrText, isLanAddress } from '../ip.ts';
+import { cidrContains, cidrText, isLanAddress, isLanV4 } from '../ip.ts';
 import { AppIndex, appPatternText } from './app-matcher.ts';
 import { QueryCtx } from './query.ts';
 import { byConditionsThenIndex, type RuleInfo } from './rule.ts';
@@ -91,6 +91,10 @@ export class CompiledPolicy implements Policy {
   private readonly mainSet: RuleSet;
   private readonly exempt: CompiledExempt[];
   private readonly lanDirect: boolean;
+  /** The domain table both rule sets share; it also normalises each query's name (query.ts). */
+  private readonly domains: DomainIndex<number>;
+  /** decide()'s query context, refilled per call (decide is synchronous and calls out to nothing). */
+  private readonly scratch = new QueryCtx({ network: 'tcp' });
   /** Implicit rule `group:NAME → NAME` per egress name. */
   private readonly implicitGroups = new Map<string, RuleRef>();
 
@@ -122,6 +126,7 @@ export class CompiledPolicy implements Policy {
       egressOf[r.index] = id;
     }
     const egress = { names: egressNames, of: egressOf };
+    this.domains = domain;
     this.blockSet = new RuleSet('block', rules, blockRules, domain, 0, egress);
     this.mainSet = new RuleSet(null, rules, otherRules, domain, 1, egress);
     domain.finish((a, b) => byConditionsThenIndex(rules[a]!, rules[b]!));
@@ -151,7 +156,7 @@ export class CompiledPolicy implements Policy {
   }
 
   decide(q: FlowQuery): Decision {
-    const ctx = new QueryCtx(q);
+    const ctx = this.scratch.set(q, false, this.domains);
     const pre = this.exemptOrLan(ctx);
     if (pre !== null) return { egress: pre.egress, stage: pre.stage, rule: pre.ref, matched: pre.matched };
     const d = this.blockSet.decide(ctx) ?? this.mainSet.decide(ctx);
@@ -162,7 +167,7 @@ export class CompiledPolicy implements Policy {
   }
 
   explain(q: FlowQuery): Explanation {
-    const ctx = new QueryCtx(q);
+    const ctx = new QueryCtx(q, false, this.domains);
     const ranked: Ranked[] = [];
     const pre = this.exemptOrLan(ctx);
     if (pre !== null) ranked.push(pre);
@@ -190,7 +195,7 @@ export class CompiledPolicy implements Policy {
 
   projectDomain(name: string, opts: ProjectOptions = {}): DomainProjection {
     const capture = opts.capture === true;
-    const ctx = new QueryCtx({ network: 'tcp', domain: name }, true);
+    const ctx = new QueryCtx({ network: 'tcp', domain: name }, true, this.domains);
     const egresses: string[] = [];
     const addAll = (list: readonly string[]) => { for (const e of list) if (!egresses.includes(e)) egresses.push(e); };
     let decidedBy: Match | null = null;
@@ -216,10 +221,9 @@ export class CompiledPolicy implements Policy {
       const matched = exemptMatch(e, ctx);
       if (matched) return { ref: e.ref, egress: 'direct', stage: 'exempt', matched: [matched], rule: null, spec: 0 };
     }
-    if (this.lanDirect && ctx.q.ip !== undefined) {
-      const ip = ctx.ip;
-      if (ip !== null && isLanAddress(ip)) {
-        return { ref: LAN_REF, egress: 'direct', stage: 'lan', matched: [{ condition: 'lan', pattern: 'loopback/LAN', value: ctx.q.ip }], rule: null, spec: 0 };
+    if (this.lanDirect && ctx.family !== 0) {
+      if (ctx.family === 4 ? isLanV4(ctx.v4) : isLanAddress(ctx.ip!)) {
+        return { ref: LAN_REF, egress: 'direct', stage: 'lan', matched: [{ condition: 'lan', pattern: 'loopback/LAN', value: ctx.q.ip! }], rule: null, spec: 0 };
       }
     }
     return null;

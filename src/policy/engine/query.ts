@@ -1,30 +1,61 @@
 // A flow query normalised once per decision: the same normalisation the config applies to patterns.
 import { domainToASCII } from 'node:url';
 import type { FlowQuery } from '../types.ts';
-import { parseIp, ipv6Hex, type ParsedIp } from '../ip.ts';
+import { parseIp, parseIPv4, ipv6Hex, type ParsedIp } from '../ip.ts';
 import { normalizeExePath, normalizeProcessName } from '../patterns.ts';
+import type { DomainIndex } from './domain-index.ts';
 
+// Fields are assigned by set(), not readonly: decide() refills one context per policy instead of
+// allocating one per decision (it is synchronous, so one is never in use twice).
 export class QueryCtx {
-  readonly q: FlowQuery;
-  readonly domain: string | null;
+  q!: FlowQuery;
+  domain!: string | null;
   /** Lower-cased base name, from `process` or else from `exe`. */
-  readonly name: string | null;
-  readonly exe: string | null;
+  name!: string | null;
+  exe!: string | null;
+  /**
+   * The destination's family (0: none or unparsable, 4, 6) and, for IPv4, its value: read by the
+   * LAN check and the CIDR stage of every decision without building a ParsedIp object.
+   */
+  family!: 0 | 4 | 6;
+  v4!: number;
   private ipParsed: ParsedIp | null | undefined = undefined;
   private hex: string | null = null;
   /** projectDomain(): conditions other than the domain are unknown, not false. */
-  readonly projecting: boolean;
+  projecting!: boolean;
 
-  constructor(q: FlowQuery, projecting = false) {
+  /** `domains`: the policy's domain table, which normalises the name in the pass that probes it. */
+  constructor(q: FlowQuery, projecting = false, domains: DomainIndex<number> | null = null) {
+    this.set(q, projecting, domains);
+  }
+
+  /** Makes this the context of `q` (every field rewritten). */
+  set(q: FlowQuery, projecting: boolean, domains: DomainIndex<number> | null): this {
     this.q = q;
+    this.ipParsed = undefined;
+    this.hex = null;
     this.projecting = projecting;
-    this.domain = q.domain === undefined || q.domain === '' ? null : normalizeQueryDomain(q.domain);
+    const d = q.domain;
+    this.domain = d === undefined || d === '' ? null : domains !== null ? domains.normalizeAndProbe(d) : normalizeQueryDomain(d);
     this.name = q.process !== undefined && q.process !== '' ? normalizeProcessName(q.process) : q.exe ? normalizeProcessName(q.exe) : null;
     this.exe = q.exe ? normalizeExePath(q.exe) : null;
+    const ip = q.ip;
+    const v4 = ip ? parseIPv4(ip) : null;
+    if (v4 !== null) {
+      this.family = 4;
+      this.v4 = v4;
+    } else {
+      // IPv6, IPv4-mapped IPv6, or not an address: the general parser (rarer; allocates).
+      const p = ip ? parseIp(ip) : null;
+      this.ipParsed = p;
+      this.family = p === null ? 0 : p.family;
+      this.v4 = p !== null && p.family === 4 ? p.v4 : 0;
+    }
+    return this;
   }
 
   get ip(): ParsedIp | null {
-    if (this.ipParsed === undefined) this.ipParsed = this.q.ip ? parseIp(this.q.ip) : null;
+    if (this.ipParsed === undefined) this.ipParsed = this.family === 4 ? { family: 4, v4: this.v4 } : null;
     return this.ipParsed;
   }
 

@@ -8,7 +8,7 @@ import type { Decision, MatchReason, Stage } from '../types.ts';
 import { AppIndex, APP_KIND_RANK, appPatternText } from './app-matcher.ts';
 import { CidrIndex } from './cidr-index.ts';
 import type { DomainIndex } from './domain-index.ts';
-import { byConditionsThenIndex, CompiledRule, isSimple, MATCH_MAYBE, MATCH_NO, MATCH_YES, ruleRef, simpleInfo, stageOf, type MatchResult, type RuleInfo, type RuleStage } from './rule.ts';
+import { byConditionsThenIndex, CompiledRule, ConfiguredRuleRef, MATCH_MAYBE, MATCH_NO, MATCH_YES, simpleInfo, type MatchResult, type RuleInfo, type RuleStage } from './rule.ts';
 import type { RuleConfig } from '../types.ts';
 import type { QueryCtx } from './query.ts';
 import type { AppPattern, DomainPattern } from '../types.ts';
@@ -79,7 +79,7 @@ export class RuleSet {
       const stage: RuleStage = domains.length ? 'domain' : cidrs.length ? 'cidr' : apps.length ? 'app' : 'other';
       const conds = +(domains.length > 0) + +(apps.length > 0) + +(cidrs.length > 0) + +(r.ports.length > 0) + +(r.network !== null);
       if (conds !== 1 || stage === 'other') { // not isSimple(r)
-        this.compiled.set(i, new CompiledRule(r));
+        this.compiled.set(i, new CompiledRule(all, r));
         this.hasMatcher[i >>> 5]! |= 1 << (i & 31);
       }
       if (stage === 'domain') { for (const p of domains) this.domain.add(p, i, lane); this.domainSize += domains.length; }
@@ -100,7 +100,7 @@ export class RuleSet {
   }
 
   private info(i: number): RuleInfo {
-    return this.matcher(i) ?? simpleInfo(this.rules[i]!);
+    return this.matcher(i) ?? simpleInfo(this.rules, this.rules[i]!);
   }
 
   private matchRest(i: number, reasons: MatchReason[] | null): MatchResult {
@@ -110,8 +110,9 @@ export class RuleSet {
 
   /**
    * decide()'s walk: the first full match as a Decision, or null. Unlike search() it builds no
-   * RuleInfo/Match for the winner (no stageOf(), which reads the rule's condition arrays: cache
-   * misses on a big set); the rule's stage is the index it was found in.
+   * RuleInfo/Match for the winner and does not read the rule object at all (no stageOf(), and a
+   * ConfiguredRuleRef that reads id/origin only when asked: each is a cache miss on a big set);
+   * the rule's stage is the index it was found in.
    */
   decide(ctx: QueryCtx): Decision | null {
     this.search(ctx, null);
@@ -141,7 +142,7 @@ export class RuleSet {
         if (this.stopped) return this.hit;
       }
       if (domainOnly) return this.hit;
-      if (this.cidr.size !== 0 && ctx.q.ip !== undefined) {
+      if (this.cidr.size !== 0 && ctx.family !== 0) {
         this.cidr.find(ctx, this.onCidr);
         if (this.stopped) return this.hit;
       }
@@ -194,9 +195,10 @@ export class RuleSet {
       const p = this.primary(code, a, b, spec);
       const matched: MatchReason[] = p ? [p] : [];
       this.matchRest(i, matched); // second pass only for the winner, to describe it
-      const cfg = this.rules[i]!;
       // Same fields explain() reports for this match (rule-set stage, else the rule's own stage).
-      this.decision = { egress: this.egress.names[this.egress.of[i]!]!, stage: this.stageName ?? STAGE_OF_PRIMARY[code]!, rule: ruleRef(cfg), matched };
+      // The rule object itself is not read (see ConfiguredRuleRef).
+      const c = this.matcher(i);
+      this.decision = { egress: this.egress.names[this.egress.of[i]!]!, stage: this.stageName ?? STAGE_OF_PRIMARY[code]!, rule: c === undefined ? new ConfiguredRuleRef(this.rules, i) : c.ref, matched };
       this.stopped = true;
       return true;
     }

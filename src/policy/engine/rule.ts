@@ -1,7 +1,7 @@
 // A rule compiled for matching: its stage (the most specific condition kind it has), the number of
 // condition kinds (the tie-breaker at equal specificity), and small matchers for the conditions
 // that are not its stage's (checked after the stage index found the rule).
-import type { Cidr, MatchReason, Network, RuleConfig, RuleRef, Stage } from '../types.ts';
+import type { Cidr, MatchReason, Network, RuleConfig, RuleOrigin, RuleRef, Stage } from '../types.ts';
 import { cidrText, ipv6Hex, ipv6PrefixKey, parseIPv4, parseIPv6, v4Mask } from '../ip.ts';
 import { AppIndex, appPatternText } from './app-matcher.ts';
 import type { QueryCtx } from './query.ts';
@@ -25,8 +25,35 @@ export function ruleId(r: RuleConfig): string {
   return r.name ?? `rule#${r.index + 1}`;
 }
 
-export function ruleRef(r: RuleConfig): RuleRef {
-  return { id: ruleId(r), index: r.index, origin: r.origin };
+/**
+ * The RuleRef of configured rule `index` of `rules`. `id` and `origin` are read from the rule the
+ * first time they are asked for (then kept): decide() returns a RuleRef with every decision, and
+ * at 100k+ rules reading the rule object and its origin column costs several cache misses per
+ * decision that most callers (which look at the egress) never need. JSON.stringify gives the
+ * three fields (toJSON); an object spread would copy only `index` — read the fields instead.
+ */
+export class ConfiguredRuleRef implements RuleRef {
+  readonly index: number;
+  readonly #rules: readonly RuleConfig[];
+  #id: string | undefined = undefined;
+  #origin: RuleOrigin | undefined = undefined;
+
+  constructor(rules: readonly RuleConfig[], index: number) {
+    this.#rules = rules;
+    this.index = index;
+  }
+
+  get id(): string {
+    return (this.#id ??= ruleId(this.#rules[this.index]!));
+  }
+
+  get origin(): RuleOrigin {
+    return (this.#origin ??= this.#rules[this.index]!.origin);
+  }
+
+  toJSON(): RuleRef {
+    return { id: this.id, index: this.index, origin: this.origin };
+  }
 }
 
 export function stageOf(cfg: RuleConfig): RuleStage {
@@ -56,8 +83,9 @@ export function isSimple(cfg: RuleConfig): boolean {
   return condsOf(cfg) === 1 && stageOf(cfg) !== 'other';
 }
 
-export function simpleInfo(cfg: RuleConfig): RuleInfo {
-  return { cfg, egress: cfg.egress, stage: stageOf(cfg), conds: 1, ref: ruleRef(cfg) };
+/** `cfg` is `rules[cfg.index]`. */
+export function simpleInfo(rules: readonly RuleConfig[], cfg: RuleConfig): RuleInfo {
+  return { cfg, egress: cfg.egress, stage: stageOf(cfg), conds: 1, ref: new ConfiguredRuleRef(rules, cfg.index) };
 }
 
 export class CompiledRule implements RuleInfo {
@@ -70,9 +98,12 @@ export class CompiledRule implements RuleInfo {
   private readonly cidrs: LocalCidr[] | null;
   private readonly ports: Int32Array | null;
   private readonly network: Network | null;
+  private readonly rules: readonly RuleConfig[];
   private refCache: RuleRef | null = null;
 
-  constructor(cfg: RuleConfig) {
+  /** `cfg` is `rules[cfg.index]`. */
+  constructor(rules: readonly RuleConfig[], cfg: RuleConfig) {
+    this.rules = rules;
     this.cfg = cfg;
     this.egress = cfg.egress;
     this.stage = stageOf(cfg);
@@ -98,7 +129,7 @@ export class CompiledRule implements RuleInfo {
   }
 
   get ref(): RuleRef {
-    return (this.refCache ??= ruleRef(this.cfg));
+    return (this.refCache ??= new ConfiguredRuleRef(this.rules, this.cfg.index));
   }
 
   /**
@@ -147,11 +178,11 @@ export class CompiledRule implements RuleInfo {
   }
 
   private matchCidr(ctx: QueryCtx): Cidr | null {
-    const ip = ctx.ip;
-    if (ip === null) return null;
+    const family = ctx.family;
+    if (family === 0) return null;
     for (const c of this.cidrs!) {
-      if (c.cidr.family !== ip.family) continue;
-      if (ip.family === 4 ? ((ip.v4 & c.v4mask) >>> 0) === c.v4net : ipv6PrefixKey(ctx.v6hex!, c.cidr.prefix) === c.v6key) return c.cidr;
+      if (c.cidr.family !== family) continue;
+      if (family === 4 ? ((ctx.v4 & c.v4mask) >>> 0) === c.v4net : ipv6PrefixKey(ctx.v6hex!, c.cidr.prefix) === c.v6key) return c.cidr;
     }
     return null;
   }
