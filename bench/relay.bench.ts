@@ -25,6 +25,9 @@ const { values } = parseArgs({
     'no-write': { type: 'boolean', default: false },
     // Run switchyard from the tsc build (dist/), as `npm start` does; needs `npm run build` first.
     built: { type: 'boolean', default: false },
+    // Also bench the two anchors: a minimal node:net SOCKS5 relay (bench/relay-node-minimal.ts)
+    // and a minimal koffi/epoll one (bench/relay-epoll-proto.ts) — the floor of each data path.
+    anchors: { type: 'boolean', default: false },
   },
 });
 const BYTES = Number(values.bytes);
@@ -76,6 +79,13 @@ async function startSwitchyard(): Promise<Proxy> {
   const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...(values.built ? { SY_RELAY_FROM: 'dist' } : {}) } });
   const [line] = (await once(proc.stdout!, 'data')) as [Buffer];
   return { name: 'switchyard', port: Number(String(line).trim()), proc };
+}
+
+async function startAnchor(name: string, script: string): Promise<Proxy> {
+  const [cmd, args] = pinned(process.execPath, ['--import', 'tsx', new URL(script, import.meta.url).pathname]);
+  const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [line] = (await once(proc.stdout!, 'data')) as [Buffer];
+  return { name, port: Number(String(line).trim()), proc };
 }
 
 async function startDante(): Promise<Proxy> {
@@ -248,6 +258,7 @@ async function main() {
   const sourcePort = (source.address() as net.AddressInfo).port;
   const greeterPort = (greeter.address() as net.AddressInfo).port;
   const proxies: Proxy[] = [{ name: 'direct', port: null }, await startSwitchyard(), await startDante(), await startMicrosocks()];
+  if (values.anchors) proxies.push(await startAnchor('node-minimal', './relay-node-minimal.ts'), await startAnchor('epoll-minimal', './relay-epoll-proto.ts'));
   const results: Record<string, { gbps: number; cps: number; rounds: number[]; cpuUs?: number }> = {};
   try {
     // Warm-up (JIT, page cache of the binaries): one short round each.
