@@ -37,3 +37,4 @@ const server = net.createServer((c) => {
   c.on('data', onData);
 });
 server.listen(0, '127.0.0.1', () => process.stdout.write(`${(server.address() as net.AddressInfo).port}\n`));
+process.on('SIGINT', () => process.exit(0));
