@@ -214,8 +214,8 @@ const CLK_TCK = (() => {
 })();
 
 /** Connections completed per second by CONCURRENCY loops over CONN_MS. */
-async function connRate(proxy: Proxy, target: number): Promise<number> {
-  const end = performance.now() + CONN_MS;
+async function connRate(proxy: Proxy, target: number, ms = CONN_MS): Promise<number> {
+  const end = performance.now() + ms;
   let done = 0;
   const once1 = () =>
     new Promise<void>((resolve) => {
@@ -264,6 +264,10 @@ async function main() {
     // Warm-up (JIT, page cache of the binaries): one short round each.
     pushBytes = 64 * 1024 * 1024;
     for (const p of proxies) await oneFlow(p, sourcePort, pushBytes);
+    // The connection path needs its own warm-up: without it, the first connection rounds of a
+    // Node proxy measured its JIT compiling (2–3× the steady CPU per connection, and a third of
+    // its CPU in the optimizing compiler during the first seconds).
+    for (const p of proxies) await connRate(p, greeterPort, 1000);
     pushBytes = BYTES;
     for (const p of proxies) results[p.name] = { gbps: 0, cps: 0, rounds: [] };
     // Rounds interleave the candidates so a burst of load from elsewhere hits all of them.
@@ -306,11 +310,22 @@ async function main() {
     '|---|---|---|---|---|',
     ...Object.entries(results).map(([n, r]) => `| ${n} | ${r.gbps.toFixed(2)} | ${r.rounds.join(', ')} | ${Math.round(r.cps).toLocaleString('en')} | ${r.cpuUs !== undefined ? Math.round(r.cpuUs) : '—'} |`),
   ];
+  const cpuVsMs = (n: string): string => {
+    const a = results[n]?.cpuUs;
+    const m = results.microsocks!.cpuUs;
+    return a !== undefined && m !== undefined ? `${(a / m).toFixed(2)}×` : 'n/a';
+  };
+  const anchorLines = values.anchors
+    ? [
+        `anchors (floors of a data path, not switchyard): node-minimal / microsocks CPU per connection ${cpuVsMs('node-minimal')}; epoll-minimal / microsocks ${cpuVsMs('epoll-minimal')}`,
+      ]
+    : [];
   const summary = [
     `switchyard / dante throughput: ${ratios.vsDante.toFixed(2)}× (target ≥ 1.2×)`,
     `switchyard / direct throughput: ${ratios.vsDirect.toFixed(2)}× (target ≥ 0.35×)`,
     `switchyard / microsocks connections/s: ${ratios.cpsVsMicrosocks.toFixed(2)}× (target ≥ 1×); / faster of dante and microsocks: ${ratios.cpsVsBestServer.toFixed(2)}×`,
     `switchyard / microsocks CPU time per connection: ${ratios.cpuVsMicrosocks.toFixed(2)}× (below 1× would mean switchyard can take more connections/s on a core of its own)`,
+    ...anchorLines,
   ];
   console.log(rows.join('\n'));
   console.log(summary.join('\n'));
@@ -337,9 +352,16 @@ function writeDocs(rows: string[], summary: string[]): void {
     `run short on a shared machine; \`--bytes 2147483648\` runs the full size), median of ${ROUNDS} rounds, rounds interleaved across`,
     `paths so that load from elsewhere hits every path alike — the per-round column shows how much it varied.`,
     `Connections/s: ${CONCURRENCY} concurrent loops of connect → SOCKS5 CONNECT → one byte from the target → close,`,
-    `${CONN_MS / 1000} s per round, median of ${ROUNDS}; the proxy's CPU time (user + system, /proc/PID/stat) per connection of the round, for the single-process proxies.`,
+    `${CONN_MS / 1000} s per round after a 1 s warm-up, median of ${ROUNDS}; the proxy's CPU time (user + system, /proc/PID/stat) per connection of the round, for the single-process proxies.`,
     `switchyard runs the mixed inbound with every flow on the direct egress`,
     `(policy call, session table, relay with the shared \`onread\` buffer), ${values.built ? 'from the tsc build (dist/, what `npm start` runs; `--built`)' : 'from the sources through tsx (`--built` runs the tsc build)'}.`,
+    ...(values.anchors
+      ? [
+          'Anchors (`--anchors`), floors of a data path rather than products: node-minimal is bench/relay-node-minimal.ts (net.Server + net.connect + pipe,',
+          'no policy, sessions, timeouts or limits — the least a relay with two net.Sockets per flow costs); epoll-minimal is bench/relay-epoll-proto.ts',
+          '(its own epoll loop through koffi, src/sys/linux/tcp-epoll.ts, no net.Socket at all; same lack of features).',
+        ]
+      : []),
     '',
     ...rows,
     '',
