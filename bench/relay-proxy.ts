@@ -7,8 +7,10 @@ import type * as SetMod from '../src/egress/set.ts';
 import type * as SessionsMod from '../src/front/sessions.ts';
 import type * as MixedMod from '../src/front/mixed.ts';
 
+// SY_RELAY_DIST names another build folder (e.g. a copy of dist/ from before a change, for A/B runs).
 const fromDist = process.env.SY_RELAY_FROM === 'dist';
-const mod = (p: string) => new URL(fromDist ? `../dist/${p}.js` : `../src/${p}.ts`, import.meta.url).href;
+const distDir = process.env.SY_RELAY_DIST ?? 'dist';
+const mod = (p: string) => new URL(fromDist ? `../${distDir}/${p}.js` : `../src/${p}.ts`, import.meta.url).href;
 const { createEgressSet } = (await import(mod('egress/set'))) as typeof SetMod;
 const { SessionTable } = (await import(mod('front/sessions'))) as typeof SessionsMod;
 const { startMixedInbound } = (await import(mod('front/mixed'))) as typeof MixedMod;

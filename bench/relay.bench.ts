@@ -11,7 +11,7 @@
 import net from 'node:net';
 import os from 'node:os';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
@@ -25,6 +25,9 @@ const { values } = parseArgs({
     'no-write': { type: 'boolean', default: false },
     // Run switchyard from the tsc build (dist/), as `npm start` does; needs `npm run build` first.
     built: { type: 'boolean', default: false },
+    // Also bench the two anchors: a minimal node:net SOCKS5 relay (bench/relay-node-minimal.ts)
+    // and a minimal koffi/epoll one (bench/relay-epoll-proto.ts) — the floor of each data path.
+    anchors: { type: 'boolean', default: false },
   },
 });
 const BYTES = Number(values.bytes);
@@ -76,6 +79,13 @@ async function startSwitchyard(): Promise<Proxy> {
   const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...(values.built ? { SY_RELAY_FROM: 'dist' } : {}) } });
   const [line] = (await once(proc.stdout!, 'data')) as [Buffer];
   return { name: 'switchyard', port: Number(String(line).trim()), proc };
+}
+
+async function startAnchor(name: string, script: string): Promise<Proxy> {
+  const [cmd, args] = pinned(process.execPath, ['--import', 'tsx', new URL(script, import.meta.url).pathname]);
+  const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [line] = (await once(proc.stdout!, 'data')) as [Buffer];
+  return { name, port: Number(String(line).trim()), proc };
 }
 
 async function startDante(): Promise<Proxy> {
@@ -195,6 +205,37 @@ function cpuMicros(pid: number | undefined): number | undefined {
     return undefined;
   }
 }
+/**
+ * CPU time (µs) of a process and all its descendants, for the throughput rounds: dante relays in
+ * child processes. Live descendants are read from /proc; exited ones are in the parent's
+ * cutime/cstime once reaped.
+ */
+function cpuTreeMicros(root: number | undefined): number | undefined {
+  if (root === undefined) return undefined;
+  const stat = new Map<number, { ppid: number; t: number }>();
+  let rootChildren = 0;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const f = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+      // rest[1] is field 4 (ppid); rest[11..14] are fields 14..17 (utime, stime, cutime, cstime).
+      stat.set(Number(d), { ppid: Number(rest[1]), t: Number(rest[11]) + Number(rest[12]) });
+      if (Number(d) === root) rootChildren = Number(rest[13]) + Number(rest[14]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  if (!stat.has(root)) return undefined;
+  let ticks = rootChildren;
+  const inTree = (pid: number): boolean => {
+    for (let p = pid, i = 0; p > 1 && i < 64; p = stat.get(p)?.ppid ?? 0, i++) if (p === root) return true;
+    return false;
+  };
+  for (const [pid, v] of stat) if (inTree(pid)) ticks += v.t;
+  return (ticks * 1e6) / CLK_TCK;
+}
+
 const CLK_TCK = (() => {
   try {
     return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -204,8 +245,8 @@ const CLK_TCK = (() => {
 })();
 
 /** Connections completed per second by CONCURRENCY loops over CONN_MS. */
-async function connRate(proxy: Proxy, target: number): Promise<number> {
-  const end = performance.now() + CONN_MS;
+async function connRate(proxy: Proxy, target: number, ms = CONN_MS): Promise<number> {
+  const end = performance.now() + ms;
   let done = 0;
   const once1 = () =>
     new Promise<void>((resolve) => {
@@ -248,19 +289,30 @@ async function main() {
   const sourcePort = (source.address() as net.AddressInfo).port;
   const greeterPort = (greeter.address() as net.AddressInfo).port;
   const proxies: Proxy[] = [{ name: 'direct', port: null }, await startSwitchyard(), await startDante(), await startMicrosocks()];
-  const results: Record<string, { gbps: number; cps: number; rounds: number[]; cpuUs?: number }> = {};
+  if (values.anchors) proxies.push(await startAnchor('node-minimal', './relay-node-minimal.ts'), await startAnchor('epoll-minimal', './relay-epoll-proto.ts'));
+  const results: Record<string, { gbps: number; cps: number; rounds: number[]; cpuUs?: number; cpuUsPerMiB?: number }> = {};
   try {
     // Warm-up (JIT, page cache of the binaries): one short round each.
     pushBytes = 64 * 1024 * 1024;
     for (const p of proxies) await oneFlow(p, sourcePort, pushBytes);
+    // The connection path needs its own warm-up: without it, the first connection rounds of a
+    // Node proxy measured its JIT compiling (2–3× the steady CPU per connection, and a third of
+    // its CPU in the optimizing compiler during the first seconds).
+    for (const p of proxies) await connRate(p, greeterPort, 1000);
     pushBytes = BYTES;
     for (const p of proxies) results[p.name] = { gbps: 0, cps: 0, rounds: [] };
     // Rounds interleave the candidates so a burst of load from elsewhere hits all of them.
     const tput: Record<string, number[]> = {};
     const cps: Record<string, number[]> = {};
     const cpuPerConn: Record<string, number[]> = {};
+    const cpuPerMiB: Record<string, number[]> = {};
     for (let r = 0; r < ROUNDS; r++) {
-      for (const p of proxies) (tput[p.name] ??= []).push(await oneFlow(p, sourcePort, BYTES));
+      for (const p of proxies) {
+        const t0 = cpuTreeMicros(p.proc?.pid);
+        (tput[p.name] ??= []).push(await oneFlow(p, sourcePort, BYTES));
+        const t1 = cpuTreeMicros(p.proc?.pid);
+        if (t0 !== undefined && t1 !== undefined) (cpuPerMiB[p.name] ??= []).push((t1 - t0) / (BYTES / 2 ** 20));
+      }
       for (const p of proxies) {
         const pid = p.name === 'dante' ? undefined : p.proc?.pid;
         const c0 = cpuMicros(pid);
@@ -273,6 +325,7 @@ async function main() {
     for (const p of proxies) {
       results[p.name] = { gbps: median(tput[p.name]!) / 1e9, cps: median(cps[p.name]!), rounds: tput[p.name]!.map((x) => Math.round(x / 1e7) / 100) };
       if (cpuPerConn[p.name]) results[p.name]!.cpuUs = median(cpuPerConn[p.name]!);
+      if (cpuPerMiB[p.name]) results[p.name]!.cpuUsPerMiB = median(cpuPerMiB[p.name]!);
     }
   } finally {
     for (const p of proxies) {
@@ -291,15 +344,27 @@ async function main() {
     cpuVsMicrosocks: sy.cpuUs !== undefined && results.microsocks!.cpuUs !== undefined ? sy.cpuUs / results.microsocks!.cpuUs : NaN,
   };
   const rows = [
-    '| path | throughput (GB/s, median) | rounds (GB/s) | connections/s (median, 32 concurrent) | proxy CPU µs per connection (median) |',
-    '|---|---|---|---|---|',
-    ...Object.entries(results).map(([n, r]) => `| ${n} | ${r.gbps.toFixed(2)} | ${r.rounds.join(', ')} | ${Math.round(r.cps).toLocaleString('en')} | ${r.cpuUs !== undefined ? Math.round(r.cpuUs) : '—'} |`),
+    '| path | throughput (GB/s, median) | rounds (GB/s) | proxy CPU µs per MiB (median) | connections/s (median, 32 concurrent) | proxy CPU µs per connection (median) |',
+    '|---|---|---|---|---|---|',
+    ...Object.entries(results).map(([n, r]) => `| ${n} | ${r.gbps.toFixed(2)} | ${r.rounds.join(', ')} | ${r.cpuUsPerMiB !== undefined ? Math.round(r.cpuUsPerMiB) : '—'} | ${Math.round(r.cps).toLocaleString('en')} | ${r.cpuUs !== undefined ? Math.round(r.cpuUs) : '—'} |`),
   ];
+  const cpuVsMs = (n: string): string => {
+    const a = results[n]?.cpuUs;
+    const m = results.microsocks!.cpuUs;
+    return a !== undefined && m !== undefined ? `${(a / m).toFixed(2)}×` : 'n/a';
+  };
+  const anchorLines = values.anchors
+    ? [
+        `anchors (floors of a data path, not switchyard): node-minimal / microsocks CPU per connection ${cpuVsMs('node-minimal')}; epoll-minimal / microsocks ${cpuVsMs('epoll-minimal')}`,
+      ]
+    : [];
   const summary = [
     `switchyard / dante throughput: ${ratios.vsDante.toFixed(2)}× (target ≥ 1.2×)`,
+    `proxy CPU per MiB in the throughput rounds, dante (all its processes) / switchyard: ${sy.cpuUsPerMiB !== undefined && results.dante!.cpuUsPerMiB !== undefined ? (results.dante!.cpuUsPerMiB / sy.cpuUsPerMiB).toFixed(2) : 'n/a'}× (above 1× means switchyard moves more bytes per CPU second; less sensitive to load than GB/s)`,
     `switchyard / direct throughput: ${ratios.vsDirect.toFixed(2)}× (target ≥ 0.35×)`,
     `switchyard / microsocks connections/s: ${ratios.cpsVsMicrosocks.toFixed(2)}× (target ≥ 1×); / faster of dante and microsocks: ${ratios.cpsVsBestServer.toFixed(2)}×`,
     `switchyard / microsocks CPU time per connection: ${ratios.cpuVsMicrosocks.toFixed(2)}× (below 1× would mean switchyard can take more connections/s on a core of its own)`,
+    ...anchorLines,
   ];
   console.log(rows.join('\n'));
   console.log(summary.join('\n'));
@@ -326,9 +391,17 @@ function writeDocs(rows: string[], summary: string[]): void {
     `run short on a shared machine; \`--bytes 2147483648\` runs the full size), median of ${ROUNDS} rounds, rounds interleaved across`,
     `paths so that load from elsewhere hits every path alike — the per-round column shows how much it varied.`,
     `Connections/s: ${CONCURRENCY} concurrent loops of connect → SOCKS5 CONNECT → one byte from the target → close,`,
-    `${CONN_MS / 1000} s per round, median of ${ROUNDS}; the proxy's CPU time (user + system, /proc/PID/stat) per connection of the round, for the single-process proxies.`,
+    `${CONN_MS / 1000} s per round after a 1 s warm-up, median of ${ROUNDS}; the proxy's CPU time (user + system, /proc/PID/stat) per connection of the round, for the single-process proxies.`,
+    `CPU per MiB: the proxy's CPU time (with all its child processes — dante relays in children) over a throughput round, per MiB moved.`,
     `switchyard runs the mixed inbound with every flow on the direct egress`,
     `(policy call, session table, relay with the shared \`onread\` buffer), ${values.built ? 'from the tsc build (dist/, what `npm start` runs; `--built`)' : 'from the sources through tsx (`--built` runs the tsc build)'}.`,
+    ...(values.anchors
+      ? [
+          'Anchors (`--anchors`), floors of a data path rather than products: node-minimal is bench/relay-node-minimal.ts (net.Server + net.connect + pipe,',
+          'no policy, sessions, timeouts or limits — the least a relay with two net.Sockets per flow costs); epoll-minimal is bench/relay-epoll-proto.ts',
+          '(its own epoll loop through koffi, src/sys/linux/tcp-epoll.ts, no net.Socket at all; same lack of features).',
+        ]
+      : []),
     '',
     ...rows,
     '',

@@ -11,6 +11,14 @@ import type { CancelSignal } from './cancel.ts';
 const READ_BUFFER_SIZE = 1 << 20;
 let sharedReadBuffer: Buffer | undefined;
 
+// A bulk flow skips that copy: once a socket has done a large read, its next reads go straight
+// into a slab of their own (net's `onread.buffer` may be a function, called before each read for
+// the buffer to read into), and a large read is handed on as is. A small read into a slab is
+// copied out and the slab goes back to the pool, and the socket returns to the shared buffer: a
+// slab is only ever carried by a write of at least SLAB_MIN_READ bytes — above the writable
+// high-water mark, so the relay pauses that socket until it is written (one slab in flight per
+// bulk direction). Short flows (handshakes, a connection-rate loop) never leave the shared buffer.
+//
 // Large reads are copied into recycled slabs rather than fresh allocations: a fresh megabyte is
 // fresh pages, and faulting them in cost more than the copy itself (profiled). A slab returns to
 // the pool when the write that carried it completes (see Relay); small reads get exact-size
@@ -71,20 +79,34 @@ export class Upstream {
   onData: ((chunk: Buffer) => boolean) | null = null;
   bytesIn = 0;
 
+  /** The last read was large: read the next one into a slab of its own (no copy). */
+  private bulk = false;
+
   constructor(factory: SocketFactory, family: 4 | 6, device?: string) {
     if (!sharedReadBuffer) sharedReadBuffer = Buffer.allocUnsafe(READ_BUFFER_SIZE);
-    const buffer = sharedReadBuffer;
+    const shared = sharedReadBuffer;
     this.socket = factory({
       family,
       device,
       socketOptions: {
         allowHalfOpen: true,
         onread: {
-          buffer,
+          buffer: () => (this.bulk ? (slabPool.pop() ?? Buffer.allocUnsafeSlow(SLAB_SIZE)) : shared),
           callback: (n: number, buf: Uint8Array) => {
             this.bytesIn += n;
-            // Copy out: the shared buffer is reused by the next read of any socket.
-            const chunk = copyOut(buf, n);
+            let chunk: Buffer;
+            if (buf.buffer === shared.buffer) {
+              // Copy out: the shared buffer is reused by the next read of any socket.
+              chunk = copyOut(buf, n);
+              this.bulk = n >= SLAB_MIN_READ;
+            } else if (n >= SLAB_MIN_READ) {
+              // This socket's own slab: handed on as is; the write that carries it recycles it.
+              chunk = Buffer.from(buf.buffer, buf.byteOffset, n);
+            } else {
+              chunk = copyOut(buf, n);
+              if (slabPool.length < SLAB_POOL_MAX) slabPool.push(Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength));
+              this.bulk = false;
+            }
             if (this.onData) return this.onData(chunk);
             this.pending.push(chunk);
             return true;
