@@ -30,7 +30,15 @@ const DENY_ONLY = 0x10;
 
 const reg = new MethodRegistry()
   .register({ name: 'x.change', permission: 'change', summary: 'test', handler: async () => 'changed' })
-  .register({ name: 'x.read', permission: 'read', summary: 'test', handler: async (_p, ctx) => ({ pid: ctx.caller.pid, sid: ctx.caller.sid }) });
+  .register({ name: 'x.read', permission: 'read', summary: 'test', handler: async (_p, ctx) => ({ pid: ctx.caller.pid, sid: ctx.caller.sid }) })
+  // Like conns/rdns: entries owned by Unix uids or by nobody known.
+  .register({
+    name: 'x.flows',
+    permission: 'read',
+    summary: 'test',
+    privacy: { items: 'flows', ownerOf: (f) => (f as { uid?: number }).uid },
+    handler: async () => ({ flows: [{ id: 1, uid: 1000 }, { id: 2, uid: 0 }, { id: 3 }] }),
+  });
 const mayChange = (c: Caller) => {
   try {
     checkPermission(reg.get('x.change')!, c);
@@ -179,6 +187,16 @@ test('ControlServer with a pipe listener: the listener\'s Caller decides; an ide
   const got = (await plain.replies()) as any[];
   assert.deepEqual(got[0], { v: 1, id: 1, ok: true, result: { pid: 4242, sid: USER } });
   assert.equal(got[1].error.code, 'SY_ERR_CONTROL_PERMISSION');
+  // conns/rdns-like methods: a non-privileged Windows caller has no Unix uid (-1), so it sees no
+  // entry at all — not another user's, not one of unknown owner; a privileged one sees every entry.
+  plain.toServer.write(encodeFrame({ v: 1, id: 3, method: 'x.flows', params: null }));
+  const admin = fakeConn();
+  accept!(admin.conn, classifyWindowsToken({ sid: 'S-1-5-21-1-2-3-500', elevated: true, groups: [{ sid: SID_ADMINISTRATORS, attributes: 7 }] }, 77, policy));
+  admin.toServer.write(encodeFrame({ v: 1, id: 1, method: 'x.flows', params: null }));
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(((await plain.replies()) as any[])[2], { v: 1, id: 3, ok: true, result: { flows: [] } });
+  assert.deepEqual(((await admin.replies()) as any[])[0].result.flows.map((f: { id: number }) => f.id), [1, 2, 3]);
+  admin.conn.destroy();
   // Identity could not be read: refused with SY_ERR_CONTROL_IDENTITY and closed, the request never run.
   const anon = fakeConn();
   accept!(anon.conn, new ControlError('SY_ERR_CONTROL_IDENTITY', 'cannot identify the caller (pid 7): OpenThreadToken failed'));
@@ -200,4 +218,12 @@ test('a pipe endpoint without a pipe listener is refused (node:net would serve i
   const server = new ControlServer({ endpoint: '\\\\.\\pipe\\switchyard-test', mode: 'service', registry: reg, identify: () => ({ uid: 0, gid: 0, pid: 1 }) });
   await assert.rejects(server.listen(), (e: Error & { code?: string }) => e.code === 'SY_ERR_CONTROL_ENDPOINT');
   void once;
+});
+
+test('off Windows the pipe worker starts, reports kernel32 unavailable, and ends: listen and open reject, nothing is left running', async () => {
+  const { PipeServer, openPipe } = await import('../../src/sys/windows/pipe-host.ts');
+  const server = new PipeServer({ name: '\\\\.\\pipe\\switchyard-linux', sddl: 'D:P', onConnection: () => assert.fail('no connection expected') });
+  await assert.rejects(server.listen(), (e: Error & { code?: string }) => e.code === 'SY_ERR_WIN_CALL' && /kernel32\.dll/.test(e.message));
+  await server.close();
+  await assert.rejects(openPipe('\\\\.\\pipe\\switchyard-linux'), (e: Error & { code?: string }) => e.code === 'SY_ERR_WIN_CALL' && /kernel32\.dll/.test(e.message));
 });

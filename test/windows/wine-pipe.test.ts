@@ -45,6 +45,7 @@ let dir = '';
 let r: Record<string, any> = {};
 const failedRuns: string[] = [];
 let passedRuns = 0;
+const runTimes: number[] = [];
 const RUNS = Math.max(1, Number(process.env['SY_WINE_PIPE_RUNS'] ?? 1) || 1);
 
 before(() => {
@@ -81,11 +82,16 @@ before(() => {
   const out = join(app, 'result.json');
   for (let run = 1; run <= RUNS; run++) {
     rmSync(out, { force: true });
+    rmSync(join(app, 'progress.txt'), { force: true });
     const cmd = `cd "${app}" && exec "${WINE}" node.exe pipe.mjs main result.json > out.txt 2>&1`;
-    spawnSync('bash', ['-c', cmd], { env, stdio: 'ignore', timeout: 90_000 });
+    const t0 = Date.now();
+    const res = spawnSync('bash', ['-c', cmd], { env, stdio: 'ignore', timeout: 90_000 });
+    const how = `exit ${res.status} signal ${res.signal}${res.error ? ` ${res.error.message}` : ''} after ${Date.now() - t0} ms`;
     const text = existsSync(join(app, 'out.txt')) ? readFileSync(join(app, 'out.txt'), 'utf8').slice(-1500) : '';
-    const got = existsSync(out) ? (JSON.parse(readFileSync(out, 'utf8')) as Record<string, any>) : { crashed: `no result; output: ${text}` };
+    const progress = existsSync(join(app, 'progress.txt')) ? readFileSync(join(app, 'progress.txt'), 'utf8').trim().split('\n').slice(-3).join(' | ') : 'none';
+    const got = existsSync(out) ? (JSON.parse(readFileSync(out, 'utf8')) as Record<string, any>) : { crashed: `no result (${how}); last steps: ${progress}; output: ${text}` };
     const bad = got['crashed'] ?? (got['many'] !== 40 ? `many: ${JSON.stringify(got['manyOther'])}` : got['afterClose'] !== 'SY_ERR_CONTROL_NOT_RUNNING' ? `after close: ${got['afterClose']}` : undefined);
+    runTimes.push(Date.now() - t0);
     if (bad !== undefined) failedRuns.push(`run ${run}: ${String(bad).slice(0, 600)}`);
     else passedRuns++;
     r = got;
@@ -107,7 +113,7 @@ const t = (name: string, fn: () => void) =>
 
 test('under Wine: the driver ran to the end in every run (no retries)', (tc) => {
   if (why) return tc.skip(why);
-  tc.diagnostic(`${passedRuns}/${RUNS} runs passed`);
+  tc.diagnostic(`${passedRuns}/${RUNS} runs passed; ms per run: ${runTimes.join(' ')}`);
   assert.deepEqual(failedRuns, []);
   assert.equal(passedRuns, RUNS);
 });

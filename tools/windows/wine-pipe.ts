@@ -5,7 +5,7 @@
 //   main <outFile>                    every check below; spawns child node.exe clients;
 //   client <endpoint> <outFile> M...  calls methods M through ControlClient, writes {pid, out}.
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { ControlClient } from '../../src/control/client.ts';
 import { ControlServer } from '../../src/control/server.ts';
 import { MethodRegistry } from '../../src/control/registry.ts';
@@ -83,6 +83,8 @@ function raw(stream: PipeStream) {
 const req = (id: number, method: string, params: unknown = null) => encodeFrame({ v: 1, id, method, params });
 
 const r: Record<string, unknown> = { pid: process.pid };
+/** Where the driver is, appended to progress.txt next to the result: a run that hangs shows its last step. */
+const step = (name: string) => appendFileSync(`${process.env['SY_OUT_DIR'] ?? '.'}\\progress.txt`, `${new Date().toISOString()} ${name}\n`);
 async function main(outFile: string): Promise<void> {
   const name = `\\\\.\\pipe\\switchyard-wine-pipe-${process.pid}`;
   const injected = new Map<number, TokenFacts>();
@@ -116,6 +118,7 @@ async function main(outFile: string): Promise<void> {
       ),
     });
 
+  step('1');
   // 1. Squatting: someone created the name first → the daemon refuses to start (and shares nothing).
   const squatter = createPipeInstance(name);
   try {
@@ -129,6 +132,7 @@ async function main(outFile: string): Promise<void> {
   const server = make();
   await server.listen();
   r['state'] = state;
+  step('2');
   // 2. A second daemon on the same name.
   try {
     await make().listen();
@@ -137,12 +141,14 @@ async function main(outFile: string): Promise<void> {
     r['second'] = codeOf(e);
   }
 
+  step('3');
   // 3. A client in another process: its PID and class, and the token by impersonation vs by PID.
   const own = currentTokenFacts();
   const c1 = await child(name, 'c1', ['whoami', 'change.me']);
   r['child'] = c1;
   r['ownSid'] = own.sid;
   r['childTokenByPid'] = processTokenFacts(c1.pid) ?? null; // gone by now: null expected
+  step('4');
   // 4. Injected facts (Wine runs everything as one elevated user): an ordinary user reads, cannot change.
   const plain: TokenFacts = { sid: 'S-1-5-21-1-2-3-1001', elevated: false, groups: [{ sid: 'S-1-5-32-545', attributes: 7 }] };
   r['plain'] = await child(name, 'c2', ['whoami', 'change.me'], (pid) => injected.set(pid, plain));
@@ -150,6 +156,7 @@ async function main(outFile: string): Promise<void> {
   const filtered: TokenFacts = { sid: 'S-1-5-21-1-2-3-1002', elevated: false, groups: [{ sid: 'S-1-5-32-544', attributes: 0x10 }] };
   r['filtered'] = await child(name, 'c3', ['whoami', 'change.me'], (pid) => injected.set(pid, filtered));
 
+  step('5');
   // 5. Hostile frames on one connection, then a good call on it.
   {
     const s = raw(await openPipe(name));
@@ -179,6 +186,7 @@ async function main(outFile: string): Promise<void> {
     r['oversize'] = { code: rep?.error?.code, closed };
   }
 
+  step('5b');
   // 5b. A 900 kB reply (many partial writes into a 64 KiB pipe buffer) and a stream of 200 partial
   //     replies, with a second request sent while the stream is still being written.
   {
@@ -199,6 +207,7 @@ async function main(outFile: string): Promise<void> {
     r['stream'] = { parts, inOrder, done, whoamiAfter: (w as { pid: number }).pid === process.pid };
   }
 
+  step('6');
   // 6. Many connections at once (4 instances listen; the rest retry while all are busy).
   const many = await Promise.all(
     Array.from({ length: 40 }, async () => {
@@ -218,6 +227,7 @@ async function main(outFile: string): Promise<void> {
   r['connectionsAfterMany'] = server.connections;
   r['manyOther'] = many.filter((x) => x !== 'ok');
 
+  step('7');
   // 7. A client that connects and never writes: closed by the server after identifyTimeoutMs; the
   //    server keeps answering; no operation is left outstanding for it.
   {
@@ -230,6 +240,7 @@ async function main(outFile: string): Promise<void> {
     r['afterSilent'] = ((await c.call('whoami')) as { pid: number }).pid === process.pid;
     c.close();
   }
+  step('8');
   // 8. Connect and hang up at once.
   for (let i = 0; i < 5; i++) (await openPipe(name)).destroy();
   await sleep(300);
@@ -241,6 +252,7 @@ async function main(outFile: string): Promise<void> {
   await sleep(300);
   r['connectionsAtEnd'] = server.connections;
 
+  step('9');
   // 9. read_users set and not listing the caller: connects (Authenticated Users in the DACL), read refused.
   await server.close();
   await sleep(300);
@@ -255,6 +267,7 @@ async function main(outFile: string): Promise<void> {
   r['readUsersState'] = state;
   r['readUsers'] = await child(name, 'c4', ['whoami'], (pid) => injected.set(pid, plain));
   await ru.close();
+  step('done');
   write(outFile, r);
 }
 

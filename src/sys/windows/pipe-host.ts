@@ -12,9 +12,16 @@ import { OsCallError } from '../../errors.ts';
 import type { TokenFacts } from './advapi32.ts';
 import { WAKE_INDEX, type CallFailure, type ClientInit, type FromWorker, type ServerInit, type ToWorker } from './pipe-protocol.ts';
 
-/** The worker's file next to this one: .ts under tsx (tests), .js in the built daemon and bundles. */
-function workerUrl(): URL {
-  return new URL(import.meta.url.endsWith('.ts') ? './pipe-worker.ts' : './pipe-worker.js', import.meta.url);
+/**
+ * The worker's file next to this one: .js in the built daemon and in bundles; under tsx (development
+ * and the Linux tests) the .ts file, through a bootstrap that registers tsx in the worker first
+ * (Node 20 does not apply the parent's `--import tsx` hooks to worker threads).
+ */
+function startWorker(options: ConstructorParameters<typeof Worker>[1]): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./pipe-worker.js', import.meta.url), options);
+  const url = new URL('./pipe-worker.ts', import.meta.url).href;
+  const boot = `import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(url)}); });`;
+  return new Worker(boot, { ...options, eval: true });
 }
 
 export function callError(f: CallFailure): OsCallError {
@@ -35,7 +42,7 @@ class WorkerLink {
     const { port1, port2 } = new MessageChannel();
     this.#port = port1;
     this.#wake = new Int32Array(wake);
-    this.worker = new Worker(workerUrl(), {
+    this.worker = startWorker({
       workerData: { switchyardPipe: { ...init, wake }, port: port2 },
       transferList: [port2],
     });

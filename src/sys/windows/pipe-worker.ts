@@ -423,8 +423,9 @@ if (!isMainThread && parentPort !== null && (workerData as { switchyardPipe?: Wo
   const port = (workerData as { port: MessagePort }).port;
   const pp = parentPort;
   const post = (m: FromWorker) => pp.postMessage(m, m.t === 'data' ? [m.data.buffer as ArrayBuffer] : []);
-  const loop = new PipeWorkerLoop(post, port, init.wake);
   try {
+    // Off Windows (or without kernel32) the constructor throws SY_ERR_WIN_UNAVAILABLE: reported as fatal.
+    const loop = new PipeWorkerLoop(post, port, init.wake);
     if (init.kind === 'server') loop.serve(init);
     else loop.connect(init);
   } catch (err) {
