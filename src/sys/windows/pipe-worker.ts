@@ -50,6 +50,13 @@ import { PIPE_IO_BYTES, WAKE_INDEX, type CallFailure, type ClientInit, type From
 const INVALID_HANDLE_ADDRESS = 0xffff_ffff_ffff_ffffn;
 /** Reads per connection per turn, so one busy client cannot starve the others. */
 const READS_PER_TURN = 16;
+/**
+ * Bytes per WriteFile: a quarter of the pipe's buffer. In PIPE_NOWAIT mode a write that does not fit
+ * returns with fewer bytes written; should a system write nothing unless the whole request fits (Windows
+ * may also round the buffer size we asked for), a request well below the buffer's size still goes
+ * through once the client has read, so a reply can never stall for good.
+ */
+const WRITE_BYTES = PIPE_IO_BYTES / 4;
 
 class CallError extends Error {
   readonly failure: CallFailure;
@@ -197,7 +204,7 @@ export class PipeWorkerLoop {
     let busy = false;
     while (c.out.length > 0 && this.#conns.has(c.id)) {
       const chunk = c.out[0]!;
-      const len = Math.min(chunk.data.length - chunk.off, PIPE_IO_BYTES);
+      const len = Math.min(chunk.data.length - chunk.off, WRITE_BYTES);
       this.#count[0] = 0;
       const part = chunk.data.subarray(chunk.off, chunk.off + len);
       const res = this.#k.WriteFile(c.h, part, len, this.#count, null) as number;
