@@ -84,7 +84,11 @@ const req = (id: number, method: string, params: unknown = null) => encodeFrame(
 
 const r: Record<string, unknown> = { pid: process.pid };
 /** Where the driver is, appended to progress.txt next to the result: a run that hangs shows its last step. */
-const step = (name: string) => appendFileSync(`${process.env['SY_OUT_DIR'] ?? '.'}\\progress.txt`, `${new Date().toISOString()} ${name}\n`);
+let lastStep = 'start';
+const step = (name: string) => {
+  lastStep = name;
+  appendFileSync(`${process.env['SY_OUT_DIR'] ?? '.'}\\progress.txt`, `${new Date().toISOString()} ${name}\n`);
+};
 async function main(outFile: string): Promise<void> {
   const name = `\\\\.\\pipe\\switchyard-wine-pipe-${process.pid}`;
   const injected = new Map<number, TokenFacts>();
@@ -283,6 +287,13 @@ if (mode === 'client') {
   client(args[0]!, args[1]!, args.slice(2)).then(() => process.exit(0));
 } else {
   const out = args[0]!;
+  // A run that is stuck (not crashed) says where, before the test's 90 s kill; a blocked main thread
+  // would not get here, and the test then reports the last step from progress.txt. Not unref'd: an
+  // event loop that ran empty while main() still waits would otherwise end the process silently.
+  setTimeout(() => {
+    write(out, { ...r, crashed: `watchdog: no end 75 s after start; last step ${lastStep}` });
+    process.exit(3);
+  }, 75_000);
   main(out).then(
     () => process.exit(0),
     (e) => {
