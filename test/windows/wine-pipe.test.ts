@@ -35,7 +35,9 @@ const PREFIX = join(ROOT, '.tools/win/prefix');
 
 function missing(): string | undefined {
   if (!existsSync(WINE)) return 'needs wine64 (tools/windows/wine-setup.sh)';
-  if (!existsSync(NODE_EXE) || !existsSync(KOFFI_WIN) || !existsSync(join(PREFIX, 'system.reg'))) return 'needs .tools/win (tools/windows/wine-setup.sh)';
+  if (!existsSync(NODE_EXE)) return 'needs the Windows build of Node 20 in .tools/win/node (tools/windows/wine-setup.sh)';
+  if (!existsSync(KOFFI_WIN)) return `needs koffi's win32 binary in .tools/win/koffi-${KOFFI_VERSION} (tools/windows/wine-setup.sh)`;
+  if (!existsSync(join(PREFIX, 'system.reg'))) return 'needs the Wine prefix .tools/win/prefix (tools/windows/wine-setup.sh)';
   return undefined;
 }
 const why = missing();
