@@ -259,6 +259,7 @@ async function main(outFile: string): Promise<void> {
   step('9');
   // 9. read_users set and not listing the caller: connects (Authenticated Users in the DACL), read refused.
   await server.close();
+  step('9 closed');
   await sleep(300);
   try {
     await ControlClient.connect(name, { timeoutMs: 2000 });
@@ -266,10 +267,13 @@ async function main(outFile: string): Promise<void> {
   } catch (e) {
     r['afterClose'] = codeOf(e);
   }
+  step('9 after-close client');
   const ru = make(['S-1-5-21-9-9-9-4242']);
   await ru.listen();
+  step('9 listening again');
   r['readUsersState'] = state;
   r['readUsers'] = await child(name, 'c4', ['whoami'], (pid) => injected.set(pid, plain));
+  step('9 child done');
   await ru.close();
   step('done');
   write(outFile, r);
@@ -287,6 +291,8 @@ if (mode === 'client') {
   client(args[0]!, args[1]!, args.slice(2)).then(() => process.exit(0));
 } else {
   const out = args[0]!;
+  // Tells a normal Node exit (the code is logged) from the process vanishing (nothing logged).
+  process.on('exit', (code) => step(`exit ${code}`));
   // A run that is stuck (not crashed) says where, before the test's 90 s kill; a blocked main thread
   // would not get here, and the test then reports the last step from progress.txt. Not unref'd: an
   // event loop that ran empty while main() still waits would otherwise end the process silently.
