@@ -23,6 +23,8 @@ export interface Caller extends PeerIdentity {
   mayRead: boolean;
   /** Why `privileged` is what it is, for logs at debug and for error messages. */
   reason: string;
+  /** Windows: the caller's user SID (uid/gid are then -1: there is no Unix id to match). */
+  sid?: string;
 }
 
 export interface AccessPolicy {

@@ -1,9 +1,31 @@
 // Control client used by the CLI. One connection, requests numbered from 1, replies matched by
 // id. Connection failures map to codes a user can act on: no daemon (NOT_RUNNING) or no access
 // to the socket (PERMISSION). A daemon's error reply becomes a SwitchyardError with its code.
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import { ControlError, ERROR_CODES, SwitchyardError, type ErrorCode } from '../errors.ts';
 import { FrameDecoder, PROTOCOL_VERSION, encodeFrame, parseBody, parseReply } from './frame.ts';
+import { isPipeEndpoint } from './endpoint.ts';
+
+/** A net.Socket, or a PipeStream (the Windows pipe opened through src/sys/windows/pipe-host.ts). */
+interface Transport {
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  on(event: 'close', listener: () => void): unknown;
+  write(data: Buffer): boolean;
+  end(): unknown;
+  destroy(): unknown;
+}
+
+/** Win32 errors of opening the pipe → the codes the Unix client uses for the same situations. */
+function pipeOpenError(endpoint: string, err: unknown): ControlError {
+  const errno = (err as { errno?: number }).errno;
+  if (errno === 2) return new ControlError('SY_ERR_CONTROL_NOT_RUNNING', `no daemon answers on ${endpoint} (is \`switchyard up\` running?)`, err);
+  if (errno === 5) {
+    return new ControlError('SY_ERR_CONTROL_PERMISSION', `no access to ${endpoint}: ask an administrator to add you to the control group or to [control] read_users`, err);
+  }
+  if (errno === 231) return new ControlError('SY_ERR_CONTROL_BUSY', `${endpoint} stayed busy`, err);
+  return new ControlError('SY_ERR_CONTROL_CLOSED', `cannot open ${endpoint}: ${(err as Error).message}`, err);
+}
 
 export interface ClientOptions {
   /** Per call; default 10 s; 0 = no timeout (watch streams). A partial reply restarts it. */
@@ -47,14 +69,14 @@ interface Pending {
 }
 
 export class ControlClient {
-  readonly #socket: Socket;
+  readonly #socket: Transport;
   readonly #decoder = new FrameDecoder();
   readonly #pending = new Map<number, Pending>();
   readonly #timeoutMs: number;
   #nextId = 1;
   #failed: Error | undefined;
 
-  private constructor(socket: Socket, timeoutMs: number) {
+  private constructor(socket: Transport, timeoutMs: number) {
     this.#socket = socket;
     this.#timeoutMs = timeoutMs;
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
@@ -62,7 +84,17 @@ export class ControlClient {
     socket.on('close', () => this.#failAll(new ControlError('SY_ERR_CONTROL_CLOSED', 'the daemon closed the control connection')));
   }
 
-  static connect(endpoint: string, opts: ClientOptions = {}): Promise<ControlClient> {
+  static async connect(endpoint: string, opts: ClientOptions = {}): Promise<ControlClient> {
+    if (isPipeEndpoint(endpoint)) {
+      // Not node:net: libuv opens with GENERIC_WRITE, which the pipe's DACL grants only to
+      // administrators (it includes the right to create pipe instances); see pipe-worker.ts connect.
+      const { openPipe } = await import('../sys/windows/pipe-host.ts');
+      const stream = await openPipe(endpoint).catch((err: unknown) => {
+        throw pipeOpenError(endpoint, err);
+      });
+      stream.on('error', () => {});
+      return new ControlClient(stream, opts.timeoutMs ?? 10_000);
+    }
     return new Promise((resolve, reject) => {
       const s = connect(endpoint);
       const onError = (err: NodeJS.ErrnoException) => reject(connectError(endpoint, err));

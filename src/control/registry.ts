@@ -87,6 +87,6 @@ export function checkPermission(spec: MethodSpec, caller: Caller): void {
     );
   }
   if (!caller.mayRead) {
-    throw new ControlError('SY_ERR_CONTROL_PERMISSION', `uid ${caller.uid} is not in [control] read_users`);
+    throw new ControlError('SY_ERR_CONTROL_PERMISSION', `${caller.sid ?? `uid ${caller.uid}`} is not in [control] read_users`);
   }
 }

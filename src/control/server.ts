@@ -24,6 +24,32 @@ import {
 import { FrameDecoder, PROTOCOL_VERSION, encodeFrame, idOf, parseBody, parseRequest, type Reply } from './frame.ts';
 import { MethodRegistry, applyPrivacy, checkPermission, type CallContext } from './registry.ts';
 
+/**
+ * What the server needs of a connection: a net.Socket (Unix socket) or a PipeStream (the Windows
+ * pipe served through src/sys/windows/pipe-host.ts).
+ */
+export interface ControlConnection {
+  readonly destroyed: boolean;
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  once(event: 'close' | 'drain', listener: () => void): unknown;
+  write(data: Buffer): boolean;
+  end(data: Buffer): unknown;
+  destroy(): unknown;
+  setTimeout(ms: number, cb: () => void): unknown;
+}
+
+/**
+ * Serves a named pipe and hands over each connection with its caller already identified — or the
+ * reason it could not be (the server then refuses it with SY_ERR_CONTROL_IDENTITY). Returns a closer.
+ * Windows: src/control/identity-windows.ts windowsPipeListener.
+ */
+export type PipeListen = (
+  endpoint: string,
+  accept: (conn: ControlConnection, caller: Caller | Error) => void,
+  log: Logger | undefined,
+) => Promise<{ close(): void | Promise<void> }>;
+
 export interface ControlServerOptions {
   /** Unix socket path or `\\.\pipe\name` (src/paths.ts `controlEndpoint`). */
   endpoint: string;
@@ -33,7 +59,9 @@ export interface ControlServerOptions {
    * Reads the peer's identity from an accepted connection (Linux: SO_PEERCRED), or returns the
    * classified Caller itself (Windows pipe: src/control/identity-windows.ts).
    */
-  identify: (socket: Socket) => PeerIdentity | Caller;
+  identify?: (socket: Socket) => PeerIdentity | Caller;
+  /** Required for a `\\.\pipe\` endpoint: serves it and identifies each caller (see PipeListen). */
+  listenPipe?: PipeListen;
   /** `[control] group`. */
   group?: string;
   /** `[control] read_users`. */
@@ -67,12 +95,18 @@ export function socketAccess(mode: RunMode, group: string, readUsers: readonly s
 }
 
 export class ControlServer {
-  readonly opts: Required<Omit<ControlServerOptions, 'log' | 'uid'>> & { log: Logger | undefined; uid: number };
+  readonly opts: Required<Omit<ControlServerOptions, 'log' | 'uid' | 'identify' | 'listenPipe'>> & {
+    log: Logger | undefined;
+    uid: number;
+    identify: ControlServerOptions['identify'];
+    listenPipe: PipeListen | undefined;
+  };
   #server: Server | undefined;
+  #pipe: { close(): void | Promise<void> } | undefined;
   #published: { path: string; ino: number } | undefined;
-  readonly #sockets = new Set<Socket>();
-  /** Live connections per uid, and per class (privileged or not). */
-  readonly #perUid = new Map<number, number>();
+  readonly #sockets = new Set<ControlConnection>();
+  /** Live connections per account (uid, or SID on Windows), and per class (privileged or not). */
+  readonly #perUid = new Map<string, number>();
   readonly #perClass = { privileged: 0, unprivileged: 0 };
 
   constructor(opts: ControlServerOptions) {
@@ -88,6 +122,8 @@ export class ControlServer {
       ...opts,
       uid: opts.uid ?? (typeof process.getuid === 'function' ? process.getuid() : 0),
       log: opts.log,
+      identify: opts.identify,
+      listenPipe: opts.listenPipe,
     };
   }
 
@@ -97,14 +133,16 @@ export class ControlServer {
 
   async listen(): Promise<void> {
     const { endpoint } = this.opts;
+    if (isPipeEndpoint(endpoint)) {
+      // Never node:net for a pipe: it cannot tell who is calling (docs/control.md).
+      if (!this.opts.listenPipe) throw new ControlError('SY_ERR_CONTROL_ENDPOINT', `serving ${endpoint} needs the Windows pipe listener`);
+      this.#pipe = await this.opts.listenPipe(endpoint, (conn, caller) => this.#accept(conn, caller), this.opts.log);
+      return;
+    }
+    if (!this.opts.identify) throw new ControlError('SY_ERR_CONTROL_ENDPOINT', 'a Unix socket endpoint needs an identity reader');
     const server = createServer({ allowHalfOpen: false, pauseOnConnect: false }, (s) => this.#accept(s));
     server.on('error', (err) => this.opts.log?.error({ err }, 'control server error'));
-    if (isPipeEndpoint(endpoint)) {
-      await listenOn(server, endpoint).catch((err: NodeJS.ErrnoException) => {
-        if (err.code === 'EADDRINUSE') throw new ControlError('SY_ERR_CONTROL_IN_USE', `a daemon already owns ${endpoint}`, err);
-        throw new ControlError('SY_ERR_CONTROL_ENDPOINT', `cannot listen on ${endpoint}: ${err.message}`, err);
-      });
-    } else {
+    {
       prepareRuntimeDir(dirname(endpoint), this.opts.uid);
       const removed = await clearStaleSocket(endpoint);
       if (removed === 'removed') this.opts.log?.warn('removed a stale control socket left by a previous daemon');
@@ -127,6 +165,9 @@ export class ControlServer {
   async close(): Promise<void> {
     const server = this.#server;
     this.#server = undefined;
+    const pipe = this.#pipe;
+    this.#pipe = undefined;
+    if (pipe) await pipe.close();
     for (const s of this.#sockets) s.destroy();
     if (server) await new Promise<void>((r) => server.close(() => r()));
     const pub = this.#published;
@@ -141,13 +182,14 @@ export class ControlServer {
     }
   }
 
-  #accept(socket: Socket): void {
+  #accept(socket: ControlConnection, given?: Caller | Error): void {
     const log = this.opts.log;
     socket.on('error', () => {}); // resets from clients are their business
     let caller: Caller;
     try {
-      const id = this.opts.identify(socket);
-      caller = 'privileged' in id ? id : classifyCaller(id, {
+      if (given instanceof Error) throw given;
+      const id: PeerIdentity | Caller = given ?? this.opts.identify!(socket as Socket);
+      caller = 'privileged' in id ? (id as Caller) : classifyCaller(id, {
         mode: this.opts.mode,
         daemonUid: this.opts.uid,
         group: this.opts.group,
@@ -162,21 +204,23 @@ export class ControlServer {
     // Limits are per class and per uid, so a flood by one unprivileged user can neither lock
     // out other users nor keep root from stopping the daemon.
     const cls = caller.privileged ? 'privileged' : 'unprivileged';
-    const mine = this.#perUid.get(caller.uid) ?? 0;
+    const account = caller.sid ?? `uid:${caller.uid}`;
+    log?.debug({ pid: caller.pid, uid: caller.uid, sid: caller.sid, privileged: caller.privileged, mayRead: caller.mayRead, reason: caller.reason }, 'control connection');
+    const mine = this.#perUid.get(account) ?? 0;
     if (this.#perClass[cls] >= this.opts.maxConnections || (!caller.privileged && mine >= this.opts.maxPerUid)) {
       refuse(socket, new ControlError('SY_ERR_CONTROL_BUSY', 'too many control connections'));
       return;
     }
     this.#perClass[cls]++;
-    this.#perUid.set(caller.uid, mine + 1);
+    this.#perUid.set(account, mine + 1);
     this.#sockets.add(socket);
     const gone = new AbortController();
     socket.once('close', () => {
       this.#sockets.delete(socket);
       this.#perClass[cls]--;
-      const left = (this.#perUid.get(caller.uid) ?? 1) - 1;
-      if (left <= 0) this.#perUid.delete(caller.uid);
-      else this.#perUid.set(caller.uid, left);
+      const left = (this.#perUid.get(account) ?? 1) - 1;
+      if (left <= 0) this.#perUid.delete(account);
+      else this.#perUid.set(account, left);
       if (frameTimer !== undefined) clearTimeout(frameTimer);
       gone.abort();
     });
@@ -230,7 +274,7 @@ export class ControlServer {
   }
 
   /** One request → one encoded reply frame. Never throws. */
-  async #handle(body: Buffer, caller: Caller, socket: Socket, signal: AbortSignal): Promise<Buffer> {
+  async #handle(body: Buffer, caller: Caller, socket: ControlConnection, signal: AbortSignal): Promise<Buffer> {
     let id: number | null = null;
     try {
       const obj = parseBody(body);
@@ -262,14 +306,14 @@ export class ControlServer {
       }
     } catch (err) {
       if (!isSwitchyardError(err)) this.opts.log?.error({ err }, 'control method failed');
-      else if (err.code === 'SY_ERR_CONTROL_PERMISSION') this.opts.log?.info({ uid: caller.uid, code: err.code }, 'control call refused');
+      else if (err.code === 'SY_ERR_CONTROL_PERMISSION') this.opts.log?.info({ uid: caller.uid, sid: caller.sid, pid: caller.pid, code: err.code }, 'control call refused');
       return errorFrame(id, isSwitchyardError(err) ? err : new ControlError('SY_ERR_CONTROL_FAILED', 'the method failed; see the daemon log'));
     }
   }
 }
 
 /** Sends a last error reply and closes; a peer that never reads is dropped after 2 s. */
-function refuse(socket: Socket, err: SwitchyardError, id: number | null = null): void {
+function refuse(socket: ControlConnection, err: SwitchyardError, id: number | null = null): void {
   socket.end(errorFrame(id, err));
   setTimeout(() => socket.destroy(), 2000).unref();
 }

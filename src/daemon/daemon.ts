@@ -28,7 +28,7 @@ import type { FlowIdentity, FlowRecord } from '../flow/types.ts';
 import { createRedirectBackend, type RedirectBackend, type BackendOptions } from '../redirect/index.ts';
 import { ControlServer, MethodRegistry } from '../control/index.ts';
 import { unixPeerIdentity } from '../control/identity-unix.ts';
-import { windowsPipeCaller } from '../control/identity-windows.ts';
+import { windowsPipeListener } from '../control/identity-windows.ts';
 import { isPipeEndpoint } from '../control/endpoint.ts';
 import { LivePolicy } from './live-policy.ts';
 import type { Supervisor } from './supervisor.ts';
@@ -289,15 +289,15 @@ export class Daemon {
       endpoint: this.paths.controlEndpoint,
       mode: this.paths.mode,
       registry: registerMethods(new MethodRegistry(), this),
-      identify: isPipeEndpoint(this.paths.controlEndpoint) ? () => windowsPipeCaller(this.paths.mode) : unixPeerIdentity,
+      // Windows: the daemon serves its own pipe instances and identifies each caller by its token.
+      ...(isPipeEndpoint(this.paths.controlEndpoint)
+        ? { listenPipe: windowsPipeListener({ mode: this.paths.mode, group: config.control.group, readUsers: config.control.readUsers }) }
+        : { identify: unixPeerIdentity }),
       group: config.control.group,
       readUsers: config.control.readUsers,
       log: this.log.child({ component: 'control' }),
     });
     await this.control.listen();
-    if (isPipeEndpoint(this.paths.controlEndpoint) && config.control.readUsers.length > 0) {
-      this.log.warn('[control] read_users has no effect on Windows yet: only the daemon user, elevated Administrators and LocalSystem can open the control pipe (docs/windows.md)');
-    }
 
     this.#supervision.reconcile(config);
     this.egress.start();

@@ -28,6 +28,16 @@ export const advapi32 = lazyLibrary('advapi32.dll', (lib) => ({
   GetTokenInformation: lib.func('int32_t __stdcall GetTokenInformation(HANDLE TokenHandle, uint32_t TokenInformationClass, _Out_ uint8_t *TokenInformation, uint32_t TokenInformationLength, _Out_ uint32_t *ReturnLength)'),
   // https://learn.microsoft.com/windows/win32/api/sddl/nf-sddl-convertsidtostringsidw
   ConvertSidToStringSidW: lib.func('int32_t __stdcall ConvertSidToStringSidW(void *Sid, _Out_ void **StringSid)'),
+  // https://learn.microsoft.com/windows/win32/api/namedpipeapi/nf-namedpipeapi-impersonatenamedpipeclient
+  ImpersonateNamedPipeClient: lib.func('int32_t __stdcall ImpersonateNamedPipeClient(HANDLE hNamedPipe)'),
+  // https://learn.microsoft.com/windows/win32/api/securitybaseapi/nf-securitybaseapi-reverttoself
+  RevertToSelf: lib.func('int32_t __stdcall RevertToSelf()'),
+  // https://learn.microsoft.com/windows/win32/api/processthreadsapi/nf-processthreadsapi-openthreadtoken
+  OpenThreadToken: lib.func('int32_t __stdcall OpenThreadToken(HANDLE ThreadHandle, uint32_t DesiredAccess, int32_t OpenAsSelf, _Out_ HANDLE *TokenHandle)'),
+  // https://learn.microsoft.com/windows/win32/api/sddl/nf-sddl-convertstringsecuritydescriptortosecuritydescriptorw
+  ConvertStringSecurityDescriptorToSecurityDescriptorW: lib.func('int32_t __stdcall ConvertStringSecurityDescriptorToSecurityDescriptorW(const char16_t *StringSecurityDescriptor, uint32_t StringSDRevision, _Out_ void **SecurityDescriptor, void *SecurityDescriptorSize)'),
+  // https://learn.microsoft.com/windows/win32/api/winbase/nf-winbase-lookupaccountnamew
+  LookupAccountNameW: lib.func('int32_t __stdcall LookupAccountNameW(const char16_t *lpSystemName, const char16_t *lpAccountName, _Out_ uint8_t *Sid, _Inout_ uint32_t *cbSid, _Out_ uint8_t *ReferencedDomainName, _Inout_ uint32_t *cchReferencedDomainName, _Out_ uint32_t *peUse)'),
 }));
 
 function withToken<T>(fn: (token: unknown) => T, process?: unknown): T {
@@ -247,4 +257,69 @@ export function regDeleteKey(path: string): void {
   regCheck(st, 'RegDeleteTreeW', `HKLM\\${path}`);
   const st2 = advapi32Registry.get().RegDeleteKeyExW(HKEY_LOCAL_MACHINE, path, KEY_WOW64_64KEY, 0) as number;
   if (st2 !== ERROR_FILE_NOT_FOUND) regCheck(st2, 'RegDeleteKeyExW', `HKLM\\${path}`);
+}
+
+// ---------------------------------------------------------------- the control pipe's caller and DACL
+
+/**
+ * Token facts of the client at the other end of a server pipe instance, taken by impersonating it
+ * (ImpersonateNamedPipeClient + OpenThreadToken, then RevertToSelf at once). The token is the one the
+ * pipe captured for that connection, so — unlike a PID — it cannot be swapped for another process's by
+ * exiting and letting the PID be reused. Needs at least one read from the pipe first (else
+ * ERROR_CANNOT_IMPERSONATE). A client that connected with SECURITY_ANONYMOUS yields no token: throws.
+ */
+export function pipeClientTokenFacts(pipe: unknown): TokenFacts {
+  const a = advapi32.get();
+  const k = kernel32.get();
+  if (!ok(a.ImpersonateNamedPipeClient(pipe) as number)) throw new OsCallError('SY_ERR_WIN_CALL', 'ImpersonateNamedPipeClient', lastError());
+  const out: unknown[] = [null];
+  let opened = false;
+  let err = 0;
+  try {
+    // OpenAsSelf: the access check uses the daemon's own token (an identification-level client
+    // token could not open anything).
+    opened = ok(a.OpenThreadToken(k.GetCurrentThread(), TOKEN_QUERY, 1, out) as number);
+    if (!opened) err = lastError();
+  } finally {
+    // Never go on running as the client: if the thread cannot return to the daemon's own token,
+    // stop the process (the documented risk of a failed revert).
+    if (!ok(a.RevertToSelf() as number)) {
+      process.stderr.write('switchyard: RevertToSelf failed after impersonating a control client; aborting\n');
+      process.abort();
+    }
+  }
+  if (!opened) throw new OsCallError('SY_ERR_WIN_CALL', 'OpenThreadToken', err);
+  try {
+    return factsOf(out[0]);
+  } finally {
+    k.CloseHandle(out[0]);
+  }
+}
+
+/** A self-relative security descriptor from SDDL, in LocalAlloc'd memory (free with kernel32 LocalFree). */
+export function securityDescriptorFromSddl(sddl: string): unknown {
+  const out: unknown[] = [null];
+  if (!ok(advapi32.get().ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, 1 /* SDDL_REVISION_1 */, out, null) as number)) {
+    throw new OsCallError('SY_ERR_WIN_CALL', 'ConvertStringSecurityDescriptorToSecurityDescriptorW', lastError(), sddl);
+  }
+  return out[0];
+}
+
+/** SID_NAME_USE values of a group: SidTypeGroup, SidTypeWellKnownGroup, SidTypeAlias (a local group). */
+const GROUP_SID_TYPES = new Set([2, 4, 5]);
+
+/**
+ * The SID (text) of a local account name, or undefined when it does not exist. `group` asks for a
+ * group (a user of that name does not count).
+ */
+export function accountSid(name: string, kind: 'group' | 'any' = 'any'): string | undefined {
+  const a = advapi32.get();
+  const sid = Buffer.alloc(68); // SECURITY_MAX_SID_SIZE
+  const sidLen = [sid.length];
+  const dom = Buffer.alloc(2 * 256);
+  const domLen = [256];
+  const use = [0];
+  if (!ok(a.LookupAccountNameW(null, name, sid, sidLen, dom, domLen, use) as number)) return undefined;
+  if (kind === 'group' && !GROUP_SID_TYPES.has(use[0]!)) return undefined;
+  return sidText(sid);
 }

@@ -89,6 +89,19 @@ export const PIPE_READMODE_BYTE = 0x0;
 export const PIPE_WAIT = 0x0;
 export const PIPE_REJECT_REMOTE_CLIENTS = 0x8;
 export const PIPE_UNLIMITED_INSTANCES = 255;
+// The control pipe, served synchronously in non-blocking mode by a worker thread (src/sys/windows/pipe-worker.ts).
+export const PIPE_NOWAIT = 0x1;
+export const ERROR_PIPE_LISTENING = 536;
+export const FILE_FLAG_FIRST_PIPE_INSTANCE = 0x00080000;
+export const GENERIC_READ = 0x80000000;
+export const FILE_WRITE_DATA = 0x2;
+export const FILE_WRITE_ATTRIBUTES = 0x100;
+export const OPEN_EXISTING = 3;
+export const SECURITY_SQOS_PRESENT = 0x00100000;
+export const SECURITY_IDENTIFICATION = 0x00010000;
+export const ERROR_BROKEN_PIPE = 109;
+export const ERROR_PIPE_NOT_CONNECTED = 233;
+export const ERROR_PIPE_BUSY = 231;
 /** (HKEY)(LONG)0x80000002, sign-extended to 64 bits. */
 export const HKEY_LOCAL_MACHINE = -0x7ffffffe;
 export const KEY_READ = 0x20019;
@@ -165,6 +178,18 @@ export const WIN_CONSTANTS: Readonly<Record<string, number>> = {
   PIPE_ACCESS_DUPLEX,
   PIPE_REJECT_REMOTE_CLIENTS,
   PIPE_UNLIMITED_INSTANCES,
+  PIPE_NOWAIT,
+  ERROR_PIPE_LISTENING,
+  FILE_FLAG_FIRST_PIPE_INSTANCE,
+  GENERIC_READ,
+  FILE_WRITE_DATA,
+  FILE_WRITE_ATTRIBUTES,
+  OPEN_EXISTING,
+  SECURITY_SQOS_PRESENT,
+  SECURITY_IDENTIFICATION,
+  ERROR_BROKEN_PIPE,
+  ERROR_PIPE_NOT_CONNECTED,
+  ERROR_PIPE_BUSY,
   HKEY_LOCAL_MACHINE,
   KEY_READ,
   KEY_ALL_ACCESS,

@@ -35,9 +35,21 @@ export const kernel32 = lazyLibrary('kernel32.dll', (lib) => ({
   // https://learn.microsoft.com/windows/win32/api/winbase/nf-winbase-getnamedpipeclientprocessid
   GetNamedPipeClientProcessId: lib.func('int32_t __stdcall GetNamedPipeClientProcessId(HANDLE Pipe, _Out_ uint32_t *ClientProcessId)'),
   // https://learn.microsoft.com/windows/win32/api/winbase/nf-winbase-createnamedpipew
-  CreateNamedPipeW: lib.func('HANDLE __stdcall CreateNamedPipeW(const char16_t *lpName, uint32_t dwOpenMode, uint32_t dwPipeMode, uint32_t nMaxInstances, uint32_t nOutBufferSize, uint32_t nInBufferSize, uint32_t nDefaultTimeOut, void *lpSecurityAttributes)'),
+  CreateNamedPipeW: lib.func('HANDLE __stdcall CreateNamedPipeW(const char16_t *lpName, uint32_t dwOpenMode, uint32_t dwPipeMode, uint32_t nMaxInstances, uint32_t nOutBufferSize, uint32_t nInBufferSize, uint32_t nDefaultTimeOut, _In_ SECURITY_ATTRIBUTES *lpSecurityAttributes)'),
   // https://learn.microsoft.com/windows/win32/api/namedpipeapi/nf-namedpipeapi-connectnamedpipe
   ConnectNamedPipe: lib.func('int32_t __stdcall ConnectNamedPipe(HANDLE hNamedPipe, void *lpOverlapped)'),
+  // https://learn.microsoft.com/windows/win32/api/fileapi/nf-fileapi-createfilew
+  CreateFileW: lib.func('HANDLE __stdcall CreateFileW(const char16_t *lpFileName, uint32_t dwDesiredAccess, uint32_t dwShareMode, void *lpSecurityAttributes, uint32_t dwCreationDisposition, uint32_t dwFlagsAndAttributes, void *hTemplateFile)'),
+  // https://learn.microsoft.com/windows/win32/api/fileapi/nf-fileapi-readfile (synchronous only: lpOverlapped NULL, on a PIPE_NOWAIT handle)
+  ReadFile: lib.func('int32_t __stdcall ReadFile(HANDLE hFile, _Out_ uint8_t *lpBuffer, uint32_t nNumberOfBytesToRead, _Out_ uint32_t *lpNumberOfBytesRead, void *lpOverlapped)'),
+  // https://learn.microsoft.com/windows/win32/api/fileapi/nf-fileapi-writefile (synchronous only, as ReadFile)
+  WriteFile: lib.func('int32_t __stdcall WriteFile(HANDLE hFile, const uint8_t *lpBuffer, uint32_t nNumberOfBytesToWrite, _Out_ uint32_t *lpNumberOfBytesWritten, void *lpOverlapped)'),
+  // https://learn.microsoft.com/windows/win32/api/namedpipeapi/nf-namedpipeapi-setnamedpipehandlestate
+  SetNamedPipeHandleState: lib.func('int32_t __stdcall SetNamedPipeHandleState(HANDLE hNamedPipe, _In_ uint32_t *lpMode, void *lpMaxCollectionCount, void *lpCollectDataTimeout)'),
+  // https://learn.microsoft.com/windows/win32/api/winbase/nf-winbase-getnamedpipehandlestatew
+  GetNamedPipeHandleStateW: lib.func('int32_t __stdcall GetNamedPipeHandleStateW(HANDLE hNamedPipe, void *lpState, _Out_ uint32_t *lpCurInstances, void *lpMaxCollectionCount, void *lpCollectDataTimeout, void *lpUserName, uint32_t nMaxUserNameSize)'),
+  // https://learn.microsoft.com/windows/win32/api/processthreadsapi/nf-processthreadsapi-getcurrentthread
+  GetCurrentThread: lib.func('HANDLE __stdcall GetCurrentThread()'),
   // https://learn.microsoft.com/windows/win32/api/winbase/nf-winbase-localfree
   LocalFree: lib.func('void * __stdcall LocalFree(void *hMem)'),
 }));

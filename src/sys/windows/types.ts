@@ -314,6 +314,15 @@ export const TOKEN_GROUPS = koffi.struct('TOKEN_GROUPS', {
   Groups: koffi.array(SID_AND_ATTRIBUTES, 1),
 });
 
+// ---------------------------------------------------------------- the control pipe (CreateNamedPipeW)
+
+/** https://learn.microsoft.com/windows/win32/api/wtypesbase/ns-wtypesbase-security_attributes */
+export const SECURITY_ATTRIBUTES = koffi.struct('SECURITY_ATTRIBUTES', {
+  nLength: 'uint32_t',
+  lpSecurityDescriptor: 'void *',
+  bInheritHandle: 'int32_t',
+});
+
 // ---------------------------------------------------------------- windivert.h (2.2)
 
 export const WINDIVERT_DATA_NETWORK = koffi.struct('WINDIVERT_DATA_NETWORK', {
@@ -414,6 +423,7 @@ export const ALL_STRUCTS: readonly { name: string; type: TypeObject; prefix?: bo
   { name: 'SID_AND_ATTRIBUTES', type: SID_AND_ATTRIBUTES },
   { name: 'TOKEN_USER', type: TOKEN_USER },
   { name: 'TOKEN_GROUPS', type: TOKEN_GROUPS },
+  { name: 'SECURITY_ATTRIBUTES', type: SECURITY_ATTRIBUTES },
   { name: 'WINDIVERT_DATA_NETWORK', type: WINDIVERT_DATA_NETWORK },
   { name: 'WINDIVERT_DATA_FLOW', type: WINDIVERT_DATA_FLOW },
   { name: 'WINDIVERT_DATA_SOCKET', type: WINDIVERT_DATA_SOCKET },

@@ -1,0 +1,330 @@
+// The main thread's side of the pipe worker (src/sys/windows/pipe-worker.ts): a PipeServer that
+// starts one worker for all its instances and hands out each identified connection as a PipeStream,
+// and openPipe, a client connection with a worker of its own. A PipeStream is a Node Duplex with
+// `setTimeout` like net.Socket, so src/control serves and calls it exactly like a Unix socket.
+//
+// Flow control both ways: a write's callback runs when the worker reports the bytes in the pipe (so
+// `write()` returns false and 'drain' follows as with a socket: a client that does not read slows
+// only its own stream); when the readable side is full the worker stops reading that connection.
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { Duplex } from 'node:stream';
+import { OsCallError } from '../../errors.ts';
+import type { TokenFacts } from './advapi32.ts';
+import { WAKE_INDEX, type CallFailure, type ClientInit, type FromWorker, type ServerInit, type ToWorker } from './pipe-protocol.ts';
+
+/**
+ * The worker's file next to this one: .js in the built daemon and in bundles; under tsx (development
+ * and the Linux tests) the .ts file, through a bootstrap that registers tsx in the worker first
+ * (Node 20 does not apply the parent's `--import tsx` hooks to worker threads).
+ */
+function startWorker(options: ConstructorParameters<typeof Worker>[1]): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./pipe-worker.js', import.meta.url), options);
+  const url = new URL('./pipe-worker.ts', import.meta.url).href;
+  const boot = `import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(url)}); });`;
+  return new Worker(boot, { ...options, eval: true });
+}
+
+export function callError(f: CallFailure): OsCallError {
+  const e = new OsCallError('SY_ERR_WIN_CALL', f.call, f.errno);
+  e.message = f.message;
+  return e;
+}
+
+/** One worker and the two ways to talk to it. */
+class WorkerLink {
+  readonly worker: Worker;
+  readonly #port: MessagePort;
+  readonly #wake: Int32Array;
+  #gone = false;
+
+  constructor(init: ServerInit | ClientInit, onMessage: (m: FromWorker) => void, onExit: (err?: Error) => void) {
+    const wake = new SharedArrayBuffer(4);
+    const { port1, port2 } = new MessageChannel();
+    this.#port = port1;
+    this.#wake = new Int32Array(wake);
+    this.worker = startWorker({
+      workerData: { switchyardPipe: { ...init, wake }, port: port2 },
+      transferList: [port2],
+    });
+    this.worker.on('message', onMessage);
+    this.worker.on('error', (err) => onExit(err));
+    this.worker.on('exit', (code) => {
+      this.#gone = true;
+      onExit(code === 0 ? undefined : new Error(`pipe worker exited with code ${code}`));
+    });
+  }
+
+  send(m: ToWorker): void {
+    if (this.#gone) return;
+    this.#port.postMessage(m, m.t === 'write' ? [m.data.buffer as ArrayBuffer] : []);
+    Atomics.add(this.#wake, WAKE_INDEX, 1);
+    Atomics.notify(this.#wake, WAKE_INDEX);
+  }
+
+  close(): void {
+    this.#port.close();
+  }
+}
+
+/**
+ * One connection through a worker. Emits 'data', 'end', 'close' like a socket; `destroyed` once closed.
+ */
+export class PipeStream extends Duplex {
+  readonly #link: WorkerLink;
+  readonly #id: number;
+  #seq = 0;
+  readonly #writes = new Map<number, (err?: Error | null) => void>();
+  #paused = false;
+  #workerClosed = false;
+  #idleMs = 0;
+  #idleCb: (() => void) | undefined;
+  #idleTimer: NodeJS.Timeout | undefined;
+  #onGone: (() => void) | undefined;
+
+  /** @internal — made by PipeServer and openPipe. */
+  constructor(link: WorkerLink, id: number, onGone?: () => void) {
+    super({ allowHalfOpen: false });
+    this.#link = link;
+    this.#id = id;
+    this.#onGone = onGone;
+    this.once('end', () => this.destroy());
+  }
+
+  /** @internal — a message from the worker for this connection. */
+  deliver(m: FromWorker): void {
+    switch (m.t) {
+      case 'data':
+        this.#touch();
+        if (!this.push(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength)) && !this.#paused) {
+          this.#paused = true;
+          this.#link.send({ t: 'pause', id: this.#id });
+        }
+        break;
+      case 'written': {
+        this.#touch();
+        const cb = this.#writes.get(m.seq);
+        this.#writes.delete(m.seq);
+        cb?.();
+        break;
+      }
+      case 'closed':
+        this.#workerClosed = true;
+        this.#failWrites(m.error ? callError(m.error) : null);
+        if (m.error) this.destroy(callError(m.error));
+        else this.push(null); // 'end', then destroy (see the constructor)
+        break;
+      default:
+        break;
+    }
+  }
+
+  setTimeout(ms: number, cb?: () => void): this {
+    this.#idleMs = ms;
+    if (cb) this.#idleCb = cb;
+    this.#touch();
+    return this;
+  }
+
+  #touch(): void {
+    if (this.#idleTimer) clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+    if (this.#idleMs > 0 && !this.destroyed) {
+      this.#idleTimer = setTimeout(() => {
+        this.emit('timeout');
+        this.#idleCb?.();
+      }, this.#idleMs);
+      this.#idleTimer.unref();
+    }
+  }
+
+  #failWrites(err: Error | null): void {
+    const pending = [...this.#writes.values()];
+    this.#writes.clear();
+    const e = err ?? new OsCallError('SY_ERR_WIN_CALL', 'WriteFile', 109, 'the pipe was closed');
+    for (const cb of pending) cb(e);
+  }
+
+  override _read(): void {
+    if (this.#paused && !this.#workerClosed) {
+      this.#paused = false;
+      this.#link.send({ t: 'resume', id: this.#id });
+    }
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.#workerClosed) return cb(new OsCallError('SY_ERR_WIN_CALL', 'WriteFile', 109, 'the pipe was closed'));
+    if (chunk.length === 0) return cb();
+    const seq = ++this.#seq;
+    this.#writes.set(seq, cb);
+    // A copy of our own, transferred to the worker (the caller may reuse `chunk`).
+    const data = new Uint8Array(chunk.length);
+    data.set(chunk);
+    this.#link.send({ t: 'write', id: this.#id, seq, data });
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    // A pipe has no half-close: once everything is written, the connection is over. The worker
+    // closes the handle after its queue is written; the bytes stay readable by the peer.
+    if (!this.#workerClosed) this.#link.send({ t: 'end', id: this.#id });
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (this.#idleTimer) clearTimeout(this.#idleTimer);
+    // After end(), the worker closes the handle once the queue is written; otherwise close now.
+    if (!this.#workerClosed && !this.writableFinished) this.#link.send({ t: 'destroy', id: this.#id });
+    this.#failWrites(err);
+    const gone = this.#onGone;
+    this.#onGone = undefined;
+    gone?.();
+    cb(err);
+  }
+}
+
+// ---------------------------------------------------------------- server
+
+export interface PipeServerOptions {
+  /** `\\.\pipe\name`. */
+  name: string;
+  /** The pipe's security descriptor as SDDL. */
+  sddl: string;
+  /** Instances kept listening (default 4). */
+  listeners?: number;
+  /** Default 10 s. */
+  identifyTimeoutMs?: number;
+  /** Default 128. */
+  maxUnidentified?: number;
+  /** Longest idle poll interval (default 20 ms). */
+  maxIdleMs?: number;
+  /**
+   * A client sent its first bytes: its PID and either its token facts or why they could not be read
+   * (then the caller must refuse it). Its first data follows on the stream.
+   */
+  onConnection: (stream: PipeStream, pid: number, facts: TokenFacts | Error) => void;
+  /** Something to log that stops nothing. */
+  onWarning?: (err: Error) => void;
+  /** A client closed before it was handed over. */
+  onDropped?: (pid: number, reason: string) => void;
+}
+
+/**
+ * A pipe server on instances its worker creates: the first with FILE_FLAG_FIRST_PIPE_INSTANCE (a name
+ * that exists — another daemon or a squatter — refuses the start), all with PIPE_REJECT_REMOTE_CLIENTS
+ * and the given DACL; at least one instance stays open from listen() to close().
+ */
+export class PipeServer {
+  readonly #opts: PipeServerOptions;
+  #link: WorkerLink | undefined;
+  readonly #streams = new Map<number, PipeStream>();
+  #stopped: Promise<void> | undefined;
+
+  constructor(opts: PipeServerOptions) {
+    this.#opts = opts;
+  }
+
+  get connections(): number {
+    return this.#streams.size;
+  }
+
+  listen(): Promise<void> {
+    const o = this.#opts;
+    return new Promise((resolve, reject) => {
+      let started = false;
+      let stoppedResolve: () => void = () => {};
+      this.#stopped = new Promise((r) => (stoppedResolve = r));
+      const link = new WorkerLink(
+        {
+          kind: 'server',
+          name: o.name,
+          sddl: o.sddl,
+          listeners: o.listeners ?? 4,
+          identifyTimeoutMs: o.identifyTimeoutMs ?? 10_000,
+          maxUnidentified: o.maxUnidentified ?? 128,
+          maxIdleMs: o.maxIdleMs ?? 20,
+        },
+        (m) => {
+          switch (m.t) {
+            case 'listening':
+              started = true;
+              resolve();
+              return;
+            case 'fatal':
+              if (!started) reject(callError(m.error));
+              else o.onWarning?.(callError(m.error));
+              return;
+            case 'conn': {
+              const s = new PipeStream(link, m.id, () => this.#streams.delete(m.id));
+              this.#streams.set(m.id, s);
+              o.onConnection(s, m.pid, m.facts ?? callError(m.identityError ?? { call: 'ImpersonateNamedPipeClient', errno: undefined, message: 'no token' }));
+              return;
+            }
+            case 'data':
+            case 'written':
+            case 'closed':
+              this.#streams.get(m.id)?.deliver(m);
+              return;
+            case 'dropped':
+              o.onDropped?.(m.pid, m.reason);
+              return;
+            case 'warn':
+              o.onWarning?.(callError(m.error));
+              return;
+            default:
+              return;
+          }
+        },
+        (err) => {
+          for (const s of this.#streams.values()) s.destroy();
+          this.#streams.clear();
+          this.#link = undefined;
+          if (!started) reject(err ?? new Error('the pipe worker ended before listening'));
+          else if (err) o.onWarning?.(err);
+          stoppedResolve();
+        },
+      );
+      this.#link = link;
+    });
+  }
+
+  /** Closes every instance and connection; resolves when the worker has ended. */
+  async close(): Promise<void> {
+    const link = this.#link;
+    for (const s of [...this.#streams.values()]) s.destroy();
+    if (link) {
+      link.send({ t: 'stop' });
+      await this.#stopped;
+      link.close();
+    }
+  }
+}
+
+// ---------------------------------------------------------------- client
+
+/**
+ * Opens a pipe as a client (see pipe-worker.ts `connect` for the access asked and why). Rejects with
+ * the OsCallError of CreateFileW (errno 2: no such pipe, 5: access denied, 231: all instances busy
+ * for `timeoutMs`).
+ */
+export function openPipe(name: string, timeoutMs = 5000): Promise<PipeStream> {
+  return new Promise((resolve, reject) => {
+    let stream: PipeStream | undefined;
+    let link: WorkerLink | undefined = undefined;
+    link = new WorkerLink(
+      { kind: 'client', name, timeoutMs, maxIdleMs: 20 },
+      (m) => {
+        if (m.t === 'open') {
+          // The connection's worker ends with the connection.
+          stream = new PipeStream(link!, m.id, () => link!.send({ t: 'stop' }));
+          resolve(stream);
+        } else if (m.t === 'fatal') {
+          if (stream === undefined) reject(callError(m.error));
+        } else if (m.t === 'data' || m.t === 'written' || m.t === 'closed') stream?.deliver(m);
+      },
+      (err) => {
+        link?.close();
+        if (stream === undefined) reject(err ?? new Error('the pipe worker ended before the pipe opened'));
+        else if (!stream.destroyed) stream.destroy(err);
+      },
+    );
+  });
+}
