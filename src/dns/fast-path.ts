@@ -1,30 +1,29 @@
-// The Linux UDP fast path, main-thread side. A UDP listener whose socket is made with libc and
-// shared by two readers: a Node dgram socket on the main thread (it adopts the descriptor) and a
-// worker thread (fast-worker.ts) reading it with recvmmsg/sendmmsg. Exactly one of them reads at
-// a time (CONTROL.mode):
-//   - low load: the main thread reads, and every query goes through Forwarder.handle directly —
-//     a miss takes no thread hop (the hop cost about 0.1–0.18 ms of wake-ups per miss here);
-//   - when queries queue up (SWITCH: a burst in one event-loop turn, or a high rate), the main
-//     thread stops reading and the worker takes over: cache hits are answered there from a
-//     replica of the answer cache, many per system call; everything else is passed back here and
-//     goes through Forwarder.handle, answered with sendto on the same socket. When the load falls
-//     again the worker stops reading and hands back.
-// The side that stops reading always stops before the other starts, so each datagram has one
-// reader and gets one answer.
+// The Linux UDP fast path, main-thread side: one fast UDP listener (FastUdp). Its socket is made
+// with libc and shared by two readers: a Node dgram socket on the main thread (it adopts the
+// descriptor) and a worker thread (fast-worker.ts) reading it with recvmmsg/sendmmsg. Exactly one
+// of them reads at a time: the main thread at low load, the worker when queries queue up
+// (fast-handover.ts). Under the worker, cache hits are answered there from a replica of the answer
+// cache, many per system call; everything else is passed back here and goes through
+// Forwarder.handle, answered with sendto on the same socket.
 //
-// The replica is fed by the forwarder (HitReplica): an entry is offered when it is cached or
-// served here, with the time until which no binding hook has to run for it; drops and clears
-// follow. If the worker dies the main thread reads while it is restarted (its replica starts
-// empty and refills as hits come through here); after MAX_DEATHS deaths within DEATH_WINDOW_MS
-// the listener stays on its dgram socket. Either way it is logged: DNS never silently stops.
+// The replica is fed by the forwarder (HitReplica, fast-replicas.ts): an entry is offered when it
+// is cached or served here, with the time until which no binding hook has to run for it; drops
+// and clears follow. If the worker dies the main thread reads while it is restarted (its replica
+// starts empty and refills as hits come through here); after too many deaths (fast-spawn.ts
+// DeathBudget) the listener stays on its dgram socket. Either way it is logged: DNS never silently
+// stops.
 import { createSocket } from 'node:dgram';
 import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { DnsError } from './errors.ts';
 import { closeFd, openUdp, sendTo, shutdownUdp } from '../sys/linux/udp-batch.ts';
-import { CONTROL, CONTROL_COUNT, MODE, STAT, STAT_COUNT, SWITCH } from './fast-proto.ts';
+import { ReaderSwitch } from './fast-handover.ts';
+import { CONTROL, CONTROL_COUNT, STAT, STAT_COUNT } from './fast-proto.ts';
+import { recvControl } from './fast-recv.ts';
+import type { RecvControl } from './fast-recv.ts';
+import { DEATH_WINDOW_MS, DeathBudget, startWorker } from './fast-spawn.ts';
 import { literalLookup } from './literal-lookup.ts';
-import type { FastWorkerData, ToMain, ToWorker } from './fast-proto.ts';
+import type { FastWorkerData, ToWorker } from './fast-proto.ts';
 import type { FastReplicas } from './fast-replicas.ts';
 import type { DnsLog } from './forwarder.ts';
 
@@ -67,62 +66,17 @@ export interface FastPathStats {
   fallbacks: number;
 }
 
-const MAX_DEATHS = 3;
-const DEATH_WINDOW_MS = 60_000;
-// Source of the worker: .ts under tsx or Node's type stripping, .js in the tsc build.
-const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './fast-worker.ts' : './fast-worker.js', import.meta.url);
-
-/**
- * A Worker running fast-worker. From TypeScript sources under tsx (tests, benchmarks), a worker
- * does not inherit tsx's loader on Node 20 even with `--import tsx` in execArgv: a small
- * bootstrap registers it in the worker first. The tsc build runs the .js directly.
- */
-function newWorker(data: FastWorkerData): Worker {
-  if (WORKER_URL.pathname.endsWith('.ts')) {
-    let api: string | null = null;
-    try {
-      api = import.meta.resolve('tsx/esm/api');
-    } catch {
-      api = null; // no tsx: Node's own type stripping (22.18+, 24) loads .ts
-    }
-    if (api !== null) {
-      const boot = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(WORKER_URL.href)}); })`;
-      return new Worker(boot, { eval: true, workerData: data });
-    }
-  }
-  return new Worker(WORKER_URL, { workerData: data });
-}
-
-/**
- * The handle under a dgram socket, for recvStop/recvStart (Node has no public way to pause a UDP
- * socket's reading). Found by its symbol's description; null if Node's internals differ, and the
- * fast path is then not used (start() throws, the listener is a plain dgram socket).
- */
-function recvControl(sock: UdpSocket): { recvStop(): number; recvStart(): number } | null {
-  const sym = Object.getOwnPropertySymbols(sock).find((x) => x.description === 'state symbol');
-  const h = sym ? (sock as unknown as Record<symbol, { handle?: { recvStop?: unknown; recvStart?: unknown } } | undefined>)[sym]?.handle : undefined;
-  if (!h || typeof h.recvStop !== 'function' || typeof h.recvStart !== 'function') return null;
-  return h as { recvStop(): number; recvStart(): number };
-}
-
 /**
  * One fast UDP listener: the socket (made with libc, then shared with a Node dgram socket that
- * owns and closes it), its worker, and which of the two reads it (CONTROL.mode).
+ * owns and closes it), its worker, and which of the two reads it (ReaderSwitch).
  */
 export class FastUdp {
   readonly port: number;
   readonly #host: string;
   #fd: number;
   readonly #sock: UdpSocket;
-  readonly #recv: { recvStop(): number; recvStart(): number };
-  /** True while the dgram socket reads (main mode, a worker restarting, or fallen back). */
-  #reading = true;
+  readonly #switch: ReaderSwitch;
   #fellBack = false;
-  /** Datagrams the main thread read in this event-loop turn, and in the current rate window. */
-  #turn = 0;
-  #turnPending = false;
-  #winStart = 0;
-  #winCount = 0;
   readonly #handler: FastHandler;
   readonly #log: DnsLog;
   readonly #opts: FastPathOptions;
@@ -132,22 +86,29 @@ export class FastUdp {
   readonly #counts = new Float64Array(this.#stats);
   #control = new SharedArrayBuffer(4 * CONTROL_COUNT);
   #controlView = new Int32Array(this.#control);
-  #deaths: number[] = [];
+  readonly #deaths = new DeathBudget();
   #closing = false;
   #started = false;
   #ready = false;
   #exited: Promise<void> = Promise.resolve();
 
-  private constructor(host: string, fd: number, port: number, sock: UdpSocket, recv: { recvStop(): number; recvStart(): number }, handler: FastHandler, log: DnsLog, opts: FastPathOptions, replicas: FastReplicas) {
+  private constructor(host: string, fd: number, port: number, sock: UdpSocket, recv: RecvControl, handler: FastHandler, log: DnsLog, opts: FastPathOptions, replicas: FastReplicas) {
     this.#host = host;
     this.#fd = fd;
     this.port = port;
     this.#sock = sock;
-    this.#recv = recv;
     this.#handler = handler;
     this.#log = log;
     this.#opts = opts;
     this.#replicas = replicas;
+    this.#switch = new ReaderSwitch({
+      recv,
+      counts: this.#counts,
+      control: () => this.#controlView,
+      mayRead: () => this.#fd >= 0 && !this.#closing,
+      mayHandOver: () => this.#ready && !this.#fellBack && !this.#closing && this.#fd >= 0,
+      watchLoad: opts.mainAtLowLoad !== false,
+    });
   }
 
   /**
@@ -184,10 +145,7 @@ export class FastUdp {
     try {
       await l.#spawn(opts.startTimeoutMs ?? 15_000);
     } catch (err) {
-      if (l.#reading) {
-        recv.recvStop();
-        l.#reading = false;
-      }
+      l.#switch.stopReading();
       await l.#stopWorker();
       l.#fd = -1;
       sock.close();
@@ -200,8 +158,7 @@ export class FastUdp {
 
   /** A datagram the main thread read itself (low load, or no worker): answered here. */
   #onMainMessage(msg: Buffer, rinfo: RemoteInfo): void {
-    Atomics.add(this.#controlView, CONTROL.mainReads, 1);
-    if (this.#opts.mainAtLowLoad !== false) this.#countLoad();
+    this.#switch.mainRead();
     let r: Buffer | null | Promise<Buffer | null>;
     try {
       r = this.#handler(msg, rinfo.address, true, false);
@@ -213,24 +170,6 @@ export class FastUdp {
     else this.#sendDgram(r, rinfo);
   }
 
-  /** Hands reading to the worker when datagrams queue up (a burst in one turn) or arrive fast. */
-  #countLoad(): void {
-    if (++this.#turn >= SWITCH.BURST) return this.#toWorker();
-    if (!this.#turnPending) {
-      this.#turnPending = true;
-      setImmediate(() => {
-        this.#turn = 0;
-        this.#turnPending = false;
-      });
-    }
-    const now = Date.now();
-    if (now - this.#winStart >= SWITCH.WINDOW_MS) {
-      this.#winStart = now;
-      this.#winCount = 0;
-    }
-    if (++this.#winCount * 1000 > SWITCH.TO_WORKER_PER_S * SWITCH.WINDOW_MS) this.#toWorker();
-  }
-
   #sendDgram(out: Buffer | null, rinfo: RemoteInfo): void {
     if (out === null || this.#fd < 0) return;
     try {
@@ -240,35 +179,12 @@ export class FastUdp {
     }
   }
 
-  #startReading(): void {
-    if (this.#reading || this.#fd < 0 || this.#closing) return;
-    this.#reading = true;
-    this.#recv.recvStart();
-  }
-
-  #stopReading(): void {
-    if (!this.#reading) return;
-    this.#recv.recvStop();
-    this.#reading = false;
-    this.#turn = 0;
-    this.#winCount = 0;
-  }
-
-  /** Main → worker: the main thread stops reading first, so each datagram has one reader. */
-  #toWorker(): void {
-    if (!this.#reading || !this.#ready || this.#fellBack || this.#closing || this.#fd < 0) return;
-    this.#stopReading();
-    this.#counts[STAT.toWorker]!++;
-    Atomics.store(this.#controlView, CONTROL.mode, MODE.worker);
-    Atomics.notify(this.#controlView, CONTROL.mode);
-  }
-
   /** Starts a worker on the socket; resolves when it reports ready (rejects if it dies first). */
   #spawn(readyTimeoutMs: number): Promise<void> {
     this.#control = new SharedArrayBuffer(4 * CONTROL_COUNT);
     this.#controlView = new Int32Array(this.#control);
     // A new worker starts idle (MODE.main): the dgram socket reads until load hands over.
-    this.#startReading();
+    this.#switch.startReading();
     const data: FastWorkerData = {
       fd: this.#fd,
       batch: this.#opts.batch ?? 64,
@@ -278,61 +194,49 @@ export class FastUdp {
       control: this.#control,
       handBack: this.#opts.mainAtLowLoad !== false,
     };
-    const w = newWorker(data);
+    // This worker's own control words: a 'main'/'worker' message is judged by them, not a successor's.
     const control = new Int32Array(this.#control);
-    this.#worker = w;
-    this.#ready = false;
-    let lastErr: unknown = null;
-    let ready = false;
-    this.#exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new DnsError('SY_ERR_DNS_FAST_PATH', `fast path worker not ready after ${readyTimeoutMs} ms`)), readyTimeoutMs);
-      w.on('message', (m: ToMain) => {
+    const started = startWorker(data, readyTimeoutMs, {
+      message: (w, m) => {
         if (m.t === 'q') this.#answer(m.buf, control);
         else if (m.t === 'touch') this.#touch(m.keys);
         else if (m.t === 'worker') {
-          // The worker took over from a stalled event loop (its control says so): stop reading here.
-          if (this.#worker === w && Atomics.load(control, CONTROL.mode) === MODE.worker) this.#stopReading();
+          if (this.#worker === w) this.#switch.workerTookOver(control);
         } else if (m.t === 'main') {
-          // The worker stopped reading (its control says so): read here from now on.
-          if (this.#worker === w && Atomics.load(control, CONTROL.mode) === MODE.main) this.#startReading();
-        } else if (m.t === 'ready') {
-          ready = true;
-          if (this.#worker === w) this.#ready = true;
-          clearTimeout(timer);
-          // Without the low-load mode the worker reads from the start.
-          if (this.#worker === w && this.#opts.mainAtLowLoad === false) this.#toWorker();
-          resolve();
+          if (this.#worker === w) this.#switch.workerHandedBack(control);
         }
-      });
-      w.on('error', (err) => {
-        lastErr = err;
-      });
-      w.once('exit', (code) => {
-        clearTimeout(timer);
+      },
+      ready: (w) => {
+        if (this.#worker !== w) return;
+        this.#ready = true;
+        // Without the low-load mode the worker reads from the start.
+        if (this.#opts.mainAtLowLoad === false) this.#switch.toWorker();
+      },
+      exit: (w, code, lastErr) => {
         if (this.#worker === w) {
           this.#worker = null;
           this.#ready = false;
           // Nobody else reads now: the dgram socket does, while a new worker starts (or for good).
-          this.#startReading();
+          this.#switch.startReading();
         }
-        if (!ready) reject(new DnsError('SY_ERR_DNS_FAST_PATH', `fast path worker exited before it was ready (code ${code}): ${String((lastErr as Error)?.message ?? lastErr)}`, lastErr));
         // Once the listener has started, any exit it did not ask for is a death.
         if (this.#started && !this.#closing && this.#fd >= 0) this.#died(code, lastErr);
-      });
+      },
     });
+    this.#worker = started.worker;
+    this.#ready = false;
+    this.#exited = started.exited;
+    return started.ready;
   }
 
   /** The worker stopped while the listener runs: restart it, or after too many deaths, stay on dgram. */
   #died(code: number, err: unknown): void {
-    const now = Date.now();
-    this.#deaths = this.#deaths.filter((t) => now - t < DEATH_WINDOW_MS);
-    this.#deaths.push(now);
-    if (this.#deaths.length > MAX_DEATHS) {
-      this.#log.error({ err, code, host: this.#host, port: this.port }, `dns: fast path worker died ${this.#deaths.length} times in ${DEATH_WINDOW_MS / 1000} s; answering through a dgram socket instead`);
+    const deaths = this.#deaths.record();
+    if (this.#deaths.spent) {
+      this.#log.error({ err, code, host: this.#host, port: this.port }, `dns: fast path worker died ${deaths} times in ${DEATH_WINDOW_MS / 1000} s; answering through a dgram socket instead`);
       this.#replicas.remove(this, true);
       this.#fellBack = true;
-      this.#startReading();
+      this.#switch.startReading();
       this.#log.warn({ host: this.#host, port: this.port }, 'dns: udp listener back on a dgram socket');
       return;
     }
@@ -428,7 +332,7 @@ export class FastUdp {
 
   /** Who reads the socket now: 'main' (the dgram socket) or 'worker'. For tests and status. */
   get reader(): 'main' | 'worker' {
-    return this.#reading ? 'main' : 'worker';
+    return this.#switch.reading ? 'main' : 'worker';
   }
 
   async #stopWorker(): Promise<void> {
@@ -439,7 +343,7 @@ export class FastUdp {
     Atomics.notify(control, CONTROL.mode); // wakes a worker idle in main mode
     // Wakes its poll at once. Only once the dgram socket stopped reading: a shut-down socket
     // reads as always readable.
-    if (this.#fd >= 0 && !this.#reading) shutdownUdp(this.#fd);
+    if (this.#fd >= 0 && !this.#switch.reading) shutdownUdp(this.#fd);
     const t = setTimeout(() => void w.terminate(), 2000);
     await this.#exited;
     clearTimeout(t);
@@ -449,10 +353,7 @@ export class FastUdp {
     if (this.#closing) return;
     this.#closing = true;
     this.#replicas.remove(this, false);
-    if (this.#reading) {
-      this.#recv.recvStop();
-      this.#reading = false;
-    }
+    this.#switch.stopReading();
     await this.#stopWorker();
     // The dgram socket owns the descriptor: closing it closes the socket.
     this.#fd = -1;

@@ -1,0 +1,102 @@
+// Starting a fast listener's worker thread (fast-worker.ts): loading it (also from TypeScript
+// sources), waiting for its 'ready', and the budget of deaths after which a listener stops
+// restarting it. What a listener does with the worker's messages, and on its death, is
+// fast-path.ts's business.
+import { Worker } from 'node:worker_threads';
+import { DnsError } from './errors.ts';
+import type { FastWorkerData, ToMain } from './fast-proto.ts';
+
+// Source of the worker: .ts under tsx or Node's type stripping, .js in the tsc build.
+const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './fast-worker.ts' : './fast-worker.js', import.meta.url);
+
+/**
+ * A Worker running fast-worker. From TypeScript sources under tsx (tests, benchmarks), a worker
+ * does not inherit tsx's loader on Node 20 even with `--import tsx` in execArgv: a small
+ * bootstrap registers it in the worker first. The tsc build runs the .js directly.
+ */
+function newWorker(data: FastWorkerData): Worker {
+  if (WORKER_URL.pathname.endsWith('.ts')) {
+    let api: string | null = null;
+    try {
+      api = import.meta.resolve('tsx/esm/api');
+    } catch {
+      api = null; // no tsx: Node's own type stripping (22.18+, 24) loads .ts
+    }
+    if (api !== null) {
+      const boot = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(WORKER_URL.href)}); })`;
+      return new Worker(boot, { eval: true, workerData: data });
+    }
+  }
+  return new Worker(WORKER_URL, { workerData: data });
+}
+
+/** What a started worker tells its listener; each call names the worker (a restart makes a new one). */
+export interface WorkerEvents {
+  /** Any message but 'ready'. */
+  message(w: Worker, m: Exclude<ToMain, { t: 'ready' }>): void;
+  /** It said it is ready (called just before `ready` resolves). */
+  ready(w: Worker): void;
+  /** It exited, ready or not, with the last error it raised (null if none). */
+  exit(w: Worker, code: number, lastErr: unknown): void;
+}
+
+export interface StartedWorker {
+  worker: Worker;
+  /** Resolves when it says it is ready; rejects if it exits first or is not ready within the timeout. */
+  ready: Promise<void>;
+  /** Resolves once it has exited. */
+  exited: Promise<void>;
+}
+
+/** Starts a worker with `data`; `on` hears its messages and its exit. */
+export function startWorker(data: FastWorkerData, readyTimeoutMs: number, on: WorkerEvents): StartedWorker {
+  const w = newWorker(data);
+  let lastErr: unknown = null;
+  let isReady = false;
+  const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+  const ready = new Promise<void>((resolve, reject) => {
+    // The timeout only rejects: the caller stops the worker (it may still be loading).
+    const timer = setTimeout(() => reject(new DnsError('SY_ERR_DNS_FAST_PATH', `fast path worker not ready after ${readyTimeoutMs} ms`)), readyTimeoutMs);
+    w.on('message', (m: ToMain) => {
+      if (m.t !== 'ready') return on.message(w, m);
+      isReady = true;
+      clearTimeout(timer);
+      on.ready(w);
+      resolve();
+    });
+    w.on('error', (err) => {
+      lastErr = err;
+    });
+    w.once('exit', (code) => {
+      clearTimeout(timer);
+      if (!isReady) reject(new DnsError('SY_ERR_DNS_FAST_PATH', `fast path worker exited before it was ready (code ${code}): ${String((lastErr as Error)?.message ?? lastErr)}`, lastErr));
+      on.exit(w, code, lastErr);
+    });
+  });
+  return { worker: w, ready, exited };
+}
+
+const MAX_DEATHS = 3;
+export const DEATH_WINDOW_MS = 60_000;
+
+/**
+ * The deaths of one listener's workers: after MAX_DEATHS within DEATH_WINDOW_MS the listener
+ * stops restarting them and stays on its dgram socket (a worker that keeps dying would otherwise
+ * cost a restart, and its lost replica, every few seconds).
+ */
+export class DeathBudget {
+  #at: number[] = [];
+
+  /** Counts a death now; returns the deaths within the window, this one included. */
+  record(): number {
+    const now = Date.now();
+    this.#at = this.#at.filter((t) => now - t < DEATH_WINDOW_MS);
+    this.#at.push(now);
+    return this.#at.length;
+  }
+
+  /** True once the deaths within the window exceed MAX_DEATHS. */
+  get spent(): boolean {
+    return this.#at.length > MAX_DEATHS;
+  }
+}
