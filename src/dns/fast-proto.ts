@@ -47,7 +47,7 @@ export const CONTROL_COUNT = 5;
 export const MODE = { main: 0, worker: 1 } as const;
 
 /**
- * Load thresholds of the switch between the two readers (fast-path.ts, fast-worker.ts). The main
+ * Load thresholds of the switch between the two readers (fast-handover.ts, fast-worker.ts). The main
  * thread hands over when one turn of its event loop reads BURST datagrams (a queue is building) or
  * a window of WINDOW_MS sees more than TO_WORKER_PER_S. The worker hands back when nothing arrived
  * for IDLE_MS, or after a window of BACK_WINDOW_MS below TO_MAIN_PER_S in which no read found more

@@ -1,11 +1,11 @@
-// The UDP fast path's worker thread (started by fast-path.ts). It owns the reading side of one
+// The UDP fast path's worker thread (started by fast-spawn.ts for fast-path.ts). It owns the reading side of one
 // UDP listener socket: recvmmsg takes every queued datagram in one call, cache hits are answered
 // from a replica of the answer cache by byte copy (the same serveInto as the main thread), and
 // all answers of a batch leave in one sendmmsg. Anything else — a miss, a malformed or unusual
 // query, a hit whose binding hook must run, an answer that needs TC — is handed to the main thread
 // with its sender address, and the main thread answers it on the same socket.
 //
-// It reads only while CONTROL.mode says so (fast-path.ts: at low load the main thread reads the
+// It reads only while CONTROL.mode says so (fast-handover.ts: at low load the main thread reads the
 // socket itself); otherwise it sleeps in Atomics.wait until the main thread hands over, and after
 // a quiet window (fast-proto.ts SWITCH) it stops reading and hands back.
 //
