@@ -4,7 +4,10 @@
 //   <stateDir>/dns-store.json          snapshot: {"version":2,"gen":G,"savedAt":T,"entries":[[ip,[entry…]]…]}
 //   <stateDir>/dns-store.json.journal  line 1: {"journal":1,"gen":G}
 //                                      then one line per changed address: {"ip":…,"e":[entry…]}
-//                                      (the address's whole list after the change; no "e": forgotten)
+//                                      (the address's whole list after the change), or {"ip":…}: the
+//                                      address was removed (evicted by the size bound, or dropped
+//                                      after its grace period), so an older line or the snapshot
+//                                      must not bring it back
 //
 // A flush appends one line per address changed since the last flush (one write call). When the
 // journal outgrows max(JOURNAL_MIN_BYTES, the last snapshot's size) it is compacted: the whole
@@ -13,7 +16,9 @@
 // between the two renames leaves a journal of the old generation, which load ignores (the new
 // snapshot already holds everything it said). The journal's size is therefore bounded by
 // max(JOURNAL_MIN_BYTES, snapshot size) plus one flush, and compaction's cost is paid once per
-// that many bytes of changes.
+// that many bytes of changes. The set of addresses waiting for the next flush is bounded too
+// (maxPending): past it, the set is dropped and the next flush compacts instead, which writes the
+// whole (bounded) store, so a burst of new and evicted addresses costs at most one snapshot.
 //
 // Load reads the snapshot, then the journal of the same generation line by line. A last line without
 // its newline is a write cut short by a crash: ignored, and cut off the file so that later appends
@@ -39,6 +44,8 @@ export interface JournalSource {
 export interface JournalOptions {
   /** Compaction threshold floor (bytes); the threshold is max(this, last snapshot size). */
   minCompactBytes?: number;
+  /** Addresses waiting for the next flush above which it compacts instead (default: unbounded). */
+  maxPending?: number;
   now?: () => number;
 }
 
@@ -66,6 +73,7 @@ export class StoreJournal {
   readonly journal: string;
   readonly #src: JournalSource;
   readonly #minCompact: number;
+  readonly #maxPending: number;
   readonly #now: () => number;
   #changed = new Set<string>();
   /** Generation of the snapshot on disk (a journal of another generation is ignored). */
@@ -83,12 +91,18 @@ export class StoreJournal {
     this.journal = journalPath(file);
     this.#src = src;
     this.#minCompact = opts.minCompactBytes ?? JOURNAL_MIN_BYTES;
+    this.#maxPending = opts.maxPending ?? Number.POSITIVE_INFINITY;
     this.#now = opts.now ?? Date.now;
   }
 
-  /** `ip`'s entries changed (or were dropped): the next flush writes its line. */
+  /** `ip`'s entries changed (or it was removed): the next flush writes its line. */
   markChanged(ip: string): void {
     this.#changed.add(ip);
+    if (this.#changed.size > this.#maxPending) {
+      // More changed than a snapshot would write: write the snapshot instead.
+      this.#changed.clear();
+      this.#needCompact = true;
+    }
   }
 
   /** Something waits to be written. */
@@ -222,6 +236,8 @@ export class StoreJournal {
     // Taken in one synchronous step: changes made while the files are written go to the next flush.
     const entries = this.#src.all();
     this.#changed.clear();
+    // Cleared before the write, so that a bound overflow during it (markChanged) asks for another.
+    this.#needCompact = false;
     const gen = newGen();
     const text = JSON.stringify({ version: SNAPSHOT_VERSION, gen, savedAt: this.#now(), entries });
     await mkdir(dirname(this.file), { recursive: true, mode: 0o700 });
@@ -233,7 +249,6 @@ export class StoreJournal {
     }
     this.#gen = gen;
     this.#snapshotBytes = Buffer.byteLength(text);
-    this.#needCompact = false;
     this.#journalOk = false;
     this.#journalBytes = 0;
     if (keepJournal) await this.#freshJournal();

@@ -62,12 +62,23 @@ export class CorrelationStore implements CorrelationLookup {
     this.#opts = opts;
     this.#now = opts.now ?? Date.now;
     this.#project = opts.projectDomain;
-    this.#lru = new LRUCache<string, Entry[]>({ max: Math.max(1, opts.maxEntries) });
+    this.#lru = new LRUCache<string, Entry[]>({
+      max: Math.max(1, opts.maxEntries),
+      // An address pushed out by the bound must be journaled as removed, or a restart would bring it
+      // back from its older journal line or the snapshot (and push out one that was kept).
+      dispose: (_list, key, reason) => {
+        if (reason === 'evict') this.#journal?.markChanged(key);
+      },
+    });
     this.#journal = opts.file
       ? new StoreJournal(
           opts.file,
           { all: () => this.#persistable(), current: (ip) => this.#livePeek(ip) },
-          { now: this.#now, ...(opts.journalMinCompactBytes !== undefined ? { minCompactBytes: opts.journalMinCompactBytes } : {}) },
+          {
+            now: this.#now,
+            maxPending: 2 * Math.max(1, opts.maxEntries),
+            ...(opts.journalMinCompactBytes !== undefined ? { minCompactBytes: opts.journalMinCompactBytes } : {}),
+          },
         )
       : null;
   }

@@ -94,6 +94,79 @@ describe('store journal', () => {
   );
 
   test(
+    'removals are journaled: an address evicted by the size bound or dropped after grace stays gone after a crash',
+    withDir('sj-evict', async (_dir, file) => {
+      const c = clock();
+      const a = storeOn(file, c, 3);
+      a.record('127.4.5.1', rec('a.example'));
+      a.record('127.4.5.2', rec('b.example'));
+      a.record('127.4.5.3', rec('c.example'));
+      await a.save(); // the snapshot holds a, b, c
+      // Touch a (a lookup is not journaled: nothing changes on disk), so the bound evicts b, then c.
+      assert.equal(a.lookup('127.4.5.1').state, 'fresh');
+      a.record('127.4.5.4', rec('d.example'));
+      await a.flush();
+      assert.equal(a.lookup('127.4.5.1').state, 'fresh');
+      a.record('127.4.5.5', rec('e.example'));
+      assert.equal(a.lookup('127.4.5.2').state, 'unknown', 'b was evicted');
+      assert.equal(a.lookup('127.4.5.3').state, 'unknown', 'c was evicted');
+      await a.flush();
+      // No close (as after a SIGKILL), and a larger bound, so nothing is cut by the bound on load.
+      const b = storeOn(file, c, 100);
+      assert.deepEqual(await b.load(), { loaded: 3 });
+      for (const ip of ['127.4.5.2', '127.4.5.3']) assert.equal(b.lookup(ip).state, 'unknown', `${ip} stays evicted`);
+      assert.equal(b.lookup('127.4.5.1').names[0]?.name, 'a.example');
+      assert.equal(b.lookup('127.4.5.4').names[0]?.name, 'd.example');
+      assert.equal(b.lookup('127.4.5.5').names[0]?.name, 'e.example');
+      // The same bound as before: the evicted ones do not push out the kept ones either.
+      const s = storeOn(file, c, 3);
+      assert.deepEqual(await s.load(), { loaded: 3 });
+      assert.deepEqual(['127.4.5.1', '127.4.5.4', '127.4.5.5'].map((ip) => s.lookup(ip).state), ['fresh', 'fresh', 'fresh']);
+      assert.equal(s.lookup('127.4.5.2').state, 'unknown');
+
+      // Dropped after its grace period: it does not come back from its older line, even under a
+      // longer grace after the restart.
+      const g = storeOn(file, c, 100);
+      await g.load();
+      g.record('127.4.5.7', rec('short.example', 10));
+      await g.flush();
+      c.advance(10 + 61);
+      assert.equal(g.lookup('127.4.5.7').state, 'unknown', 'past TTL + grace');
+      await g.flush();
+      const h = new CorrelationStore({ maxEntries: 100, graceSeconds: 3600, file, now: c.now });
+      await h.load();
+      assert.equal(h.lookup('127.4.5.7').state, 'unknown', 'the dropped address stays dropped');
+      assert.equal(h.lookup('127.4.5.2').state, 'unknown', 'the evicted address stays evicted');
+      assert.equal(h.lookup('127.4.5.1').names[0]?.name, 'a.example');
+
+      // A removal line for an address the store never held (or a hostile one) is harmless.
+      appendFileSync(journalPath(file), '{"ip":"127.4.5.99"}\n{"ip":"not-an-address"}\n{"ip":"127.4.5.100","e":null}\n');
+      const k = storeOn(file, c, 100);
+      const r = await k.load();
+      assert.equal(r.loaded, 3);
+      assert.match(r.problem ?? '', /1 damaged line\(s\) skipped/, 'the "e":null line is damaged, the others are removals');
+      assert.equal(k.lookup('127.4.5.99').state, 'unknown');
+      assert.equal(k.lookup('127.4.5.5').names[0]?.name, 'e.example');
+    }),
+  );
+
+  test(
+    'a burst of new and evicted addresses between flushes compacts instead of journaling every one',
+    withDir('sj-burst', async (_dir, file) => {
+      const c = clock();
+      const a = storeOn(file, c, 4);
+      for (let i = 0; i < 50; i++) a.record(ipOf(i), rec(`burst${i}.example`));
+      await a.flush();
+      const j = readFileSync(journalPath(file), 'utf8');
+      assert.equal(j.split('\n').filter(Boolean).length, 1, 'only the header: the snapshot holds the store');
+      const b = storeOn(file, c, 100);
+      assert.deepEqual(await b.load(), { loaded: 4 });
+      assert.equal(b.lookup(ipOf(49)).names[0]?.name, 'burst49.example');
+      assert.equal(b.lookup(ipOf(0)).state, 'unknown');
+    }),
+  );
+
+  test(
     'a torn last line is ignored, cut off, and later appends load whole',
     withDir('sj-torn', async (_dir, file) => {
       const c = clock();
