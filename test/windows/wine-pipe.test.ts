@@ -140,6 +140,11 @@ t('a client in another process: the connection\'s PID is the client\'s, the toke
   assert.equal(who.result.pid, c.pid, 'GetNamedPipeClientProcessId names the client process');
   assert.notEqual(who.result.pid, r['pid'], 'not the server');
   assert.equal(who.result.sid, r['ownSid'], 'the impersonated token is the (one) Wine user');
+  // The flow-owner lookup by PID (what a Windows flow records as its owner) agrees with the pipe.
+  // Wine has one user, so this shows the token read works on another live process, not that two
+  // users are told apart (pipe-identity.test.ts and identity-owner.test.ts cover that with injected SIDs).
+  assert.equal(who.result.ownerSid, who.result.sid, 'processUserSid(client PID) = the SID the pipe reported');
+  assert.equal(r['ownSidByPid'], r['ownSid']);
   assert.equal(who.result.privileged, true);
   assert.equal(who.result.reason, 'elevated member of Administrators');
   assert.deepEqual(change, { ok: true, result: 'changed' });

@@ -12,7 +12,7 @@ import { MethodRegistry } from '../../src/control/registry.ts';
 import { windowsPipeListener, type WindowsPipeState } from '../../src/control/identity-windows.ts';
 import { openPipe, type PipeStream } from '../../src/sys/windows/pipe-host.ts';
 import { closeHandle, createPipeInstance } from '../../src/sys/windows/kernel32.ts';
-import { currentTokenFacts, processTokenFacts, type TokenFacts } from '../../src/sys/windows/advapi32.ts';
+import { currentTokenFacts, processTokenFacts, processUserSid, type TokenFacts } from '../../src/sys/windows/advapi32.ts';
 import { isSwitchyardError } from '../../src/errors.ts';
 import { encodeFrame, FrameDecoder, parseBody } from '../../src/control/frame.ts';
 import type { Logger } from '../../src/log.ts';
@@ -94,7 +94,9 @@ async function main(outFile: string): Promise<void> {
   const injected = new Map<number, TokenFacts>();
   let state: WindowsPipeState | undefined;
   const registry = new MethodRegistry()
-    .register({ name: 'whoami', permission: 'read', summary: 'the caller', handler: (_p, ctx) => ctx.caller })
+    // ownerSid: the flow-owner lookup (processUserSid, as Windows flows get their owner) run on the
+    // caller's PID while it is connected, to compare with the SID the pipe's impersonation reported.
+    .register({ name: 'whoami', permission: 'read', summary: 'the caller', handler: (_p, ctx) => ({ ...ctx.caller, ownerSid: processUserSid(ctx.caller.pid) ?? null }) })
     .register({ name: 'change.me', permission: 'change', summary: 'a state change', handler: () => 'changed' })
     .register({ name: 'echo', permission: 'read', summary: 'params back', handler: (p) => ({ length: JSON.stringify(p).length }) })
     .register({ name: 'big', permission: 'read', summary: 'a 900 kB reply', handler: () => ({ text: 'y'.repeat(900_000) }) })
@@ -152,6 +154,9 @@ async function main(outFile: string): Promise<void> {
   r['child'] = c1;
   r['ownSid'] = own.sid;
   r['childTokenByPid'] = processTokenFacts(c1.pid) ?? null; // gone by now: null expected
+  // Not asserted: an exited process stays queryable while a handle to it is open (node's own, here).
+  r['childSidByPid'] = processUserSid(c1.pid) ?? null;
+  r['ownSidByPid'] = processUserSid(process.pid) ?? null;
   step('4');
   // 4. Injected facts (Wine runs everything as one elevated user): an ordinary user reads, cannot change.
   const plain: TokenFacts = { sid: 'S-1-5-21-1-2-3-1001', elevated: false, groups: [{ sid: 'S-1-5-32-545', attributes: 7 }] };
