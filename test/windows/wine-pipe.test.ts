@@ -205,3 +205,13 @@ t('a client that connects and never writes is closed after the identify timeout;
 t('after close the name is gone (NOT_RUNNING for a client)', () => {
   assert.equal(r['afterClose'], 'SY_ERR_CONTROL_NOT_RUNNING');
 });
+
+t('the pipe worker dies (a throw in its loop): its connection is closed, a new worker takes the name again and serves', () => {
+  const x = r['restart'];
+  assert.equal(x.firstEcho, true);
+  assert.equal(x.firstClosed, true, 'the dead worker\'s connection is closed');
+  assert.equal(x.restarts, 1);
+  assert.equal(x.secondEcho, true, JSON.stringify(x));
+  // The worker's throw is reported (as a fatal after listening: a warning), then its exit is the death.
+  assert.deepEqual(x.events, ['warn: pipe worker failed: pipe worker crash requested (test)', 'restart 1: the pipe worker ended without being asked to']);
+});

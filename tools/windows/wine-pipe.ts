@@ -10,7 +10,7 @@ import { ControlClient } from '../../src/control/client.ts';
 import { ControlServer } from '../../src/control/server.ts';
 import { MethodRegistry } from '../../src/control/registry.ts';
 import { windowsPipeListener, type WindowsPipeState } from '../../src/control/identity-windows.ts';
-import { openPipe, type PipeStream } from '../../src/sys/windows/pipe-host.ts';
+import { openPipe, PipeServer, type PipeStream } from '../../src/sys/windows/pipe-host.ts';
 import { closeHandle, createPipeInstance } from '../../src/sys/windows/kernel32.ts';
 import { currentTokenFacts, processTokenFacts, processUserSid, type TokenFacts } from '../../src/sys/windows/advapi32.ts';
 import { isSwitchyardError } from '../../src/errors.ts';
@@ -280,6 +280,38 @@ async function main(outFile: string): Promise<void> {
   r['readUsers'] = await child(name, 'c4', ['whoami'], (pid) => injected.set(pid, plain));
   step('9 child done');
   await ru.close();
+
+  step('10');
+  // 10. The worker dies (a throw in its loop, as a bug would): its connection is closed, it is restarted
+  //     after the backoff, and the restart can take the name again (the dead worker closed its
+  //     instances, so FILE_FLAG_FIRST_PIPE_INSTANCE succeeds); a new client is served.
+  {
+    const events: string[] = [];
+    const echo = new PipeServer({
+      name: `${name}-restart`,
+      sddl: (r['state'] as WindowsPipeState).sddl,
+      restartDelayMs: () => 200,
+      onConnection: (s) => s.on('data', (d: Buffer) => s.write(d)),
+      onRestart: (e, deaths) => events.push(`restart ${deaths}: ${e.message}`),
+      onFailed: (e) => events.push(`failed: ${e.message}`),
+      onWarning: (e) => events.push(`warn: ${e.message}`),
+    });
+    await echo.listen();
+    const roundTrip = async () => {
+      const c = raw(await openPipe(`${name}-restart`));
+      await c.send(encodeFrame({ v: 1, id: 1, method: 'x', params: null }));
+      const [got] = await c.next(1);
+      return { got, c };
+    };
+    const first = await roundTrip();
+    echo.crashWorkerForTest();
+    const firstClosed = await Promise.race([first.c.closed.then(() => true), sleep(8000).then(() => false)]);
+    for (let i = 0; i < 100 && !(echo.restarts === 1 && echo.serving); i++) await sleep(50);
+    const second = await roundTrip().catch((e) => ({ got: codeOf(e), c: undefined }));
+    await second.c?.destroy();
+    await echo.close();
+    r['restart'] = { firstEcho: first.got?.id === 1, firstClosed, restarts: echo.restarts, secondEcho: (second.got as { id?: number })?.id === 1, second: second.got, events };
+  }
   step('done');
   write(outFile, r);
 }

@@ -259,6 +259,8 @@ export class PipeServer {
   #restartTimer: NodeJS.Timeout | undefined;
   #restarts = 0;
   #failed = false;
+  /** The current worker reported 'listening' and has not ended. */
+  #listening = false;
 
   constructor(opts: PipeServerOptions) {
     this.#opts = opts;
@@ -282,9 +284,9 @@ export class PipeServer {
     return this.#restarts;
   }
 
-  /** True once the server gave up after too many deaths (or close() was called): no pipe is served. */
+  /** True while a worker listens (false during a restart's backoff, after giving up, after close()). */
   get serving(): boolean {
-    return this.#link !== undefined && !this.#failed && !this.#closing;
+    return this.#listening && !this.#failed && !this.#closing;
   }
 
   /** Starts the first worker; rejects when it cannot listen (that is not retried: the caller decides). */
@@ -304,6 +306,7 @@ export class PipeServer {
           switch (m.t) {
             case 'listening':
               started = true;
+              if (this.#link === link) this.#listening = true;
               resolve();
               return;
             case 'fatal':
@@ -334,7 +337,10 @@ export class PipeServer {
         (err) => {
           for (const s of this.#streams.values()) s.destroy();
           this.#streams.clear();
-          if (this.#link === link) this.#link = undefined;
+          if (this.#link === link) {
+            this.#link = undefined;
+            this.#listening = false;
+          }
           link.close();
           stoppedResolve();
           if (!started) reject(err ?? new Error('the pipe worker ended before listening'));
@@ -368,6 +374,11 @@ export class PipeServer {
       });
     }, delay);
     this.#restartTimer.unref?.();
+  }
+
+  /** Tests: makes the worker throw in its loop, as a bug would (a death, then a restart). */
+  crashWorkerForTest(): void {
+    this.#link?.send({ t: 'crash' });
   }
 
   /** Closes every instance and connection; resolves when the worker has ended. */

@@ -140,6 +140,7 @@ export class PipeWorkerLoop {
         this.#stopping = true;
         continue;
       }
+      if (msg.t === 'crash') throw new Error('pipe worker crash requested (test)');
       const c = this.#conns.get(msg.id);
       if (c === undefined) continue; // closed meanwhile: `closed` is on its way
       switch (msg.t) {
