@@ -167,6 +167,10 @@ export function windowsPipeListener(settings: WindowsPipeSettings, onState?: (s:
       maxUnidentified: settings.maxUnidentified ?? 128,
       onWarning: (err) => log?.warn({ err }, 'control pipe error'),
       onDropped: (pid, reason) => log?.info({ pid, reason }, 'control client closed before it was identified'),
+      // The worker serving every instance died: it is restarted with a backoff; past too many deaths
+      // the daemon runs without a control pipe (stop it with Ctrl+C / the service manager).
+      onRestart: (err, deaths, delayMs) => log?.warn({ err, deaths, delayMs }, 'control pipe worker died; restarting it'),
+      onFailed: (err, deaths) => log?.error({ err, deaths, endpoint }, 'control pipe worker died too often; no control pipe until the daemon restarts'),
       onConnection: (stream, pid, facts) => {
         let caller: Caller | Error;
         if (facts instanceof Error) {

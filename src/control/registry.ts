@@ -8,7 +8,7 @@ export type PermissionClass = 'read' | 'change';
 
 /**
  * Marks a method whose answer reveals browsing (conns, rdns): a caller who is not privileged
- * sees only entries owned by its own uid. The server applies the filter, not the handler, so a
+ * sees only entries owned by its own uid (on Windows: its own user SID). The server applies the filter, not the handler, so a
  * handler cannot forget it. `items` names the array field of an object result; without it the
  * result itself must be the array.
  */
@@ -16,12 +16,26 @@ export interface Privacy {
   items?: string;
   /** The uid that owns an entry; undefined = unknown owner, hidden from non-privileged callers. */
   ownerOf(item: unknown): number | undefined;
+  /**
+   * Windows: the user SID that owns an entry (a caller on the pipe has a SID, not a uid: it is
+   * matched by this instead of ownerOf). Absent or undefined = unknown owner, hidden.
+   */
+  ownerSidOf?(item: unknown): string | undefined;
+}
+
+/**
+ * True when an entry owned by (uid, sid) is the caller's own: by SID for a caller identified by a
+ * SID (the Windows pipe, whose uid is -1), else by uid. An unknown owner is nobody's.
+ */
+export function ownedBy(caller: Caller, uid: number | undefined | null, sid?: string | null): boolean {
+  if (caller.sid !== undefined) return typeof sid === 'string' && sid.toUpperCase() === caller.sid.toUpperCase();
+  return typeof uid === 'number' && uid >= 0 && uid === caller.uid;
 }
 
 export interface CallContext {
   caller: Caller;
-  /** True when the caller may see entries owned by `uid`. */
-  sees(uid: number | undefined): boolean;
+  /** True when the caller may see entries owned by `uid` (Unix) / `sid` (Windows; see ownedBy). */
+  sees(uid: number | undefined, sid?: string): boolean;
   /**
    * Sends a partial result before the final one (`conns --watch`); same shape as the result, and
    * filtered the same way for private methods. Resolves when the bytes are handed to the socket;
@@ -68,7 +82,7 @@ export class MethodRegistry {
 export function applyPrivacy(spec: MethodSpec, result: unknown, caller: Caller): unknown {
   const p = spec.privacy;
   if (p === undefined || caller.privileged) return result;
-  const keep = (arr: unknown[]) => arr.filter((item) => p.ownerOf(item) === caller.uid);
+  const keep = (arr: unknown[]) => arr.filter((item) => ownedBy(caller, p.ownerOf(item), p.ownerSidOf?.(item)));
   if (p.items === undefined) {
     if (!Array.isArray(result)) throw new InternalError(`private method '${spec.name}' returned a non-array`);
     return keep(result);

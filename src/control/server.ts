@@ -22,7 +22,7 @@ import {
   type SocketAccess,
 } from './endpoint.ts';
 import { FrameDecoder, PROTOCOL_VERSION, encodeFrame, idOf, parseBody, parseRequest, type Reply } from './frame.ts';
-import { MethodRegistry, applyPrivacy, checkPermission, type CallContext } from './registry.ts';
+import { MethodRegistry, applyPrivacy, checkPermission, ownedBy, type CallContext } from './registry.ts';
 
 /**
  * What the server needs of a connection: a net.Socket (Unix socket) or a PipeStream (the Windows
@@ -287,7 +287,7 @@ export class ControlServer {
       const ctx: CallContext = {
         caller,
         signal,
-        sees: (uid: number | undefined) => caller.privileged || uid === caller.uid,
+        sees: (uid: number | undefined, sid?: string) => caller.privileged || ownedBy(caller, uid, sid),
         send: (partial: unknown) => {
           if (signal.aborted || socket.destroyed) {
             return Promise.reject(new ControlError('SY_ERR_CONTROL_CLOSED', 'the caller disconnected'));

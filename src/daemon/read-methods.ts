@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { DaemonError } from '../errors.ts';
 import { PACKAGE_ROOT_URL } from '../paths.ts';
-import type { CallContext, MethodRegistry } from '../control/index.ts';
+import { ownedBy, type CallContext, type MethodRegistry } from '../control/index.ts';
 import type { FlowQuery } from '../policy/types.ts';
 import type { Endpoint, FlowRecord, ProcessInfo, StoreName } from '../flow/types.ts';
 import { parseIp } from '../policy/ip.ts';
@@ -35,6 +35,8 @@ export interface FlowView {
   process: string | null;
   pid: number | null;
   uid: number | null;
+  /** Windows: the owning process's user SID (the privacy filter's owner there); null elsewhere or unknown. */
+  sid: string | null;
   egress: string;
   rule: string;
   stage: string;
@@ -92,6 +94,7 @@ async function flowViews(d: Daemon, ctx: CallContext): Promise<FlowView[]> {
       process: f.process?.name ?? null,
       pid: f.process?.pid ?? null,
       uid,
+      sid: f.process?.sid ?? null,
       egress: f.egress,
       rule: f.decision.rule?.id ?? 'default',
       stage: f.decision.stage,
@@ -226,7 +229,7 @@ export function registerReadMethods(reg: MethodRegistry, d: Daemon): void {
     name: 'conns',
     permission: 'read',
     summary: 'live flows (others’ flows only for privileged callers)',
-    privacy: { items: 'flows', ownerOf: (f) => (f as FlowView).uid ?? undefined },
+    privacy: { items: 'flows', ownerOf: (f) => (f as FlowView).uid ?? undefined, ownerSidOf: (f) => (f as FlowView).sid ?? undefined },
     handler: async (_p, ctx) => ({ generation: d.generation, flows: await flowViews(d, ctx) }),
   });
 
@@ -234,7 +237,7 @@ export function registerReadMethods(reg: MethodRegistry, d: Daemon): void {
     name: 'rdns',
     permission: 'read',
     summary: 'names the DNS store holds for addresses (own flows’ addresses only for unprivileged callers)',
-    privacy: { items: 'entries', ownerOf: (e) => (e as { uid?: number | null }).uid ?? undefined },
+    privacy: { items: 'entries', ownerOf: (e) => (e as { uid?: number | null }).uid ?? undefined, ownerSidOf: (e) => (e as { sid?: string | null }).sid ?? undefined },
     handler: async (params, ctx) => {
       const p = obj(params);
       const ip = optString(p, 'ip', 64);
@@ -245,7 +248,7 @@ export function registerReadMethods(reg: MethodRegistry, d: Daemon): void {
       // For an unprivileged caller, an address is its own when one of its live flows goes there.
       const mine = new Set<string>();
       if (!ctx.caller.privileged) {
-        for (const f of await flowViews(d, ctx)) if (f.uid === ctx.caller.uid) mine.add(f.dst.replace(/^\[?(.*?)\]?:\d+$/, '$1'));
+        for (const f of await flowViews(d, ctx)) if (ownedBy(ctx.caller, f.uid, f.sid)) mine.add(f.dst.replace(/^\[?(.*?)\]?:\d+$/, '$1'));
       }
       const now = Date.now();
       return {
@@ -255,6 +258,7 @@ export function registerReadMethods(reg: MethodRegistry, d: Daemon): void {
             ip: addr,
             state: store.lookup(addr).state,
             uid: mine.has(addr) ? ctx.caller.uid : null,
+            sid: mine.has(addr) ? (ctx.caller.sid ?? null) : null,
             names: names.map((n) => ({ name: n.name, chain: n.chain, upstream: n.upstream, ttlLeftS: Math.round((n.expiresAt - now) / 1000), lastSeenAgoS: Math.round((now - n.lastSeen) / 1000), stale: n.stale })),
           })),
       };
@@ -277,7 +281,7 @@ export function registerReadMethods(reg: MethodRegistry, d: Daemon): void {
         if (!rec) throw new DaemonError('SY_ERR_DAEMON_NO_FLOW', `no live flow '${flowId}' (see switchyard conns)`);
         const view = (await flowViews(d, ctx)).find((f) => f.id === flowId);
         // A flow is private: explaining another user's flow would reveal it.
-        if (!view || !ctx.sees(view.uid ?? undefined)) throw new DaemonError('SY_ERR_DAEMON_NO_FLOW', `no live flow '${flowId}' of yours (see switchyard conns)`);
+        if (!view || !ctx.sees(view.uid ?? undefined, view.sid ?? undefined)) throw new DaemonError('SY_ERR_DAEMON_NO_FLOW', `no live flow '${flowId}' of yours (see switchyard conns)`);
         flow = view;
         q = queryOfFlow(rec);
         known = { name: rec.domain, source: rec.domainSource };

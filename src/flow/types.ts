@@ -17,6 +17,8 @@ export interface ProcessInfo {
   name?: string;
   uid?: number;
   user?: string;
+  /** Windows: the process's user SID (its token's TokenUser), the owner for the control privacy filter. */
+  sid?: string;
 }
 
 /** What the OS backend knows about a redirected connection. */

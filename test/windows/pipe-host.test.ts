@@ -1,11 +1,12 @@
 // PipeStream (src/sys/windows/pipe-host.ts), the main thread's half of a pipe connection, against a
-// recorded link: the messages it sends the worker and how it reacts to the worker's. The two halves
+// recorded link: the messages it sends the worker and how it reacts to the worker's; and PipeServer's
+// restarts of a worker that dies, with stand-in workers. The two halves
 // together, with the real worker and Wine's kernel32, are wine-pipe.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { PipeStream } from '../../src/sys/windows/pipe-host.ts';
-import type { ToWorker } from '../../src/sys/windows/pipe-protocol.ts';
+import { PipeServer, PipeStream, pipeRestartDelayMs, type SpawnPipeWorker } from '../../src/sys/windows/pipe-host.ts';
+import type { FromWorker, ToWorker } from '../../src/sys/windows/pipe-protocol.ts';
 
 function recorded() {
   const sent: ToWorker[] = [];
@@ -120,4 +121,115 @@ test('a worker-side error closes the stream with that OsCallError; setTimeout fi
   await fired;
   clearTimeout(keep);
   t.s.destroy();
+});
+
+// ---------------------------------------------------------------- PipeServer: worker deaths
+
+/** Stand-in workers: each listens at once (or fails to, when `refuse` says so) and can be killed. */
+function fakeWorkers(refuse: (n: number) => boolean = () => false) {
+  const workers: { msg: (m: FromWorker) => void; exit: (err?: Error) => void; sent: ToWorker[]; closed: boolean }[] = [];
+  const spawn: SpawnPipeWorker = (_init, onMessage, onExit) => {
+    const w = { msg: onMessage, exit: onExit, sent: [] as ToWorker[], closed: false };
+    const n = workers.push(w);
+    setImmediate(() => {
+      if (refuse(n)) {
+        onMessage({ t: 'fatal', error: { call: 'CreateNamedPipeW', errno: 5, message: 'name taken' } });
+        onExit();
+      } else onMessage({ t: 'listening' });
+    });
+    return {
+      send: (m) => {
+        w.sent.push(m);
+        if (m.t === 'stop') setImmediate(() => onExit());
+      },
+      close: () => (w.closed = true),
+    };
+  };
+  return { workers, spawn };
+}
+
+const until = async (cond: () => boolean) => {
+  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 2));
+  assert.ok(cond(), 'condition not reached');
+};
+
+test('a dead pipe worker is restarted after a backoff; its connections are closed; the new worker serves', async () => {
+  const { workers, spawn } = fakeWorkers();
+  const restarts: [number, number][] = [];
+  const conns: number[] = [];
+  const server = new PipeServer({
+    name: '\\\\.\\pipe\\t', sddl: 'D:P', spawn, restartDelayMs: () => 1,
+    onConnection: (_s, pid) => conns.push(pid),
+    onRestart: (_e, deaths, delay) => restarts.push([deaths, delay]),
+    onFailed: () => assert.fail('not after one death'),
+  });
+  await server.listen();
+  workers[0]!.msg({ t: 'conn', id: 1, pid: 42, facts: { sid: 'S-1-5-21-1-2-3-1001', elevated: false, groups: [] } });
+  assert.equal(server.connections, 1);
+  workers[0]!.exit(new Error('pipe worker exited with code 1'));
+  assert.equal(server.connections, 0, 'the dead worker\'s connections are closed');
+  assert.equal(server.serving, false);
+  await until(() => workers.length === 2 && server.serving);
+  assert.deepEqual(restarts, [[1, 1]]);
+  assert.equal(server.restarts, 1);
+  workers[1]!.msg({ t: 'conn', id: 1, pid: 43, facts: { sid: 'S-1-5-21-1-2-3-1001', elevated: false, groups: [] } });
+  assert.deepEqual(conns, [42, 43]);
+  await server.close();
+  assert.deepEqual(workers[1]!.sent.at(-1), { t: 'stop' });
+  assert.equal(workers.length, 2, 'a requested stop is not a death');
+});
+
+test('a fatal report after listening (the worker then ends cleanly) is a death too', async () => {
+  const { workers, spawn } = fakeWorkers();
+  const server = new PipeServer({ name: 'n', sddl: 'D:P', spawn, restartDelayMs: () => 1, onConnection: () => {} });
+  await server.listen();
+  workers[0]!.msg({ t: 'fatal', error: { call: 'ConnectNamedPipe', errno: 6, message: 'bad handle' } });
+  workers[0]!.exit();
+  await until(() => server.restarts === 1 && server.serving);
+  await server.close();
+});
+
+test('more deaths than allowed within the window: no more restarts, onFailed once; restarts that cannot listen count', async () => {
+  // Worker 1 listens; every restart is refused (the name taken): each refusal is another death.
+  const { workers, spawn } = fakeWorkers((n) => n > 1);
+  const failed: number[] = [];
+  const restarts: number[] = [];
+  const server = new PipeServer({
+    name: 'n', sddl: 'D:P', spawn, maxDeaths: 3, restartDelayMs: () => 1, onConnection: () => {},
+    onRestart: (_e, deaths) => restarts.push(deaths),
+    onFailed: (_e, deaths) => failed.push(deaths),
+  });
+  await server.listen();
+  workers[0]!.exit(new Error('boom'));
+  await until(() => failed.length === 1);
+  assert.deepEqual(restarts, [1, 2, 3]);
+  assert.deepEqual(failed, [4]);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(workers.length, 4, 'one first worker and three restarts, then nothing');
+  assert.equal(server.serving, false);
+  await server.close();
+});
+
+test('deaths older than the window are forgotten; the backoff doubles up to 5 s', async () => {
+  assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 8].map(pipeRestartDelayMs), [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+  const { workers, spawn } = fakeWorkers();
+  const failed: number[] = [];
+  const server = new PipeServer({ name: 'n', sddl: 'D:P', spawn, maxDeaths: 1, deathWindowMs: 5, restartDelayMs: () => 10, onConnection: () => {}, onFailed: (_e, d) => failed.push(d) });
+  await server.listen();
+  for (let i = 0; i < 3; i++) {
+    workers.at(-1)!.exit(new Error('boom'));
+    await until(() => workers.length === i + 2 && server.serving);
+  }
+  assert.deepEqual(failed, [], 'one death per window is within the limit');
+  await server.close();
+});
+
+test('close() during a restart backoff starts no worker', async () => {
+  const { workers, spawn } = fakeWorkers();
+  const server = new PipeServer({ name: 'n', sddl: 'D:P', spawn, restartDelayMs: () => 30, onConnection: () => {} });
+  await server.listen();
+  workers[0]!.exit(new Error('boom'));
+  await server.close();
+  await new Promise((r) => setTimeout(r, 60));
+  assert.equal(workers.length, 1);
 });

@@ -31,13 +31,28 @@ const DENY_ONLY = 0x10;
 const reg = new MethodRegistry()
   .register({ name: 'x.change', permission: 'change', summary: 'test', handler: async () => 'changed' })
   .register({ name: 'x.read', permission: 'read', summary: 'test', handler: async (_p, ctx) => ({ pid: ctx.caller.pid, sid: ctx.caller.sid }) })
-  // Like conns/rdns: entries owned by Unix uids or by nobody known.
+  // Like conns/rdns: entries owned by Unix uids, by user SIDs (Windows flows), or by nobody known.
   .register({
     name: 'x.flows',
     permission: 'read',
     summary: 'test',
+    privacy: { items: 'flows', ownerOf: (f) => (f as { uid?: number }).uid, ownerSidOf: (f) => (f as { sid?: string }).sid },
+    handler: async () => ({ flows: [{ id: 1, uid: 1000 }, { id: 2, uid: 0 }, { id: 3 }, { id: 4, sid: USER }, { id: 5, sid: OTHER }, { id: 6, uid: -1 }] }),
+  })
+  // A private method whose entries name no SID owner (Unix-only owners): a Windows caller sees none.
+  .register({
+    name: 'x.uidflows',
+    permission: 'read',
+    summary: 'test',
     privacy: { items: 'flows', ownerOf: (f) => (f as { uid?: number }).uid },
-    handler: async () => ({ flows: [{ id: 1, uid: 1000 }, { id: 2, uid: 0 }, { id: 3 }] }),
+    handler: async () => ({ flows: [{ id: 1, uid: -1 }, { id: 4, sid: USER }] }),
+  })
+  // Like explain --flow: the handler asks ctx.sees for one entry.
+  .register({
+    name: 'x.sees',
+    permission: 'read',
+    summary: 'test',
+    handler: async (_p, ctx) => [ctx.sees(undefined, USER), ctx.sees(undefined, OTHER), ctx.sees(-1), ctx.sees(undefined)],
   });
 const mayChange = (c: Caller) => {
   try {
@@ -187,15 +202,23 @@ test('ControlServer with a pipe listener: the listener\'s Caller decides; an ide
   const got = (await plain.replies()) as any[];
   assert.deepEqual(got[0], { v: 1, id: 1, ok: true, result: { pid: 4242, sid: USER } });
   assert.equal(got[1].error.code, 'SY_ERR_CONTROL_PERMISSION');
-  // conns/rdns-like methods: a non-privileged Windows caller has no Unix uid (-1), so it sees no
-  // entry at all — not another user's, not one of unknown owner; a privileged one sees every entry.
-  plain.toServer.write(encodeFrame({ v: 1, id: 3, method: 'x.flows', params: null }));
+  // conns/rdns-like methods: a non-privileged Windows caller sees the entries its own user SID owns
+  // (matched by SID: it has no Unix uid, -1), not another user's, not one of unknown owner, not one
+  // owned by uid -1; a privileged one sees every entry.
+  plain.toServer.write(Buffer.concat([
+    encodeFrame({ v: 1, id: 3, method: 'x.flows', params: null }),
+    encodeFrame({ v: 1, id: 4, method: 'x.uidflows', params: null }),
+    encodeFrame({ v: 1, id: 5, method: 'x.sees', params: null }),
+  ]));
   const admin = fakeConn();
   accept!(admin.conn, classifyWindowsToken({ sid: 'S-1-5-21-1-2-3-500', elevated: true, groups: [{ sid: SID_ADMINISTRATORS, attributes: 7 }] }, 77, policy));
   admin.toServer.write(encodeFrame({ v: 1, id: 1, method: 'x.flows', params: null }));
   await new Promise((r) => setTimeout(r, 20));
-  assert.deepEqual(((await plain.replies()) as any[])[2], { v: 1, id: 3, ok: true, result: { flows: [] } });
-  assert.deepEqual(((await admin.replies()) as any[])[0].result.flows.map((f: { id: number }) => f.id), [1, 2, 3]);
+  const own = (await plain.replies()) as any[];
+  assert.deepEqual(own[2], { v: 1, id: 3, ok: true, result: { flows: [{ id: 4, sid: USER }] } });
+  assert.deepEqual(own[3], { v: 1, id: 4, ok: true, result: { flows: [] } });
+  assert.deepEqual(own[4], { v: 1, id: 5, ok: true, result: [true, false, false, false] });
+  assert.deepEqual(((await admin.replies()) as any[])[0].result.flows.map((f: { id: number }) => f.id), [1, 2, 3, 4, 5, 6]);
   admin.conn.destroy();
   // Identity could not be read: refused with SY_ERR_CONTROL_IDENTITY and closed, the request never run.
   const anon = fakeConn();

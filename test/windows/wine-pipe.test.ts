@@ -140,6 +140,11 @@ t('a client in another process: the connection\'s PID is the client\'s, the toke
   assert.equal(who.result.pid, c.pid, 'GetNamedPipeClientProcessId names the client process');
   assert.notEqual(who.result.pid, r['pid'], 'not the server');
   assert.equal(who.result.sid, r['ownSid'], 'the impersonated token is the (one) Wine user');
+  // The flow-owner lookup by PID (what a Windows flow records as its owner) agrees with the pipe.
+  // Wine has one user, so this shows the token read works on another live process, not that two
+  // users are told apart (pipe-identity.test.ts and identity-owner.test.ts cover that with injected SIDs).
+  assert.equal(who.result.ownerSid, who.result.sid, 'processUserSid(client PID) = the SID the pipe reported');
+  assert.equal(r['ownSidByPid'], r['ownSid']);
   assert.equal(who.result.privileged, true);
   assert.equal(who.result.reason, 'elevated member of Administrators');
   assert.deepEqual(change, { ok: true, result: 'changed' });
@@ -199,4 +204,14 @@ t('a client that connects and never writes is closed after the identify timeout;
 
 t('after close the name is gone (NOT_RUNNING for a client)', () => {
   assert.equal(r['afterClose'], 'SY_ERR_CONTROL_NOT_RUNNING');
+});
+
+t('the pipe worker dies (a throw in its loop): its connection is closed, a new worker takes the name again and serves', () => {
+  const x = r['restart'];
+  assert.equal(x.firstEcho, true);
+  assert.equal(x.firstClosed, true, 'the dead worker\'s connection is closed');
+  assert.equal(x.restarts, 1);
+  assert.equal(x.secondEcho, true, JSON.stringify(x));
+  // The worker's throw is reported (as a fatal after listening: a warning), then its exit is the death.
+  assert.deepEqual(x.events, ['warn: pipe worker failed: pipe worker crash requested (test)', 'restart 1: the pipe worker ended without being asked to']);
 });

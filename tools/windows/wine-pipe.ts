@@ -10,9 +10,9 @@ import { ControlClient } from '../../src/control/client.ts';
 import { ControlServer } from '../../src/control/server.ts';
 import { MethodRegistry } from '../../src/control/registry.ts';
 import { windowsPipeListener, type WindowsPipeState } from '../../src/control/identity-windows.ts';
-import { openPipe, type PipeStream } from '../../src/sys/windows/pipe-host.ts';
+import { openPipe, PipeServer, type PipeStream } from '../../src/sys/windows/pipe-host.ts';
 import { closeHandle, createPipeInstance } from '../../src/sys/windows/kernel32.ts';
-import { currentTokenFacts, processTokenFacts, type TokenFacts } from '../../src/sys/windows/advapi32.ts';
+import { currentTokenFacts, processTokenFacts, processUserSid, type TokenFacts } from '../../src/sys/windows/advapi32.ts';
 import { isSwitchyardError } from '../../src/errors.ts';
 import { encodeFrame, FrameDecoder, parseBody } from '../../src/control/frame.ts';
 import type { Logger } from '../../src/log.ts';
@@ -94,7 +94,9 @@ async function main(outFile: string): Promise<void> {
   const injected = new Map<number, TokenFacts>();
   let state: WindowsPipeState | undefined;
   const registry = new MethodRegistry()
-    .register({ name: 'whoami', permission: 'read', summary: 'the caller', handler: (_p, ctx) => ctx.caller })
+    // ownerSid: the flow-owner lookup (processUserSid, as Windows flows get their owner) run on the
+    // caller's PID while it is connected, to compare with the SID the pipe's impersonation reported.
+    .register({ name: 'whoami', permission: 'read', summary: 'the caller', handler: (_p, ctx) => ({ ...ctx.caller, ownerSid: processUserSid(ctx.caller.pid) ?? null }) })
     .register({ name: 'change.me', permission: 'change', summary: 'a state change', handler: () => 'changed' })
     .register({ name: 'echo', permission: 'read', summary: 'params back', handler: (p) => ({ length: JSON.stringify(p).length }) })
     .register({ name: 'big', permission: 'read', summary: 'a 900 kB reply', handler: () => ({ text: 'y'.repeat(900_000) }) })
@@ -152,6 +154,9 @@ async function main(outFile: string): Promise<void> {
   r['child'] = c1;
   r['ownSid'] = own.sid;
   r['childTokenByPid'] = processTokenFacts(c1.pid) ?? null; // gone by now: null expected
+  // Not asserted: an exited process stays queryable while a handle to it is open (node's own, here).
+  r['childSidByPid'] = processUserSid(c1.pid) ?? null;
+  r['ownSidByPid'] = processUserSid(process.pid) ?? null;
   step('4');
   // 4. Injected facts (Wine runs everything as one elevated user): an ordinary user reads, cannot change.
   const plain: TokenFacts = { sid: 'S-1-5-21-1-2-3-1001', elevated: false, groups: [{ sid: 'S-1-5-32-545', attributes: 7 }] };
@@ -275,6 +280,38 @@ async function main(outFile: string): Promise<void> {
   r['readUsers'] = await child(name, 'c4', ['whoami'], (pid) => injected.set(pid, plain));
   step('9 child done');
   await ru.close();
+
+  step('10');
+  // 10. The worker dies (a throw in its loop, as a bug would): its connection is closed, it is restarted
+  //     after the backoff, and the restart can take the name again (the dead worker closed its
+  //     instances, so FILE_FLAG_FIRST_PIPE_INSTANCE succeeds); a new client is served.
+  {
+    const events: string[] = [];
+    const echo = new PipeServer({
+      name: `${name}-restart`,
+      sddl: (r['state'] as WindowsPipeState).sddl,
+      restartDelayMs: () => 200,
+      onConnection: (s) => s.on('data', (d: Buffer) => s.write(d)),
+      onRestart: (e, deaths) => events.push(`restart ${deaths}: ${e.message}`),
+      onFailed: (e) => events.push(`failed: ${e.message}`),
+      onWarning: (e) => events.push(`warn: ${e.message}`),
+    });
+    await echo.listen();
+    const roundTrip = async () => {
+      const c = raw(await openPipe(`${name}-restart`));
+      await c.send(encodeFrame({ v: 1, id: 1, method: 'x', params: null }));
+      const [got] = await c.next(1);
+      return { got, c };
+    };
+    const first = await roundTrip();
+    echo.crashWorkerForTest();
+    const firstClosed = await Promise.race([first.c.closed.then(() => true), sleep(8000).then(() => false)]);
+    for (let i = 0; i < 100 && !(echo.restarts === 1 && echo.serving); i++) await sleep(50);
+    const second = await roundTrip().catch((e) => ({ got: codeOf(e), c: undefined }));
+    await second.c?.destroy();
+    await echo.close();
+    r['restart'] = { firstEcho: first.got?.id === 1, firstClosed, restarts: echo.restarts, secondEcho: (second.got as { id?: number })?.id === 1, second: second.got, events };
+  }
   step('done');
   write(outFile, r);
 }

@@ -4,7 +4,8 @@
 // a check of the address. The entry gives the original destination (with its port, which the packet
 // no longer carries), the group, and the PID the SOCKET layer reported; the executable comes from
 // QueryFullProcessImageNameW, and when no PID was recorded, from the TCP table's owner of the app's
-// socket (GetExtendedTcpTable with OWNER_PID). A peer without an entry is refused: it was not
+// socket (GetExtendedTcpTable with OWNER_PID); the owner's user SID from the process token (the control
+// privacy filter compares it with the caller's). A peer without an entry is refused: it was not
 // reflected (someone on the LAN reaching the listener directly).
 import type { Socket } from 'node:net';
 import { isIPv4 } from 'node:net';
@@ -21,6 +22,46 @@ export interface IdentityDeps {
   ownPid: number;
   /** GetExtendedTcpTable(OWNER_PID) wrapper: owner of a local TCP endpoint (optionally with its peer). */
   tcpOwner: (family: 4 | 6, localAddress: string, localPort: number, remote?: { address: string; port: number }) => number | undefined;
+  /** advapi32 processUserSid: the process's user SID (the flow's owner for `conns`/`rdns`). */
+  userSid?: (pid: number) => string | undefined;
+  /** Clock for the SID cache (tests). */
+  now?: () => number;
+}
+
+/** How long a PID's SID is reused: short, since a PID can be reused by another user's process. */
+export const SID_CACHE_MS = 5000;
+const SID_CACHE_MAX = 4096;
+
+/**
+ * PID → user SID, each answer kept SID_CACHE_MS: a browser's many flows cost one token read. Only
+ * found SIDs are cached (a process whose token cannot be read now is asked again next time).
+ */
+export class SidCache {
+  readonly #look: (pid: number) => string | undefined;
+  readonly #now: () => number;
+  readonly #m = new Map<number, { sid: string; at: number }>();
+
+  constructor(look: (pid: number) => string | undefined, now: () => number = Date.now) {
+    this.#look = look;
+    this.#now = now;
+  }
+
+  get(pid: number): string | undefined {
+    const t = this.#now();
+    const hit = this.#m.get(pid);
+    if (hit && t - hit.at < SID_CACHE_MS) return hit.sid;
+    this.#m.delete(pid);
+    const sid = this.#look(pid);
+    if (sid !== undefined) {
+      if (this.#m.size >= SID_CACHE_MAX) {
+        // Drop the expired ones; if all are fresh, the oldest (insertion order).
+        for (const [k, v] of this.#m) if (t - v.at >= SID_CACHE_MS) this.#m.delete(k);
+        if (this.#m.size >= SID_CACHE_MAX) this.#m.delete(this.#m.keys().next().value!);
+      }
+      this.#m.set(pid, { sid, at: t });
+    }
+    return sid;
+  }
 }
 
 /** IPv4-mapped IPv6 (a dual-stack listener's view) back to IPv4. */
@@ -34,15 +75,19 @@ function baseName(p: string): string {
 
 export class WindowsFlowIdentity implements FlowIdentity {
   #d: IdentityDeps;
+  #sids: SidCache | undefined;
 
   constructor(d: IdentityDeps) {
     this.#d = d;
+    this.#sids = d.userSid ? new SidCache(d.userSid, d.now) : undefined;
   }
 
+  /** Asked only when the flow's process is (lazily, see IdentifiedFlow.process): image path and owner SID. */
   #processOfPid(pid: number | undefined): ProcessInfo | undefined {
     if (pid === undefined) return undefined;
     const exe = this.#d.imagePath(pid);
-    return exe ? { pid, exe, name: baseName(exe) } : { pid };
+    const sid = this.#sids?.get(pid);
+    return { pid, ...(exe ? { exe, name: baseName(exe) } : {}), ...(sid !== undefined ? { sid } : {}) };
   }
 
   /** The NAT entry behind an accepted connection, by the socket's endpoints. */
@@ -101,10 +146,12 @@ export class WindowsFlowIdentity implements FlowIdentity {
 export async function systemWindowsIdentity(lookup?: IdentityDeps['lookup']): Promise<WindowsFlowIdentity> {
   const { processImagePath } = await import('../../sys/windows/kernel32.ts');
   const { tcpOwnerPid } = await import('../../sys/windows/iphlpapi.ts');
+  const { processUserSid } = await import('../../sys/windows/advapi32.ts');
   return new WindowsFlowIdentity({
     lookup: lookup ?? (() => undefined),
     imagePath: processImagePath,
     ownPid: process.pid, // = GetCurrentProcessId; kernel32 is loaded only when a process is asked about
     tcpOwner: tcpOwnerPid,
+    userSid: processUserSid,
   });
 }

@@ -146,6 +146,24 @@ export function processTokenFacts(pid: number): TokenFacts | undefined {
   }
 }
 
+/**
+ * The user SID of another process (PROCESS_QUERY_LIMITED_INFORMATION, OpenProcessToken TOKEN_QUERY,
+ * TokenUser): who owns a flow, for the control privacy filter. Undefined when the process is gone or
+ * its token cannot be read (a protected process): the flow then has no known owner (hidden from
+ * callers who are not privileged).
+ */
+export function processUserSid(pid: number): string | undefined {
+  const h = openProcessForQuery(pid);
+  if (h === null) return undefined;
+  try {
+    return withToken(userSidOf, h);
+  } catch {
+    return undefined;
+  } finally {
+    closeHandle(h);
+  }
+}
+
 // ---------------------------------------------------------------- registry (winreg.h)
 // HKEY parameters are declared intptr_t: the predefined keys are small negative numbers
 // (HKEY_LOCAL_MACHINE = (HKEY)(LONG)0x80000002, sign-extended), and opened keys come back as

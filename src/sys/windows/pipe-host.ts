@@ -70,7 +70,7 @@ class WorkerLink {
  * One connection through a worker. Emits 'data', 'end', 'close' like a socket; `destroyed` once closed.
  */
 export class PipeStream extends Duplex {
-  readonly #link: WorkerLink;
+  readonly #link: Pick<PipeLink, 'send'>;
   readonly #id: number;
   #seq = 0;
   readonly #writes = new Map<number, (err?: Error | null) => void>();
@@ -82,7 +82,7 @@ export class PipeStream extends Duplex {
   #onGone: (() => void) | undefined;
 
   /** @internal — made by PipeServer and openPipe. */
-  constructor(link: WorkerLink, id: number, onGone?: () => void) {
+  constructor(link: Pick<PipeLink, 'send'>, id: number, onGone?: () => void) {
     super({ allowHalfOpen: false });
     this.#link = link;
     this.#id = id;
@@ -205,47 +205,108 @@ export interface PipeServerOptions {
   onWarning?: (err: Error) => void;
   /** A client closed before it was handed over. */
   onDropped?: (pid: number, reason: string) => void;
+  /** The worker died after listening; a new one starts in `delayMs` (the `deaths`-th death in the window). */
+  onRestart?: (err: Error, deaths: number, delayMs: number) => void;
+  /** Too many deaths within the window: no more restarts, no pipe. */
+  onFailed?: (err: Error, deaths: number) => void;
+  /** Default PIPE_MAX_DEATHS. */
+  maxDeaths?: number;
+  /** Default PIPE_DEATH_WINDOW_MS. */
+  deathWindowMs?: number;
+  /** Default pipeRestartDelayMs. */
+  restartDelayMs?: (deathsInWindow: number) => number;
+  /** Tests: starts a stand-in for the worker (default: the real worker thread). */
+  spawn?: SpawnPipeWorker;
+}
+
+/** What PipeServer needs of a worker: WorkerLink, or a stand-in in the Linux tests. */
+export interface PipeLink {
+  send(m: ToWorker): void;
+  close(): void;
+}
+
+/** Starts a worker; `onExit` runs once when it ends (with an error unless it exited cleanly). */
+export type SpawnPipeWorker = (init: ServerInit, onMessage: (m: FromWorker) => void, onExit: (err?: Error) => void) => PipeLink;
+
+const spawnWorker: SpawnPipeWorker = (init, onMessage, onExit) => new WorkerLink(init, onMessage, onExit);
+
+/** Worker deaths tolerated within DEATH_WINDOW_MS; one more and the server gives up (onFailed). */
+export const PIPE_MAX_DEATHS = 5;
+export const PIPE_DEATH_WINDOW_MS = 60_000;
+/** Delay before the n-th restart within the window: 100 ms, doubling, at most 5 s. */
+export function pipeRestartDelayMs(deathsInWindow: number): number {
+  return Math.min(5000, 100 * 2 ** Math.max(0, deathsInWindow - 1));
 }
 
 /**
  * A pipe server on instances its worker creates: the first with FILE_FLAG_FIRST_PIPE_INSTANCE (a name
  * that exists — another daemon or a squatter — refuses the start), all with PIPE_REJECT_REMOTE_CLIENTS
- * and the given DACL; at least one instance stays open from listen() to close().
+ * and the given DACL; at least one instance stays open from listen() to close() while the worker lives.
+ *
+ * A worker that ends without being asked to (a throw in its loop, a 'fatal' after listening) is a
+ * death: its connections are closed and a new worker is started after a backoff (pipeRestartDelayMs);
+ * a restart that cannot listen again is a death too. More than maxDeaths deaths within
+ * deathWindowMs: the server stops trying and reports onFailed (the daemon then has no control pipe).
  */
 export class PipeServer {
   readonly #opts: PipeServerOptions;
-  #link: WorkerLink | undefined;
+  readonly #init: ServerInit;
+  #link: PipeLink | undefined;
   readonly #streams = new Map<number, PipeStream>();
-  #stopped: Promise<void> | undefined;
+  #stopped: Promise<void> = Promise.resolve();
+  #closing = false;
+  #deaths: number[] = [];
+  #restartTimer: NodeJS.Timeout | undefined;
+  #restarts = 0;
+  #failed = false;
+  /** The current worker reported 'listening' and has not ended. */
+  #listening = false;
 
   constructor(opts: PipeServerOptions) {
     this.#opts = opts;
+    this.#init = {
+      kind: 'server',
+      name: opts.name,
+      sddl: opts.sddl,
+      listeners: opts.listeners ?? 4,
+      identifyTimeoutMs: opts.identifyTimeoutMs ?? 10_000,
+      maxUnidentified: opts.maxUnidentified ?? 128,
+      maxIdleMs: opts.maxIdleMs ?? 20,
+    };
   }
 
   get connections(): number {
     return this.#streams.size;
   }
 
+  /** Workers started again after a death. */
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  /** True while a worker listens (false during a restart's backoff, after giving up, after close()). */
+  get serving(): boolean {
+    return this.#listening && !this.#failed && !this.#closing;
+  }
+
+  /** Starts the first worker; rejects when it cannot listen (that is not retried: the caller decides). */
   listen(): Promise<void> {
+    return this.#start();
+  }
+
+  #start(): Promise<void> {
     const o = this.#opts;
     return new Promise((resolve, reject) => {
       let started = false;
       let stoppedResolve: () => void = () => {};
       this.#stopped = new Promise((r) => (stoppedResolve = r));
-      const link = new WorkerLink(
-        {
-          kind: 'server',
-          name: o.name,
-          sddl: o.sddl,
-          listeners: o.listeners ?? 4,
-          identifyTimeoutMs: o.identifyTimeoutMs ?? 10_000,
-          maxUnidentified: o.maxUnidentified ?? 128,
-          maxIdleMs: o.maxIdleMs ?? 20,
-        },
+      const link = (o.spawn ?? spawnWorker)(
+        this.#init,
         (m) => {
           switch (m.t) {
             case 'listening':
               started = true;
+              if (this.#link === link) this.#listening = true;
               resolve();
               return;
             case 'fatal':
@@ -276,18 +337,55 @@ export class PipeServer {
         (err) => {
           for (const s of this.#streams.values()) s.destroy();
           this.#streams.clear();
-          this.#link = undefined;
-          if (!started) reject(err ?? new Error('the pipe worker ended before listening'));
-          else if (err) o.onWarning?.(err);
+          if (this.#link === link) {
+            this.#link = undefined;
+            this.#listening = false;
+          }
+          link.close();
           stoppedResolve();
+          if (!started) reject(err ?? new Error('the pipe worker ended before listening'));
+          else if (!this.#closing) this.#died(err ?? new Error('the pipe worker ended without being asked to'));
         },
       );
       this.#link = link;
     });
   }
 
+  /** The worker ended on its own: restart it after a backoff, or give up after too many deaths. */
+  #died(err: Error): void {
+    const now = Date.now();
+    const window = this.#opts.deathWindowMs ?? PIPE_DEATH_WINDOW_MS;
+    this.#deaths = this.#deaths.filter((t) => now - t < window);
+    this.#deaths.push(now);
+    if (this.#deaths.length > (this.#opts.maxDeaths ?? PIPE_MAX_DEATHS)) {
+      this.#failed = true;
+      this.#opts.onFailed?.(err, this.#deaths.length);
+      return;
+    }
+    const delay = this.#opts.restartDelayMs?.(this.#deaths.length) ?? pipeRestartDelayMs(this.#deaths.length);
+    this.#opts.onRestart?.(err, this.#deaths.length, delay);
+    this.#restartTimer = setTimeout(() => {
+      this.#restartTimer = undefined;
+      if (this.#closing) return;
+      this.#restarts++;
+      // A restart that cannot listen (the name taken meanwhile, ...) counts as another death.
+      this.#start().catch((e: unknown) => {
+        if (!this.#closing) this.#died(e instanceof Error ? e : new Error(String(e)));
+      });
+    }, delay);
+    this.#restartTimer.unref?.();
+  }
+
+  /** Tests: makes the worker throw in its loop, as a bug would (a death, then a restart). */
+  crashWorkerForTest(): void {
+    this.#link?.send({ t: 'crash' });
+  }
+
   /** Closes every instance and connection; resolves when the worker has ended. */
   async close(): Promise<void> {
+    this.#closing = true;
+    if (this.#restartTimer) clearTimeout(this.#restartTimer);
+    this.#restartTimer = undefined;
     const link = this.#link;
     for (const s of [...this.#streams.values()]) s.destroy();
     if (link) {

@@ -47,7 +47,9 @@ export type ToWorker =
   /** Close now, dropping what is queued. */
   | { t: 'destroy'; id: number }
   /** Close every handle and end the worker. */
-  | { t: 'stop' };
+  | { t: 'stop' }
+  /** Tests: throw inside the worker's loop, as a bug would (it must close its handles and die). */
+  | { t: 'crash' };
 
 /** A failed Win32 call, as OsCallError carries it. */
 export interface CallFailure {

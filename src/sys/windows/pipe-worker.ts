@@ -140,6 +140,7 @@ export class PipeWorkerLoop {
         this.#stopping = true;
         continue;
       }
+      if (msg.t === 'crash') throw new Error('pipe worker crash requested (test)');
       const c = this.#conns.get(msg.id);
       if (c === undefined) continue; // closed meanwhile: `closed` is on its way
       switch (msg.t) {
@@ -368,17 +369,21 @@ export class PipeWorkerLoop {
       replenish(now);
       return busy;
     };
-    this.#run(() => {
-      const now = Date.now();
-      const a = accept(now);
-      const b = this.#serveConns(identify, now, init.identifyTimeoutMs);
-      return a || b;
-    }, init.maxIdleMs);
-
-    for (const h of listening) k.CloseHandle(h);
-    listening.clear();
-    this.#closeAll();
-    k.LocalFree(sd);
+    try {
+      this.#run(() => {
+        const now = Date.now();
+        const a = accept(now);
+        const b = this.#serveConns(identify, now, init.identifyTimeoutMs);
+        return a || b;
+      }, init.maxIdleMs);
+    } finally {
+      // Also when the loop throws: the worker dies, and the main thread's restart must find the name
+      // free again (its first instance asks for FILE_FLAG_FIRST_PIPE_INSTANCE).
+      for (const h of listening) k.CloseHandle(h);
+      listening.clear();
+      this.#closeAll();
+      k.LocalFree(sd);
+    }
     this.#post({ t: 'stopped' });
   }
 
