@@ -18,22 +18,14 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { writeUnboundConf } from '../dns/helpers.ts';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const WINE = '/usr/lib/wine/wine64';
-const WINESERVER = '/usr/lib/wine/wineserver';
-const KOFFI_VERSION = (JSON.parse(readFileSync(join(ROOT, 'node_modules/koffi/package.json'), 'utf8')) as { version: string }).version;
-const NODE_EXE = join(ROOT, '.tools/win/node/package/bin/node.exe');
-const KOFFI_WIN = join(ROOT, `.tools/win/koffi-${KOFFI_VERSION}/package`);
-const PREFIX = join(ROOT, '.tools/win/prefix');
+import { ROOT, WINE, WINESERVER, NODE_EXE, KOFFI_WIN, PREFIX, wineToolsMissing } from './helpers/wine-paths.ts';
 
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 
 function missing(): string | undefined {
-  if (!existsSync(WINE)) return 'needs wine64 (tools/windows/wine-setup.sh)';
-  if (!existsSync(NODE_EXE) || !existsSync(KOFFI_WIN) || !existsSync(join(PREFIX, 'system.reg'))) return 'needs .tools/win with node.exe, koffi win32 and a Wine prefix (tools/windows/wine-setup.sh)';
+  const wine = wineToolsMissing();
+  if (wine) return wine;
   if (process.getuid?.() !== 0) return 'needs root (private mount/network namespaces for resolv.conf and addresses)';
   for (const c of ['unshare', 'ip', 'unbound', 'mount']) if (!has(c)) return `needs ${c}`;
   return undefined;

@@ -14,19 +14,12 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { nrptRuleValues } from '../../src/redirect/windows/nrpt.ts';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const WINE = '/usr/lib/wine/wine64';
-const KOFFI_VERSION = (JSON.parse(readFileSync(join(ROOT, 'node_modules/koffi/package.json'), 'utf8')) as { version: string }).version;
-const NODE_EXE = join(ROOT, '.tools/win/node/package/bin/node.exe');
-const KOFFI_WIN = join(ROOT, `.tools/win/koffi-${KOFFI_VERSION}/package`);
-const PREFIX = join(ROOT, '.tools/win/prefix');
+import { ROOT, WINE, NODE_EXE, KOFFI_WIN, PREFIX, wineToolsMissing } from './helpers/wine-paths.ts';
 
 function missing(): string | undefined {
-  if (!existsSync(WINE)) return 'needs wine64 (tools/windows/wine-setup.sh)';
-  if (!existsSync(NODE_EXE) || !existsSync(KOFFI_WIN) || !existsSync(join(PREFIX, 'system.reg'))) return 'needs .tools/win (tools/windows/wine-setup.sh)';
+  const wine = wineToolsMissing();
+  if (wine) return wine;
   for (const tool of ['dnsmasq', 'dig', 'curl']) if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `needs ${tool}`;
   return undefined;
 }

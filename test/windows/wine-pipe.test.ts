@@ -23,24 +23,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { ROOT, WINE, WINESERVER, NODE_EXE, KOFFI_WIN, PREFIX, wineToolsMissing } from './helpers/wine-paths.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const WINE = '/usr/lib/wine/wine64';
-const WINESERVER = '/usr/lib/wine/wineserver';
-const KOFFI_VERSION = (JSON.parse(readFileSync(join(ROOT, 'node_modules/koffi/package.json'), 'utf8')) as { version: string }).version;
-const NODE_EXE = join(ROOT, '.tools/win/node/package/bin/node.exe');
-const KOFFI_WIN = join(ROOT, `.tools/win/koffi-${KOFFI_VERSION}/package`);
-const PREFIX = join(ROOT, '.tools/win/prefix');
-
-function missing(): string | undefined {
-  if (!existsSync(WINE)) return 'needs wine64 (tools/windows/wine-setup.sh)';
-  if (!existsSync(NODE_EXE)) return 'needs the Windows build of Node 20 in .tools/win/node (tools/windows/wine-setup.sh)';
-  if (!existsSync(KOFFI_WIN)) return `needs koffi's win32 binary in .tools/win/koffi-${KOFFI_VERSION} (tools/windows/wine-setup.sh)`;
-  if (!existsSync(join(PREFIX, 'system.reg'))) return 'needs the Wine prefix .tools/win/prefix (tools/windows/wine-setup.sh)';
-  return undefined;
-}
-const why = missing();
+const why = wineToolsMissing();
 const winPath = (p: string) => `Z:${p.replaceAll('/', '\\')}`;
 
 let dir = '';

@@ -11,28 +11,18 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { toWindivertAddr } from '../../src/sys/windows/addr.ts';
 import { decodeAddress } from '../../src/sys/windows/windivert.ts';
 import { WINDIVERT_BITS, WINDIVERT_ADDRESS, WINDIVERT_DATA_SOCKET } from '../../src/sys/windows/types.ts';
 import koffi from 'koffi';
 import { Scapy, scapyMissing } from './helpers/scapy.ts';
+import { ROOT, WINE, WINESERVER, NODE_EXE, KOFFI_WIN, PREFIX, wineToolsMissing } from './helpers/wine-paths.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const WINE = '/usr/lib/wine/wine64';
-const WINESERVER = '/usr/lib/wine/wineserver';
-const KOFFI_VERSION = (JSON.parse(readFileSync(join(ROOT, 'node_modules/koffi/package.json'), 'utf8')) as { version: string }).version;
-const NODE_EXE = join(ROOT, '.tools/win/node/package/bin/node.exe');
-const KOFFI_WIN = join(ROOT, `.tools/win/koffi-${KOFFI_VERSION}/package`);
-/** A Wine prefix made once by wine-setup.sh (creating one takes ~10 s); scenarios keep no state in it. */
-const PREFIX = join(ROOT, '.tools/win/prefix');
 const MINGW = 'x86_64-w64-mingw32-gcc';
 
 function missing(): string | undefined {
-  if (!existsSync(WINE)) return 'needs wine64 (tools/windows/wine-setup.sh)';
-  if (!existsSync(NODE_EXE) || !existsSync(KOFFI_WIN) || !existsSync(join(PREFIX, 'system.reg'))) {
-    return 'needs .tools/win with node.exe, koffi win32 and a Wine prefix (tools/windows/wine-setup.sh)';
-  }
+  const wine = wineToolsMissing();
+  if (wine) return wine;
   if (spawnSync(MINGW, ['--version']).status !== 0) return `needs ${MINGW}`;
   return scapyMissing();
 }
