@@ -10,7 +10,7 @@
 // is cached or served here, with the time until which no binding hook has to run for it; drops
 // and clears follow. If the worker dies the main thread reads while it is restarted (its replica
 // starts empty and refills as hits come through here); after too many deaths (fast-spawn.ts
-// DeathBudget) the listener stays on its dgram socket. Either way it is logged: DNS never silently
+// newDeathBudget) the listener stays on its dgram socket. Either way it is logged: DNS never silently
 // stops.
 import { createSocket } from 'node:dgram';
 import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram';
@@ -21,7 +21,7 @@ import { ReaderSwitch } from './fast-handover.ts';
 import { CONTROL, CONTROL_COUNT, STAT, STAT_COUNT } from './fast-proto.ts';
 import { recvControl } from './fast-recv.ts';
 import type { RecvControl } from './fast-recv.ts';
-import { DEATH_WINDOW_MS, DeathBudget, startWorker } from './fast-spawn.ts';
+import { DEATH_WINDOW_MS, newDeathBudget, startWorker } from './fast-spawn.ts';
 import { literalLookup } from './literal-lookup.ts';
 import type { FastWorkerData, ToWorker } from './fast-proto.ts';
 import type { FastReplicas } from './fast-replicas.ts';
@@ -86,7 +86,7 @@ export class FastUdp {
   readonly #counts = new Float64Array(this.#stats);
   #control = new SharedArrayBuffer(4 * CONTROL_COUNT);
   #controlView = new Int32Array(this.#control);
-  readonly #deaths = new DeathBudget();
+  readonly #deaths = newDeathBudget();
   #closing = false;
   #started = false;
   #ready = false;

@@ -5,6 +5,7 @@
 import { Worker } from 'node:worker_threads';
 import { DnsError } from './errors.ts';
 import type { FastWorkerData, ToMain } from './fast-proto.ts';
+import { DeathWindow } from '../death-window.ts';
 
 // Source of the worker: .ts under tsx or Node's type stripping, .js in the tsc build.
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './fast-worker.ts' : './fast-worker.js', import.meta.url);
@@ -84,19 +85,4 @@ export const DEATH_WINDOW_MS = 60_000;
  * stops restarting them and stays on its dgram socket (a worker that keeps dying would otherwise
  * cost a restart, and its lost replica, every few seconds).
  */
-export class DeathBudget {
-  #at: number[] = [];
-
-  /** Counts a death now; returns the deaths within the window, this one included. */
-  record(): number {
-    const now = Date.now();
-    this.#at = this.#at.filter((t) => now - t < DEATH_WINDOW_MS);
-    this.#at.push(now);
-    return this.#at.length;
-  }
-
-  /** True once the deaths within the window exceed MAX_DEATHS. */
-  get spent(): boolean {
-    return this.#at.length > MAX_DEATHS;
-  }
-}
+export const newDeathBudget = (): DeathWindow => new DeathWindow(MAX_DEATHS, DEATH_WINDOW_MS);

@@ -11,6 +11,7 @@ import { Duplex } from 'node:stream';
 import { OsCallError } from '../../errors.ts';
 import type { TokenFacts } from './advapi32.ts';
 import { WAKE_INDEX, type CallFailure, type ClientInit, type FromWorker, type ServerInit, type ToWorker } from './pipe-protocol.ts';
+import { DeathWindow } from '../../death-window.ts';
 
 /**
  * The worker's file next to this one: .js in the built daemon and in bundles; under tsx (development
@@ -259,7 +260,7 @@ export class PipeServer {
   readonly #streams = new Map<number, PipeStream>();
   #stopped: Promise<void> = Promise.resolve();
   #closing = false;
-  #deaths: number[] = [];
+  readonly #deaths: DeathWindow;
   #restartTimer: NodeJS.Timeout | undefined;
   #restarts = 0;
   #failed = false;
@@ -268,6 +269,7 @@ export class PipeServer {
 
   constructor(opts: PipeServerOptions) {
     this.#opts = opts;
+    this.#deaths = new DeathWindow(opts.maxDeaths ?? PIPE_MAX_DEATHS, opts.deathWindowMs ?? PIPE_DEATH_WINDOW_MS);
     this.#init = {
       kind: 'server',
       name: opts.name,
@@ -357,17 +359,14 @@ export class PipeServer {
 
   /** The worker ended on its own: restart it after a backoff, or give up after too many deaths. */
   #died(err: Error): void {
-    const now = Date.now();
-    const window = this.#opts.deathWindowMs ?? PIPE_DEATH_WINDOW_MS;
-    this.#deaths = this.#deaths.filter((t) => now - t < window);
-    this.#deaths.push(now);
-    if (this.#deaths.length > (this.#opts.maxDeaths ?? PIPE_MAX_DEATHS)) {
+    const deaths = this.#deaths.record();
+    if (this.#deaths.spent) {
       this.#failed = true;
-      this.#opts.onFailed?.(err, this.#deaths.length);
+      this.#opts.onFailed?.(err, deaths);
       return;
     }
-    const delay = this.#opts.restartDelayMs?.(this.#deaths.length) ?? pipeRestartDelayMs(this.#deaths.length);
-    this.#opts.onRestart?.(err, this.#deaths.length, delay);
+    const delay = this.#opts.restartDelayMs?.(deaths) ?? pipeRestartDelayMs(deaths);
+    this.#opts.onRestart?.(err, deaths, delay);
     this.#restartTimer = setTimeout(() => {
       this.#restartTimer = undefined;
       if (this.#closing) return;
