@@ -6,29 +6,11 @@ import { Worker } from 'node:worker_threads';
 import { DnsError } from './errors.ts';
 import type { FastWorkerData, ToMain } from './fast-proto.ts';
 import { DeathWindow } from '../death-window.ts';
+import { startSiblingWorker } from '../worker-thread.ts';
 
-// Source of the worker: .ts under tsx or Node's type stripping, .js in the tsc build.
-const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './fast-worker.ts' : './fast-worker.js', import.meta.url);
-
-/**
- * A Worker running fast-worker. From TypeScript sources under tsx (tests, benchmarks), a worker
- * does not inherit tsx's loader on Node 20 even with `--import tsx` in execArgv: a small
- * bootstrap registers it in the worker first. The tsc build runs the .js directly.
- */
+/** A Worker running fast-worker (src/worker-thread.ts: also from the TypeScript sources). */
 function newWorker(data: FastWorkerData): Worker {
-  if (WORKER_URL.pathname.endsWith('.ts')) {
-    let api: string | null = null;
-    try {
-      api = import.meta.resolve('tsx/esm/api');
-    } catch {
-      api = null; // no tsx: Node's own type stripping (22.18+, 24) loads .ts
-    }
-    if (api !== null) {
-      const boot = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(WORKER_URL.href)}); })`;
-      return new Worker(boot, { eval: true, workerData: data });
-    }
-  }
-  return new Worker(WORKER_URL, { workerData: data });
+  return startSiblingWorker(import.meta.url, 'fast-worker', { workerData: data });
 }
 
 /** What a started worker tells its listener; each call names the worker (a restart makes a new one). */

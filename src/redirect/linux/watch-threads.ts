@@ -3,21 +3,14 @@
 // (an exec of `true` whose pid must show up in the worker's ring of recent exec tgids).
 import { Worker } from 'node:worker_threads';
 import { spawn } from 'node:child_process';
-import { extname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { startSiblingWorker } from '../../worker-thread.ts';
 
 /** Size of the ring of recent exec tgids the workers keep in shared memory (for the probe). */
 export const RING = 64;
 
 /** Starts `./<name>.ts|.js` (next to this file) as a worker thread. */
 export function spawnWatchWorker(name: string, workerData: unknown): Worker {
-  const self = fileURLToPath(import.meta.url);
-  const url = new URL(`./${name}${extname(self)}`, import.meta.url);
-  // Production runs the tsc build (.js). Under tsx (development, tests) a worker does not inherit
-  // the loader hooks, so a tiny bootstrap registers tsx in the worker before importing the file.
-  return extname(self) === '.ts'
-    ? new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })`, { eval: true, workerData })
-    : new Worker(url, { workerData });
+  return startSiblingWorker(import.meta.url, name, { workerData });
 }
 
 /** Execs `true` and waits for its exec event to show up in a worker's ring of recent execs. */

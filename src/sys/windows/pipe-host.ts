@@ -12,17 +12,11 @@ import { OsCallError } from '../../errors.ts';
 import type { TokenFacts } from './advapi32.ts';
 import { WAKE_INDEX, type CallFailure, type ClientInit, type FromWorker, type ServerInit, type ToWorker } from './pipe-protocol.ts';
 import { DeathWindow } from '../../death-window.ts';
+import { startSiblingWorker } from '../../worker-thread.ts';
 
-/**
- * The worker's file next to this one: .js in the built daemon and in bundles; under tsx (development
- * and the Linux tests) the .ts file, through a bootstrap that registers tsx in the worker first
- * (Node 20 does not apply the parent's `--import tsx` hooks to worker threads).
- */
+/** The pipe worker (src/worker-thread.ts: also from the TypeScript sources). */
 function startWorker(options: ConstructorParameters<typeof Worker>[1]): Worker {
-  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./pipe-worker.js', import.meta.url), options);
-  const url = new URL('./pipe-worker.ts', import.meta.url).href;
-  const boot = `import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(url)}); });`;
-  return new Worker(boot, { ...options, eval: true });
+  return startSiblingWorker(import.meta.url, 'pipe-worker', options);
 }
 
 export function callError(f: CallFailure): OsCallError {
@@ -67,11 +61,11 @@ class WorkerLink {
   }
 }
 
+const PIPE_STREAM_HWM = 16 * 1024;
+
 /**
  * One connection through a worker. Emits 'data', 'end', 'close' like a socket; `destroyed` once closed.
  */
-const PIPE_STREAM_HWM = 16 * 1024;
-
 export class PipeStream extends Duplex {
   readonly #link: Pick<PipeLink, 'send'>;
   readonly #id: number;
