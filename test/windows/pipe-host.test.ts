@@ -1,4 +1,4 @@
-// PipeStream (src/sys/windows/pipe-host.ts), the main thread's half of a pipe connection, against a
+// PipeStream (src/sys/windows/pipe-stream.ts), the main thread's half of a pipe connection, against a
 // recorded link: the messages it sends the worker and how it reacts to the worker's; and PipeServer's
 // restarts of a worker that dies, with stand-in workers. The two halves
 // together, with the real worker and Wine's kernel32, are wine-pipe.test.ts.

@@ -44,7 +44,7 @@ before(() => {
   cpSync(KOFFI_WIN, join(app, 'node_modules/@koromix/koffi-win32-x64'), { recursive: true });
   copyFileSync(NODE_EXE, join(app, 'node.exe'));
   // The driver and the pipe worker, each bundled; the worker is loaded from pipe-worker.js next to
-  // the driver (pipe-host.ts), as an ES module.
+  // the driver (whose pipe-link.ts starts it), as an ES module.
   for (const [entry, out] of [
     ['tools/windows/wine-pipe.ts', 'pipe.mjs'],
     ['src/sys/windows/pipe-worker.ts', 'pipe-worker.js'],

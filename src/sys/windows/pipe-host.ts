@@ -1,184 +1,14 @@
 // The main thread's side of the pipe worker (src/sys/windows/pipe-worker.ts): a PipeServer that
-// starts one worker for all its instances and hands out each identified connection as a PipeStream,
-// and openPipe, a client connection with a worker of its own. A PipeStream is a Node Duplex with
-// `setTimeout` like net.Socket, so src/control serves and calls it exactly like a Unix socket.
-//
-// Flow control both ways: a write's callback runs when the worker reports the bytes in the pipe (so
-// `write()` returns false and 'drain' follows as with a socket: a client that does not read slows
-// only its own stream); when the readable side is full the worker stops reading that connection.
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import { Duplex } from 'node:stream';
-import { OsCallError } from '../../errors.ts';
+// starts one worker for all its instances and hands out each identified connection as a PipeStream
+// (pipe-stream.ts), and openPipe, a client connection with a worker of its own (pipe-link.ts).
 import type { TokenFacts } from './advapi32.ts';
-import { WAKE_INDEX, type CallFailure, type ClientInit, type FromWorker, type ServerInit, type ToWorker } from './pipe-protocol.ts';
+import type { FromWorker, ServerInit } from './pipe-protocol.ts';
 import { DeathWindow } from '../../death-window.ts';
-import { startSiblingWorker } from '../../worker-thread.ts';
+import { WorkerLink, callError, type PipeLink, type SpawnPipeWorker } from './pipe-link.ts';
+import { PipeStream } from './pipe-stream.ts';
 
-/** The pipe worker (src/worker-thread.ts: also from the TypeScript sources). */
-function startWorker(options: ConstructorParameters<typeof Worker>[1]): Worker {
-  return startSiblingWorker(import.meta.url, 'pipe-worker', options);
-}
-
-export function callError(f: CallFailure): OsCallError {
-  const e = new OsCallError('SY_ERR_WIN_CALL', f.call, f.errno);
-  e.message = f.message;
-  return e;
-}
-
-/** One worker and the two ways to talk to it. */
-class WorkerLink {
-  readonly worker: Worker;
-  readonly #port: MessagePort;
-  readonly #wake: Int32Array;
-  #gone = false;
-
-  constructor(init: ServerInit | ClientInit, onMessage: (m: FromWorker) => void, onExit: (err?: Error) => void) {
-    const wake = new SharedArrayBuffer(4);
-    const { port1, port2 } = new MessageChannel();
-    this.#port = port1;
-    this.#wake = new Int32Array(wake);
-    this.worker = startWorker({
-      workerData: { switchyardPipe: { ...init, wake }, port: port2 },
-      transferList: [port2],
-    });
-    this.worker.on('message', onMessage);
-    this.worker.on('error', (err) => onExit(err));
-    this.worker.on('exit', (code) => {
-      this.#gone = true;
-      onExit(code === 0 ? undefined : new Error(`pipe worker exited with code ${code}`));
-    });
-  }
-
-  send(m: ToWorker): void {
-    if (this.#gone) return;
-    this.#port.postMessage(m, m.t === 'write' ? [m.data.buffer as ArrayBuffer] : []);
-    Atomics.add(this.#wake, WAKE_INDEX, 1);
-    Atomics.notify(this.#wake, WAKE_INDEX);
-  }
-
-  close(): void {
-    this.#port.close();
-  }
-}
-
-const PIPE_STREAM_HWM = 16 * 1024;
-
-/**
- * One connection through a worker. Emits 'data', 'end', 'close' like a socket; `destroyed` once closed.
- */
-export class PipeStream extends Duplex {
-  readonly #link: Pick<PipeLink, 'send'>;
-  readonly #id: number;
-  #seq = 0;
-  readonly #writes = new Map<number, (err?: Error | null) => void>();
-  #paused = false;
-  #workerClosed = false;
-  #idleMs = 0;
-  #idleCb: (() => void) | undefined;
-  #idleTimer: NodeJS.Timeout | undefined;
-  #onGone: (() => void) | undefined;
-
-  /** @internal — made by PipeServer and openPipe. */
-  constructor(link: Pick<PipeLink, 'send'>, id: number, onGone?: () => void) {
-    // 16 KiB both ways, stated: Node 22 raised the stream default to 64 KiB, and the pipe's
-    // back-pressure (a quarter of its 64 KiB buffer per WriteFile) should not differ by Node version.
-    super({ allowHalfOpen: false, highWaterMark: PIPE_STREAM_HWM });
-    this.#link = link;
-    this.#id = id;
-    this.#onGone = onGone;
-    this.once('end', () => this.destroy());
-  }
-
-  /** @internal — a message from the worker for this connection. */
-  deliver(m: FromWorker): void {
-    switch (m.t) {
-      case 'data':
-        this.#touch();
-        if (!this.push(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength)) && !this.#paused) {
-          this.#paused = true;
-          this.#link.send({ t: 'pause', id: this.#id });
-        }
-        break;
-      case 'written': {
-        this.#touch();
-        const cb = this.#writes.get(m.seq);
-        this.#writes.delete(m.seq);
-        cb?.();
-        break;
-      }
-      case 'closed':
-        this.#workerClosed = true;
-        this.#failWrites(m.error ? callError(m.error) : null);
-        if (m.error) this.destroy(callError(m.error));
-        else this.push(null); // 'end', then destroy (see the constructor)
-        break;
-      default:
-        break;
-    }
-  }
-
-  setTimeout(ms: number, cb?: () => void): this {
-    this.#idleMs = ms;
-    if (cb) this.#idleCb = cb;
-    this.#touch();
-    return this;
-  }
-
-  #touch(): void {
-    if (this.#idleTimer) clearTimeout(this.#idleTimer);
-    this.#idleTimer = undefined;
-    if (this.#idleMs > 0 && !this.destroyed) {
-      this.#idleTimer = setTimeout(() => {
-        this.emit('timeout');
-        this.#idleCb?.();
-      }, this.#idleMs);
-      this.#idleTimer.unref();
-    }
-  }
-
-  #failWrites(err: Error | null): void {
-    const pending = [...this.#writes.values()];
-    this.#writes.clear();
-    const e = err ?? new OsCallError('SY_ERR_WIN_CALL', 'WriteFile', 109, 'the pipe was closed');
-    for (const cb of pending) cb(e);
-  }
-
-  override _read(): void {
-    if (this.#paused && !this.#workerClosed) {
-      this.#paused = false;
-      this.#link.send({ t: 'resume', id: this.#id });
-    }
-  }
-
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (this.#workerClosed) return cb(new OsCallError('SY_ERR_WIN_CALL', 'WriteFile', 109, 'the pipe was closed'));
-    if (chunk.length === 0) return cb();
-    const seq = ++this.#seq;
-    this.#writes.set(seq, cb);
-    // A copy of our own, transferred to the worker (the caller may reuse `chunk`).
-    const data = new Uint8Array(chunk.length);
-    data.set(chunk);
-    this.#link.send({ t: 'write', id: this.#id, seq, data });
-  }
-
-  override _final(cb: (err?: Error | null) => void): void {
-    // A pipe has no half-close: once everything is written, the connection is over. The worker
-    // closes the handle after its queue is written; the bytes stay readable by the peer.
-    if (!this.#workerClosed) this.#link.send({ t: 'end', id: this.#id });
-    cb();
-  }
-
-  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    if (this.#idleTimer) clearTimeout(this.#idleTimer);
-    // After end(), the worker closes the handle once the queue is written; otherwise close now.
-    if (!this.#workerClosed && !this.writableFinished) this.#link.send({ t: 'destroy', id: this.#id });
-    this.#failWrites(err);
-    const gone = this.#onGone;
-    this.#onGone = undefined;
-    gone?.();
-    cb(err);
-  }
-}
+export { PipeStream } from './pipe-stream.ts';
+export type { PipeLink, SpawnPipeWorker } from './pipe-link.ts';
 
 // ---------------------------------------------------------------- server
 
@@ -217,16 +47,6 @@ export interface PipeServerOptions {
   /** Tests: starts a stand-in for the worker (default: the real worker thread). */
   spawn?: SpawnPipeWorker;
 }
-
-/** What PipeServer needs of a worker: WorkerLink, or a stand-in in the Linux tests. */
-export interface PipeLink {
-  send(m: ToWorker): void;
-  close(): void;
-}
-
-/** Starts a worker; `onExit` runs once when it ends (with an error unless it exited cleanly). */
-export type SpawnPipeWorker = (init: ServerInit, onMessage: (m: FromWorker) => void, onExit: (err?: Error) => void) => PipeLink;
-
 const spawnWorker: SpawnPipeWorker = (init, onMessage, onExit) => new WorkerLink(init, onMessage, onExit);
 
 /** Worker deaths tolerated within DEATH_WINDOW_MS; one more and the server gives up (onFailed). */
