@@ -101,6 +101,12 @@ export interface ApplyOutcome {
   egressRebuilt: boolean;
 }
 
+/** Who a flow belongs to, for the control privacy filter: uid on Unix, user SID on Windows (null: unknown). */
+export interface FlowOwner {
+  uid: number | null;
+  sid: string | null;
+}
+
 export class Daemon {
   readonly opts: DaemonOptions;
   readonly log: Logger;
@@ -122,8 +128,8 @@ export class Daemon {
   lastReload: LastReload | null = null;
   revisions!: Revisions;
   lists!: DaemonLists;
-  /** flow id → owner uid (null = looked up, unknown), for the privacy of conns/rdns. */
-  readonly owners = new Map<string, number | null>();
+  /** flow id → owner (uid on Unix, SID on Windows; null = looked up, unknown), for the privacy of conns/rdns. */
+  readonly owners = new Map<string, FlowOwner>();
   #watcher: ConfigWatcher | null = null;
   /** Plan, transparent listeners, repair check, `enforce on|off` (src/daemon/enforcement.ts). */
   readonly #enforcement: Enforcement;

@@ -8,7 +8,7 @@ import { ownedBy, type CallContext, type MethodRegistry } from '../control/index
 import type { FlowQuery } from '../policy/types.ts';
 import type { Endpoint, FlowRecord, ProcessInfo, StoreName } from '../flow/types.ts';
 import { parseIp } from '../policy/ip.ts';
-import { queryOfFlow, type Daemon } from './daemon.ts';
+import { queryOfFlow, type Daemon, type FlowOwner } from './daemon.ts';
 import { listOrigin } from '../lists-load.ts';
 import { udpCounters } from '../egress/udp.ts';
 import { bad, obj, optString } from './method-params.ts';
@@ -48,8 +48,7 @@ export interface FlowView {
   changed: boolean;
 }
 
-async function ownerOf(d: Daemon, f: FlowRecord): Promise<number | null> {
-  if (f.process?.uid !== undefined) return f.process.uid;
+async function ownerOf(d: Daemon, f: FlowRecord): Promise<FlowOwner> {
   const cached = d.owners.get(f.id);
   if (cached !== undefined) return cached;
   const id = d.deps.identity;
@@ -62,9 +61,9 @@ async function ownerOf(d: Daemon, f: FlowRecord): Promise<number | null> {
       f.inbound === 'transparent' && 'address' in f.dst ? f.dst : m ? { address: m.address, port: m.port, family: m.family === 'IPv6' ? 6 : 4 } : null;
     if (peer) info = await id.processOf(f.client, peer).catch(() => undefined);
   }
-  const uid = info?.uid ?? null;
-  d.owners.set(f.id, uid);
-  return uid;
+  const owner = { uid: info?.uid ?? null, sid: info?.sid ?? null };
+  d.owners.set(f.id, owner);
+  return owner;
 }
 
 /** Process lookups one `conns` listing may start (each is a socket-table query, cached after). */
@@ -80,9 +79,11 @@ async function flowViews(d: Daemon, ctx: CallContext): Promise<FlowView[]> {
   let lookups = 0;
   const out: FlowView[] = [];
   for (const f of live) {
-    let uid: number | null = f.process?.uid ?? d.owners.get(f.id) ?? null;
-    // Owners are only needed to filter for a caller who is not privileged.
-    if (uid === null && !ctx.caller.privileged && !d.owners.has(f.id) && lookups++ < MAX_OWNER_LOOKUPS) uid = await ownerOf(d, f);
+    const known = d.owners.get(f.id);
+    let uid: number | null = f.process?.uid ?? known?.uid ?? null;
+    let sid: string | null = f.process?.sid ?? known?.sid ?? null;
+    // Owners are only needed to filter for a caller who is not privileged (uid on Unix, SID on Windows).
+    if (uid === null && sid === null && !ctx.caller.privileged && known === undefined && lookups++ < MAX_OWNER_LOOKUPS) ({ uid, sid } = await ownerOf(d, f));
     out.push({
       id: f.id,
       inbound: f.inbound,
@@ -94,7 +95,7 @@ async function flowViews(d: Daemon, ctx: CallContext): Promise<FlowView[]> {
       process: f.process?.name ?? null,
       pid: f.process?.pid ?? null,
       uid,
-      sid: f.process?.sid ?? null,
+      sid,
       egress: f.egress,
       rule: f.decision.rule?.id ?? 'default',
       stage: f.decision.stage,

@@ -34,7 +34,7 @@ const names: Record<string, StoreName[]> = { '203.0.113.1': [name('mine.example'
 // Only what the read methods touch.
 const daemon = {
   generation: 1,
-  owners: new Map<string, number | null>(),
+  owners: new Map(),
   sessions: { listWithProcesses: async () => flows, get: (id: string) => (flows.some((f) => f.id === id) ? { record: flows.find((f) => f.id === id) } : undefined) },
   decisionChanged: () => false,
   deps: {},
@@ -75,4 +75,40 @@ test('rdns: names of addresses the caller\'s own flows go to, and only those; pr
   assert.deepEqual(one.entries, [], 'another user\'s destination, asked by address');
   const all = await call('rdns', caller(YOU, true));
   assert.equal(all.entries.length, 3);
+});
+
+test('conns: a flow whose process was never looked up is matched to its owner SID by the listing\'s own lookup', async () => {
+  // The daemon's owner fallback (read-methods ownerOf): processOf by the flow's socket pair, as the
+  // Windows identity answers it (pid, exe and the token's SID).
+  const asked: string[] = [];
+  const bare = (id: string, dst: string): FlowRecord => ({ ...flow(id, dst, undefined), process: undefined } as unknown as FlowRecord);
+  const unlooked = [bare('lookedup-mine', '203.0.113.4'), bare('lookedup-yours', '203.0.113.5'), bare('lookedup-none', '203.0.113.6')];
+  const sidOf: Record<string, string | undefined> = { '203.0.113.4': ME, '203.0.113.5': YOU, '203.0.113.6': undefined };
+  const d = {
+    ...(daemon as unknown as Record<string, unknown>),
+    owners: new Map(),
+    sessions: { listWithProcesses: async () => unlooked, get: () => undefined },
+    deps: {
+      identity: {
+        processOf: async (_local: unknown, remote: { address: string }) => {
+          asked.push(remote.address);
+          const sid = sidOf[remote.address];
+          return sid === undefined ? undefined : { pid: 200, name: 'app.exe', sid };
+        },
+      },
+    },
+  } as unknown as Daemon;
+  const r2 = new MethodRegistry();
+  registerReadMethods(r2, d);
+  const spec = r2.get('conns')!;
+  const run = async (c: Caller) => {
+    const ctx = { caller: c, signal: new AbortController().signal, sees: (uid: number | undefined, sid?: string) => c.privileged || ownedBy(c, uid, sid), send: async () => {} } as CallContext;
+    return applyPrivacy(spec, await spec.handler({}, ctx), c) as any;
+  };
+  const mine = await run(caller(ME, false));
+  assert.deepEqual(mine.flows.map((f: { id: string; sid: string }) => [f.id, f.sid]), [['lookedup-mine', ME]]);
+  assert.deepEqual(asked.sort(), ['203.0.113.4', '203.0.113.5', '203.0.113.6'], 'each flow looked up once');
+  const yours = await run(caller(YOU, false));
+  assert.deepEqual(yours.flows.map((f: { id: string }) => f.id), ['lookedup-yours']);
+  assert.equal(asked.length, 3, 'owners are cached per flow: the second listing asked nothing');
 });
