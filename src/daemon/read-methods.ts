@@ -302,7 +302,9 @@ export function registerReadMethods(reg: MethodRegistry, d: Daemon): void {
         // The list, file and line of a list rule (grouped lists too: listOriginOf).
         listOrigin: listOrigin(d.lists.result, x),
         flow,
-        process: proc ? { name: proc.name ?? null, pid: proc.pid, exe: proc.exe ?? null, uid: proc.uid ?? null } : q.process ? { name: q.process, pid: null, exe: q.exe ?? null, uid: null } : null,
+        process: proc
+          ? { name: proc.name ?? null, pid: proc.pid, exe: proc.exe ?? null, uid: proc.uid ?? null, sid: proc.sid ?? null }
+          : q.process ? { name: q.process, pid: null, exe: q.exe ?? null, uid: null, sid: null } : null,
         domain,
         egressState: health ? { state: health.state, reason: health.reason } : { state: 'unknown', reason: 'not configured' },
       };
