@@ -63,6 +63,15 @@ interface Result {
   loopNs: number;
   /** 1-minute load average when the size started (os.loadavg), to show contention. */
   load: number;
+  /**
+   * Steal time over this size's timed part (throughput and latency passes): the share of all
+   * vCPUs' time (from /proc/stat, column 8) the hypervisor ran something else while a vCPU wanted
+   * to run. null where /proc/stat is missing (not Linux).
+   */
+  stealPct?: number | null;
+  /** The same as milliseconds of steal summed over the vCPUs, and the timed part's wall time. */
+  stealMs?: number | null;
+  timedWallMs?: number;
   stages: Record<string, number>;
 }
 
@@ -78,6 +87,18 @@ function loopCalibration(): number {
   const c = process.cpuUsage(c0);
   if (x === 0.5) throw new Error('unreachable');
   return Math.round(((c.user + c.system) * 1000 / 100_000_000) * 100) / 100;
+}
+
+/** /proc/stat's first line: [steal, all columns summed], in clock ticks; null if unreadable. */
+function cpuTicks(): [number, number] | null {
+  try {
+    const line = readFileSync('/proc/stat', 'latin1').split('\n', 1)[0]!;
+    const cols = line.trim().split(/\s+/).slice(1, 9).map(Number); // user nice system idle iowait irq softirq steal
+    if (cols.length < 8 || cols.some((x) => !Number.isFinite(x))) return null;
+    return [cols[7]!, cols.reduce((a, b) => a + b, 0)];
+  } catch {
+    return null;
+  }
 }
 
 function anchor(keys: string[]): number {
@@ -130,6 +151,9 @@ function runOne(size: string, queries: number): Result {
   // Warm-up (JIT), not counted.
   for (let i = 0; i < BATCH; i++) policy.decide(makeQuery(set, -1 - i, r));
 
+  // Steal time and wall time over the timed part (throughput and the three latency passes).
+  const ticks0 = cpuTicks();
+  const wall0 = process.hrtime.bigint();
   // Throughput: whole batches, no per-call timer.
   let timedNs = 0n;
   let cpuUs = 0;
@@ -198,6 +222,14 @@ function runOne(size: string, queries: number): Result {
     policy.decide(q);
     fresh[i] = Number(process.hrtime.bigint() - s) - timer;
   }
+  const timedWallMs = Number(process.hrtime.bigint() - wall0) / 1e6;
+  const ticks1 = cpuTicks();
+  let stealPct: number | null = null;
+  let stealMs: number | null = null;
+  if (ticks0 && ticks1 && ticks1[1] > ticks0[1]) {
+    stealPct = Math.round(((ticks1[0] - ticks0[0]) / (ticks1[1] - ticks0[1])) * 1000) / 10;
+    stealMs = (ticks1[0] - ticks0[0]) * 10; // USER_HZ is 100 on Linux
+  }
   fresh.sort();
   const anchorNs = anchor(set.domains);
   const loopNs = loopCalibration();
@@ -228,6 +260,9 @@ function runOne(size: string, queries: number): Result {
     anchorNs,
     loopNs,
     load,
+    stealPct,
+    stealMs,
+    timedWallMs: Math.round(timedWallMs),
     stages,
   };
 }
@@ -252,8 +287,9 @@ function status(results: Result[]): string[] {
   if (k100) {
     out.push(
       `- p50 at 100k: ${k100.p50ns} ns — ${k100.p50ns <= 1000 ? 'met' : 'not met'} on this machine; ${(k100.p50ns / Math.max(1, k100.anchorNs)).toFixed(1)} × the anchor` +
-        (k100.p50FlatNs !== undefined ? ` (flat query strings: ${k100.p50FlatNs} ns, ${(k100.p50FlatNs / Math.max(1, k100.anchorNs)).toFixed(1)} × the anchor)` : '') +
-        (k100.p50FreshNs !== undefined ? `; each query built just before its call with flat strings, as the daemon calls decide(): p50 ${k100.p50FreshNs} ns — ${k100.p50FreshNs <= 1000 ? 'met' : 'not met'}, p99 ${k100.p99FreshNs} ns.` : '.'),
+        (k100.p50FlatNs !== undefined ? ` (flat query strings: ${k100.p50FlatNs} ns — ${k100.p50FlatNs <= 1000 ? 'met' : 'not met'}, ${(k100.p50FlatNs / Math.max(1, k100.anchorNs)).toFixed(1)} × the anchor)` : '') +
+        (k100.p50FreshNs !== undefined ? `; each query built just before its call with flat strings, as the daemon calls decide(): p50 ${k100.p50FreshNs} ns — ${k100.p50FreshNs <= 1000 ? 'met' : 'not met'}, p99 ${k100.p99FreshNs} ns` : '') +
+        (k100.stealPct !== undefined && k100.stealPct !== null ? `; steal time during the timed part ${k100.stealPct} % of vCPU time, loop calibration ${k100.loopNs} ns.` : '.'),
     );
   }
   for (const x of [by('1m'), by('1m-objects'), by('1m-lists')]) {
@@ -284,6 +320,7 @@ function writeDocs(results: Result[]): void {
     `Run ${new Date().toISOString().slice(0, 16)}Z on ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.cpus().length} cores, shared), Node ${process.version};`,
     `1-minute load average at the start of each size: ${results.map((x) => x.load ?? '?').join(', ')} (other jobs ran on the same cores);`,
     `CPU calibration: one iteration of a trivial integer loop took ${results.map((x) => x.loopNs ?? '?').join(', ')} CPU-ns (about 0.5–1 ns on an unthrottled core).`,
+    `Steal time over each size's timed part (share of all vCPU time the hypervisor gave to others, /proc/stat): ${results.map((x) => (x.stealPct === undefined || x.stealPct === null ? '?' : `${x.stealPct} % (${x.stealMs} ms of ${x.timedWallMs} ms wall × ${os.cpus().length} vCPUs)`)).join(', ')}.`,
     `Each size in its own process; ${q.toLocaleString('en')} distinct query names per size from a seeded generator (half under a rule's`,
     'domain, half unrelated; process, IPv4 address and port set), no result cache. Domain rules are 90 % suffix, 9 % `full:`,',
     '1 % suffix + app condition, plus 5 `keyword:` and 3 `regexp:` patterns that every query scans. App rules: 80 % names,',
