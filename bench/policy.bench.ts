@@ -1,6 +1,10 @@
 // Policy engine benchmark: compile time, memory and decision speed at 100k and 1M domain rules.
 //   npm run bench:policy              (both sizes, each in its own process; writes docs/benchmarks.md)
 //   npm run bench:policy -- --size 100k --queries 1000000 --no-write
+//   npm run build && npm run bench:policy -- --built   (the engine from the tsc build, dist/)
+// Through tsx (the default) every call from one module into another goes through two getters
+// of the CommonJS wrapper tsx compiles to, one of them a megamorphic keyed load (about 5 % of a
+// decision in a profile); the tsc build — what `npm start` runs — has plain ESM imports.
 // Each size runs in a fresh child process (with --expose-gc) so heap figures do not mix.
 // Per-decision latency is timed call by call with process.hrtime.bigint(); the timer's own cost,
 // measured in the same run, is subtracted. Throughput is timed over whole batches without
@@ -10,7 +14,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import os from 'node:os';
-import { compilePolicy } from '../src/policy/index.ts';
+import type { Config, Policy } from '../src/policy/types.ts';
 import { generate, makeQuery, rng } from './policy-gen.ts';
 
 // [domain rules, app rules, CIDR rules, domain patterns per rule, packed]
@@ -27,6 +31,8 @@ const SIZES: Record<string, [number, number, number, number, boolean]> = {
 
 interface Result {
   size: string;
+  /** The engine came from the tsc build (dist/), not from the sources through tsx. */
+  built?: boolean;
   domainRules: number;
   appRules: number;
   cidrRules: number;
@@ -124,7 +130,7 @@ function gc(): void {
   g();
 }
 
-function runOne(size: string, queries: number): Result {
+function runOne(compilePolicy: (c: Config) => Policy, size: string, queries: number): Result {
   const [d, a, c, per, packed] = SIZES[size]!;
   const load = Math.round(os.loadavg()[0]! * 10) / 10;
   gc();
@@ -317,7 +323,8 @@ function writeDocs(results: Result[]): void {
     '',
     '<!-- written by bench/policy.bench.ts (npm run bench:policy); edit the script, not this section -->',
     '',
-    `Run ${new Date().toISOString().slice(0, 16)}Z on ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.cpus().length} cores, shared), Node ${process.version};`,
+    `Run ${new Date().toISOString().slice(0, 16)}Z on ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.cpus().length} cores, shared), Node ${process.version},`,
+    `engine ${results[0]!.built ? 'from the tsc build (dist/, what `npm start` runs; `--built`)' : 'from the sources through tsx (`--built` runs the tsc build, which has no CommonJS import getters)'};`,
     `1-minute load average at the start of each size: ${results.map((x) => x.load ?? '?').join(', ')} (other jobs ran on the same cores);`,
     `CPU calibration: one iteration of a trivial integer loop took ${results.map((x) => x.loopNs ?? '?').join(', ')} CPU-ns (about 0.5–1 ns on an unthrottled core).`,
     `Steal time over each size's timed part (share of all vCPU time the hypervisor gave to others, /proc/stat): ${results.map((x) => (x.stealPct === undefined || x.stealPct === null ? '?' : `${x.stealPct} % (${x.stealMs} ms of ${x.timedWallMs} ms wall × ${os.cpus().length} vCPUs)`)).join(', ')}.`,
@@ -368,6 +375,8 @@ const { values } = parseArgs({
     'no-write': { type: 'boolean', default: false },
     render: { type: 'string' },
     child: { type: 'boolean', default: false },
+    // The engine from the tsc build (dist/, `npm run build`): what `npm start` runs.
+    built: { type: 'boolean', default: false },
   },
 });
 const queries = Number(values.queries);
@@ -377,14 +386,15 @@ if (values.render) {
   process.stdout.write(table(results) + '\n');
   writeDocs(results);
 } else if (values.child) {
-  process.stdout.write(JSON.stringify(runOne(values.size!, queries)) + '\n');
+  const mod = (await import(values.built ? '../dist/policy/index.js' : '../src/policy/index.ts')) as { compilePolicy: (c: Config) => Policy };
+  process.stdout.write(JSON.stringify({ ...runOne(mod.compilePolicy, values.size!, queries), built: values.built }) + '\n');
 } else {
   const sizes = values.size ? [values.size] : Object.keys(SIZES);
   const results: Result[] = [];
   for (const size of sizes) {
     const r = spawnSync(
       process.execPath,
-      ['--import', 'tsx', '--expose-gc', '--max-old-space-size=4096', fileURLToPath(import.meta.url), '--child', '--size', size, '--queries', String(queries)],
+      ['--import', 'tsx', '--expose-gc', '--max-old-space-size=4096', fileURLToPath(import.meta.url), '--child', '--size', size, '--queries', String(queries), ...(values.built ? ['--built'] : [])],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
     );
     if (r.status !== 0) throw new Error(`size ${size} failed (exit ${r.status})`);
