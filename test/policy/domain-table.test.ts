@@ -86,3 +86,33 @@ test('two lanes and both kinds against brute force on random sets', () => {
     }
   }
 });
+
+test('keys the byte array cannot hold in place (non-Latin-1, 255+ characters) and keys given as ropes or slices', () => {
+  // Normalised patterns are ASCII and at most 253 characters, but the table must stay exact for
+  // any key it is given: such keys keep their text beside the byte array.
+  const long = `${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(60)}.${'e'.repeat(20)}`; // 284 characters
+  assert.ok(long.length >= 255);
+  const big = 'zz.example.com|ünïcødé.example|' + 'x'.repeat(10);
+  const slice = big.slice(0, 14); // a slice of a bigger string
+  const rope = ['ab', 'c.ex'].join('') + 'ample.org'; // built by concatenation
+  const idx = new DomainIndex<number>();
+  idx.add({ kind: 'suffix', value: 'ünïcødé.example' }, 1);
+  idx.add({ kind: 'full', value: 'ä.example' }, 2);
+  idx.add({ kind: 'suffix', value: long }, 3);
+  idx.add({ kind: 'suffix', value: slice }, 4);
+  idx.add({ kind: 'suffix', value: rope }, 5);
+  idx.add({ kind: 'suffix', value: 'example' }, 6);
+  idx.add({ kind: 'suffix', value: '中文.example' }, 7); // characters above U+00FF
+  idx.finish((x, y) => x - y);
+  assert.deepEqual(all(idx, 'www.ünïcødé.example'), [[1, 'suffix', 'ünïcødé.example'], [6, 'suffix', 'example']]);
+  assert.deepEqual(all(idx, 'ünïcødé.example'), [[1, 'suffix', 'ünïcødé.example'], [6, 'suffix', 'example']]);
+  assert.deepEqual(all(idx, 'ünïcødè.example'), [[6, 'suffix', 'example']], 'one character differs');
+  assert.deepEqual(all(idx, 'ä.example'), [[2, 'full', 'ä.example'], [6, 'suffix', 'example']]);
+  assert.deepEqual(all(idx, 'a.example'), [[6, 'suffix', 'example']]);
+  assert.deepEqual(all(idx, `q.${long}`), [[3, 'suffix', long]]);
+  assert.deepEqual(all(idx, long.slice(0, -1) + 'f'), [], 'a 284-character name differing in its last character');
+  assert.deepEqual(all(idx, 'm.zz.example.com'), [[4, 'suffix', 'zz.example.com']]);
+  assert.deepEqual(all(idx, 'abc.example.org'), [[5, 'suffix', 'abc.example.org']]);
+  assert.deepEqual(all(idx, 'x.中文.example'), [[7, 'suffix', '中文.example'], [6, 'suffix', 'example']]);
+  assert.deepEqual(all(idx, 'x.中斗.example'), [[6, 'suffix', 'example']], 'one wide character differs');
+});
