@@ -9,10 +9,10 @@ import type { DomainPattern } from '../../src/policy/types.ts';
 import { Rng } from './random.ts';
 
 /** Two different two-label names with the same suffix hash (birthday search, deterministic). */
-function collidingPair(): [string, string] {
+function collidingPair(prefix = 'c'): [string, string] {
   const seen = new Map<number, string>();
   for (let i = 0; ; i++) {
-    const name = `c${i.toString(36)}.com`;
+    const name = `${prefix}${i.toString(36)}.com`;
     const h = suffixHash(name);
     const other = seen.get(h);
     if (other !== undefined) return [other, name];
@@ -115,4 +115,13 @@ test('keys the byte array cannot hold in place (non-Latin-1, 255+ characters) an
   assert.deepEqual(all(idx, 'abc.example.org'), [[5, 'suffix', 'abc.example.org']]);
   assert.deepEqual(all(idx, 'x.中文.example'), [[7, 'suffix', '中文.example'], [6, 'suffix', 'example']]);
   assert.deepEqual(all(idx, 'x.中斗.example'), [[6, 'suffix', 'example']], 'one wide character differs');
+  // Same hash, different text, for keys kept beside the byte array: no match.
+  for (const prefix of ['中', 'l'.repeat(250) + '.']) {
+    const [a, b] = collidingPair(prefix);
+    const t = new DomainIndex<number>();
+    t.add({ kind: 'suffix', value: a }, 1);
+    t.finish((x, y) => x - y);
+    assert.deepEqual(all(t, `w.${a}`), [[1, 'suffix', a]]);
+    assert.deepEqual(all(t, b), [], `${b.slice(0, 8)}…: same hash as the key, different text`);
+  }
 });
