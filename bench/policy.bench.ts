@@ -2,9 +2,9 @@
 //   npm run bench:policy              (both sizes, each in its own process; writes docs/benchmarks.md)
 //   npm run bench:policy -- --size 100k --queries 1000000 --no-write
 //   npm run build && npm run bench:policy -- --built   (the engine from the tsc build, dist/)
-// Through tsx (the default) every call from one module into another goes through two getters
-// of the CommonJS wrapper tsx compiles to, one of them a megamorphic keyed load (about 5 % of a
-// decision in a profile); the tsc build — what `npm start` runs — has plain ESM imports.
+// The default runs the sources through tsx (esbuild's transform); --built times the code the
+// daemon actually runs. (A script outside this package imports the sources as CommonJS, where
+// every cross-module call goes through two export getters: profile from inside the package.)
 // Each size runs in a fresh child process (with --expose-gc) so heap figures do not mix.
 // Per-decision latency is timed call by call with process.hrtime.bigint(); the timer's own cost,
 // measured in the same run, is subtracted. Throughput is timed over whole batches without
@@ -324,7 +324,7 @@ function writeDocs(results: Result[]): void {
     '<!-- written by bench/policy.bench.ts (npm run bench:policy); edit the script, not this section -->',
     '',
     `Run ${new Date().toISOString().slice(0, 16)}Z on ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.cpus().length} cores, shared), Node ${process.version},`,
-    `engine ${results[0]!.built ? 'from the tsc build (dist/, what `npm start` runs; `--built`)' : 'from the sources through tsx (`--built` runs the tsc build, which has no CommonJS import getters)'};`,
+    `engine ${results[0]!.built ? 'from the tsc build (dist/, what `npm start` runs; `--built`)' : 'from the sources through tsx (`--built` runs the tsc build)'};`,
     `1-minute load average at the start of each size: ${results.map((x) => x.load ?? '?').join(', ')} (other jobs ran on the same cores);`,
     `CPU calibration: one iteration of a trivial integer loop took ${results.map((x) => x.loopNs ?? '?').join(', ')} CPU-ns (about 0.5–1 ns on an unthrottled core).`,
     `Steal time over each size's timed part (share of all vCPU time the hypervisor gave to others, /proc/stat): ${results.map((x) => (x.stealPct === undefined || x.stealPct === null ? '?' : `${x.stealPct} % (${x.stealMs} ms of ${x.timedWallMs} ms wall × ${os.cpus().length} vCPUs)`)).join(', ')}.`,
