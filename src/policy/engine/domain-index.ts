@@ -183,47 +183,44 @@ export class DomainIndex<V extends number = number> {
   /** Label count of the key of the last entry() call. */
   private entryLabels = 1;
 
-  /** The slot of `key`'s entry, created if new (one pass hashes it and counts its labels). */
+  /**
+   * The slot of `key`'s entry, created if new. One pass reads each character once: it hashes the
+   * key, counts its labels and copies it into the blob's free space, which becomes the key's
+   * record only if the key is new (reading a rope's characters is slow: read them once).
+   */
   private entry(key: string): number {
-    let h = 0x811c9dc5;
-    let labels = 1;
-    for (let i = key.length - 1; i >= 0; i--) {
-      const c = key.charCodeAt(i);
-      if (c === 46) labels++;
-      h = Math.imul(h ^ c, 0x01000193);
-    }
-    this.entryLabels = labels;
-    const found = this.lookup(key, 0, h);
-    if (found >= 0) return found;
-    const e = this.addKey(key);
-    if (++this.nKeys * 5 > (this.mask + 1) * 4) this.grow();
-    return this.place(h, e, NONE);
-  }
-
-  /** Appends `key` to the blob; returns its offset. */
-  private addKey(key: string): number {
     const n = key.length;
     if (this.blobUsed + n + 1 > this.blob.length) {
       const b = new Uint8Array(Math.max(this.blob.length * 2, this.blobUsed + n + 1));
       b.set(this.blob.subarray(0, this.blobUsed));
       this.blob = b;
     }
-    const off = this.blobUsed;
+    const blob = this.blob;
+    const at = this.blobUsed + 1;
+    let h = 0x811c9dc5;
+    let labels = 1;
     let wide = n >= 255;
-    for (let i = 0; i < n && !wide; i++) {
+    for (let i = n - 1; i >= 0; i--) {
       const c = key.charCodeAt(i);
+      if (c === 46) labels++;
       if (c > 255) wide = true;
-      else this.blob[off + 1 + i] = c;
+      blob[at + i] = c; // past blobUsed: unused unless the key is new and fits
+      h = Math.imul(h ^ c, 0x01000193);
     }
+    this.entryLabels = labels;
+    const found = this.lookup(key, 0, h);
+    if (found >= 0) return found;
+    const off = this.blobUsed;
     if (wide) {
-      this.blob[off] = 255;
+      blob[off] = 255; // the text lives in `wide`
       this.wide.set(off, key);
       this.blobUsed = off + 1;
     } else {
-      this.blob[off] = n;
+      blob[off] = n;
       this.blobUsed = off + 1 + n;
     }
-    return off;
+    if (++this.nKeys * 5 > (this.mask + 1) * 4) this.grow();
+    return this.place(h, off, NONE);
   }
 
   private place(h: number, e: number, held: number): number {
