@@ -70,6 +70,7 @@ export class RuleSet {
     this.lane = lane;
     this.rules = all;
     this.hasMatcher = new Uint32Array((all.length >>> 5) + 1);
+    const sharedApps = new Map<readonly AppPattern[], AppIndex<true>>();
     for (const r of members) {
       const i = r.index;
       // Each field read once: on a PackedRules rule a read builds the array (see packed-rules.ts).
@@ -79,7 +80,7 @@ export class RuleSet {
       const stage: RuleStage = domains.length ? 'domain' : cidrs.length ? 'cidr' : apps.length ? 'app' : 'other';
       const conds = +(domains.length > 0) + +(apps.length > 0) + +(cidrs.length > 0) + +(r.ports.length > 0) + +(r.network !== null);
       if (conds !== 1 || stage === 'other') { // not isSimple(r)
-        this.compiled.set(i, new CompiledRule(all, r));
+        this.compiled.set(i, new CompiledRule(all, r, sharedApps));
         this.hasMatcher[i >>> 5]! |= 1 << (i & 31);
       }
       if (stage === 'domain') { for (const p of domains) this.domain.add(p, i, lane); this.domainSize += domains.length; }
