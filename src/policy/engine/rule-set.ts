@@ -163,7 +163,9 @@ export class RuleSet {
 
   // The visitors build no objects unless the rule matches (decide() runs them per candidate).
   private readonly onDomain = (r: number, kind: DomainPattern['kind'], key: string): boolean => {
-    return this.consider(r, kind === 'full' ? 1000 : kind === 'suffix' ? 2 + countDots(key) : 0, PRIMARY_DOMAIN, kind, key);
+    // decide() (no collector) does not rank by spec: the index visits most specific first.
+    const spec = this.col === null ? 0 : kind === 'full' ? 1000 : kind === 'suffix' ? 2 + countDots(key) : 0;
+    return this.consider(r, spec, PRIMARY_DOMAIN, kind, key);
   };
 
   private readonly onCidr = (r: number, prefix: number): boolean => {
