@@ -7,29 +7,35 @@ export type ParsedIp = { family: 4; v4: number } | { family: 6; words: Uint16Arr
 
 export function parseIPv4(s: string): number | null {
   // Hand-rolled: this runs for every flow that carries an address (no split, no regexp). Octet
-  // by octet, up to three digits each, rather than one character loop with a state machine: about
-  // a third fewer branches per character, and the address builds in int32 bits.
+  // by octet, up to three digits each; every read is bounds-checked first (a read past the end
+  // would give NaN, and V8 makes such reads slow).
   const n = s.length;
   if (n < 7 || n > 15) return null;
   let v = 0;
   let i = 0;
   for (let part = 0; part < 4; part++) {
     if (part !== 0) {
-      if (s.charCodeAt(i) !== 46) return null; // '.'; NaN past the end
+      if (i >= n || s.charCodeAt(i) !== 46) return null; // '.'
       i++;
     }
-    let d = s.charCodeAt(i) - 48;
-    if (!(d >= 0 && d <= 9)) return null; // also NaN past the end
+    if (i >= n) return null;
+    let d = s.charCodeAt(i++) - 48;
+    if (d < 0 || d > 9) return null;
     let o = d;
-    d = s.charCodeAt(++i) - 48;
-    if (d >= 0 && d <= 9) {
-      if (o === 0) return null; // leading zero
-      o = o * 10 + d;
-      d = s.charCodeAt(++i) - 48;
+    if (i < n) {
+      d = s.charCodeAt(i) - 48;
       if (d >= 0 && d <= 9) {
+        if (o === 0) return null; // leading zero
         o = o * 10 + d;
-        if (o > 255) return null;
         i++;
+        if (i < n) {
+          d = s.charCodeAt(i) - 48;
+          if (d >= 0 && d <= 9) {
+            o = o * 10 + d;
+            if (o > 255) return null;
+            i++;
+          }
+        }
       }
     }
     v = (v << 8) | o;
