@@ -1,6 +1,10 @@
 // Policy engine benchmark: compile time, memory and decision speed at 100k and 1M domain rules.
 //   npm run bench:policy              (both sizes, each in its own process; writes docs/benchmarks.md)
 //   npm run bench:policy -- --size 100k --queries 1000000 --no-write
+//   npm run build && npm run bench:policy -- --built   (the engine from the tsc build, dist/)
+// The default runs the sources through tsx (esbuild's transform); --built times the code the
+// daemon actually runs. (A script outside this package imports the sources as CommonJS, where
+// every cross-module call goes through two export getters: profile from inside the package.)
 // Each size runs in a fresh child process (with --expose-gc) so heap figures do not mix.
 // Per-decision latency is timed call by call with process.hrtime.bigint(); the timer's own cost,
 // measured in the same run, is subtracted. Throughput is timed over whole batches without
@@ -10,7 +14,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import os from 'node:os';
-import { compilePolicy } from '../src/policy/index.ts';
+import type { Config, FlowQuery, Policy } from '../src/policy/types.ts';
 import { generate, makeQuery, rng } from './policy-gen.ts';
 
 // [domain rules, app rules, CIDR rules, domain patterns per rule, packed]
@@ -27,6 +31,8 @@ const SIZES: Record<string, [number, number, number, number, boolean]> = {
 
 interface Result {
   size: string;
+  /** The engine came from the tsc build (dist/), not from the sources through tsx. */
+  built?: boolean;
   domainRules: number;
   appRules: number;
   cidrRules: number;
@@ -54,6 +60,12 @@ interface Result {
    */
   p50FreshNs?: number;
   p99FreshNs?: number;
+  /**
+   * CPU ns per decision over 16 queries decided again and again (after the timed part): every
+   * table line and string they touch stays in the core's caches, so this is the cost of the
+   * instructions alone — the floor the other figures sit on, and what memory layout cannot cut.
+   */
+  cpuNsHot?: number;
   p99ns: number;
   p999ns: number;
   timerNs: number;
@@ -63,6 +75,15 @@ interface Result {
   loopNs: number;
   /** 1-minute load average when the size started (os.loadavg), to show contention. */
   load: number;
+  /**
+   * Steal time over this size's timed part (throughput and latency passes): the share of all
+   * vCPUs' time (from /proc/stat, column 8) the hypervisor ran something else while a vCPU wanted
+   * to run. null where /proc/stat is missing (not Linux).
+   */
+  stealPct?: number | null;
+  /** The same as milliseconds of steal summed over the vCPUs, and the timed part's wall time. */
+  stealMs?: number | null;
+  timedWallMs?: number;
   stages: Record<string, number>;
 }
 
@@ -78,6 +99,18 @@ function loopCalibration(): number {
   const c = process.cpuUsage(c0);
   if (x === 0.5) throw new Error('unreachable');
   return Math.round(((c.user + c.system) * 1000 / 100_000_000) * 100) / 100;
+}
+
+/** /proc/stat's first line: [steal, all columns summed], in clock ticks; null if unreadable. */
+function cpuTicks(): [number, number] | null {
+  try {
+    const line = readFileSync('/proc/stat', 'latin1').split('\n', 1)[0]!;
+    const cols = line.trim().split(/\s+/).slice(1, 9).map(Number); // user nice system idle iowait irq softirq steal
+    if (cols.length < 8 || cols.some((x) => !Number.isFinite(x))) return null;
+    return [cols[7]!, cols.reduce((a, b) => a + b, 0)];
+  } catch {
+    return null;
+  }
 }
 
 function anchor(keys: string[]): number {
@@ -103,7 +136,7 @@ function gc(): void {
   g();
 }
 
-function runOne(size: string, queries: number): Result {
+function runOne(compilePolicy: (c: Config) => Policy, size: string, queries: number): Result {
   const [d, a, c, per, packed] = SIZES[size]!;
   const load = Math.round(os.loadavg()[0]! * 10) / 10;
   gc();
@@ -130,6 +163,9 @@ function runOne(size: string, queries: number): Result {
   // Warm-up (JIT), not counted.
   for (let i = 0; i < BATCH; i++) policy.decide(makeQuery(set, -1 - i, r));
 
+  // Steal time and wall time over the timed part (throughput and the three latency passes).
+  const ticks0 = cpuTicks();
+  const wall0 = process.hrtime.bigint();
   // Throughput: whole batches, no per-call timer.
   let timedNs = 0n;
   let cpuUs = 0;
@@ -198,6 +234,26 @@ function runOne(size: string, queries: number): Result {
     policy.decide(q);
     fresh[i] = Number(process.hrtime.bigint() - s) - timer;
   }
+  const timedWallMs = Number(process.hrtime.bigint() - wall0) / 1e6;
+  const hot: FlowQuery[] = [];
+  for (let i = 0; i < 16; i++) {
+    const q = makeQuery(set, 4 * queries + i, r);
+    q.domain = Buffer.from(q.domain!, 'latin1').toString('latin1');
+    q.ip = Buffer.from(q.ip!, 'latin1').toString('latin1');
+    hot.push(q);
+  }
+  for (let k = 0; k < 1000; k++) for (const q of hot) policy.decide(q);
+  const hot0 = process.cpuUsage();
+  for (let k = 0; k < 20_000; k++) for (let i = 0; i < 16; i++) policy.decide(hot[i]!);
+  const hot1 = process.cpuUsage(hot0);
+  const cpuNsHot = Math.round(((hot1.user + hot1.system) * 1000) / (20_000 * 16));
+  const ticks1 = cpuTicks();
+  let stealPct: number | null = null;
+  let stealMs: number | null = null;
+  if (ticks0 && ticks1 && ticks1[1] > ticks0[1]) {
+    stealPct = Math.round(((ticks1[0] - ticks0[0]) / (ticks1[1] - ticks0[1])) * 1000) / 10;
+    stealMs = (ticks1[0] - ticks0[0]) * 10; // USER_HZ is 100 on Linux
+  }
   fresh.sort();
   const anchorNs = anchor(set.domains);
   const loopNs = loopCalibration();
@@ -222,12 +278,16 @@ function runOne(size: string, queries: number): Result {
     p50FlatNs: Math.max(0, Math.round(flat[Math.floor(flat.length / 2)]!)),
     p50FreshNs: Math.max(0, Math.round(fresh[Math.floor(fresh.length / 2)]!)),
     p99FreshNs: Math.max(0, Math.round(fresh[Math.floor(fresh.length * 0.99)]!)),
+    cpuNsHot,
     p99ns: pct(0.99),
     p999ns: pct(0.999),
     timerNs: Math.round(timer),
     anchorNs,
     loopNs,
     load,
+    stealPct,
+    stealMs,
+    timedWallMs: Math.round(timedWallMs),
     stages,
   };
 }
@@ -252,8 +312,10 @@ function status(results: Result[]): string[] {
   if (k100) {
     out.push(
       `- p50 at 100k: ${k100.p50ns} ns — ${k100.p50ns <= 1000 ? 'met' : 'not met'} on this machine; ${(k100.p50ns / Math.max(1, k100.anchorNs)).toFixed(1)} × the anchor` +
-        (k100.p50FlatNs !== undefined ? ` (flat query strings: ${k100.p50FlatNs} ns, ${(k100.p50FlatNs / Math.max(1, k100.anchorNs)).toFixed(1)} × the anchor)` : '') +
-        (k100.p50FreshNs !== undefined ? `; each query built just before its call with flat strings, as the daemon calls decide(): p50 ${k100.p50FreshNs} ns — ${k100.p50FreshNs <= 1000 ? 'met' : 'not met'}, p99 ${k100.p99FreshNs} ns.` : '.'),
+        (k100.p50FlatNs !== undefined ? ` (flat query strings: ${k100.p50FlatNs} ns — ${k100.p50FlatNs <= 1000 ? 'met' : 'not met'}, ${(k100.p50FlatNs / Math.max(1, k100.anchorNs)).toFixed(1)} × the anchor)` : '') +
+        (k100.p50FreshNs !== undefined ? `; each query built just before its call with flat strings, as the daemon calls decide(): p50 ${k100.p50FreshNs} ns — ${k100.p50FreshNs <= 1000 ? 'met' : 'not met'}, p99 ${k100.p99FreshNs} ns` : '') +
+        (k100.cpuNsHot !== undefined ? `; 16 queries decided over and over (all in cache: the instructions alone) ${k100.cpuNsHot} CPU-ns each` : '') +
+        (k100.stealPct !== undefined && k100.stealPct !== null ? `; steal time during the timed part ${k100.stealPct} % of vCPU time, loop calibration ${k100.loopNs} ns.` : '.'),
     );
   }
   for (const x of [by('1m'), by('1m-objects'), by('1m-lists')]) {
@@ -281,9 +343,11 @@ function writeDocs(results: Result[]): void {
     '',
     '<!-- written by bench/policy.bench.ts (npm run bench:policy); edit the script, not this section -->',
     '',
-    `Run ${new Date().toISOString().slice(0, 16)}Z on ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.cpus().length} cores, shared), Node ${process.version};`,
+    `Run ${new Date().toISOString().slice(0, 16)}Z on ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.cpus().length} cores, shared), Node ${process.version},`,
+    `engine ${results[0]!.built ? 'from the tsc build (dist/, what `npm start` runs; `--built`)' : 'from the sources through tsx (`--built` runs the tsc build)'};`,
     `1-minute load average at the start of each size: ${results.map((x) => x.load ?? '?').join(', ')} (other jobs ran on the same cores);`,
     `CPU calibration: one iteration of a trivial integer loop took ${results.map((x) => x.loopNs ?? '?').join(', ')} CPU-ns (about 0.5–1 ns on an unthrottled core).`,
+    `Steal time over each size's timed part (share of all vCPU time the hypervisor gave to others, /proc/stat): ${results.map((x) => (x.stealPct === undefined || x.stealPct === null ? '?' : `${x.stealPct} % (${x.stealMs} ms of ${x.timedWallMs} ms wall × ${os.cpus().length} vCPUs)`)).join(', ')}.`,
     `Each size in its own process; ${q.toLocaleString('en')} distinct query names per size from a seeded generator (half under a rule's`,
     'domain, half unrelated; process, IPv4 address and port set), no result cache. Domain rules are 90 % suffix, 9 % `full:`,',
     '1 % suffix + app condition, plus 5 `keyword:` and 3 `regexp:` patterns that every query scans. App rules: 80 % names,',
@@ -316,7 +380,9 @@ function writeDocs(results: Result[]): void {
     'V8 keeps as rope strings that the first read copies flat; real inputs arrive flat, so p50 on pre-flattened',
     'strings is given beside the main figure. "As the daemon calls it": each query built right before its call',
     '(untimed) with flat strings, as src/front builds the FlowQuery just before deciding, instead of pre-built in',
-    'batches of 50 000 that have left the caches by the time they are decided.',
+    'batches of 50 000 that have left the caches by the time they are decided. "16 queries decided over and over":',
+    'CPU time per decision when every table line and string involved is in the core\'s caches — the cost of the',
+    'instructions alone, which memory layout cannot cut; the gap to the other figures is cache misses.',
     '',
     ].join('\n');
   const re = /## policy\n[\s\S]*?(?=\n## |$)/;
@@ -331,6 +397,8 @@ const { values } = parseArgs({
     'no-write': { type: 'boolean', default: false },
     render: { type: 'string' },
     child: { type: 'boolean', default: false },
+    // The engine from the tsc build (dist/, `npm run build`): what `npm start` runs.
+    built: { type: 'boolean', default: false },
   },
 });
 const queries = Number(values.queries);
@@ -340,14 +408,15 @@ if (values.render) {
   process.stdout.write(table(results) + '\n');
   writeDocs(results);
 } else if (values.child) {
-  process.stdout.write(JSON.stringify(runOne(values.size!, queries)) + '\n');
+  const mod = (await import(values.built ? '../dist/policy/index.js' : '../src/policy/index.ts')) as { compilePolicy: (c: Config) => Policy };
+  process.stdout.write(JSON.stringify({ ...runOne(mod.compilePolicy, values.size!, queries), built: values.built }) + '\n');
 } else {
   const sizes = values.size ? [values.size] : Object.keys(SIZES);
   const results: Result[] = [];
   for (const size of sizes) {
     const r = spawnSync(
       process.execPath,
-      ['--import', 'tsx', '--expose-gc', '--max-old-space-size=4096', fileURLToPath(import.meta.url), '--child', '--size', size, '--queries', String(queries)],
+      ['--import', 'tsx', '--expose-gc', '--max-old-space-size=4096', fileURLToPath(import.meta.url), '--child', '--size', size, '--queries', String(queries), ...(values.built ? ['--built'] : [])],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
     );
     if (r.status !== 0) throw new Error(`size ${size} failed (exit ${r.status})`);

@@ -9,10 +9,10 @@ import type { DomainPattern } from '../../src/policy/types.ts';
 import { Rng } from './random.ts';
 
 /** Two different two-label names with the same suffix hash (birthday search, deterministic). */
-function collidingPair(): [string, string] {
+function collidingPair(prefix = 'c'): [string, string] {
   const seen = new Map<number, string>();
   for (let i = 0; ; i++) {
-    const name = `c${i.toString(36)}.com`;
+    const name = `${prefix}${i.toString(36)}.com`;
     const h = suffixHash(name);
     const other = seen.get(h);
     if (other !== undefined) return [other, name];
@@ -84,5 +84,44 @@ test('two lanes and both kinds against brute force on random sets', () => {
       // The same value may be reported once per pattern; compare as sets of (value) in order of first sight.
       assert.deepEqual([...new Set(got)], [...new Set(want)], `${q} lane ${lane}`);
     }
+  }
+});
+
+test('keys the byte array cannot hold in place (non-Latin-1, 255+ characters) and keys given as ropes or slices', () => {
+  // Normalised patterns are ASCII and at most 253 characters, but the table must stay exact for
+  // any key it is given: such keys keep their text beside the byte array.
+  const long = `${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(60)}.${'e'.repeat(20)}`; // 284 characters
+  assert.ok(long.length >= 255);
+  const big = 'zz.example.com|ünïcødé.example|' + 'x'.repeat(10);
+  const slice = big.slice(0, 14); // a slice of a bigger string
+  const rope = ['ab', 'c.ex'].join('') + 'ample.org'; // built by concatenation
+  const idx = new DomainIndex<number>();
+  idx.add({ kind: 'suffix', value: 'ünïcødé.example' }, 1);
+  idx.add({ kind: 'full', value: 'ä.example' }, 2);
+  idx.add({ kind: 'suffix', value: long }, 3);
+  idx.add({ kind: 'suffix', value: slice }, 4);
+  idx.add({ kind: 'suffix', value: rope }, 5);
+  idx.add({ kind: 'suffix', value: 'example' }, 6);
+  idx.add({ kind: 'suffix', value: '中文.example' }, 7); // characters above U+00FF
+  idx.finish((x, y) => x - y);
+  assert.deepEqual(all(idx, 'www.ünïcødé.example'), [[1, 'suffix', 'ünïcødé.example'], [6, 'suffix', 'example']]);
+  assert.deepEqual(all(idx, 'ünïcødé.example'), [[1, 'suffix', 'ünïcødé.example'], [6, 'suffix', 'example']]);
+  assert.deepEqual(all(idx, 'ünïcødè.example'), [[6, 'suffix', 'example']], 'one character differs');
+  assert.deepEqual(all(idx, 'ä.example'), [[2, 'full', 'ä.example'], [6, 'suffix', 'example']]);
+  assert.deepEqual(all(idx, 'a.example'), [[6, 'suffix', 'example']]);
+  assert.deepEqual(all(idx, `q.${long}`), [[3, 'suffix', long]]);
+  assert.deepEqual(all(idx, long.slice(0, -1) + 'f'), [], 'a 284-character name differing in its last character');
+  assert.deepEqual(all(idx, 'm.zz.example.com'), [[4, 'suffix', 'zz.example.com']]);
+  assert.deepEqual(all(idx, 'abc.example.org'), [[5, 'suffix', 'abc.example.org']]);
+  assert.deepEqual(all(idx, 'x.中文.example'), [[7, 'suffix', '中文.example'], [6, 'suffix', 'example']]);
+  assert.deepEqual(all(idx, 'x.中斗.example'), [[6, 'suffix', 'example']], 'one wide character differs');
+  // Same hash, different text, for keys kept beside the byte array: no match.
+  for (const prefix of ['中', 'l'.repeat(250) + '.']) {
+    const [a, b] = collidingPair(prefix);
+    const t = new DomainIndex<number>();
+    t.add({ kind: 'suffix', value: a }, 1);
+    t.finish((x, y) => x - y);
+    assert.deepEqual(all(t, `w.${a}`), [[1, 'suffix', a]]);
+    assert.deepEqual(all(t, b), [], `${b.slice(0, 8)}…: same hash as the key, different text`);
   }
 });

@@ -3,7 +3,7 @@
 // refuse what it cannot hold.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compilePolicy, loadConfigFromString, PackedRules, plainRule, type Cidr, type Config, type DomainPattern, type RuleConfig } from '../../src/policy/index.ts';
+import { compilePolicy, loadConfigFromString, PackedRules, plainRule, type AppPattern, type Cidr, type Config, type DomainPattern, type RuleConfig } from '../../src/policy/index.ts';
 import { Rng, randomQuery, randomName } from './random.ts';
 
 const HEAD = `version = 1
@@ -32,15 +32,20 @@ function build(seed: number): { packed: Config; plain: Config } {
   const base = loadConfigFromString(HEAD, 'p.toml');
   const domains = new PackedRules({ list: 'l1', file: '/lists/l1.txt' }, base.rules.length);
   const zen = domains.appCondition([{ kind: 'name', value: 'zen.exe' }]);
+  // A second shared condition: the engine builds one app matcher per shared condition, so the
+  // rules of each must keep their own (packed vs plain below, where no array is shared).
+  const curlPaths: AppPattern[] = [{ kind: 'path', value: '/usr/bin/curl' }, { kind: 'name', value: 'tg' }];
+  const curl = domains.appCondition(curlPaths);
   const plain: RuleConfig[] = [...base.rules];
   const n = 200 + r.int(200);
   for (let i = 0; i < n; i++) {
     const k = r.int(10);
     const p: DomainPattern = k < 6 ? { kind: 'suffix', value: randomName(r) } : k < 8 ? { kind: 'full', value: randomName(r) } : k < 9 ? { kind: 'keyword', value: r.pick(['ai', 'ma']) } : { kind: 'regexp', value: r.pick(['^a\\.', 'ru$']) };
     const egress = r.pick(EGRESSES);
-    const withApp = r.chance(0.1);
-    domains.addDomain(egress, p, i + 1, withApp ? zen : 0);
-    plain.push({ index: plain.length, name: null, egress, domains: [p], apps: withApp ? [{ kind: 'name', value: 'zen.exe' }] : [], cidrs: [], ports: [], network: null, origin: { list: 'l1', file: '/lists/l1.txt', line: i + 1 } });
+    const app = r.int(10); // 0: zen, 1: curl, else none
+    domains.addDomain(egress, p, i + 1, app === 0 ? zen : app === 1 ? curl : 0);
+    const apps: AppPattern[] = app === 0 ? [{ kind: 'name', value: 'zen.exe' }] : app === 1 ? curlPaths.map((x) => ({ ...x })) : [];
+    plain.push({ index: plain.length, name: null, egress, domains: [p], apps, cidrs: [], ports: [], network: null, origin: { list: 'l1', file: '/lists/l1.txt', line: i + 1 } });
   }
   const packedRules = [...base.rules, ...domains.rules()];
   const cidrs = new PackedRules({ list: 'l2' }, packedRules.length);

@@ -6,9 +6,12 @@
 // longest first — at most one probe per label depth that some key has, no candidate list.
 //
 // The table is our own open addressing over a hash that one right-to-left pass over the name
-// computes for every suffix at once; a probe compares the stored key in place
-// (`startsWith(key, offset)`) only when the 32-bit hashes agree. So a lookup creates no substrings
-// and hashes each character once; the same pass checks that the query name needs no normalising
+// computes for every suffix at once; a probe compares the stored key in place only when the
+// 32-bit hashes agree. The keys' characters live in one byte array (`blob`: a length byte, then
+// the characters), not as JS strings: the strings a config or list loader hands over are often
+// ropes or slices of a bigger string, so comparing one meant following two or three pointers to
+// scattered memory, and the compare was the costliest part of a lookup (bench/policy.bench.ts).
+// So a lookup creates no substrings, reads one place for the key, and hashes each character once; the same pass checks that the query name needs no normalising
 // (normalizeAndProbe). The probe result of the last name is kept, so the second lane (and
 // explain's second walk) reuses it. Keywords and regexps are scanned linearly (one `includes` or
 // regexp test per pattern per query; see docs/config.md), except that one that needs a character
@@ -55,8 +58,11 @@ const SLOT = 3;
 
 /**
  * Domain patterns → values (non-negative integers: rule indexes), in `lanes` independent lanes
- * sharing one table. Open addressing, linear probing, load ≤ 1/2. Each table slot is a record of
- * three int32 side by side: [entry or -1, full hash of the key, what the key holds]. So a probe
+ * sharing one table. Open addressing, linear probing, load ≤ 0.8: 1.5 MB of slots at 100k keys
+ * instead of 3 MB at load ≤ 1/2, fewer cache misses (about 10 % off a probe pass in
+ * bench/policy.bench.ts's set); most probes that would walk a long run stop at the filter below.
+ * Each table slot is a record of
+ * three int32 side by side: [key's offset in `blob` or -1, full hash of the key, what the key holds]. So a probe
  * that misses (most do) reads one cache line, and a hit on a key that holds one value (nearly
  * all keys: one rule per pattern) reads its value from the same line — no second table. "What
  * the key holds" is that one value as value << codeBits | (lane * 2 + kind), or -2-r for run r
@@ -67,7 +73,15 @@ export class DomainIndex<V extends number = number> {
   private readonly lanes: number;
   private slots = new Int32Array(SLOT * 64).fill(-1);
   private mask = 63; // slot count - 1
-  private keys: string[] = [];
+  /**
+   * Every key as a length byte and its characters (Latin-1), at the offset its slot holds. A key
+   * with a character above U+00FF or 255 characters or more (normalised patterns have neither)
+   * has length byte 255 and its text in `wide`.
+   */
+  private blob = new Uint8Array(1024);
+  private blobUsed = 0;
+  private readonly wide = new Map<number, string>();
+  private nKeys = 0;
   /**
    * A bit per hash value (low bits above the slot index's), 8+ bits per key: a probe for a name
    * that is in no pattern (most probes) usually stops at this small, cache-resident array
@@ -94,6 +108,8 @@ export class DomainIndex<V extends number = number> {
   private lastName: string | null = null;
   /** Slots hit. */
   private readonly hits = new Int32Array(MAX_LABELS + 1);
+  /** Where in the name each hit's key starts (the key is the name from there on). */
+  private readonly hitStarts = new Int32Array(MAX_LABELS + 1);
   private nHits = 0;
   private wholeHit = false;
   private nameMask = 0;
@@ -167,22 +183,44 @@ export class DomainIndex<V extends number = number> {
   /** Label count of the key of the last entry() call. */
   private entryLabels = 1;
 
-  /** The slot of `key`'s entry, created if new (one pass hashes it and counts its labels). */
+  /**
+   * The slot of `key`'s entry, created if new. One pass reads each character once: it hashes the
+   * key, counts its labels and copies it into the blob's free space, which becomes the key's
+   * record only if the key is new (reading a rope's characters is slow: read them once).
+   */
   private entry(key: string): number {
+    const n = key.length;
+    if (this.blobUsed + n + 1 > this.blob.length) {
+      const b = new Uint8Array(Math.max(this.blob.length * 2, this.blobUsed + n + 1));
+      b.set(this.blob.subarray(0, this.blobUsed));
+      this.blob = b;
+    }
+    const blob = this.blob;
+    const at = this.blobUsed + 1;
     let h = 0x811c9dc5;
     let labels = 1;
-    for (let i = key.length - 1; i >= 0; i--) {
+    let wide = n >= 255;
+    for (let i = n - 1; i >= 0; i--) {
       const c = key.charCodeAt(i);
       if (c === 46) labels++;
+      if (c > 255) wide = true;
+      blob[at + i] = c; // past blobUsed: unused unless the key is new and fits
       h = Math.imul(h ^ c, 0x01000193);
     }
     this.entryLabels = labels;
     const found = this.lookup(key, 0, h);
     if (found >= 0) return found;
-    const e = this.keys.length;
-    this.keys.push(key);
-    if (this.keys.length * 2 > this.mask + 1) this.grow();
-    return this.place(h, e, NONE);
+    const off = this.blobUsed;
+    if (wide) {
+      blob[off] = 255; // the text lives in `wide`
+      this.wide.set(off, key);
+      this.blobUsed = off + 1;
+    } else {
+      blob[off] = n;
+      this.blobUsed = off + 1 + n;
+    }
+    if (++this.nKeys * 5 > (this.mask + 1) * 4) this.grow();
+    return this.place(h, off, NONE);
   }
 
   private place(h: number, e: number, held: number): number {
@@ -212,12 +250,19 @@ export class DomainIndex<V extends number = number> {
     const len = name.length - start;
     const slots = this.slots;
     const mask = this.mask;
+    const blob = this.blob;
     for (let i = h & mask; ; i = (i + 1) & mask) {
-      const e = slots[SLOT * i]!;
-      if (e === -1) return -1;
+      const off = slots[SLOT * i]!;
+      if (off === -1) return -1;
       if (slots[SLOT * i + 1] === h) {
-        const k = this.keys[e]!;
-        if (k.length === len && name.startsWith(k, start)) return i;
+        const n = blob[off]!;
+        if (n === 255) {
+          if (this.wide.get(off) === (start === 0 ? name : name.slice(start))) return i;
+        } else if (n === len) {
+          let j = 0;
+          while (j < len && blob[off + 1 + j] === name.charCodeAt(start + j)) j++;
+          if (j === len) return i;
+        }
       }
     }
   }
@@ -227,7 +272,7 @@ export class DomainIndex<V extends number = number> {
     for (const l of this.lists) l.sort(cmp as (a: number, b: number) => number);
     for (const s of this.scanned) s.sort((a, b) => cmp(a.value, b.value));
     let bits = 1 << 10;
-    while (bits < this.keys.length * 8) bits *= 2;
+    while (bits < this.nKeys * 8) bits *= 2;
     this.filter = new Int32Array(bits >>> 5);
     this.filterMask = bits - 1;
     for (let j = 0; j < this.slots.length; j += SLOT) {
@@ -239,6 +284,7 @@ export class DomainIndex<V extends number = number> {
     // Trim the runs to those there are (the doubling leaves up to half unused).
     const used = this.nRuns * this.width;
     if (this.runs.length > used) this.runs = this.runs.slice(0, used);
+    if (this.blob.length > this.blobUsed) this.blob = this.blob.slice(0, this.blobUsed);
   }
 
   /**
@@ -286,18 +332,23 @@ export class DomainIndex<V extends number = number> {
       h = Math.imul(h ^ c, 0x01000193);
     }
     this.nameMask = m;
-    if (this.keys.length !== 0) {
+    if (this.nKeys !== 0) {
       if (((sdepths | this.fullDepths) & labelBit(labels)) !== 0) {
         const si = this.lookup(name, 0, h);
         if (si >= 0) {
+          this.hitStarts[this.nHits] = 0;
           this.hits[this.nHits++] = si;
           this.wholeHit = true;
         }
       }
       // Longest suffix first: starts were collected from the right, so walk them backwards.
       for (let k = n - 1; k >= 0; k--) {
-        const si = this.lookup(name, this.starts[k]!, this.hashes[k]!);
-        if (si >= 0) this.hits[this.nHits++] = si;
+        const start = this.starts[k]!;
+        const si = this.lookup(name, start, this.hashes[k]!);
+        if (si >= 0) {
+          this.hitStarts[this.nHits] = start;
+          this.hits[this.nHits++] = si;
+        }
       }
     }
     this.lastName = name;
@@ -322,12 +373,12 @@ export class DomainIndex<V extends number = number> {
       if (held >= 0) {
         const code = held & codeMask;
         if (code === base + KIND_SUFFIX || (whole && code === base + KIND_FULL)) {
-          if (visit((held >>> this.codeBits) as V, code === base + KIND_FULL ? 'full' : 'suffix', this.keys[slots[SLOT * si]!]!)) return true;
+          if (visit((held >>> this.codeBits) as V, code === base + KIND_FULL ? 'full' : 'suffix', this.hitKey(name, k))) return true;
         }
         continue;
       }
       const at = (-2 - held) * this.width + base;
-      const key = this.keys[slots[SLOT * si]!]!;
+      const key = this.hitKey(name, k);
       if (whole) {
         const f = this.runs[at + KIND_FULL]!;
         if (f !== NONE && this.visitSlot(f, 'full', key, visit)) return true;
@@ -345,6 +396,12 @@ export class DomainIndex<V extends number = number> {
       }
     }
     return false;
+  }
+
+  /** The key of hit `k` of `name`'s probe: the name from the hit's start (equal to the key). */
+  private hitKey(name: string, k: number): string {
+    const start = this.hitStarts[k]!;
+    return start === 0 ? name : name.slice(start);
   }
 
   private visitSlot(s: number, kind: DomainPattern['kind'], key: string, visit: (value: V, kind: DomainPattern['kind'], key: string) => boolean): boolean {

@@ -70,6 +70,7 @@ export class RuleSet {
     this.lane = lane;
     this.rules = all;
     this.hasMatcher = new Uint32Array((all.length >>> 5) + 1);
+    const sharedApps = new Map<readonly AppPattern[], AppIndex<true>>();
     for (const r of members) {
       const i = r.index;
       // Each field read once: on a PackedRules rule a read builds the array (see packed-rules.ts).
@@ -79,7 +80,7 @@ export class RuleSet {
       const stage: RuleStage = domains.length ? 'domain' : cidrs.length ? 'cidr' : apps.length ? 'app' : 'other';
       const conds = +(domains.length > 0) + +(apps.length > 0) + +(cidrs.length > 0) + +(r.ports.length > 0) + +(r.network !== null);
       if (conds !== 1 || stage === 'other') { // not isSimple(r)
-        this.compiled.set(i, new CompiledRule(all, r));
+        this.compiled.set(i, new CompiledRule(all, r, sharedApps));
         this.hasMatcher[i >>> 5]! |= 1 << (i & 31);
       }
       if (stage === 'domain') { for (const p of domains) this.domain.add(p, i, lane); this.domainSize += domains.length; }
@@ -162,7 +163,9 @@ export class RuleSet {
 
   // The visitors build no objects unless the rule matches (decide() runs them per candidate).
   private readonly onDomain = (r: number, kind: DomainPattern['kind'], key: string): boolean => {
-    return this.consider(r, kind === 'full' ? 1000 : kind === 'suffix' ? 2 + countDots(key) : 0, PRIMARY_DOMAIN, kind, key);
+    // decide() (no collector) does not rank by spec: the index visits most specific first.
+    const spec = this.col === null ? 0 : kind === 'full' ? 1000 : kind === 'suffix' ? 2 + countDots(key) : 0;
+    return this.consider(r, spec, PRIMARY_DOMAIN, kind, key);
   };
 
   private readonly onCidr = (r: number, prefix: number): boolean => {
