@@ -11,8 +11,8 @@
 // the characters), not as JS strings: the strings a config or list loader hands over are often
 // ropes or slices of a bigger string, so comparing one meant following two or three pointers to
 // scattered memory, and the compare was the costliest part of a lookup (bench/policy.bench.ts).
-// So a lookup creates no substrings, reads one place for the key, and hashes each character once; the same pass checks that the query name needs no normalising
-// (normalizeAndProbe). The probe result of the last name is kept, so the second lane (and
+// So a lookup creates no substrings, reads one place for the key, and hashes each character once;
+// the same pass checks that the query name needs no normalising (normalizeAndProbe). The probe result of the last name is kept, so the second lane (and
 // explain's second walk) reuses it. Keywords and regexps are scanned linearly (one `includes` or
 // regexp test per pattern per query; see docs/config.md), except that one that needs a character
 // the name lacks (a character mask the hash pass computes anyway), or a first/last character it
@@ -61,9 +61,8 @@ const SLOT = 3;
  * sharing one table. Open addressing, linear probing, load ≤ 0.8: 1.5 MB of slots at 100k keys
  * instead of 3 MB at load ≤ 1/2, fewer cache misses (about 10 % off a probe pass in
  * bench/policy.bench.ts's set); most probes that would walk a long run stop at the filter below.
- * Each table slot is a record of
- * three int32 side by side: [key's offset in `blob` or -1, full hash of the key, what the key holds]. So a probe
- * that misses (most do) reads one cache line, and a hit on a key that holds one value (nearly
+ * Each table slot is a record of three int32 side by side: [key's offset in `blob` or -1, full
+ * hash of the key, what the key holds]. So a probe that misses (most do) reads one cache line, and a hit on a key that holds one value (nearly
  * all keys: one rule per pattern) reads its value from the same line — no second table. "What
  * the key holds" is that one value as value << codeBits | (lane * 2 + kind), or -2-r for run r
  * of `runs`: lanes × 2 kinds value slots, each NONE, a value, or -2-k for list k (several rules
