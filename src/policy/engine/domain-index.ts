@@ -13,10 +13,11 @@
 // scattered memory, and the compare was the costliest part of a lookup (bench/policy.bench.ts).
 // So a lookup creates no substrings, reads one place for the key, and hashes each character once;
 // the same pass checks that the query name needs no normalising (normalizeAndProbe). The probe
-// result of the last name is kept, so the second lane (and explain's second walk) reuses it. Keywords and regexps are scanned linearly (one `includes` or
-// regexp test per pattern per query; see docs/config.md), except that one that needs a character
-// the name lacks (a character mask the hash pass computes anyway), or a first/last character it
-// does not have, is skipped without a search (regexp-filter.ts).
+// result of the last name is kept, so the second lane (and explain's second walk) reuses it.
+// Keywords and regexps are scanned linearly (one `includes` or regexp test per pattern per query;
+// see docs/config.md), except that one that needs a character the name lacks (a character mask
+// the hash pass computes anyway), or a first/last character it does not have, is skipped without
+// a search (regexp-filter.ts).
 import type { DomainPattern } from '../types.ts';
 import { charMask, mayMatch, regexpNeeds, type RegexpNeeds } from './regexp-filter.ts';
 import { normalizeQueryDomain } from './query.ts';
