@@ -406,11 +406,14 @@ export class Forwarder {
     }
     const now = this.#now();
     const p = prepare(bytes, a, this.#cfg.cache, now, { name: q.name, upstream: answer.upstream, path, egresses: proj.egresses });
+    // The hook (the OS backend filling its sets) starts first and the store is written while it
+    // runs: both are done before the answer leaves, but the store no longer delays the hook.
+    const hooked = withHook && p.addresses.length > 0 && this.#binder.active ? this.#binder.hookFor(p, now) : null;
     for (const addr of p.addresses) {
       this.#store.record(addr.ip, { name: q.name, chain: p.chain, ttlSeconds: p.ttl, upstream: answer.upstream });
     }
-    if (withHook && p.addresses.length > 0 && this.#binder.active) {
-      const ok = await this.#binder.hookFor(p, now);
+    if (hooked !== null) {
+      const ok = await hooked;
       if (!ok && !this.#binder.isDirect(proj.egresses)) {
         throw new DnsError('SY_ERR_DNS_HOOK', `binding hook failed for ${q.name}`);
       }
