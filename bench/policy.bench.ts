@@ -3,8 +3,7 @@
 //   npm run bench:policy -- --size 100k --queries 1000000 --no-write
 //   npm run build && npm run bench:policy -- --built   (the engine from the tsc build, dist/)
 // The default runs the sources through tsx (esbuild's transform); --built times the code the
-// daemon actually runs. (A script outside this package imports the sources as CommonJS, where
-// every cross-module call goes through two export getters: profile from inside the package.)
+// daemon actually runs.
 // Each size runs in a fresh child process (with --expose-gc) so heap figures do not mix.
 // Per-decision latency is timed call by call with process.hrtime.bigint(); the timer's own cost,
 // measured in the same run, is subtracted. Throughput is timed over whole batches without
